@@ -1,0 +1,193 @@
+"""One thread per connection over blocking sockets: the classic model, kept as the baseline
+for the event-loop-vs-threads comparison. It shares the Reader, codec and Dispatcher with the
+reactor, so both answer every request the same way.
+
+Coroutine handlers run on one background event loop; @blocking handlers need nothing special
+(every handler already runs on its connection's own thread).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import threading
+import time
+
+from ..dispatch import ASYNC, CallError
+from ..logs import RefusalLog
+from ..wire.codec import make_codec
+from ..wire.errors import WireError
+from ..wire.reader import Reader
+
+log = logging.getLogger("dracula.thread")
+
+
+class _Conn:
+    __slots__ = ("sock", "busy", "thread")
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.busy = False
+        self.thread = threading.current_thread()
+
+
+class ThreadedBackend:
+    def __init__(self, config, dispatcher, sock):
+        self.config = config
+        self.dispatcher = dispatcher
+        self.sock = sock
+        self.refusals = RefusalLog()
+        self.lock = threading.Lock()
+        self.connections = set()
+        self.stopping = threading.Event()
+        self.coro_loop = None
+
+    def run(self, on_ready) -> None:
+        if any(m.kind == ASYNC for m in self.dispatcher.methods.values()):
+            self.coro_loop = asyncio.new_event_loop()
+            threading.Thread(target=self.coro_loop.run_forever, name="dracula-coroutines",
+                             daemon=True).start()
+        self.sock.setblocking(True)
+        on_ready()
+        try:
+            while not self.stopping.is_set():
+                try:
+                    client, peer = self.sock.accept()
+                except OSError as e:
+                    if self.stopping.is_set():
+                        break
+                    log.warning("accept failed: %s", e)
+                    self.stopping.wait(0.05)  # e.g. out of file descriptors: back off briefly
+                    continue
+                threading.Thread(target=self._serve_connection, args=(client, peer),
+                                 name="dracula-conn", daemon=True).start()
+            self._drain()
+        finally:
+            if self.coro_loop is not None:
+                self.coro_loop.call_soon_threadsafe(self.coro_loop.stop)
+
+    def stop(self) -> None:
+        """Begin a graceful stop; safe from any thread and from signal handlers."""
+        self.stopping.set()
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
+        except OSError:
+            pass
+
+    def _drain(self) -> None:
+        with self.lock:
+            conns = list(self.connections)
+            for conn in conns:
+                if not conn.busy:
+                    _shutdown_read(conn.sock)
+        threads = [conn.thread for conn in conns]
+        if any(conn.busy for conn in conns):
+            log.info("draining %d connection(s) with requests in flight", sum(c.busy for c in conns))
+        deadline = _Deadline(self.config.graceful_timeout)
+        for thread in threads:
+            thread.join(deadline.left())
+        with self.lock:
+            left = list(self.connections)
+        if left:
+            log.warning("graceful timeout: closing %d connection(s) with requests in flight", len(left))
+            for conn in left:
+                _shutdown_read(conn.sock, socket.SHUT_RDWR)
+
+    def _serve_connection(self, sock, peer) -> None:
+        conn = _Conn(sock)
+        with self.lock:
+            if self.stopping.is_set():
+                sock.close()
+                return
+            self.connections.add(conn)
+        config = self.config
+        reader = Reader(config.max_frame_size, config.max_depth, config.max_container_size)
+        codec = None
+        try:
+            while True:
+                n = sock.recv_into(reader.get_buffer())
+                if n == 0:
+                    break
+                with self.lock:
+                    conn.busy = True
+                reader.received(n)
+                out = []
+                keep_open = True
+                while True:
+                    try:
+                        msg = reader.next_message()
+                    except WireError as e:
+                        self.refusals(peer, e.reason)
+                        wire = reader.wire
+                        if e.reply_to is not None:
+                            reply = self.dispatcher.refuse_bytes(e, self._codec(wire.protocol), wire.framed)
+                            if reply is not None:
+                                out.append(reply)
+                        keep_open = not e.fatal
+                        if keep_open:
+                            continue
+                        break
+                    if msg is None:
+                        break
+                    if codec is None:
+                        codec = self._codec(reader.wire.protocol)
+                    reply = self._handle(msg, codec, reader.wire.framed, peer)
+                    if reply is not None:
+                        out.append(reply)
+                if out:
+                    sock.sendall(b"".join(out))
+                if not keep_open:
+                    break
+                with self.lock:
+                    conn.busy = False
+                    if self.stopping.is_set() and not reader.buffered:
+                        break
+        except OSError:
+            pass  # reset by the peer, or shut down at the end of a drain
+        finally:
+            with self.lock:
+                self.connections.discard(conn)
+            sock.close()
+
+    def _codec(self, protocol):
+        # Codecs reuse buffers, so each connection thread has its own.
+        local = _thread_codecs.__dict__
+        codec = local.get(protocol)
+        if codec is None:
+            codec = local[protocol] = make_codec(protocol, self.config.max_depth)
+        return codec
+
+    def _handle(self, msg, codec, framed, peer):
+        dispatcher = self.dispatcher
+        try:
+            method, args = dispatcher.prepare(msg, codec)
+        except (CallError, WireError) as e:
+            if isinstance(e, WireError):
+                self.refusals(peer, e.reason)
+            return dispatcher.refuse(msg, e, codec, framed)
+        if method.kind is not ASYNC:
+            return dispatcher.call_sync(method, args, msg, codec, framed)
+        future = asyncio.run_coroutine_threadsafe(method.fn(*args), self.coro_loop)
+        try:
+            value = future.result()
+        except Exception as e:
+            return dispatcher.outcome(method, msg, codec, framed, error=e)
+        return dispatcher.outcome(method, msg, codec, framed, value)
+
+
+_thread_codecs = threading.local()
+
+
+def _shutdown_read(sock, how=socket.SHUT_RD) -> None:
+    try:
+        sock.shutdown(how)
+    except OSError:
+        pass
+
+
+class _Deadline:
+    def __init__(self, seconds: float):
+        self._end = time.monotonic() + seconds
+
+    def left(self) -> float:
+        return max(0.0, self._end - time.monotonic())

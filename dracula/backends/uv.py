@@ -1,0 +1,253 @@
+"""The libuv reactor: uvloop owns the listening socket; one BufferedProtocol per connection.
+
+libuv reads straight into the connection's own Reader buffer. Every complete message in a read
+is dispatched before anything is written, so pipelined requests get their replies in one
+write. Plain handlers run inline; coroutine handlers become tasks and @blocking ones go to a
+thread pool, while later replies on the same connection wait in `slots` so that replies always
+leave in request order.
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import functools
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+import uvloop
+
+from ..dispatch import ASYNC, BLOCKING, SYNC, CallError
+from ..logs import RefusalLog
+from ..wire.codec import make_codec
+from ..wire.errors import WireError
+from ..wire.reader import Message, Reader
+
+log = logging.getLogger("dracula.uv")
+
+
+class UVBackend:
+    def __init__(self, config, dispatcher, sock):
+        self.config = config
+        self.dispatcher = dispatcher
+        self.sock = sock
+        self.connections = set()
+        self.codecs = {}
+        self.refusals = RefusalLog()
+        self.draining = False
+        self.pool = None
+        self.loop = None
+        self._stop = None
+        self._stop_requested = False
+        self._all_closed = None
+
+    def codec_for(self, protocol: str):
+        codec = self.codecs.get(protocol)
+        if codec is None:
+            codec = self.codecs[protocol] = make_codec(protocol, self.config.max_depth)
+        return codec
+
+    def run(self, on_ready) -> None:
+        self.loop = uvloop.new_event_loop()
+        try:
+            self.loop.run_until_complete(self._serve(on_ready))
+        finally:
+            if self.pool is not None:
+                self.pool.shutdown(wait=False, cancel_futures=True)
+            self.loop.close()
+
+    def stop(self) -> None:
+        """Begin a graceful stop; safe from any thread and from signal handlers."""
+        self._stop_requested = True
+        loop = self.loop
+        if loop is not None and not loop.is_closed() and self._stop is not None:
+            try:
+                loop.call_soon_threadsafe(self._stop.set)
+            except RuntimeError:  # the loop closed in between
+                pass
+
+    async def _serve(self, on_ready) -> None:
+        self._stop = asyncio.Event()
+        if any(m.kind == BLOCKING for m in self.dispatcher.methods.values()):
+            self.pool = ThreadPoolExecutor(self.config.thread_count, thread_name_prefix="dracula-blocking")
+        server = await self.loop.create_server(
+            lambda: Connection(self), sock=self.sock, backlog=self.config.backlog)
+        on_ready()
+        if not self._stop_requested:
+            await self._stop.wait()
+        server.close()
+        await self._drain()
+
+    async def _drain(self) -> None:
+        self.draining = True
+        self._all_closed = self.loop.create_future()
+        busy = 0
+        for conn in list(self.connections):
+            if not conn.close_if_idle():
+                busy += 1
+        if self.connections:
+            log.info("draining %d connection(s) with requests in flight", busy)
+            try:
+                await asyncio.wait_for(asyncio.shield(self._all_closed), self.config.graceful_timeout)
+            except asyncio.TimeoutError:
+                log.warning("graceful timeout: closing %d connection(s) with requests in flight",
+                            len(self.connections))
+        for conn in list(self.connections):
+            conn.transport.abort()
+        # Let connection_lost callbacks run before the loop closes.
+        await asyncio.sleep(0)
+
+    def connection_closed(self, conn) -> None:
+        self.connections.discard(conn)
+        if self.draining and not self.connections and not self._all_closed.done():
+            self._all_closed.set_result(None)
+
+
+class Connection(asyncio.BufferedProtocol):
+    def __init__(self, backend: UVBackend):
+        config = backend.config
+        self.backend = backend
+        self.dispatcher = backend.dispatcher
+        self.reader = Reader(config.max_frame_size, config.max_depth, config.max_container_size)
+        self.transport = None
+        self.peer = None
+        self.codec = None
+        self.framed = False
+        self.slots = collections.deque()  # [reply, done] for calls off the loop, in request order
+        self.later = []  # replies released by slots, written on the next loop turn
+        self.closed = False
+        self.eof = False
+
+    # -- transport callbacks ---------------------------------------------------------------
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        self.peer = transport.get_extra_info("peername")
+        config = self.backend.config
+        transport.set_write_buffer_limits(high=config.write_high_water, low=config.write_low_water)
+        self.backend.connections.add(self)
+
+    def connection_lost(self, exc) -> None:
+        self.closed = True
+        self.backend.connection_closed(self)
+
+    def pause_writing(self) -> None:
+        # The client is not reading its replies: stop reading its requests.
+        self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if not self.closed:
+            self.transport.resume_reading()
+
+    def eof_received(self):
+        # A client that half-closes after its requests still gets their replies: keep the
+        # write side open while calls are in flight (returning False closes the transport
+        # once what is already written has been sent).
+        self.eof = True
+        return bool(self.slots or self.later)
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.reader.get_buffer()
+
+    def buffer_updated(self, nbytes: int) -> None:
+        reader = self.reader
+        reader.received(nbytes)
+        out = []
+        keep_open = True
+        while True:
+            try:
+                msg = reader.next_message()
+            except WireError as e:
+                keep_open = self._refused(e, out)
+                if keep_open:
+                    continue
+                break
+            if msg is None:
+                break
+            if self.codec is None:
+                self.codec = self.backend.codec_for(reader.wire.protocol)
+                self.framed = reader.wire.framed
+            self._handle(msg, out)
+        if out:
+            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+        if not keep_open:
+            self.transport.close()
+        elif self.backend.draining:
+            self.close_if_idle()
+
+    # -- requests --------------------------------------------------------------------------
+    def _handle(self, msg: Message, out: list) -> None:
+        dispatcher = self.dispatcher
+        try:
+            method, args = dispatcher.prepare(msg, self.codec)
+        except (CallError, WireError) as e:
+            if isinstance(e, WireError):
+                self.backend.refusals(self.peer, e.reason)
+            self._emit(dispatcher.refuse(msg, e, self.codec, self.framed), out)
+            return
+        kind = method.kind
+        if kind is SYNC:
+            self._emit(dispatcher.call_sync(method, args, msg, self.codec, self.framed), out)
+            return
+        slot = [None, False]
+        self.slots.append(slot)
+        if kind is ASYNC:
+            future = asyncio.ensure_future(method.fn(*args), loop=self.backend.loop)
+        else:
+            future = self.backend.loop.run_in_executor(self.backend.pool, method.fn, *args)
+        future.add_done_callback(functools.partial(self._finished, method, msg, slot))
+
+    def _emit(self, reply, out: list) -> None:
+        if reply is None:
+            return
+        if self.slots:
+            self.slots.append([reply, True])
+        else:
+            out.append(reply)
+
+    def _finished(self, method, msg, slot, future) -> None:
+        if future.cancelled():
+            error, value = asyncio.CancelledError("the call was cancelled"), None
+        else:
+            error = future.exception()
+            value = None if error is not None else future.result()
+        slot[0] = self.dispatcher.outcome(method, msg, self.codec, self.framed, value, error)
+        slot[1] = True
+        slots = self.slots
+        released = not self.later
+        while slots and slots[0][1]:
+            reply = slots.popleft()[0]
+            if reply is not None:
+                self.later.append(reply)
+        if self.later and released:
+            self.backend.loop.call_soon(self._flush)
+        elif not slots:
+            self._after_reply()
+
+    def _flush(self) -> None:
+        later, self.later = self.later, []
+        if not self.closed:
+            self.transport.write(b"".join(later))
+        self._after_reply()
+
+    def _after_reply(self) -> None:
+        if self.closed:
+            return
+        if self.backend.draining:
+            self.close_if_idle()
+        elif self.eof and not self.slots and not self.later:
+            self.transport.close()
+
+    def _refused(self, error: WireError, out: list) -> bool:
+        """Log a refusal, tell the client where the wire allows; False when it must close."""
+        self.backend.refusals(self.peer, error.reason)
+        wire = self.reader.wire
+        if error.reply_to is not None:
+            codec = self.backend.codec_for(wire.protocol)
+            self._emit(self.dispatcher.refuse_bytes(error, codec, wire.framed), out)
+        return not error.fatal
+
+    def close_if_idle(self) -> bool:
+        """Close now if nothing is in flight or half-read; True if it closed."""
+        if self.slots or self.later or self.reader.buffered:
+            return False
+        self.transport.close()
+        return True

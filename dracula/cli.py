@@ -1,0 +1,71 @@
+"""`dracula serve` (and later `call`, `describe`): argument parsing only."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import __version__
+from .config import Config, ConfigError
+from .loader import LoadError, load_handler, load_service
+from .logs import configure
+from .server import BindError, Server
+
+EXIT_USAGE = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dracula", description="Thrift RPC server for thriftpy2 services.")
+    parser.add_argument("--version", action="version", version="dracula " + __version__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    defaults = Config()
+    serve = commands.add_parser("serve", help="serve a .thrift service with a Python handler")
+    serve.add_argument("service", metavar="IDL_PATH:SERVICE", help="e.g. idl/pingpong.thrift:PingService")
+    serve.add_argument("handler", metavar="HANDLER", help="module:attr: a class, factory or instance")
+    serve.add_argument("--host", default=defaults.host)
+    serve.add_argument("--port", type=int, default=defaults.port)
+    serve.add_argument("--backend", choices=("uv", "thread"), default=defaults.backend)
+    serve.add_argument("--backlog", type=int, default=defaults.backlog)
+    serve.add_argument("--log-level", default=defaults.log_level,
+                       choices=("critical", "error", "warning", "info", "debug"))
+    serve.add_argument("--app-dir", default=".", help="put this directory first on sys.path (default: .)")
+    serve.add_argument("--max-frame-size", type=int, default=defaults.max_frame_size,
+                       help="largest frame or unframed message, bytes (default: 16 MiB)")
+    serve.add_argument("--max-depth", type=int, default=defaults.max_depth,
+                       help="deepest nesting of structs/containers (default: 64)")
+    serve.add_argument("--max-container-size", type=int, default=defaults.max_container_size,
+                       help="most elements one container may declare (default: 10,000,000)")
+    serve.add_argument("--graceful-timeout", type=float, default=defaults.graceful_timeout,
+                       help="seconds to finish in-flight requests on SIGTERM/SIGINT (default: 30)")
+    serve.add_argument("--blocking-threads", type=int, default=None,
+                       help="threads for @dracula.blocking handlers (default: min(32, cpus + 4))")
+    return parser
+
+
+def serve(args) -> int:
+    configure(args.log_level)
+    try:
+        config = Config(host=args.host, port=args.port, backend=args.backend, backlog=args.backlog,
+                        log_level=args.log_level, max_frame_size=args.max_frame_size,
+                        max_depth=args.max_depth, max_container_size=args.max_container_size,
+                        graceful_timeout=args.graceful_timeout,
+                        blocking_threads=args.blocking_threads).validate()
+        name, service = load_service(args.service)
+        handler = load_handler(args.handler, args.app_dir)
+        server = Server([(name, service, handler)], config)
+    except (LoadError, ConfigError, BindError) as e:
+        print("dracula: error: %s" % e, file=sys.stderr)
+        return EXIT_USAGE
+    server.serve()
+    return 0
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "serve":
+        return serve(args)
+    return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

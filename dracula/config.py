@@ -1,0 +1,70 @@
+"""One Config: every server option, its default and its validation.
+
+The CLI, `make_server` and both backends read options from here only, so a default lives in
+exactly one place.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+
+BACKENDS = ("uv", "thread")
+MIB = 1024 * 1024
+
+
+class ConfigError(ValueError):
+    """An option has a value the server cannot run with; the message names it."""
+
+
+@dataclasses.dataclass
+class Config:
+    host: str = "127.0.0.1"
+    port: int = 9090
+    backend: str = "uv"
+    # The kernel caps this at net.core.somaxconn; asyncio's default of 100 drops SYNs in storms.
+    backlog: int = 4096
+    log_level: str = "info"
+    # Largest frame (framed) or message (unframed) accepted; larger declared sizes close the
+    # connection before a byte of the body is buffered.
+    max_frame_size: int = 16 * MIB
+    # Nesting of structs and containers, the arguments struct counted as 1 (thriftpy2's codec
+    # refuses past 64 too).
+    max_depth: int = 64
+    # Elements one container may declare.
+    max_container_size: int = 10_000_000
+    # Seconds SIGTERM/SIGINT waits for in-flight requests before closing what is left.
+    graceful_timeout: float = 30.0
+    # Threads for handlers marked @dracula.blocking (uv backend) and for coroutine handlers'
+    # loop (thread backend). None: min(32, cpu + 4), as concurrent.futures does.
+    blocking_threads: int | None = None
+    # Per-connection write buffer marks (uv backend): past high, stop reading that client.
+    write_high_water: int = 1 * MIB
+    write_low_water: int = 256 * 1024
+
+    def validate(self) -> "Config":
+        if self.backend not in BACKENDS:
+            raise ConfigError("backend must be one of %s, not %r" % ("/".join(BACKENDS), self.backend))
+        if not 0 <= self.port <= 65535:
+            raise ConfigError("port must be 0..65535, not %r" % self.port)
+        if self.backlog < 1:
+            raise ConfigError("backlog must be at least 1")
+        if not isinstance(logging.getLevelName(self.log_level.upper()), int):
+            raise ConfigError("unknown log level %r" % self.log_level)
+        if not 16 <= self.max_frame_size <= 2**31 - 1:
+            raise ConfigError("max_frame_size must be 16..2147483647 bytes")
+        if not 1 <= self.max_depth <= 64:
+            raise ConfigError("max_depth must be 1..64 (thriftpy2's codec stops at 64)")
+        if self.max_container_size < 0:
+            raise ConfigError("max_container_size must not be negative")
+        if self.graceful_timeout < 0:
+            raise ConfigError("graceful_timeout must not be negative")
+        if self.blocking_threads is not None and self.blocking_threads < 1:
+            raise ConfigError("blocking_threads must be at least 1")
+        if not 0 <= self.write_low_water <= self.write_high_water:
+            raise ConfigError("write marks need 0 <= low <= high")
+        return self
+
+    @property
+    def thread_count(self) -> int:
+        return self.blocking_threads or min(32, (os.cpu_count() or 1) + 4)

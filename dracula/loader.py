@@ -1,0 +1,65 @@
+"""Resolve the CLI's `IDL_PATH:SERVICE` and `module:attr` strings into objects.
+
+Every failure is a LoadError whose message names the problem; the CLI prints it as one line.
+"""
+from __future__ import annotations
+
+import importlib
+import inspect
+import os
+import sys
+
+import thriftpy2
+
+
+class LoadError(Exception):
+    pass
+
+
+def load_service(spec: str):
+    """`idl/x.thrift:Service` → (service name, thriftpy2 service class)."""
+    path, sep, name = spec.rpartition(":")
+    if not sep or not path or not name:
+        raise LoadError("expected IDL_PATH:SERVICE, got %r" % spec)
+    if not os.path.isfile(path):
+        raise LoadError("IDL file not found: %s" % path)
+    try:
+        module = thriftpy2.load(path)
+    except Exception as e:
+        raise LoadError("cannot parse %s: %s" % (path, e)) from None
+    service = getattr(module, name, None)
+    if service is None or not hasattr(service, "thrift_services"):
+        services = sorted(k for k, v in vars(module).items() if hasattr(v, "thrift_services"))
+        raise LoadError("%s has no service %r (services: %s)" % (path, name, ", ".join(services) or "none"))
+    return name, service
+
+
+def load_handler(spec: str, app_dir: str = "."):
+    """`pkg.module:attr` → handler object. `attr` may be a class (instantiated with no
+    arguments), a zero-argument factory function, or an instance."""
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise LoadError("expected HANDLER as module:attribute, got %r" % spec)
+    app_dir = os.path.abspath(app_dir)
+    if app_dir not in sys.path[:1]:
+        sys.path.insert(0, app_dir)
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        if e.name and module_name.startswith(e.name):
+            raise LoadError("cannot import handler module %r: %s" % (module_name, e)) from None
+        raise LoadError("handler module %r failed to import: %s" % (module_name, e)) from None
+    except Exception as e:
+        raise LoadError("handler module %r failed to import: %s: %s" % (module_name, type(e).__name__, e)) from None
+    target = module
+    for part in attr.split("."):
+        try:
+            target = getattr(target, part)
+        except AttributeError:
+            raise LoadError("module %r has no attribute %r" % (module_name, attr)) from None
+    if inspect.isclass(target) or inspect.isfunction(target):
+        try:
+            target = target()
+        except Exception as e:
+            raise LoadError("cannot create handler %s: %s: %s" % (spec, type(e).__name__, e)) from None
+    return target

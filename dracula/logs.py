@@ -1,0 +1,50 @@
+"""Logging set-up and the rate-limited refusal log.
+
+Every refused connection or message gets one line naming the peer and the reason, but an
+attacker must not be able to flood the log: past `burst` lines in a second, lines are counted
+and one summary line reports how many were suppressed.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+log = logging.getLogger("dracula")
+
+
+def configure(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("dracula").setLevel(level.upper())
+
+
+class RefusalLog:
+    def __init__(self, burst: int = 20, clock=time.monotonic):
+        self.burst = burst
+        self.clock = clock
+        self.window = 0.0
+        self.count = 0
+        self.suppressed = 0
+        self.lock = threading.Lock()
+        self.log = logging.getLogger("dracula.refused")
+
+    def __call__(self, peer, reason: str) -> None:
+        with self.lock:
+            now = self.clock()
+            if now - self.window >= 1.0:
+                if self.suppressed:
+                    self.log.warning("%d more refusals in the last second were not logged", self.suppressed)
+                self.window = now
+                self.count = 0
+                self.suppressed = 0
+            self.count += 1
+            if self.count > self.burst:
+                self.suppressed += 1
+                return
+        self.log.warning("refused %s: %s", format_peer(peer), reason)
+
+
+def format_peer(peer) -> str:
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        return "%s:%s" % peer[:2]
+    return str(peer or "unknown peer")

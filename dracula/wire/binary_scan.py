@@ -1,0 +1,196 @@
+"""Find where a binary-protocol message ends, checking every declared size on the way.
+
+thriftpy2's Cython codec trusts sizes: a 27-byte call may claim a 30-million-element list and
+it allocates for it; a string may claim more bytes than exist and it returns heap memory. So no
+bytes reach the codec until this scanner has walked the message's structure and shown that
+every size is backed by bytes that arrived, every type code is one the codec reads exactly as
+written here, and nesting stays within the codec's depth. The walk is resumable: an unframed
+message that trickles in is scanned once in total, never re-parsed from its start, and a long
+string or fixed-width list is stepped over in one jump.
+"""
+from __future__ import annotations
+
+import struct
+
+from .errors import WireError
+
+_i32 = struct.Struct("!i").unpack_from
+
+VERSION_MASK = 0xFFFF0000
+VERSION_1 = 0x80010000
+
+STOP, BOOL, BYTE, DOUBLE, I16, I32, I64 = 0, 2, 3, 4, 6, 8, 10
+STRING, STRUCT, MAP, SET, LIST, BINARY = 11, 12, 13, 14, 15, 18
+
+# Bytes a value of each type occupies when that is fixed; 0 for variable-size types.
+_FIXED = [0] * 256
+for _t, _n in ((BOOL, 1), (BYTE, 1), (DOUBLE, 8), (I16, 2), (I32, 4), (I64, 8)):
+    _FIXED[_t] = _n
+# The fewest bytes a value can occupy; 0 marks a type code the codec does not read as written.
+_MIN = list(_FIXED)
+for _t, _n in ((STRING, 4), (BINARY, 4), (STRUCT, 1), (MAP, 6), (SET, 5), (LIST, 5)):
+    _MIN[_t] = _n
+
+# Stack frames: a struct has no state; containers are [kind, type, value type, items left].
+_IN_STRUCT = (0,)
+_IN_LIST = 1
+_IN_MAP = 2
+
+
+class BinaryScanner:
+    """Scans one message at a time. Offsets are relative to the message's first byte, so the
+    reader may move the buffer's contents between calls."""
+
+    __slots__ = ("max_depth", "max_container", "pos", "need", "stack", "header")
+
+    def __init__(self, max_depth: int, max_container: int):
+        self.max_depth = max_depth
+        self.max_container = max_container
+        self.reset()
+
+    def reset(self) -> None:
+        self.pos = 0
+        self.need = 0  # no point scanning again before the message has this many bytes
+        self.stack = []
+        self.header = None  # (name bytes, message type, seqid, body offset)
+
+    def scan(self, buf, base: int, end: int, limit: int) -> int:
+        """Length of the message starting at buf[base], or -1 while bytes up to it are missing.
+
+        The message may not extend past buf[limit]. Raises WireError for sizes, types or
+        nesting the codec must not see.
+        """
+        if self.header is None:
+            if not self._scan_header(buf, base, end, limit):
+                return -1
+        pos = base + self.pos
+        stack = self.stack
+        need = 0
+        while stack:
+            frame = stack[-1]
+            if frame is _IN_STRUCT:
+                if pos >= end:
+                    break
+                t = buf[pos]
+                if t == STOP:
+                    pos += 1
+                    stack.pop()
+                    continue
+                p = pos + 3  # type byte and field id
+            else:
+                left = frame[3]
+                if not left:
+                    stack.pop()
+                    continue
+                t = frame[1] if frame[0] == _IN_LIST or not left & 1 else frame[2]
+                p = pos
+            size = _FIXED[t]
+            if size:
+                if p + size > end:
+                    break
+                pos = p + size
+            elif t == STRING or t == BINARY:
+                if p + 4 > end:
+                    break
+                n = _i32(buf, p)[0]
+                q = p + 4 + n
+                if n < 0 or q > limit:
+                    raise WireError("string of %d bytes does not fit the message" % n)
+                if q > end:
+                    need = q
+                    break
+                pos = q
+            elif t == STRUCT:
+                if len(stack) >= self.max_depth:
+                    raise WireError("nesting deeper than %d" % self.max_depth)
+                pos = p
+                stack.append(_IN_STRUCT)
+            elif t == LIST or t == SET:
+                if p + 5 > end:
+                    break
+                et = buf[p]
+                n = _i32(buf, p + 1)[0]
+                self._check_container(stack, (et,), n, p + 5, limit)
+                q = p + 5 + n * _FIXED[et]
+                if _FIXED[et] or not n:
+                    if q > end:
+                        need = q
+                        break
+                    pos = q
+                else:
+                    pos = p + 5
+                    stack.append([_IN_LIST, et, et, n])
+            elif t == MAP:
+                if p + 6 > end:
+                    break
+                kt = buf[p]
+                vt = buf[p + 1]
+                n = _i32(buf, p + 2)[0]
+                self._check_container(stack, (kt, vt), n, p + 6, limit)
+                if not n:
+                    pos = p + 6
+                elif _FIXED[kt] and _FIXED[vt]:
+                    q = p + 6 + n * (_FIXED[kt] + _FIXED[vt])
+                    if q > end:
+                        need = q
+                        break
+                    pos = q
+                else:
+                    pos = p + 6
+                    stack.append([_IN_MAP, kt, vt, 2 * n])
+            else:
+                raise WireError("unknown type code %d" % t)
+            if frame is not _IN_STRUCT:
+                frame[3] -= 1
+        self.pos = pos - base
+        if stack:
+            if end > limit:
+                raise WireError("message longer than %d bytes" % (limit - base))
+            self.need = need - base if need else 0
+            return -1
+        return self.pos
+
+    def _check_container(self, stack, types, n, body, limit) -> None:
+        if n < 0 or n > self.max_container:
+            raise WireError("container of %d elements (limit %d)" % (n, self.max_container))
+        least = 0
+        for t in types:
+            if not _MIN[t]:
+                raise WireError("unknown element type code %d" % t)
+            least += _MIN[t]
+        if body + n * least > limit:
+            raise WireError("%d elements do not fit the message" % n)
+        if len(stack) >= self.max_depth:
+            raise WireError("nesting deeper than %d" % self.max_depth)
+
+    def _scan_header(self, buf, base: int, end: int, limit: int) -> bool:
+        if end - base < 8:
+            return False
+        first = _i32(buf, base)[0]
+        if first < 0:
+            if first & VERSION_MASK != VERSION_1:
+                raise WireError("bad binary protocol version 0x%08x" % (first & 0xFFFFFFFF))
+            mtype = first & 0xFF
+            name_len = _i32(buf, base + 4)[0]
+            name_at = base + 8
+        else:  # non-strict: the name's length comes first, the type byte after the name
+            mtype = None
+            name_len = first
+            name_at = base + 4
+        if name_len < 0 or name_at + name_len + 5 > limit:
+            raise WireError("method name of %d bytes" % name_len)
+        after = name_at + name_len
+        if mtype is None:
+            if after + 5 > end:
+                self.need = after + 5 - base
+                return False
+            mtype = buf[after]
+            after += 1
+        elif after + 4 > end:
+            self.need = after + 4 - base
+            return False
+        seqid = _i32(buf, after)[0]
+        self.header = (bytes(buf[name_at:name_at + name_len]), mtype, seqid, after + 4 - base)
+        self.pos = after + 4 - base
+        self.stack = [_IN_STRUCT]
+        return True

@@ -1,0 +1,69 @@
+"""Decode arguments and encode replies with thriftpy2's codec, never a hand-written one.
+
+Only bytes the scanner has vetted reach `decode`, which is what makes the unchecked Cython
+buffer safe to use. A codec is used by one thread at a time (the reactor shares one across its
+connections; the thread backend has one per connection), so its buffers are reused per call.
+"""
+from __future__ import annotations
+
+import struct
+
+from thriftpy2.protocol.cybin import TCyBinaryProtocol
+from thriftpy2.transport.memory import TCyMemoryBuffer
+
+from .detect import BINARY
+from .errors import WireError
+
+_head = struct.Struct("!iI")
+_i32 = struct.Struct("!i")
+_frame = struct.Struct("!I")
+VERSION_1 = -0x7FFF0000  # 0x80010000 as a signed i32
+
+# A codec buffer that grew past this for one large message is replaced, not kept for ever.
+KEEP_BUFFER_BELOW = 1024 * 1024
+
+
+class BinaryCodec:
+    protocol = BINARY
+
+    def __init__(self, max_depth: int):
+        self.max_depth = max_depth
+        self._new_buffers()
+
+    def _new_buffers(self) -> None:
+        self._in = TCyMemoryBuffer()
+        self._iprot = TCyBinaryProtocol(self._in, max_depth=self.max_depth)
+        self._out = TCyMemoryBuffer()
+        self._oprot = TCyBinaryProtocol(self._out, max_depth=self.max_depth)
+
+    def decode(self, body, args) -> None:
+        """Fill the arguments struct `args` from the scanned `body`."""
+        self._in.setvalue(body)
+        try:
+            self._iprot.read_struct(args)
+        except Exception as e:
+            raise WireError("arguments do not decode: %s" % (e,), fatal=False) from e
+        finally:
+            if len(body) > KEEP_BUFFER_BELOW:
+                self._new_buffers()
+
+    def encode(self, name: bytes, mtype: int, seqid: int, payload, framed: bool) -> bytes:
+        """The whole reply message, framed if the request was. Raises what the codec raises
+        for a payload that does not match its spec."""
+        out = self._out
+        out.clean()
+        self._oprot.write_struct(payload)
+        body = out.getvalue()
+        out.clean()
+        head = _head.pack(VERSION_1 | mtype, len(name)) + name + _i32.pack(seqid)
+        if len(body) > KEEP_BUFFER_BELOW:
+            self._new_buffers()
+        if framed:
+            return _frame.pack(len(head) + len(body)) + head + body
+        return head + body
+
+
+def make_codec(protocol: str, max_depth: int):
+    if protocol == BINARY:
+        return BinaryCodec(max_depth)
+    raise WireError("no codec for %s" % protocol)

@@ -1,0 +1,137 @@
+"""A connection's receive buffer, and the messages split out of it.
+
+Both backends read into `get_buffer()` (the uv backend hands it to libuv, the thread backend to
+recv_into) and then pull whole messages with `next_message()`. Memory follows what the client
+actually sent: the buffer starts small, doubles only when filled, and shrinks back once a large
+message has been consumed; a declared frame length alone allocates nothing.
+"""
+from __future__ import annotations
+
+import struct
+
+from .binary_scan import BinaryScanner
+from .detect import BINARY, detect
+from .errors import WireError
+
+_i32 = struct.Struct("!i").unpack_from
+
+INITIAL_SIZE = 8 * 1024
+MIN_FREE = 2 * 1024
+SHRINK_ABOVE = 64 * 1024
+
+
+class Message:
+    """One decoded message header and the undecoded bytes of its arguments struct."""
+
+    __slots__ = ("name", "mtype", "seqid", "body")
+
+    def __init__(self, name: bytes, mtype: int, seqid: int, body):
+        self.name = name
+        self.mtype = mtype
+        self.seqid = seqid
+        self.body = body
+
+
+class Reader:
+    __slots__ = ("buf", "start", "end", "wire", "scanner", "max_size", "max_depth", "max_container")
+
+    def __init__(self, max_size: int, max_depth: int, max_container: int):
+        self.buf = None  # allocated on the first read: idle connections cost no buffer
+        self.start = 0
+        self.end = 0
+        self.wire = None
+        self.scanner = None
+        self.max_size = max_size
+        self.max_depth = max_depth
+        self.max_container = max_container
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received but not yet part of a returned message."""
+        return self.end - self.start
+
+    def get_buffer(self) -> memoryview:
+        """Free space to receive into; call `received(n)` after writing n bytes to it."""
+        buf = self.buf
+        if buf is None:
+            buf = self.buf = bytearray(INITIAL_SIZE)
+        elif len(buf) - self.end < MIN_FREE:
+            kept = self.end - self.start
+            if self.start and kept < len(buf) // 2:
+                buf[:kept] = buf[self.start:self.end]
+            else:
+                buf.extend(bytes(len(buf)))
+                if self.start:
+                    buf[:kept] = buf[self.start:self.end]
+            self.start = 0
+            self.end = kept
+        return memoryview(buf)[self.end:]
+
+    def received(self, n: int) -> None:
+        self.end += n
+
+    def next_message(self) -> Message | None:
+        """The next complete message, or None until more bytes arrive. Raises WireError."""
+        if self.start == self.end:
+            return None
+        if self.wire is None:
+            self.wire = detect(self.buf[self.start:min(self.end, self.start + 5)])
+            if self.wire is None:
+                return None
+            if self.wire.protocol != BINARY:
+                raise WireError("%s is not supported yet" % self.wire)
+            self.scanner = BinaryScanner(self.max_depth, self.max_container)
+        if self.wire.framed:
+            return self._next_frame()
+        return self._next_unframed()
+
+    def _next_unframed(self) -> Message | None:
+        scanner = self.scanner
+        start = self.start
+        if self.end - start < scanner.need:
+            return None
+        try:
+            n = scanner.scan(self.buf, start, self.end, start + self.max_size)
+        except WireError as e:
+            e.reply_to = scanner.header
+            raise
+        if n < 0:
+            return None
+        return self._take(start, n, n)
+
+    def _next_frame(self) -> Message | None:
+        start = self.start
+        if self.end - start < 4:
+            return None
+        size = _i32(self.buf, start)[0]
+        if size <= 0 or size > self.max_size:
+            raise WireError("frame of %d bytes (limit %d)" % (size, self.max_size))
+        if self.end - start < 4 + size:
+            return None
+        scanner = self.scanner
+        scanner.reset()
+        try:
+            n = scanner.scan(self.buf, start + 4, start + 4 + size, start + 4 + size)
+            if n < 0:
+                raise WireError("message overruns its %d-byte frame" % size)
+        except WireError as e:
+            # The frame boundary still holds: skip this frame, keep the connection.
+            e.fatal = False
+            e.reply_to = scanner.header
+            self._consume(4 + size)
+            raise
+        return self._take(start + 4, n, 4 + size)
+
+    def _take(self, base: int, length: int, consumed: int) -> Message:
+        name, mtype, seqid, body_at = self.scanner.header
+        body = self.buf[base + body_at:base + length]
+        self.scanner.reset()
+        self._consume(consumed)
+        return Message(name, mtype, seqid, body)
+
+    def _consume(self, n: int) -> None:
+        self.start += n
+        if self.start == self.end:
+            self.start = self.end = 0
+            if len(self.buf) > SHRINK_ABOVE:
+                self.buf = bytearray(INITIAL_SIZE)
