@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import struct
 
+from thriftpy2.protocol.compact import TCompactProtocol
 from thriftpy2.protocol.cybin import TCyBinaryProtocol
-from thriftpy2.transport.memory import TCyMemoryBuffer
+from thriftpy2.transport.memory import TCyMemoryBuffer, TMemoryBuffer
 
-from .detect import BINARY
+from .detect import BINARY, COMPACT
 from .errors import WireError
 
 _head = struct.Struct("!iI")
@@ -63,7 +64,36 @@ class BinaryCodec:
         return head + body
 
 
+class CompactCodec:
+    """thriftpy2's compact protocol is pure Python: a fresh protocol per message (it keeps
+    field-id state) over the pure-Python memory buffer, whose reads are bounded by the bytes
+    present (the Cython buffer would malloc a declared size first)."""
+
+    protocol = COMPACT
+
+    def __init__(self, max_depth: int):
+        self.max_depth = max_depth  # enforced by the scanner; the Python codec recurses freely
+
+    def decode(self, body, args) -> None:
+        try:
+            TCompactProtocol(TMemoryBuffer(bytes(body))).read_struct(args)
+        except Exception as e:
+            raise WireError("arguments do not decode: %s" % (e,), fatal=False) from e
+
+    def encode(self, name: bytes, mtype: int, seqid: int, payload, framed: bool) -> bytes:
+        out = TMemoryBuffer()
+        proto = TCompactProtocol(out)
+        proto.write_message_begin(name, mtype, seqid)
+        proto.write_struct(payload)
+        data = out.getvalue()
+        if framed:
+            return _frame.pack(len(data)) + data
+        return data
+
+
 def make_codec(protocol: str, max_depth: int):
     if protocol == BINARY:
         return BinaryCodec(max_depth)
+    if protocol == COMPACT:
+        return CompactCodec(max_depth)
     raise WireError("no codec for %s" % protocol)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import struct
 
 from .binary_scan import BinaryScanner
+from .compact_scan import CompactScanner
 from .detect import BINARY, detect
 from .errors import WireError
 
@@ -78,9 +79,8 @@ class Reader:
             self.wire = detect(self.buf[self.start:min(self.end, self.start + 5)])
             if self.wire is None:
                 return None
-            if self.wire.protocol != BINARY:
-                raise WireError("%s is not supported yet" % self.wire)
-            self.scanner = BinaryScanner(self.max_depth, self.max_container)
+            scanner = BinaryScanner if self.wire.protocol == BINARY else CompactScanner
+            self.scanner = scanner(self.max_depth, self.max_container)
         if self.wire.framed:
             return self._next_frame()
         return self._next_unframed()

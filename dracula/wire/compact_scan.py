@@ -1,0 +1,205 @@
+"""Find where a compact-protocol message ends, checking every declared size on the way.
+
+The compact twin of binary_scan: same guarantees (every size backed by bytes that arrived, every
+type code one the codec reads, nesting within the limit, resumable so a trickling message is
+scanned once), over the compact encoding: varints, field-id deltas, bools folded into field
+headers, short list headers.
+"""
+from __future__ import annotations
+
+from .errors import WireError
+
+PROTOCOL_ID = 0x82
+VERSION = 1
+
+STOP, TRUE, FALSE, BYTE, I16, I32, I64, DOUBLE = 0, 1, 2, 3, 4, 5, 6, 7
+BINARY, LIST, SET, MAP, STRUCT = 8, 9, 10, 11, 12
+
+# Longest varint each integer type may use; 0 for types that are not varints.
+_VARINT = [0] * 16
+_VARINT[I16], _VARINT[I32], _VARINT[I64] = 3, 5, 10
+# Fixed sizes as container elements (bools take a byte there); 0 for variable sizes.
+_FIXED = [0] * 16
+_FIXED[TRUE] = _FIXED[FALSE] = _FIXED[BYTE] = 1
+_FIXED[DOUBLE] = 8
+_VALID = frozenset(range(1, 13))
+
+_IN_STRUCT = (0,)
+_IN_LIST = 1
+_IN_MAP = 2
+
+
+def _varint(buf, p: int, end: int, longest: int):
+    """(value, next offset), or (-1, p) if the varint has not fully arrived."""
+    value = shift = 0
+    i = p
+    while i < end:
+        b = buf[i]
+        i += 1
+        value |= (b & 0x7F) << shift
+        if b < 0x80:
+            return value, i
+        shift += 7
+        if i - p >= longest:
+            raise WireError("varint longer than %d bytes" % longest)
+    if i - p >= longest:
+        raise WireError("varint longer than %d bytes" % longest)
+    return -1, p
+
+
+class CompactScanner:
+    __slots__ = ("max_depth", "max_container", "pos", "need", "stack", "header")
+
+    def __init__(self, max_depth: int, max_container: int):
+        self.max_depth = max_depth
+        self.max_container = max_container
+        self.reset()
+
+    def reset(self) -> None:
+        self.pos = 0
+        self.need = 0
+        self.stack = []
+        self.header = None
+
+    def scan(self, buf, base: int, end: int, limit: int) -> int:
+        """Length of the message starting at buf[base], or -1 while bytes are missing."""
+        if self.header is None:
+            if not self._scan_header(buf, base, end, limit):
+                return -1
+        pos = base + self.pos
+        stack = self.stack
+        need = 0
+        while stack:
+            frame = stack[-1]
+            if frame is _IN_STRUCT:
+                if pos >= end:
+                    break
+                head = buf[pos]
+                t = head & 0x0F
+                if t == STOP:
+                    pos += 1
+                    stack.pop()
+                    continue
+                p = pos + 1
+                if not head >> 4:  # no delta: a zigzag varint field id follows
+                    fid, p = _varint(buf, p, end, 3)
+                    if fid < 0:
+                        break
+                if t == TRUE or t == FALSE:  # the value lives in the field header
+                    pos = p
+                    continue
+            else:
+                left = frame[3]
+                if not left:
+                    stack.pop()
+                    continue
+                t = frame[1] if frame[0] == _IN_LIST or not left & 1 else frame[2]
+                p = pos
+            if t not in _VALID:
+                raise WireError("unknown compact type code %d" % t)
+            size = _FIXED[t]
+            if size:
+                if p + size > end:
+                    break
+                pos = p + size
+            elif _VARINT[t]:
+                value, q = _varint(buf, p, end, _VARINT[t])
+                if value < 0:
+                    break
+                pos = q
+            elif t == BINARY:
+                n, q = _varint(buf, p, end, 5)
+                if n < 0:
+                    break
+                if q + n > limit:
+                    raise WireError("string of %d bytes does not fit the message" % n)
+                if q + n > end:
+                    need = q + n
+                    break
+                pos = q + n
+            elif t == STRUCT:
+                if len(stack) >= self.max_depth:
+                    raise WireError("nesting deeper than %d" % self.max_depth)
+                pos = p
+                stack.append(_IN_STRUCT)
+            elif t == MAP:
+                n, q = _varint(buf, p, end, 5)
+                if n < 0:
+                    break
+                if n == 0:
+                    self._check_container(stack, (), 0, q, limit)
+                    pos = q
+                else:
+                    if q >= end:
+                        break
+                    kt = buf[q] >> 4
+                    vt = buf[q] & 0x0F
+                    self._check_container(stack, (kt, vt), n, q + 1, limit)
+                    pos = q + 1
+                    stack.append([_IN_MAP, kt, vt, 2 * n])
+            else:  # LIST or SET
+                if p >= end:
+                    break
+                et = buf[p] & 0x0F
+                n = buf[p] >> 4
+                q = p + 1
+                if n == 15:
+                    n, q = _varint(buf, q, end, 5)
+                    if n < 0:
+                        break
+                self._check_container(stack, (et,), n, q, limit)
+                if _FIXED[et] or not n:
+                    r = q + n * _FIXED[et]
+                    if r > end:
+                        need = r
+                        break
+                    pos = r
+                else:
+                    pos = q
+                    stack.append([_IN_LIST, et, et, n])
+            if frame is not _IN_STRUCT:
+                frame[3] -= 1
+        self.pos = pos - base
+        if stack:
+            if end > limit:
+                raise WireError("message longer than %d bytes" % (limit - base))
+            self.need = need - base if need else 0
+            return -1
+        return self.pos
+
+    def _check_container(self, stack, types, n, body, limit) -> None:
+        if n > self.max_container:
+            raise WireError("container of %d elements (limit %d)" % (n, self.max_container))
+        for t in types:
+            if t not in _VALID:
+                raise WireError("unknown compact element type code %d" % t)
+        # Every compact element takes at least one byte.
+        if body + n * (len(types) or 1) > limit:
+            raise WireError("%d elements do not fit the message" % n)
+        if len(stack) >= self.max_depth:
+            raise WireError("nesting deeper than %d" % self.max_depth)
+
+    def _scan_header(self, buf, base: int, end: int, limit: int) -> bool:
+        if end - base < 3:
+            return False
+        if buf[base] != PROTOCOL_ID:
+            raise WireError("bad compact protocol id 0x%02x" % buf[base])
+        version = buf[base + 1] & 0x1F
+        if version != VERSION:
+            raise WireError("bad compact protocol version %d" % version)
+        mtype = buf[base + 1] >> 5
+        seqid, p = _varint(buf, base + 2, end, 5)
+        if seqid < 0:
+            return False
+        name_len, p = _varint(buf, p, end, 5)
+        if name_len < 0:
+            return False
+        if p + name_len + 1 > limit:
+            raise WireError("method name of %d bytes" % name_len)
+        if p + name_len > end:
+            self.need = p + name_len + 1 - base
+            return False
+        self.header = (bytes(buf[p:p + name_len]), mtype, seqid, p + name_len - base)
+        self.pos = p + name_len - base
+        self.stack = [_IN_STRUCT]
+        return True
