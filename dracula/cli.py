@@ -39,7 +39,35 @@ def build_parser() -> argparse.ArgumentParser:
                        help="seconds to finish in-flight requests on SIGTERM/SIGINT (default: 30)")
     serve.add_argument("--blocking-threads", type=int, default=None,
                        help="threads for @dracula.blocking handlers (default: min(32, cpus + 4))")
+    add_call_parser(commands)
+    add_describe_parser(commands)
     return parser
+
+
+def add_call_parser(commands) -> None:
+    call = commands.add_parser("call", help="call one method of a running server, print the reply as JSON",
+                               description="Exit status: 0 returned, 1 raised (declared exception or "
+                                           "TApplicationException), 2 bad IDL/method/arguments (nothing "
+                                           "sent), 3 no reply (refused, timed out, closed). "
+                                           "JSON mapping: docs/call.md.")
+    call.add_argument("service", metavar="IDL_PATH:SERVICE", help="e.g. idl/showcase.thrift:Showcase")
+    call.add_argument("method", metavar="METHOD")
+    call.add_argument("args_json", metavar="ARGS_JSON", nargs="?", default=None,
+                      help='object keyed by argument name, e.g. \'{"key": "a"}\'; - reads stdin; default {}')
+    call.add_argument("--host", default="127.0.0.1")
+    call.add_argument("--port", type=int, default=9090)
+    call.add_argument("--transport", choices=("framed", "buffered"), default="buffered")
+    call.add_argument("--protocol", choices=("binary", "compact"), default="binary")
+    call.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
+                      help="for connecting and for each read; 0 waits for ever (default: 10)")
+    call.add_argument("--service-name", default=None, metavar="NAME",
+                      help="multiplexed server: send methods as NAME:method")
+
+
+def add_describe_parser(commands) -> None:
+    describe = commands.add_parser("describe", help="list services, method signatures and their types")
+    describe.add_argument("target", metavar="IDL_PATH[:SERVICE]",
+                          help="e.g. idl/showcase.thrift or idl/showcase.thrift:Showcase")
 
 
 def serve(args) -> int:
@@ -64,6 +92,12 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "serve":
         return serve(args)
+    if args.command == "call":
+        from .call import command as call_command
+        return call_command(args)
+    if args.command == "describe":
+        from .describe import command as describe_command
+        return describe_command(args)
     return EXIT_USAGE
 
 

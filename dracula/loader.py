@@ -34,6 +34,16 @@ def load_service(spec: str):
     return name, service
 
 
+def load_idl(path: str):
+    """`idl/x.thrift` → the thriftpy2 module parsed from it."""
+    if not os.path.isfile(path):
+        raise LoadError("IDL file not found: %s" % path)
+    try:
+        return thriftpy2.load(path)
+    except Exception as e:
+        raise LoadError("cannot parse %s: %s" % (path, e)) from None
+
+
 def load_handler(spec: str, app_dir: str = "."):
     """`pkg.module:attr` → handler object. `attr` may be a class (instantiated with no
     arguments), a zero-argument factory function, or an instance."""

@@ -1,0 +1,203 @@
+"""`dracula call IDL_PATH:SERVICE METHOD [ARGS_JSON]`: one request to a running server, the
+reply printed as JSON (mapping in dracula/jsonmap.py and docs/call.md).
+
+Exit status:
+  0  the method returned (its value is printed; void and oneway print null)
+  1  it raised: a declared exception ({"exception": ..., "fields": ...}) or a
+     TApplicationException ({"application_exception": ..., "message": ...}), printed on stdout
+  2  nothing was sent: bad IDL/service/method, or ARGS_JSON that does not fit the arguments
+  3  no usable reply: connection refused, time-out, connection closed, undecodable reply
+"""
+from __future__ import annotations
+
+import json
+import socket
+import sys
+from dataclasses import dataclass
+
+from thriftpy2.protocol import (TBinaryProtocolFactory, TCompactProtocolFactory,
+                                TMultiplexedProtocol)
+from thriftpy2.protocol.exc import TProtocolException
+from thriftpy2.thrift import TApplicationException, TMessageType
+from thriftpy2.transport import (TBufferedTransportFactory, TFramedTransportFactory, TSocket,
+                                 TTransportException)
+
+from . import jsonmap
+from .jsonmap import JsonMapError
+from .loader import LoadError, load_service
+
+EXIT_OK, EXIT_RAISED, EXIT_USAGE, EXIT_CONNECTION = 0, 1, 2, 3
+
+TRANSPORTS = {"buffered": TBufferedTransportFactory, "framed": TFramedTransportFactory}
+PROTOCOLS = {"binary": TBinaryProtocolFactory, "compact": TCompactProtocolFactory}
+DEFAULT_TIMEOUT = 10.0
+
+# TApplicationException.type → name (Apache Thrift's numbering, 8..10 included).
+APPLICATION_ERRORS = {
+    0: "UNKNOWN", 1: "UNKNOWN_METHOD", 2: "INVALID_MESSAGE_TYPE", 3: "WRONG_METHOD_NAME",
+    4: "BAD_SEQUENCE_ID", 5: "MISSING_RESULT", 6: "INTERNAL_ERROR", 7: "PROTOCOL_ERROR",
+    8: "INVALID_TRANSFORM", 9: "INVALID_PROTOCOL", 10: "UNSUPPORTED_CLIENT_TYPE",
+}
+
+
+class CallFailed(Exception):
+    """Stop with this exit status after printing `message` on stderr."""
+
+    def __init__(self, code: int, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class Target:
+    host: str = "127.0.0.1"
+    port: int = 9090
+    transport: str = "buffered"
+    protocol: str = "binary"
+    timeout: float = DEFAULT_TIMEOUT   # seconds, for connecting and for each read; 0: none
+    service_name: str | None = None    # wrap in TMultiplexedProtocol under this name
+
+
+def parse_args_json(text):
+    """ARGS_JSON text (None → {}) → the decoded JSON; CallFailed(2) if it is not JSON."""
+    if text is None or not text.strip():
+        return {}
+    try:
+        return json.loads(text)
+    except ValueError as e:
+        raise CallFailed(EXIT_USAGE, "ARGS_JSON is not valid JSON: %s" % e) from None
+
+
+def prepare(service_spec: str, method: str, args_value):
+    """Everything that can fail before connecting: → (service class, `_args` instance)."""
+    try:
+        name, service = load_service(service_spec)
+    except LoadError as e:
+        raise CallFailed(EXIT_USAGE, str(e)) from None
+    if method not in service.thrift_services:
+        raise CallFailed(EXIT_USAGE, "%s has no method %r (methods: %s)"
+                         % (name, method, ", ".join(service.thrift_services)))
+    try:
+        args = jsonmap.args_from_json(service, method, args_value)
+    except JsonMapError as e:
+        where = "argument %s" % e if e.path else "arguments: %s" % e.message
+        raise CallFailed(EXIT_USAGE, "bad " + where) from None
+    return service, args
+
+
+def connect(target: Target):
+    """An open protocol to the server; CallFailed(3) if it cannot be reached."""
+    family = socket.AF_INET6 if ":" in target.host else socket.AF_INET
+    timeout_ms = target.timeout * 1000 if target.timeout and target.timeout > 0 else None
+    sock = TSocket(target.host, target.port, socket_family=family, socket_timeout=timeout_ms)
+    transport = TRANSPORTS[target.transport]().get_transport(sock)
+    try:
+        transport.open()
+    except (TTransportException, OSError) as e:
+        raise CallFailed(EXIT_CONNECTION, "cannot connect to %s:%s: %s"
+                         % (target.host, target.port, _reason(e))) from None
+    protocol = PROTOCOLS[target.protocol]().get_protocol(transport)
+    if target.service_name:
+        protocol = TMultiplexedProtocol(protocol, target.service_name)
+    return transport, protocol
+
+
+def invoke(protocol, service, method: str, args):
+    """Send one call and read its reply → (kind, payload), kind being "return" (payload: the
+    value, None for void/oneway), "raised" (the declared exception instance) or "application"
+    (a TApplicationException). Raises what the transport/protocol raise."""
+    result_cls = getattr(service, method + "_result")
+    oneway = bool(getattr(result_cls, "oneway", False))
+    protocol.write_message_begin(method, TMessageType.ONEWAY if oneway else TMessageType.CALL, 0)
+    args.write(protocol)
+    protocol.write_message_end()
+    protocol.trans.flush()
+    if oneway:
+        return "return", None
+
+    _, mtype, _ = protocol.read_message_begin()
+    if mtype == TMessageType.EXCEPTION:
+        error = TApplicationException()
+        error.read(protocol)
+        protocol.read_message_end()
+        return "application", error
+    if mtype != TMessageType.REPLY:
+        raise TProtocolException(message="reply has message type %d, not REPLY or EXCEPTION" % mtype)
+    result = result_cls()
+    result.read(protocol)
+    protocol.read_message_end()
+
+    success = getattr(result, "success", None)
+    if success is not None:
+        return "return", success
+    for fid, spec in sorted(result.thrift_spec.items()):
+        raised = getattr(result, spec[1], None) if fid != 0 else None
+        if raised is not None:
+            return "raised", raised
+    if 0 not in result.thrift_spec:
+        return "return", None  # void
+    return "application", TApplicationException(TApplicationException.MISSING_RESULT,
+                                                "%s returned no result" % method)
+
+
+def outcome_json(service, method: str, kind: str, payload):
+    """invoke()'s outcome → (exit status, JSON to print)."""
+    if kind == "raised":
+        return EXIT_RAISED, {"exception": type(payload).__name__,
+                             "fields": jsonmap.struct_to_json(payload)}
+    if kind == "application":
+        name = APPLICATION_ERRORS.get(payload.type, "UNKNOWN(%s)" % payload.type)
+        return EXIT_RAISED, {"application_exception": name, "message": payload.message or ""}
+    return EXIT_OK, jsonmap.result_to_json(service, method, payload)
+
+
+def call(service_spec: str, method: str, args_value, target: Target):
+    """The whole call → (exit status, JSON to print); CallFailed for exits 2 and 3."""
+    service, args = prepare(service_spec, method, args_value)
+    transport, protocol = connect(target)
+    try:
+        kind, payload = invoke(protocol, service, method, args)
+    except Exception as e:  # whatever thriftpy2's transport/protocol raise: no usable reply
+        raise CallFailed(EXIT_CONNECTION, "%s:%s: no reply to %s: %s"
+                         % (target.host, target.port, method, _reason(e))) from None
+    finally:
+        transport.close()
+    return outcome_json(service, method, kind, payload)
+
+
+def _reason(error) -> str:
+    cause = error.__cause__ or error.__context__
+    if isinstance(error, TimeoutError) or isinstance(cause, TimeoutError):
+        return "timed out"
+    if isinstance(error, TTransportException):
+        if error.type == TTransportException.END_OF_FILE:
+            return "connection closed by the server"
+        if isinstance(cause, OSError) and cause.strerror:
+            return cause.strerror
+        return error.message or "transport error %s" % error.type
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    return "%s: %s" % (type(error).__name__, error)
+
+
+def dumps(value) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False, allow_nan=False)
+
+
+def command(args, stdin=None, stdout=None, stderr=None) -> int:
+    """`dracula call` from parsed CLI arguments; prints and returns the exit status."""
+    stdin, stdout, stderr = stdin or sys.stdin, stdout or sys.stdout, stderr or sys.stderr
+    target = Target(host=args.host, port=args.port, transport=args.transport,
+                    protocol=args.protocol, timeout=args.timeout, service_name=args.service_name)
+    try:
+        if not 0 < target.port < 65536:
+            raise CallFailed(EXIT_USAGE, "--port must be 1..65535, got %d" % target.port)
+        if target.timeout < 0:
+            raise CallFailed(EXIT_USAGE, "--timeout must be >= 0 (0 waits for ever)")
+        text = stdin.read() if args.args_json == "-" else args.args_json
+        code, value = call(args.service, args.method, parse_args_json(text), target)
+    except CallFailed as e:
+        print("dracula: error: %s" % e, file=stderr)
+        return e.code
+    stdout.write(dumps(value) + "\n")
+    return code
