@@ -1,0 +1,114 @@
+"""The ping call on the wire: the pre-encoded request and a probe for a server's real reply.
+
+The load generator never encodes or decodes: it sends these request bytes and compares each
+reply with the reply a probe got from the same server before the run. Both are made and checked
+here with thriftpy2's own (pure-Python) binary protocol, independently of dracula's wire code.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import struct
+import time
+
+import thriftpy2
+from thriftpy2.protocol.binary import TBinaryProtocol
+from thriftpy2.thrift import TApplicationException, TMessageType
+from thriftpy2.transport.memory import TMemoryBuffer
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PINGPONG_IDL = os.path.join(ROOT, "idl", "pingpong.thrift")
+
+pingpong_thrift = thriftpy2.load(PINGPONG_IDL, module_name="pingpong_bench_thrift")
+PingService = pingpong_thrift.PingService
+EXPECTED = "pong"
+
+
+class ProbeError(Exception):
+    """The server did not answer the probe ping with "pong"."""
+
+
+def frame(payload: bytes) -> bytes:
+    return struct.pack("!I", len(payload)) + payload
+
+
+def encode_call(method: str = "ping", framed: bool = False, seqid: int = 0, **kwargs) -> bytes:
+    """One CALL message for PingService, exactly as a thriftpy2 client writes it (strict binary)."""
+    buf = TMemoryBuffer()
+    proto = TBinaryProtocol(buf)
+    proto.write_message_begin(method, TMessageType.CALL, seqid)
+    proto.write_struct(getattr(PingService, method + "_args")(**kwargs))
+    proto.write_message_end()
+    data = buf.getvalue()
+    return frame(data) if framed else data
+
+
+class Incomplete(Exception):
+    pass
+
+
+def decode_reply(data: bytes, framed: bool, method: str = "ping"):
+    """(value, bytes consumed) for a complete reply at the start of `data`.
+
+    Raises Incomplete while more bytes may complete it, ProbeError for an answer that is not a
+    successful reply."""
+    if framed:
+        if len(data) < 4:
+            raise Incomplete
+        size = struct.unpack_from("!I", data)[0]
+        if len(data) < 4 + size:
+            raise Incomplete
+        value, used = decode_reply(data[4:4 + size], False, method)
+        if used != size:
+            raise ProbeError("frame of %d bytes holds a %d-byte message" % (size, used))
+        return value, 4 + size
+    buf = TMemoryBuffer(data)
+    proto = TBinaryProtocol(buf)
+    try:
+        name, mtype, _seqid = proto.read_message_begin()
+        if mtype == TMessageType.EXCEPTION:
+            exc = TApplicationException()
+            proto.read_struct(exc)  # a short buffer fails here (no STOP byte): Incomplete
+            raise ProbeError("server answered with an exception: %s" % exc)
+        result = getattr(PingService, method + "_result")()
+        proto.read_struct(result)
+        proto.read_message_end()
+    except ProbeError:
+        raise
+    except Exception:
+        raise Incomplete from None
+    # Short reads return fewer bytes and the next fixed-width read fails, so reaching here
+    # means every byte of the message was present.
+    used = buf._pos
+    if name != method or mtype != TMessageType.REPLY:
+        raise ProbeError("unexpected reply header: %r, type %d" % (name, mtype))
+    return result.success, used
+
+
+def probe(host: str, port: int, framed: bool, request: bytes, timeout: float = 5.0) -> bytes:
+    """Send one request on a fresh connection; the server's complete reply bytes.
+
+    Raises OSError when the server cannot be reached, ProbeError for a wrong answer."""
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        sock.sendall(request)
+        got = b""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                value, used = decode_reply(got, framed)
+                break
+            except Incomplete:
+                pass
+            sock.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                chunk = sock.recv(65536)
+            except socket.timeout:
+                raise ProbeError("no complete reply within %.0f s (got %r)" % (timeout, got[:200])) from None
+            if not chunk:
+                raise ProbeError("connection closed after %d reply bytes: %r" % (len(got), got[:200]))
+            got += chunk
+        if used != len(got):
+            raise ProbeError("%d bytes after the reply" % (len(got) - used))
+        if value != EXPECTED:
+            raise ProbeError("ping returned %r, expected %r" % (value, EXPECTED))
+        return got

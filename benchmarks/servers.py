@@ -1,0 +1,212 @@
+"""The servers under test: how each is started, told apart, probed, measured and stopped.
+
+Every server runs as its own process (so its CPU time is its own), on a free loopback port,
+with the same listen backlog, serving idl/pingpong.thrift's PingService with a handler that
+returns "pong". Binary protocol; buffered (unframed) transport, thriftpy2's default, except
+where a server only speaks framed (`ServerSpec.framed`): the load generator follows that.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import pingwire
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+PEERS = os.path.join(HERE, "peers")
+DEFAULT_BACKLOG = 4096
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerSpec:
+    name: str
+    framed: bool
+    about: str
+    argv: tuple  # {host}, {port} and {backlog} are filled in
+
+    def command(self, host: str, port: int, backlog: int) -> list:
+        fill = {"host": host, "port": port, "backlog": backlog}
+        return [sys.executable] + [arg.format(**fill) for arg in self.argv]
+
+
+def _dracula(backend: str) -> tuple:
+    return ("-m", "dracula", "serve", "idl/pingpong.thrift:PingService", "examples.pingpong:PingHandler",
+            "--app-dir", ROOT, "--host", "{host}", "--port", "{port}", "--backlog", "{backlog}",
+            "--backend", backend, "--log-level", "warning")
+
+
+def _peer(script: str) -> tuple:
+    return (os.path.join(PEERS, script), "--host", "{host}", "--port", "{port}", "--backlog", "{backlog}")
+
+
+SERVERS = {spec.name: spec for spec in (
+    ServerSpec("dracula-uv", False, "dracula, uvloop reactor (`dracula serve --backend uv`)",
+               _dracula("uv")),
+    ServerSpec("dracula-thread", False, "dracula, thread per connection (`--backend thread`)",
+               _dracula("thread")),
+    ServerSpec("thriftpy2-threaded", False, "thriftpy2.rpc.make_server (TThreadedServer)",
+               _peer("thriftpy2_threaded.py")),
+    ServerSpec("thriftpy2-aio", False, "thriftpy2.rpc.make_aio_server on uvloop",
+               _peer("thriftpy2_aio.py")),
+    ServerSpec("apache-nonblocking", True, "Apache Thrift TNonblockingServer (framed only)",
+               _peer("apache_nonblocking.py")),
+    ServerSpec("floor", False, "bare uvloop Protocol + thriftpy2 Cython codec (reference floor)",
+               _peer("floor.py")),
+)}
+
+
+class ServerFailed(Exception):
+    """The server did not start, or did not answer the probe ping correctly."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def _stat_fields(pid: int):
+    """/proc/PID/stat fields after the command name (which may hold spaces), or None."""
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    return data[data.rindex(b")") + 2:].split()
+
+
+def process_tree(pid: int) -> list:
+    """pid and all its live descendants (a server with worker processes counts them all)."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            fields = _stat_fields(int(entry))
+            if fields is not None:
+                children.setdefault(int(fields[1]), []).append(int(entry))
+    tree, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        tree.append(p)
+        todo.extend(children.get(p, ()))
+    return tree
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds used so far by pid and its live descendants."""
+    total = 0
+    for p in process_tree(pid):
+        fields = _stat_fields(p)
+        if fields is not None:
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+    return total / CLOCK_TICKS
+
+
+def listen_backlog(port: int):
+    """The accept-queue limit the kernel reports for a listening port (ss's Send-Q), or None."""
+    try:
+        out = subprocess.run(["ss", "-ltnH", "sport = :%d" % port], capture_output=True, text=True,
+                             timeout=5).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and parts[0] == "LISTEN":
+            return int(parts[2])
+    return None
+
+
+class RunningServer:
+    """One server process: `start()` returns once it has answered a probe ping with "pong".
+
+    `.reply` holds that real reply's bytes; the load generator expects every reply to equal it.
+    """
+
+    def __init__(self, spec: ServerSpec, host: str = "127.0.0.1", backlog: int = DEFAULT_BACKLOG,
+                 start_timeout: float = 30.0):
+        self.spec = spec
+        self.host = host
+        self.backlog = backlog
+        self.start_timeout = start_timeout
+        self.port = None
+        self.proc = None
+        self.reply = None
+        self.request = pingwire.encode_call(framed=spec.framed)
+        self._log = None
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def start(self) -> "RunningServer":
+        self.port = free_port(self.host)
+        self._log = tempfile.TemporaryFile(mode="w+b")
+        self.proc = subprocess.Popen(self.spec.command(self.host, self.port, self.backlog), cwd=ROOT,
+                                     stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + self.start_timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise ServerFailed("%s exited with %s:\n%s" % (self.spec.name, self.proc.returncode, self.output()))
+            try:
+                self.reply = pingwire.probe(self.host, self.port, self.spec.framed, self.request)
+                return self
+            except pingwire.ProbeError as e:
+                self.stop()
+                raise ServerFailed("%s answered the probe wrongly: %s\n%s" % (self.spec.name, e, self.output()))
+            except OSError:
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise ServerFailed("%s did not accept connections within %.0f s:\n%s"
+                                       % (self.spec.name, self.start_timeout, self.output()))
+                time.sleep(0.05)
+
+    def cpu_seconds(self) -> float:
+        return cpu_seconds(self.proc.pid)
+
+    def listen_backlog(self):
+        return listen_backlog(self.port)
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def output(self, limit: int = 4000) -> str:
+        """The last `limit` characters the server wrote to stdout/stderr."""
+        if self._log is None:
+            return ""
+        self._log.flush()
+        self._log.seek(0, os.SEEK_END)
+        size = self._log.tell()
+        self._log.seek(max(0, size - limit))
+        return self._log.read().decode("utf-8", "replace")
+
+    def stop(self, timeout: float = 10.0):
+        """SIGTERM, then SIGKILL after `timeout` s; the exit status (None if never started)."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def close(self) -> None:
+        self.stop()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.close()
