@@ -1,4 +1,4 @@
-"""`dracula serve` (and later `call`, `describe`): argument parsing only."""
+"""`dracula serve|call|describe`: argument parsing only."""
 from __future__ import annotations
 
 import argparse
@@ -20,8 +20,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     defaults = Config()
     serve = commands.add_parser("serve", help="serve a .thrift service with a Python handler")
-    serve.add_argument("service", metavar="IDL_PATH:SERVICE", help="e.g. idl/pingpong.thrift:PingService")
-    serve.add_argument("handler", metavar="HANDLER", help="module:attr: a class, factory or instance")
+    serve.add_argument("service", metavar="IDL_PATH:SERVICE", nargs="?",
+                       help="e.g. idl/pingpong.thrift:PingService")
+    serve.add_argument("handler", metavar="HANDLER", nargs="?",
+                       help="module:attr: a class, factory or instance")
+    serve.add_argument("--service", dest="services", action="append", default=[],
+                       metavar="[NAME=]IDL_PATH:SERVICE=HANDLER",
+                       help="serve one more service on the same port (repeatable); multiplexed "
+                            "clients reach it as NAME:method (NAME defaults to SERVICE); the "
+                            "first service also answers plain method names")
     serve.add_argument("--host", default=defaults.host)
     serve.add_argument("--port", type=int, default=defaults.port)
     serve.add_argument("--backend", choices=("uv", "thread"), default=defaults.backend)
@@ -78,14 +85,39 @@ def serve(args) -> int:
                         max_depth=args.max_depth, max_container_size=args.max_container_size,
                         graceful_timeout=args.graceful_timeout,
                         blocking_threads=args.blocking_threads).validate()
-        name, service = load_service(args.service)
-        handler = load_handler(args.handler, args.app_dir)
-        server = Server([(name, service, handler)], config)
+        server = Server(load_services(args), config)
     except (LoadError, ConfigError, BindError) as e:
         print("dracula: error: %s" % e, file=sys.stderr)
         return EXIT_USAGE
     server.serve()
     return 0
+
+
+def load_services(args):
+    """(name, service, handler) for the positional pair and every --service."""
+    specs = []
+    if args.service or args.handler:
+        if not (args.service and args.handler):
+            raise LoadError("give both IDL_PATH:SERVICE and HANDLER")
+        specs.append((None, args.service, args.handler))
+    for item in args.services:
+        parts = item.split("=")
+        if len(parts) == 2:
+            specs.append((None, parts[0], parts[1]))
+        elif len(parts) == 3:
+            specs.append(tuple(parts))
+        else:
+            raise LoadError("expected --service [NAME=]IDL_PATH:SERVICE=HANDLER, got %r" % item)
+    if not specs:
+        raise LoadError("nothing to serve: give IDL_PATH:SERVICE HANDLER or --service")
+    services = []
+    for name, service_spec, handler_spec in specs:
+        service_name, service = load_service(service_spec)
+        name = name or service_name
+        if any(name == known for known, _, _ in services):
+            raise LoadError("two services named %r: name one NAME=IDL_PATH:SERVICE=HANDLER" % name)
+        services.append((name, service, load_handler(handler_spec, args.app_dir)))
+    return services
 
 
 def main(argv=None) -> int:
