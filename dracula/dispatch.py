@@ -136,7 +136,8 @@ class Dispatcher:
             raise CallError(TApplicationException.INVALID_MESSAGE_TYPE,
                             "message type %d is not a call" % msg.mtype)
         args = method.args_cls()
-        codec.decode(msg.body, args)
+        if len(msg.body) > 1:  # a lone STOP byte leaves every argument unset: nothing to decode
+            codec.decode(msg.body, args)
         for name in method.required:
             if getattr(args, name) is None:
                 raise CallError(TApplicationException.PROTOCOL_ERROR,
@@ -164,7 +165,14 @@ class Dispatcher:
             value = method.fn(*args)
         except Exception as e:
             return self.outcome(method, msg, codec, framed, error=e)
-        return self.outcome(method, msg, codec, framed, value)
+        if msg.mtype != CALL or method.oneway:
+            return None
+        result = method.result_cls()
+        result.success = value
+        try:
+            return codec.encode(method.reply_name, REPLY, msg.seqid, result, framed)
+        except Exception:
+            return self.reply_value(method, msg, value, codec, framed)  # logs, answers the error
 
     def outcome(self, method, msg, codec, framed, value=None, error=None):
         """Reply bytes for a finished call (None when the caller expects no reply)."""

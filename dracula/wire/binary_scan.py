@@ -15,6 +15,7 @@ import struct
 from .errors import WireError
 
 _i32 = struct.Struct("!i").unpack_from
+_two_i32 = struct.Struct("!ii").unpack_from
 
 VERSION_MASK = 0xFFFF0000
 VERSION_1 = 0x80010000
@@ -51,7 +52,7 @@ class BinaryScanner:
     def reset(self) -> None:
         self.pos = 0
         self.need = 0  # no point scanning again before the message has this many bytes
-        self.stack = []
+        self.stack = None
         self.header = None  # (name bytes, message type, seqid, body offset)
 
     def scan(self, buf, base: int, end: int, limit: int) -> int:
@@ -63,6 +64,12 @@ class BinaryScanner:
         if self.header is None:
             if not self._scan_header(buf, base, end, limit):
                 return -1
+            pos = base + self.pos
+            if pos < end and buf[pos] == STOP:  # no arguments (ping): nothing to walk
+                self.stack = None
+                self.pos = pos + 1 - base
+                return self.pos
+            self.stack = [_IN_STRUCT]
         pos = base + self.pos
         stack = self.stack
         need = 0
@@ -166,12 +173,11 @@ class BinaryScanner:
     def _scan_header(self, buf, base: int, end: int, limit: int) -> bool:
         if end - base < 8:
             return False
-        first = _i32(buf, base)[0]
+        first, name_len = _two_i32(buf, base)
         if first < 0:
             if first & VERSION_MASK != VERSION_1:
                 raise WireError("bad binary protocol version 0x%08x" % (first & 0xFFFFFFFF))
             mtype = first & 0xFF
-            name_len = _i32(buf, base + 4)[0]
             name_at = base + 8
         else:  # non-strict: the name's length comes first, the type byte after the name
             mtype = None
@@ -192,5 +198,4 @@ class BinaryScanner:
         seqid = _i32(buf, after)[0]
         self.header = (bytes(buf[name_at:name_at + name_len]), mtype, seqid, after + 4 - base)
         self.pos = after + 4 - base
-        self.stack = [_IN_STRUCT]
         return True

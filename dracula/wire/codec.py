@@ -20,6 +20,7 @@ _i32 = struct.Struct("!i")
 _frame = struct.Struct("!I")
 VERSION_1 = -0x7FFF0000  # 0x80010000 as a signed i32
 
+MAX_CACHED_HEADS = 4096
 # A codec buffer that grew past this for one large message is replaced, not kept for ever.
 KEEP_BUFFER_BELOW = 1024 * 1024
 
@@ -29,6 +30,7 @@ class BinaryCodec:
 
     def __init__(self, max_depth: int):
         self.max_depth = max_depth
+        self._heads = {}  # (method name, message type) -> encoded header up to the seqid
         self._new_buffers()
 
     def _new_buffers(self) -> None:
@@ -56,12 +58,16 @@ class BinaryCodec:
         self._oprot.write_struct(payload)
         body = out.getvalue()
         out.clean()
-        head = _head.pack(VERSION_1 | mtype, len(name)) + name + _i32.pack(seqid)
+        head = self._heads.get((name, mtype))
+        if head is None:
+            head = _head.pack(VERSION_1 | mtype, len(name)) + name
+            if len(self._heads) < MAX_CACHED_HEADS:  # names from clients must not grow it
+                self._heads[(name, mtype)] = head
         if len(body) > KEEP_BUFFER_BELOW:
             self._new_buffers()
         if framed:
-            return _frame.pack(len(head) + len(body)) + head + body
-        return head + body
+            return b"".join((_frame.pack(len(head) + 4 + len(body)), head, _i32.pack(seqid), body))
+        return b"".join((head, _i32.pack(seqid), body))
 
 
 class CompactCodec:

@@ -58,7 +58,7 @@ class CompactScanner:
     def reset(self) -> None:
         self.pos = 0
         self.need = 0
-        self.stack = []
+        self.stack = None
         self.header = None
 
     def scan(self, buf, base: int, end: int, limit: int) -> int:
@@ -66,6 +66,7 @@ class CompactScanner:
         if self.header is None:
             if not self._scan_header(buf, base, end, limit):
                 return -1
+            self.stack = [_IN_STRUCT]
         pos = base + self.pos
         stack = self.stack
         need = 0
@@ -201,5 +202,4 @@ class CompactScanner:
             return False
         self.header = (bytes(buf[p:p + name_len]), mtype, seqid, p + name_len - base)
         self.pos = p + name_len - base
-        self.stack = [_IN_STRUCT]
         return True

@@ -73,31 +73,45 @@ class Reader:
 
     def next_message(self) -> Message | None:
         """The next complete message, or None until more bytes arrive. Raises WireError."""
-        if self.start == self.end:
+        start = self.start
+        end = self.end
+        if start == end:
             return None
-        if self.wire is None:
-            self.wire = detect(self.buf[self.start:min(self.end, self.start + 5)])
-            if self.wire is None:
+        scanner = self.scanner
+        if scanner is None:
+            if not self._detect():
                 return None
-            scanner = BinaryScanner if self.wire.protocol == BINARY else CompactScanner
-            self.scanner = scanner(self.max_depth, self.max_container)
+            scanner = self.scanner
         if self.wire.framed:
             return self._next_frame()
-        return self._next_unframed()
-
-    def _next_unframed(self) -> Message | None:
-        scanner = self.scanner
-        start = self.start
-        if self.end - start < scanner.need:
+        if end - start < scanner.need:
             return None
         try:
-            n = scanner.scan(self.buf, start, self.end, start + self.max_size)
+            n = scanner.scan(self.buf, start, end, start + self.max_size)
         except WireError as e:
             e.reply_to = scanner.header
             raise
         if n < 0:
             return None
-        return self._take(start, n, n)
+        # _take() inlined: this is the per-request path of thriftpy2's default transport.
+        name, mtype, seqid, body_at = scanner.header
+        scanner.header = None
+        scanner.pos = scanner.need = 0
+        body = self.buf[start + body_at:start + n]
+        start += n
+        if start == end:
+            self._rewind()
+        else:
+            self.start = start
+        return Message(name, mtype, seqid, body)
+
+    def _detect(self) -> bool:
+        self.wire = detect(self.buf[self.start:min(self.end, self.start + 5)])
+        if self.wire is None:
+            return False
+        scanner = BinaryScanner if self.wire.protocol == BINARY else CompactScanner
+        self.scanner = scanner(self.max_depth, self.max_container)
+        return True
 
     def _next_frame(self) -> Message | None:
         start = self.start
@@ -123,15 +137,22 @@ class Reader:
         return self._take(start + 4, n, 4 + size)
 
     def _take(self, base: int, length: int, consumed: int) -> Message:
-        name, mtype, seqid, body_at = self.scanner.header
+        scanner = self.scanner
+        name, mtype, seqid, body_at = scanner.header
+        scanner.header = None
+        scanner.pos = scanner.need = 0
         body = self.buf[base + body_at:base + length]
-        self.scanner.reset()
         self._consume(consumed)
         return Message(name, mtype, seqid, body)
 
     def _consume(self, n: int) -> None:
         self.start += n
         if self.start == self.end:
-            self.start = self.end = 0
-            if len(self.buf) > SHRINK_ABOVE:
-                self.buf = bytearray(INITIAL_SIZE)
+            self._rewind()
+
+    def _rewind(self) -> None:
+        """Everything received was consumed: receive at the front again (and give back a
+        buffer that grew for a large message)."""
+        self.start = self.end = 0
+        if len(self.buf) > SHRINK_ABOVE:
+            self.buf = bytearray(INITIAL_SIZE)
