@@ -46,6 +46,23 @@ def build_parser() -> argparse.ArgumentParser:
                        help="seconds to finish in-flight requests on SIGTERM/SIGINT (default: 30)")
     serve.add_argument("--blocking-threads", type=int, default=None,
                        help="threads for @dracula.blocking handlers (default: min(32, cpus + 4))")
+    serve.add_argument("--max-string-size", type=int, default=None,
+                       help="largest string/binary value, bytes (default: the frame size)")
+    serve.add_argument("--max-connections", type=int, default=None,
+                       help="open connections; past it new ones are accepted and closed at once "
+                            "(default: the fd limit less 64)")
+    serve.add_argument("--idle-timeout", type=float, default=defaults.idle_timeout,
+                       help="close a connection idle this many seconds; 0: never (default: 0)")
+    serve.add_argument("--request-timeout", type=float, default=defaults.request_timeout,
+                       help="close a connection whose request is still incomplete after this many "
+                            "seconds (slowloris); 0: never (default: 30)")
+    serve.add_argument("--handler-timeout", type=float, default=defaults.handler_timeout,
+                       help="seconds before a coroutine or @blocking handler's caller gets an "
+                            "error; 0: no limit (default: 0)")
+    serve.add_argument("--write-high-water", type=int, default=defaults.write_high_water,
+                       help="per-connection unsent reply bytes past which reading pauses (uv)")
+    serve.add_argument("--write-low-water", type=int, default=defaults.write_low_water,
+                       help="unsent reply bytes below which reading resumes (uv)")
     add_call_parser(commands)
     add_describe_parser(commands)
     return parser
@@ -80,11 +97,8 @@ def add_describe_parser(commands) -> None:
 def serve(args) -> int:
     configure(args.log_level)
     try:
-        config = Config(host=args.host, port=args.port, backend=args.backend, backlog=args.backlog,
-                        log_level=args.log_level, max_frame_size=args.max_frame_size,
-                        max_depth=args.max_depth, max_container_size=args.max_container_size,
-                        graceful_timeout=args.graceful_timeout,
-                        blocking_threads=args.blocking_threads).validate()
+        config = Config(**{name: value for name, value in vars(args).items()
+                           if name in Config.__dataclass_fields__}).validate()
         server = Server(load_services(args), config)
     except (LoadError, ConfigError, BindError) as e:
         print("dracula: error: %s" % e, file=sys.stderr)

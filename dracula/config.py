@@ -8,9 +8,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import resource
 
 BACKENDS = ("uv", "thread")
 MIB = 1024 * 1024
+# File descriptors kept free for the listener, logs, metrics and handler code.
+FD_RESERVE = 64
 
 
 class ConfigError(ValueError):
@@ -31,8 +34,21 @@ class Config:
     # Nesting of structs and containers, the arguments struct counted as 1 (thriftpy2's codec
     # refuses past 64 too).
     max_depth: int = 64
+    # Bytes one string or binary value may declare (None: the frame size).
+    max_string_size: int | None = None
     # Elements one container may declare.
     max_container_size: int = 10_000_000
+    # Open connections; past it a new connection is accepted and closed at once, so its client
+    # fails fast instead of waiting in the backlog. None: the fd limit less a reserve.
+    max_connections: int | None = None
+    # Seconds a connection may sit with no request in flight or arriving; 0: never closed
+    # (Thrift clients keep pooled connections open between calls).
+    idle_timeout: float = 0.0
+    # Seconds from a request's first byte to its last (slowloris); 0: no limit.
+    request_timeout: float = 30.0
+    # Seconds a coroutine or @blocking handler may run before its caller gets an error; 0: no
+    # limit. (The handler itself is not interrupted: Python cannot kill a thread.)
+    handler_timeout: float = 0.0
     # Seconds SIGTERM/SIGINT waits for in-flight requests before closing what is left.
     graceful_timeout: float = 30.0
     # Threads for handlers marked @dracula.blocking (uv backend) and for coroutine handlers'
@@ -57,6 +73,13 @@ class Config:
             raise ConfigError("max_depth must be 1..64 (thriftpy2's codec stops at 64)")
         if self.max_container_size < 0:
             raise ConfigError("max_container_size must not be negative")
+        if self.max_string_size is not None and self.max_string_size < 0:
+            raise ConfigError("max_string_size must not be negative")
+        if self.max_connections is not None and self.max_connections < 1:
+            raise ConfigError("max_connections must be at least 1")
+        for name in ("idle_timeout", "request_timeout", "handler_timeout"):
+            if getattr(self, name) < 0:
+                raise ConfigError("%s must not be negative (0 turns it off)" % name)
         if self.graceful_timeout < 0:
             raise ConfigError("graceful_timeout must not be negative")
         if self.blocking_threads is not None and self.blocking_threads < 1:
@@ -64,6 +87,19 @@ class Config:
         if not 0 <= self.write_low_water <= self.write_high_water:
             raise ConfigError("write marks need 0 <= low <= high")
         return self
+
+    @property
+    def string_limit(self) -> int:
+        return self.max_frame_size if self.max_string_size is None else self.max_string_size
+
+    @property
+    def connection_limit(self) -> int:
+        if self.max_connections is not None:
+            return self.max_connections
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft == resource.RLIM_INFINITY:
+            return 1_000_000
+        return max(1, soft - FD_RESERVE)
 
     @property
     def thread_count(self) -> int:

@@ -8,13 +8,17 @@ Coroutine handlers run on one background event loop; @blocking handlers need not
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
-from ..dispatch import ASYNC, CallError
-from ..logs import RefusalLog
+from thriftpy2.thrift import TApplicationException
+
+from ..dispatch import ASYNC, BLOCKING, CallError
+from ..logs import RefusalLog, format_peer
 from ..wire.codec import make_codec
 from ..wire.errors import WireError
 from ..wire.reader import Reader
@@ -41,12 +45,16 @@ class ThreadedBackend:
         self.connections = set()
         self.stopping = threading.Event()
         self.coro_loop = None
+        self.pool = None  # runs @blocking handlers when they have a timeout
+        self.connection_limit = config.connection_limit
 
     def run(self, on_ready) -> None:
         if any(m.kind == ASYNC for m in self.dispatcher.methods.values()):
             self.coro_loop = asyncio.new_event_loop()
             threading.Thread(target=self.coro_loop.run_forever, name="dracula-coroutines",
                              daemon=True).start()
+        if self.config.handler_timeout and any(m.kind == BLOCKING for m in self.dispatcher.methods.values()):
+            self.pool = ThreadPoolExecutor(self.config.thread_count, thread_name_prefix="dracula-blocking")
         self.sock.setblocking(True)
         on_ready()
         try:
@@ -59,12 +67,18 @@ class ThreadedBackend:
                     log.warning("accept failed: %s", e)
                     self.stopping.wait(0.05)  # e.g. out of file descriptors: back off briefly
                     continue
+                if len(self.connections) >= self.connection_limit:
+                    self.refusals(peer, "connection limit of %d reached" % self.connection_limit)
+                    client.close()
+                    continue
                 threading.Thread(target=self._serve_connection, args=(client, peer),
                                  name="dracula-conn", daemon=True).start()
             self._drain()
         finally:
             if self.coro_loop is not None:
                 self.coro_loop.call_soon_threadsafe(self.coro_loop.stop)
+            if self.pool is not None:
+                self.pool.shutdown(wait=False, cancel_futures=True)
 
     def stop(self) -> None:
         """Begin a graceful stop; safe from any thread and from signal handlers."""
@@ -101,11 +115,20 @@ class ThreadedBackend:
                 return
             self.connections.add(conn)
         config = self.config
-        reader = Reader(config.max_frame_size, config.max_depth, config.max_container_size)
+        reader = Reader.for_config(config)
         codec = None
+        partial_since = None
         try:
             while True:
-                n = sock.recv_into(reader.get_buffer())
+                sock.settimeout(self._recv_timeout(partial_since))
+                try:
+                    n = sock.recv_into(reader.get_buffer())
+                except socket.timeout:
+                    if partial_since is not None:
+                        self.refusals(peer, "request still incomplete after %gs" % config.request_timeout)
+                    else:
+                        log.debug("closing %s: idle for %gs", format_peer(peer), config.idle_timeout)
+                    break
                 if n == 0:
                     break
                 with self.lock:
@@ -138,6 +161,10 @@ class ThreadedBackend:
                     sock.sendall(b"".join(out))
                 if not keep_open:
                     break
+                if not reader.buffered:
+                    partial_since = None
+                elif partial_since is None:
+                    partial_since = time.monotonic()
                 with self.lock:
                     conn.busy = False
                     if self.stopping.is_set() and not reader.buffered:
@@ -148,6 +175,14 @@ class ThreadedBackend:
             with self.lock:
                 self.connections.discard(conn)
             sock.close()
+
+    def _recv_timeout(self, partial_since):
+        """Seconds the next recv may wait: what is left of the request timeout while a
+        request is arriving, else the idle timeout (None: for ever)."""
+        config = self.config
+        if partial_since is not None and config.request_timeout:
+            return max(0.001, config.request_timeout - (time.monotonic() - partial_since))
+        return config.idle_timeout or None
 
     def _codec(self, protocol):
         # Codecs reuse buffers, so each connection thread has its own.
@@ -165,11 +200,20 @@ class ThreadedBackend:
             if isinstance(e, WireError):
                 self.refusals(peer, e.reason)
             return dispatcher.refuse(msg, e, codec, framed)
-        if method.kind is not ASYNC:
+        timeout = self.config.handler_timeout or None
+        if method.kind is ASYNC:
+            future = asyncio.run_coroutine_threadsafe(method.fn(*args), self.coro_loop)
+        elif method.kind is BLOCKING and timeout:
+            future = self.pool.submit(method.fn, *args)
+        else:
             return dispatcher.call_sync(method, args, msg, codec, framed)
-        future = asyncio.run_coroutine_threadsafe(method.fn(*args), self.coro_loop)
         try:
-            value = future.result()
+            value = future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            log.error("%s did not finish within %gs; its caller gets an error", method.qualname, timeout)
+            return dispatcher.outcome(method, msg, codec, framed, error=TApplicationException(
+                TApplicationException.INTERNAL_ERROR, "%s did not finish within %gs" % (method.qualname, timeout)))
         except Exception as e:
             return dispatcher.outcome(method, msg, codec, framed, error=e)
         return dispatcher.outcome(method, msg, codec, framed, value)

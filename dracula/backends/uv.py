@@ -16,8 +16,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import uvloop
 
-from ..dispatch import ASYNC, BLOCKING, SYNC, CallError
-from ..logs import RefusalLog
+from thriftpy2.thrift import TApplicationException
+
+from ..dispatch import BLOCKING, CALL, SYNC, ASYNC, CallError
+from ..logs import RefusalLog, format_peer
 from ..wire.codec import make_codec
 from ..wire.errors import WireError
 from ..wire.reader import Message, Reader
@@ -39,6 +41,9 @@ class UVBackend:
         self._stop = None
         self._stop_requested = False
         self._all_closed = None
+        self.connection_limit = config.connection_limit
+        # A coarse clock, advanced by the sweeper, so the per-read path never asks the time.
+        self.tick = 0.0
 
     def codec_for(self, protocol: str):
         codec = self.codecs.get(protocol)
@@ -71,11 +76,31 @@ class UVBackend:
             self.pool = ThreadPoolExecutor(self.config.thread_count, thread_name_prefix="dracula-blocking")
         server = await self.loop.create_server(
             lambda: Connection(self), sock=self.sock, backlog=self.config.backlog)
+        self.tick = self.loop.time()
+        sweeper = self._start_sweeper()
         on_ready()
         if not self._stop_requested:
             await self._stop.wait()
         server.close()
         await self._drain()
+        if sweeper is not None:
+            sweeper.cancel()
+
+    def _start_sweeper(self):
+        """A periodic check for idle and slowloris connections, if either limit is on."""
+        timeouts = [t for t in (self.config.idle_timeout, self.config.request_timeout) if t > 0]
+        if not timeouts:
+            return None
+        interval = min(1.0, min(timeouts) / 4)
+
+        async def sweep():
+            while True:
+                await asyncio.sleep(interval)
+                self.tick = self.loop.time()
+                for conn in list(self.connections):
+                    conn.check_timeouts(self.tick)
+
+        return self.loop.create_task(sweep())
 
     async def _drain(self) -> None:
         self.draining = True
@@ -107,7 +132,7 @@ class Connection(asyncio.BufferedProtocol):
         config = backend.config
         self.backend = backend
         self.dispatcher = backend.dispatcher
-        self.reader = Reader(config.max_frame_size, config.max_depth, config.max_container_size)
+        self.reader = Reader.for_config(config)
         self.transport = None
         self.peer = None
         self.codec = None
@@ -116,6 +141,8 @@ class Connection(asyncio.BufferedProtocol):
         self.later = []  # replies released by slots, written on the next loop turn
         self.closed = False
         self.eof = False
+        self.active_at = backend.tick  # last time bytes arrived or a reply left
+        self.partial_since = None  # when the request now arriving began (slowloris clock)
 
     # -- transport callbacks ---------------------------------------------------------------
     def connection_made(self, transport) -> None:
@@ -123,6 +150,10 @@ class Connection(asyncio.BufferedProtocol):
         self.peer = transport.get_extra_info("peername")
         config = self.backend.config
         transport.set_write_buffer_limits(high=config.write_high_water, low=config.write_low_water)
+        if len(self.backend.connections) >= self.backend.connection_limit:
+            self.backend.refusals(self.peer, "connection limit of %d reached" % self.backend.connection_limit)
+            transport.abort()
+            return
         self.backend.connections.add(self)
 
     def connection_lost(self, exc) -> None:
@@ -168,6 +199,11 @@ class Connection(asyncio.BufferedProtocol):
             self._handle(msg, out)
         if out:
             self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+        self.active_at = self.backend.tick
+        if reader.start == reader.end:
+            self.partial_since = None
+        elif self.partial_since is None:
+            self.partial_since = self.backend.tick
         if not keep_open:
             self.transport.close()
         elif self.backend.draining:
@@ -194,6 +230,9 @@ class Connection(asyncio.BufferedProtocol):
         else:
             future = self.backend.loop.run_in_executor(self.backend.pool, method.fn, *args)
         future.add_done_callback(functools.partial(self._finished, method, msg, slot))
+        timeout = self.backend.config.handler_timeout
+        if timeout:
+            slot.append(self.backend.loop.call_later(timeout, self._timed_out, method, msg, slot, future))
 
     def _emit(self, reply, out: list) -> None:
         if reply is None:
@@ -204,12 +243,32 @@ class Connection(asyncio.BufferedProtocol):
             out.append(reply)
 
     def _finished(self, method, msg, slot, future) -> None:
+        if slot[1]:
+            return  # already answered: it timed out
+        if len(slot) > 2:
+            slot[2].cancel()
         if future.cancelled():
             error, value = asyncio.CancelledError("the call was cancelled"), None
         else:
             error = future.exception()
             value = None if error is not None else future.result()
-        slot[0] = self.dispatcher.outcome(method, msg, self.codec, self.framed, value, error)
+        self._settle(slot, self.dispatcher.outcome(method, msg, self.codec, self.framed, value, error))
+
+    def _timed_out(self, method, msg, slot, future) -> None:
+        timeout = self.backend.config.handler_timeout
+        log.error("%s did not finish within %gs; its caller gets an error", method.qualname, timeout)
+        reply = None
+        if msg.mtype == CALL and not method.oneway:
+            reply = self.dispatcher.reply_failure(
+                msg, TApplicationException.INTERNAL_ERROR,
+                "%s did not finish within %gs" % (method.qualname, timeout),
+                self.codec, self.framed, method.reply_name)
+        self._settle(slot, reply)
+        future.cancel()  # stops a coroutine; a thread cannot be stopped and runs on unheard
+
+    def _settle(self, slot, reply) -> None:
+        """Record a call's reply and release every reply now ready, in request order."""
+        slot[0] = reply
         slot[1] = True
         slots = self.slots
         released = not self.later
@@ -226,7 +285,19 @@ class Connection(asyncio.BufferedProtocol):
         later, self.later = self.later, []
         if not self.closed:
             self.transport.write(b"".join(later))
+        self.active_at = self.backend.tick
         self._after_reply()
+
+    def check_timeouts(self, now: float) -> None:
+        config = self.backend.config
+        if self.partial_since is not None and config.request_timeout and \
+                now - self.partial_since > config.request_timeout:
+            self.backend.refusals(self.peer, "request still incomplete after %gs" % config.request_timeout)
+            self.transport.abort()
+        elif config.idle_timeout and not self.slots and not self.later and self.partial_since is None \
+                and now - self.active_at > config.idle_timeout:
+            log.debug("closing %s: idle for %gs", format_peer(self.peer), config.idle_timeout)
+            self.transport.close()
 
     def _after_reply(self) -> None:
         if self.closed:

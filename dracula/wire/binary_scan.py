@@ -42,11 +42,12 @@ class BinaryScanner:
     """Scans one message at a time. Offsets are relative to the message's first byte, so the
     reader may move the buffer's contents between calls."""
 
-    __slots__ = ("max_depth", "max_container", "pos", "need", "stack", "header")
+    __slots__ = ("max_depth", "max_container", "max_string", "pos", "need", "stack", "header")
 
-    def __init__(self, max_depth: int, max_container: int):
+    def __init__(self, max_depth: int, max_container: int, max_string: int = 2**31 - 1):
         self.max_depth = max_depth
         self.max_container = max_container
+        self.max_string = max_string
         self.reset()
 
     def reset(self) -> None:
@@ -101,8 +102,9 @@ class BinaryScanner:
                     break
                 n = _i32(buf, p)[0]
                 q = p + 4 + n
-                if n < 0 or q > limit:
-                    raise WireError("string of %d bytes does not fit the message" % n)
+                if n < 0 or q > limit or n > self.max_string:
+                    raise WireError("string of %d bytes (limit %d, %d left in the message)"
+                                    % (n, self.max_string, limit - p - 4))
                 if q > end:
                     need = q
                     break

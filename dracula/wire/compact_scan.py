@@ -48,11 +48,12 @@ def _varint(buf, p: int, end: int, longest: int):
 
 
 class CompactScanner:
-    __slots__ = ("max_depth", "max_container", "pos", "need", "stack", "header")
+    __slots__ = ("max_depth", "max_container", "max_string", "pos", "need", "stack", "header")
 
-    def __init__(self, max_depth: int, max_container: int):
+    def __init__(self, max_depth: int, max_container: int, max_string: int = 2**31 - 1):
         self.max_depth = max_depth
         self.max_container = max_container
+        self.max_string = max_string
         self.reset()
 
     def reset(self) -> None:
@@ -112,8 +113,9 @@ class CompactScanner:
                 n, q = _varint(buf, p, end, 5)
                 if n < 0:
                     break
-                if q + n > limit:
-                    raise WireError("string of %d bytes does not fit the message" % n)
+                if q + n > limit or n > self.max_string:
+                    raise WireError("string of %d bytes (limit %d, %d left in the message)"
+                                    % (n, self.max_string, limit - q))
                 if q + n > end:
                     need = q + n
                     break

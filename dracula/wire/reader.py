@@ -34,9 +34,10 @@ class Message:
 
 
 class Reader:
-    __slots__ = ("buf", "start", "end", "wire", "scanner", "max_size", "max_depth", "max_container")
+    __slots__ = ("buf", "start", "end", "wire", "scanner", "max_size", "max_depth", "max_container",
+                 "max_string")
 
-    def __init__(self, max_size: int, max_depth: int, max_container: int):
+    def __init__(self, max_size: int, max_depth: int, max_container: int, max_string: int | None = None):
         self.buf = None  # allocated on the first read: idle connections cost no buffer
         self.start = 0
         self.end = 0
@@ -45,6 +46,11 @@ class Reader:
         self.max_size = max_size
         self.max_depth = max_depth
         self.max_container = max_container
+        self.max_string = max_size if max_string is None else max_string
+
+    @classmethod
+    def for_config(cls, config) -> "Reader":
+        return cls(config.max_frame_size, config.max_depth, config.max_container_size, config.string_limit)
 
     @property
     def buffered(self) -> int:
@@ -110,7 +116,7 @@ class Reader:
         if self.wire is None:
             return False
         scanner = BinaryScanner if self.wire.protocol == BINARY else CompactScanner
-        self.scanner = scanner(self.max_depth, self.max_container)
+        self.scanner = scanner(self.max_depth, self.max_container, self.max_string)
         return True
 
     def _next_frame(self) -> Message | None:
