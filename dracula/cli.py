@@ -9,6 +9,7 @@ from .config import Config, ConfigError
 from .loader import LoadError, load_handler, load_service
 from .logs import configure
 from .server import BindError, Server
+from .supervisor import Supervisor
 
 EXIT_USAGE = 2
 
@@ -46,6 +47,15 @@ def build_parser() -> argparse.ArgumentParser:
                        help="seconds to finish in-flight requests on SIGTERM/SIGINT (default: 30)")
     serve.add_argument("--blocking-threads", type=int, default=None,
                        help="threads for @dracula.blocking handlers (default: min(32, cpus + 4))")
+    serve.add_argument("--workers", type=int, default=None,
+                       help="run a supervisor with N worker processes sharing the socket "
+                            "(respawn, SIGHUP reload, SIGTTIN/SIGTTOU); default: serve in-process")
+    serve.add_argument("--uds", default=None, metavar="PATH",
+                       help="listen on a Unix domain socket instead of host:port")
+    serve.add_argument("--uds-mode", type=lambda v: int(v, 8), default=defaults.uds_mode, metavar="OCTAL",
+                       help="file mode of the --uds socket (default: 660)")
+    serve.add_argument("--worker-fd", type=int, default=None, help=argparse.SUPPRESS)
+    serve.add_argument("--ready-fd", type=int, default=None, help=argparse.SUPPRESS)
     serve.add_argument("--max-string-size", type=int, default=None,
                        help="largest string/binary value, bytes (default: the frame size)")
     serve.add_argument("--max-connections", type=int, default=None,
@@ -94,17 +104,39 @@ def add_describe_parser(commands) -> None:
                           help="e.g. idl/showcase.thrift or idl/showcase.thrift:Showcase")
 
 
-def serve(args) -> int:
+def serve(args, argv) -> int:
     configure(args.log_level)
     try:
         config = Config(**{name: value for name, value in vars(args).items()
                            if name in Config.__dataclass_fields__}).validate()
-        server = Server(load_services(args), config)
+        services = load_services(args)  # in a supervisor too: bad code fails before any fork
+        if args.workers is not None:
+            if args.workers < 1:
+                raise ConfigError("--workers must be at least 1")
+            supervisor = Supervisor(config, worker_argv(argv), args.workers)
+        else:
+            server = Server(services, config)
     except (LoadError, ConfigError, BindError) as e:
         print("dracula: error: %s" % e, file=sys.stderr)
         return EXIT_USAGE
+    if args.workers is not None:
+        return supervisor.run()
     server.serve()
     return 0
+
+
+def worker_argv(argv) -> list:
+    """The supervisor's own `serve` arguments, less --workers, for its workers."""
+    out = []
+    skip = False
+    for arg in argv[argv.index("serve") + 1:]:
+        if skip:
+            skip = False
+        elif arg == "--workers":
+            skip = True
+        elif not arg.startswith("--workers="):
+            out.append(arg)
+    return out
 
 
 def load_services(args):
@@ -135,9 +167,11 @@ def load_services(args):
 
 
 def main(argv=None) -> int:
+    if argv is None:
+        argv = sys.argv[1:]
     args = build_parser().parse_args(argv)
     if args.command == "serve":
-        return serve(args)
+        return serve(args, argv)
     if args.command == "call":
         from .call import command as call_command
         return call_command(args)

@@ -57,6 +57,13 @@ class Config:
     # Per-connection write buffer marks (uv backend): past high, stop reading that client.
     write_high_water: int = 1 * MIB
     write_low_water: int = 256 * 1024
+    # Listen on this Unix domain socket path instead of host:port; its file mode.
+    uds: str | None = None
+    uds_mode: int = 0o660
+    # Set by the supervisor for its workers: the inherited listening socket and the pipe on
+    # which a worker says it accepts.
+    worker_fd: int | None = None
+    ready_fd: int | None = None
 
     def validate(self) -> "Config":
         if self.backend not in BACKENDS:

@@ -2,32 +2,16 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
-import socket
 import threading
 
 from .backends import backend_class
 from .config import Config
 from .dispatch import Dispatcher
+from .listen import BindError, address_of, listen  # noqa: F401  (BindError is re-exported)
 
 log = logging.getLogger("dracula")
-
-
-class BindError(OSError):
-    """The address cannot be bound (in use, not permitted, not an address of this host)."""
-
-
-def bind_socket(config: Config) -> socket.socket:
-    family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((config.host, config.port))
-        sock.listen(config.backlog)
-    except OSError as e:
-        sock.close()
-        raise BindError(e.errno, "cannot listen on %s:%s: %s" % (config.host, config.port, e.strerror)) from e
-    return sock
 
 
 class Server:
@@ -38,8 +22,8 @@ class Server:
         self.config = config.validate()
         self.dispatcher = Dispatcher(services)
         self.service_names = [name for name, _, _ in services]
-        self.sock = bind_socket(config)
-        self.host, self.port = self.sock.getsockname()[:2]
+        self.sock = listen(config)
+        self.host, self.port = address_of(self.sock)
         self.started = threading.Event()
         self.stopped = threading.Event()
         self._backend = backend_class(config.backend)(config, self.dispatcher, self.sock)
@@ -56,6 +40,8 @@ class Server:
             for signum, previous in restore:
                 signal.signal(signum, previous)
             self.sock.close()
+            if config_uds_owned(self.config):
+                _unlink(self.config.uds)
             self.stopped.set()
             log.info("dracula stopped")
 
@@ -64,8 +50,12 @@ class Server:
         self._backend.stop()
 
     def _on_ready(self) -> None:
-        log.info("dracula serving %s on %s:%d (%s backend)", ", ".join(self.service_names),
-                 self.host, self.port, self.config.backend)
+        where = self.host if self.port is None else "%s:%d" % (self.host, self.port)
+        log.info("dracula serving %s on %s (%s backend, pid %d)", ", ".join(self.service_names),
+                 where, self.config.backend, os.getpid())
+        if self.config.ready_fd is not None:  # tell the supervisor this worker accepts
+            os.write(self.config.ready_fd, b"R")
+            os.close(self.config.ready_fd)
         self.started.set()
 
     def _install_signal_handlers(self):
@@ -74,6 +64,10 @@ class Server:
         restore = []
         for signum in (signal.SIGINT, signal.SIGTERM):
             restore.append((signum, signal.signal(signum, self._on_signal)))
+        if self.config.worker_fd is not None:
+            # The supervisor owns reloads and scaling: a terminal's hang-up must not kill workers.
+            for signum in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU):
+                restore.append((signum, signal.signal(signum, signal.SIG_IGN)))
         return restore
 
     def _on_signal(self, signum, frame) -> None:
@@ -86,3 +80,15 @@ class Server:
     def __exit__(self, *exc):
         self.close()
         self.sock.close()
+
+
+def config_uds_owned(config) -> bool:
+    """The Unix socket file is this process's to remove (a worker leaves it to the supervisor)."""
+    return bool(config.uds) and config.worker_fd is None
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
