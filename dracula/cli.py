@@ -54,6 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="listen on a Unix domain socket instead of host:port")
     serve.add_argument("--uds-mode", type=lambda v: int(v, 8), default=defaults.uds_mode, metavar="OCTAL",
                        help="file mode of the --uds socket (default: 660)")
+    serve.add_argument("--ssl-certfile", default=None, help="serve TLS with this certificate chain (PEM)")
+    serve.add_argument("--ssl-keyfile", default=None, help="its private key (PEM), if not in the certfile")
+    serve.add_argument("--ssl-ca-certs", default=None,
+                       help="require client certificates signed by these CAs (PEM)")
     serve.add_argument("--worker-fd", type=int, default=None, help=argparse.SUPPRESS)
     serve.add_argument("--ready-fd", type=int, default=None, help=argparse.SUPPRESS)
     serve.add_argument("--max-string-size", type=int, default=None,

@@ -60,6 +60,10 @@ class Config:
     # Listen on this Unix domain socket path instead of host:port; its file mode.
     uds: str | None = None
     uds_mode: int = 0o660
+    # TLS: certificate chain and key; with ca_certs, clients must present a certificate.
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    ssl_ca_certs: str | None = None
     # Set by the supervisor for its workers: the inherited listening socket and the pipe on
     # which a worker says it accepts.
     worker_fd: int | None = None

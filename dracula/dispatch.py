@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 import logging
 import operator
+import types
 
 from thriftpy2.thrift import TApplicationException, TMessageType
 
@@ -17,6 +18,7 @@ from thriftpy2.thrift import TApplicationException, TMessageType
 log = logging.getLogger("dracula.dispatch")
 
 SYNC, ASYNC, BLOCKING = "sync", "async", "blocking"
+_CoroutineType = types.CoroutineType
 CALL, REPLY, EXCEPTION, ONEWAY = (TMessageType.CALL, TMessageType.REPLY,
                                   TMessageType.EXCEPTION, TMessageType.ONEWAY)
 
@@ -25,6 +27,14 @@ def blocking(fn):
     """Mark a handler method as blocking: it runs in the server's thread pool, not on the loop."""
     fn.__dracula_blocking__ = True
     return fn
+
+
+class NeedsAwait(Exception):
+    """call_sync found a coroutine where it expected a value; the backend must await it."""
+
+    def __init__(self, coroutine):
+        super().__init__("handler returned a coroutine")
+        self.coroutine = coroutine
 
 
 class CallError(Exception):
@@ -59,7 +69,7 @@ class Method:
         self.args_cls = getattr(service, name + "_args")
         self.result_cls = getattr(service, name + "_result")
         self.fn = fn
-        if inspect.iscoroutinefunction(fn):
+        if inspect.iscoroutinefunction(inspect.unwrap(fn)):
             self.kind = ASYNC
         elif getattr(fn, "__dracula_blocking__", False):
             self.kind = BLOCKING
@@ -122,6 +132,8 @@ class Dispatcher:
                 if index == 0:
                     self.methods[name] = method
         self.methods = {key.encode(): method for key, method in self.methods.items()}
+        # What the scanners follow the IDL by (spec_guard.py).
+        self.arg_specs = {key: method.args_cls.thrift_spec for key, method in self.methods.items()}
 
     def prepare(self, msg, codec):
         """The Method a message calls and the handler's positional arguments.
@@ -160,11 +172,18 @@ class Dispatcher:
         return self.refuse(_Header(name, mtype, seqid), error, codec, framed)
 
     def call_sync(self, method, args, msg, codec, framed):
-        """Call a plain handler method here and now; its reply bytes, or None for oneway."""
+        """Call a plain handler method here and now; its reply bytes, or None for oneway.
+
+        Raises NeedsAwait when the handler turned out to return a coroutine (an `async def`
+        behind a plain decorator): the method is switched to the coroutine path for good and
+        the backend awaits this call."""
         try:
             value = method.fn(*args)
-        except Exception as e:
+        except (Exception, SystemExit) as e:
             return self.outcome(method, msg, codec, framed, error=e)
+        if value.__class__ is _CoroutineType:
+            method.kind = ASYNC
+            raise NeedsAwait(value)
         if msg.mtype != CALL or method.oneway:
             return None
         result = method.result_cls()
@@ -183,6 +202,14 @@ class Dispatcher:
         if error is not None:
             return self.reply_error(method, msg, error, codec, framed)
         return self.reply_value(method, msg, value, codec, framed)
+
+    async def await_outcome(self, method, msg, codec, framed, awaitable):
+        """Await a coroutine handler's call; its reply bytes (for the thread backend's loop)."""
+        try:
+            value = await awaitable
+        except (Exception, SystemExit) as e:
+            return self.outcome(method, msg, codec, framed, error=e)
+        return self.outcome(method, msg, codec, framed, value)
 
     def reply_value(self, method, msg, value, codec, framed):
         """Reply bytes for a handler's return value."""
@@ -205,19 +232,33 @@ class Dispatcher:
         if field is not None:
             result = method.result_cls()
             setattr(result, field, exc)
-            return codec.encode(method.reply_name, REPLY, msg.seqid, result, framed)
+            try:
+                return codec.encode(method.reply_name, REPLY, msg.seqid, result, framed)
+            except Exception as e:
+                log.error("%s raised %r, which does not fit its IDL type (%s)", method.qualname, exc, e)
+                return self.reply_failure(msg, TApplicationException.INTERNAL_ERROR,
+                                          "%s raised a %s that cannot be encoded"
+                                          % (method.qualname, type(exc).__name__),
+                                          codec, framed, method.reply_name)
         log.error("%s raised an undeclared exception", method.qualname, exc_info=exc)
         return self.reply_failure(msg, TApplicationException.INTERNAL_ERROR,
                                   "%s: %s" % (type(exc).__name__, exc), codec, framed,
                                   method.reply_name)
 
     def reply_failure(self, msg, app_type, message, codec, framed, name=None):
-        """Reply bytes carrying a TApplicationException of `app_type`."""
+        """Reply bytes carrying a TApplicationException of `app_type`. A multiplexed name is
+        answered with its method part, as replies are."""
+        # Messages quote handler text: lone surrogates must not make the error unencodable.
+        message = str(message).encode("utf-8", "backslashreplace").decode("utf-8")
         return self._encode_exception(msg, TApplicationException(app_type, message), codec,
-                                      framed, name or msg.name)
+                                      framed, name or msg.name.rpartition(b":")[2])
 
-    @staticmethod
-    def _encode_exception(msg, exc, codec, framed, name):
-        return codec.encode(name, EXCEPTION, msg.seqid, exc, framed)
+    def _encode_exception(self, msg, exc, codec, framed, name):
+        try:
+            return codec.encode(name, EXCEPTION, msg.seqid, exc, framed)
+        except Exception as e:  # a handler's own TApplicationException with a bad message
+            log.error("cannot encode %r: %s", exc, e)
+            return self.reply_failure(msg, TApplicationException.INTERNAL_ERROR,
+                                      "the error could not be encoded", codec, framed, name)
 
 

@@ -9,6 +9,7 @@ import threading
 from .backends import backend_class
 from .config import Config
 from .dispatch import Dispatcher
+from .tls import server_context
 from .listen import BindError, address_of, listen  # noqa: F401  (BindError is re-exported)
 
 log = logging.getLogger("dracula")
@@ -26,7 +27,8 @@ class Server:
         self.host, self.port = address_of(self.sock)
         self.started = threading.Event()
         self.stopped = threading.Event()
-        self._backend = backend_class(config.backend)(config, self.dispatcher, self.sock)
+        self._backend = backend_class(config.backend)(config, self.dispatcher, self.sock,
+                                                      server_context(config))
 
     @property
     def address(self):

@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from thriftpy2.thrift import TApplicationException
 
-from ..dispatch import ASYNC, BLOCKING, CallError
+from ..dispatch import ASYNC, BLOCKING, CallError, NeedsAwait
 from ..logs import RefusalLog, format_peer
 from ..wire.codec import make_codec
 from ..wire.errors import WireError
@@ -36,10 +36,11 @@ class _Conn:
 
 
 class ThreadedBackend:
-    def __init__(self, config, dispatcher, sock):
+    def __init__(self, config, dispatcher, sock, ssl_context=None):
         self.config = config
         self.dispatcher = dispatcher
         self.sock = sock
+        self.ssl_context = ssl_context
         self.refusals = RefusalLog()
         self.lock = threading.Lock()
         self.connections = set()
@@ -50,9 +51,7 @@ class ThreadedBackend:
 
     def run(self, on_ready) -> None:
         if any(m.kind == ASYNC for m in self.dispatcher.methods.values()):
-            self.coro_loop = asyncio.new_event_loop()
-            threading.Thread(target=self.coro_loop.run_forever, name="dracula-coroutines",
-                             daemon=True).start()
+            self._start_coroutine_loop()
         if self.config.handler_timeout and any(m.kind == BLOCKING for m in self.dispatcher.methods.values()):
             self.pool = ThreadPoolExecutor(self.config.thread_count, thread_name_prefix="dracula-blocking")
         self.sock.setblocking(True)
@@ -115,7 +114,17 @@ class ThreadedBackend:
                 return
             self.connections.add(conn)
         config = self.config
-        reader = Reader.for_config(config)
+        if self.ssl_context is not None:
+            try:
+                sock.settimeout(config.request_timeout or None)
+                sock = conn.sock = self.ssl_context.wrap_socket(sock, server_side=True)
+            except (OSError, ValueError) as e:
+                self.refusals(peer, "TLS handshake failed: %s" % e)
+                with self.lock:
+                    self.connections.discard(conn)
+                sock.close()
+                return
+        reader = Reader.for_config(config, self.dispatcher.arg_specs)
         codec = None
         partial_since = None
         try:
@@ -202,21 +211,32 @@ class ThreadedBackend:
             return dispatcher.refuse(msg, e, codec, framed)
         timeout = self.config.handler_timeout or None
         if method.kind is ASYNC:
-            future = asyncio.run_coroutine_threadsafe(method.fn(*args), self.coro_loop)
+            future = self._await(dispatcher.await_outcome(method, msg, codec, framed, method.fn(*args)))
         elif method.kind is BLOCKING and timeout:
-            future = self.pool.submit(method.fn, *args)
+            future = self.pool.submit(dispatcher.call_sync, method, args, msg, codec, framed)
         else:
-            return dispatcher.call_sync(method, args, msg, codec, framed)
+            try:
+                return dispatcher.call_sync(method, args, msg, codec, framed)
+            except NeedsAwait as e:
+                future = self._await(dispatcher.await_outcome(method, msg, codec, framed, e.coroutine))
         try:
-            value = future.result(timeout)
+            return future.result(timeout)
         except concurrent.futures.TimeoutError:
             future.cancel()
             log.error("%s did not finish within %gs; its caller gets an error", method.qualname, timeout)
             return dispatcher.outcome(method, msg, codec, framed, error=TApplicationException(
                 TApplicationException.INTERNAL_ERROR, "%s did not finish within %gs" % (method.qualname, timeout)))
-        except Exception as e:
-            return dispatcher.outcome(method, msg, codec, framed, error=e)
-        return dispatcher.outcome(method, msg, codec, framed, value)
+
+    def _await(self, coroutine):
+        if self.coro_loop is None:  # the first coroutine from a handler that did not look async
+            with self.lock:
+                if self.coro_loop is None:
+                    self._start_coroutine_loop()
+        return asyncio.run_coroutine_threadsafe(coroutine, self.coro_loop)
+
+    def _start_coroutine_loop(self) -> None:
+        self.coro_loop = asyncio.new_event_loop()
+        threading.Thread(target=self.coro_loop.run_forever, name="dracula-coroutines", daemon=True).start()
 
 
 _thread_codecs = threading.local()

@@ -18,7 +18,7 @@ import uvloop
 
 from thriftpy2.thrift import TApplicationException
 
-from ..dispatch import BLOCKING, CALL, SYNC, ASYNC, CallError
+from ..dispatch import ASYNC, BLOCKING, CALL, SYNC, CallError, NeedsAwait
 from ..logs import RefusalLog, format_peer
 from ..wire.codec import make_codec
 from ..wire.errors import WireError
@@ -28,10 +28,11 @@ log = logging.getLogger("dracula.uv")
 
 
 class UVBackend:
-    def __init__(self, config, dispatcher, sock):
+    def __init__(self, config, dispatcher, sock, ssl_context=None):
         self.config = config
         self.dispatcher = dispatcher
         self.sock = sock
+        self.ssl_context = ssl_context
         self.connections = set()
         self.codecs = {}
         self.refusals = RefusalLog()
@@ -75,7 +76,9 @@ class UVBackend:
         if any(m.kind == BLOCKING for m in self.dispatcher.methods.values()):
             self.pool = ThreadPoolExecutor(self.config.thread_count, thread_name_prefix="dracula-blocking")
         server = await self.loop.create_server(
-            lambda: Connection(self), sock=self.sock, backlog=self.config.backlog)
+            lambda: Connection(self), sock=self.sock, backlog=self.config.backlog,
+            ssl=self.ssl_context,
+            ssl_handshake_timeout=(self.config.request_timeout or None) if self.ssl_context else None)
         self.tick = self.loop.time()
         sweeper = self._start_sweeper()
         on_ready()
@@ -132,7 +135,7 @@ class Connection(asyncio.BufferedProtocol):
         config = backend.config
         self.backend = backend
         self.dispatcher = backend.dispatcher
-        self.reader = Reader.for_config(config)
+        self.reader = Reader.for_config(config, backend.dispatcher.arg_specs)
         self.transport = None
         self.peer = None
         self.codec = None
@@ -220,13 +223,17 @@ class Connection(asyncio.BufferedProtocol):
             self._emit(dispatcher.refuse(msg, e, self.codec, self.framed), out)
             return
         kind = method.kind
+        coroutine = None
         if kind is SYNC:
-            self._emit(dispatcher.call_sync(method, args, msg, self.codec, self.framed), out)
-            return
+            try:
+                self._emit(dispatcher.call_sync(method, args, msg, self.codec, self.framed), out)
+                return
+            except NeedsAwait as e:
+                kind, coroutine = ASYNC, e.coroutine
         slot = [None, False]
         self.slots.append(slot)
         if kind is ASYNC:
-            future = asyncio.ensure_future(method.fn(*args), loop=self.backend.loop)
+            future = asyncio.ensure_future(coroutine or method.fn(*args), loop=self.backend.loop)
         else:
             future = self.backend.loop.run_in_executor(self.backend.pool, method.fn, *args)
         future.add_done_callback(functools.partial(self._finished, method, msg, slot))
@@ -239,6 +246,8 @@ class Connection(asyncio.BufferedProtocol):
             return
         if self.slots:
             self.slots.append([reply, True])
+        elif self.later:  # released replies wait for _flush: queue behind them
+            self.later.append(reply)
         else:
             out.append(reply)
 
@@ -252,7 +261,12 @@ class Connection(asyncio.BufferedProtocol):
         else:
             error = future.exception()
             value = None if error is not None else future.result()
-        self._settle(slot, self.dispatcher.outcome(method, msg, self.codec, self.framed, value, error))
+        try:
+            reply = self.dispatcher.outcome(method, msg, self.codec, self.framed, value, error)
+        except Exception:  # never leave a slot unsettled: later replies would wait for ever
+            log.exception("cannot answer %s", method.qualname)
+            reply = None
+        self._settle(slot, reply)
 
     def _timed_out(self, method, msg, slot, future) -> None:
         timeout = self.backend.config.handler_timeout

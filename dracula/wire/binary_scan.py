@@ -1,5 +1,8 @@
 """Find where a binary-protocol message ends, checking every declared size on the way.
 
+With the method's arguments spec it also follows the IDL where the codec will, refusing the
+wire types that thriftpy2's codec would reinterpret (spec_guard.py says which).
+
 thriftpy2's Cython codec trusts sizes: a 27-byte call may claim a 30-million-element list and
 it allocates for it; a string may claim more bytes than exist and it returns heap memory. So no
 bytes reach the codec until this scanner has walked the message's structure and shown that
@@ -13,8 +16,10 @@ from __future__ import annotations
 import struct
 
 from .errors import WireError
+from .spec_guard import BIN_TYPES as _BIN, element_spec, entry_specs
 
 _i32 = struct.Struct("!i").unpack_from
+_i16 = struct.Struct("!h").unpack_from
 _two_i32 = struct.Struct("!ii").unpack_from
 
 VERSION_MASK = 0xFFFF0000
@@ -32,8 +37,9 @@ _MIN = list(_FIXED)
 for _t, _n in ((STRING, 4), (BINARY, 4), (STRUCT, 1), (MAP, 6), (SET, 5), (LIST, 5)):
     _MIN[_t] = _n
 
-# Stack frames: a struct has no state; containers are [kind, type, value type, items left].
-_IN_STRUCT = (0,)
+# Stack frames: [_IN_STRUCT, its fields' specs or None] and
+# [_IN_LIST or _IN_MAP, type, value type, items left, type's spec, value type's spec].
+_IN_STRUCT = 0
 _IN_LIST = 1
 _IN_MAP = 2
 
@@ -42,9 +48,10 @@ class BinaryScanner:
     """Scans one message at a time. Offsets are relative to the message's first byte, so the
     reader may move the buffer's contents between calls."""
 
-    __slots__ = ("max_depth", "max_container", "max_string", "pos", "need", "stack", "header")
+    __slots__ = ("max_depth", "max_container", "max_string", "specs", "pos", "need", "stack", "header")
 
-    def __init__(self, max_depth: int, max_container: int, max_string: int = 2**31 - 1):
+    def __init__(self, max_depth: int, max_container: int, max_string: int = 2**31 - 1, specs=None):
+        self.specs = specs or {}  # method name (bytes) -> its arguments' thrift_spec
         self.max_depth = max_depth
         self.max_container = max_container
         self.max_string = max_string
@@ -70,13 +77,13 @@ class BinaryScanner:
                 self.stack = None
                 self.pos = pos + 1 - base
                 return self.pos
-            self.stack = [_IN_STRUCT]
+            self.stack = [[_IN_STRUCT, self.specs.get(self.header[0])]]
         pos = base + self.pos
         stack = self.stack
         need = 0
         while stack:
             frame = stack[-1]
-            if frame is _IN_STRUCT:
+            if frame[0] == _IN_STRUCT:
                 if pos >= end:
                     break
                 t = buf[pos]
@@ -85,12 +92,22 @@ class BinaryScanner:
                     stack.pop()
                     continue
                 p = pos + 3  # type byte and field id
+                if p > end:
+                    break
+                sub = None
+                if frame[1] is not None:
+                    spec = frame[1].get(_i16(buf, pos + 1)[0])
+                    if spec is not None and (spec[0] == t or (spec[0] in _BIN and t in _BIN)):
+                        sub = spec[2] if len(spec) > 3 else None
             else:
                 left = frame[3]
                 if not left:
                     stack.pop()
                     continue
-                t = frame[1] if frame[0] == _IN_LIST or not left & 1 else frame[2]
+                if frame[0] == _IN_LIST or not left & 1:
+                    t, sub = frame[1], frame[4]
+                else:
+                    t, sub = frame[2], frame[5]
                 p = pos
             size = _FIXED[t]
             if size:
@@ -113,7 +130,7 @@ class BinaryScanner:
                 if len(stack) >= self.max_depth:
                     raise WireError("nesting deeper than %d" % self.max_depth)
                 pos = p
-                stack.append(_IN_STRUCT)
+                stack.append([_IN_STRUCT, None if sub is None else sub.thrift_spec])
             elif t == LIST or t == SET:
                 if p + 5 > end:
                     break
@@ -127,8 +144,11 @@ class BinaryScanner:
                         break
                     pos = q
                 else:
+                    # The codec reads elements by the IDL's type when it matches the declared
+                    # one, else skips them by the declared type: follow the IDL only then.
+                    esub = element_spec(sub, et)
                     pos = p + 5
-                    stack.append([_IN_LIST, et, et, n])
+                    stack.append([_IN_LIST, et, et, n, esub, esub])
             elif t == MAP:
                 if p + 6 > end:
                     break
@@ -136,6 +156,7 @@ class BinaryScanner:
                 vt = buf[p + 1]
                 n = _i32(buf, p + 2)[0]
                 self._check_container(stack, (kt, vt), n, p + 6, limit)
+                ksub, vsub = entry_specs(sub, kt, vt)
                 if not n:
                     pos = p + 6
                 elif _FIXED[kt] and _FIXED[vt]:
@@ -146,10 +167,10 @@ class BinaryScanner:
                     pos = q
                 else:
                     pos = p + 6
-                    stack.append([_IN_MAP, kt, vt, 2 * n])
+                    stack.append([_IN_MAP, kt, vt, 2 * n, ksub, vsub])
             else:
                 raise WireError("unknown type code %d" % t)
-            if frame is not _IN_STRUCT:
+            if frame[0] != _IN_STRUCT:
                 frame[3] -= 1
         self.pos = pos - base
         if stack:

@@ -1,7 +1,7 @@
 """Decode arguments and encode replies with thriftpy2's codec, never a hand-written one.
 
-Only bytes the scanner has vetted reach `decode`, which is what makes the unchecked Cython
-buffer safe to use. A codec is used by one thread at a time (the reactor shares one across its
+Only bytes the scanner has vetted reach `decode`, and the codec reads them through a transport
+that fails at their end. A codec is used by one thread at a time (the reactor shares one across its
 connections; the thread backend has one per connection), so its buffers are reused per call.
 """
 from __future__ import annotations
@@ -10,6 +10,7 @@ import struct
 
 from thriftpy2.protocol.compact import TCompactProtocol
 from thriftpy2.protocol.cybin import TCyBinaryProtocol
+from thriftpy2.transport.buffered import TCyBufferedTransport
 from thriftpy2.transport.memory import TCyMemoryBuffer, TMemoryBuffer
 
 from .detect import BINARY, COMPACT
@@ -25,6 +26,24 @@ MAX_CACHED_HEADS = 4096
 KEEP_BUFFER_BELOW = 1024 * 1024
 
 
+class _BodySource:
+    """The file-like object the decode transport reads one message body from."""
+
+    __slots__ = ("data", "pos")
+
+    def __init__(self):
+        self.reset(b"")
+
+    def reset(self, data) -> None:
+        self.data = data
+        self.pos = 0
+
+    def read(self, n: int):
+        pos = self.pos
+        self.pos = pos + n
+        return self.data[pos:pos + n]
+
+
 class BinaryCodec:
     protocol = BINARY
 
@@ -34,14 +53,22 @@ class BinaryCodec:
         self._new_buffers()
 
     def _new_buffers(self) -> None:
-        self._in = TCyMemoryBuffer()
+        self._source = _BodySource()
+        self._in = TCyBufferedTransport(self._source)
         self._iprot = TCyBinaryProtocol(self._in, max_depth=self.max_depth)
         self._out = TCyMemoryBuffer()
         self._oprot = TCyBinaryProtocol(self._out, max_depth=self.max_depth)
 
     def decode(self, body, args) -> None:
-        """Fill the arguments struct `args` from the scanned `body`."""
-        self._in.setvalue(body)
+        """Fill the arguments struct `args` from the scanned `body`.
+
+        The scanner vetted the body against the wire types, but the codec reads by the IDL's
+        types and reinterprets some wire types (a map entry sent as a string is read as the
+        declared type), so the bytes it reads are not always the ones vetted. It therefore reads
+        through the buffered transport, which fails at the end of the body, not the unchecked
+        memory buffer, which hands out heap memory past it."""
+        self._source.reset(body)
+        self._in.clean()
         try:
             self._iprot.read_struct(args)
         except Exception as e:

@@ -8,6 +8,7 @@ headers, short list headers.
 from __future__ import annotations
 
 from .errors import WireError
+from .spec_guard import BIN_TYPES as _BIN, element_spec, entry_specs
 
 PROTOCOL_ID = 0x82
 VERSION = 1
@@ -24,9 +25,16 @@ _FIXED[TRUE] = _FIXED[FALSE] = _FIXED[BYTE] = 1
 _FIXED[DOUBLE] = 8
 _VALID = frozenset(range(1, 13))
 
-_IN_STRUCT = (0,)
+# Stack frames: [_IN_STRUCT, its fields' specs or None, last field id] and
+# [_IN_LIST or _IN_MAP, type, value type, items left, type's spec, value type's spec].
+_IN_STRUCT = 0
 _IN_LIST = 1
 _IN_MAP = 2
+# Compact type code -> thriftpy2 TType, to compare with the IDL.
+_TTYPE = [0] * 16
+for _c, _t in ((TRUE, 2), (FALSE, 2), (BYTE, 3), (I16, 6), (I32, 8), (I64, 10), (DOUBLE, 4),
+               (BINARY, 11), (LIST, 15), (SET, 14), (MAP, 13), (STRUCT, 12)):
+    _TTYPE[_c] = _t
 
 
 def _varint(buf, p: int, end: int, longest: int):
@@ -48,9 +56,10 @@ def _varint(buf, p: int, end: int, longest: int):
 
 
 class CompactScanner:
-    __slots__ = ("max_depth", "max_container", "max_string", "pos", "need", "stack", "header")
+    __slots__ = ("max_depth", "max_container", "max_string", "specs", "pos", "need", "stack", "header")
 
-    def __init__(self, max_depth: int, max_container: int, max_string: int = 2**31 - 1):
+    def __init__(self, max_depth: int, max_container: int, max_string: int = 2**31 - 1, specs=None):
+        self.specs = specs or {}  # method name (bytes) -> its arguments' thrift_spec
         self.max_depth = max_depth
         self.max_container = max_container
         self.max_string = max_string
@@ -67,13 +76,13 @@ class CompactScanner:
         if self.header is None:
             if not self._scan_header(buf, base, end, limit):
                 return -1
-            self.stack = [_IN_STRUCT]
+            self.stack = [[_IN_STRUCT, self.specs.get(self.header[0]), 0]]
         pos = base + self.pos
         stack = self.stack
         need = 0
         while stack:
             frame = stack[-1]
-            if frame is _IN_STRUCT:
+            if frame[0] == _IN_STRUCT:
                 if pos >= end:
                     break
                 head = buf[pos]
@@ -83,19 +92,31 @@ class CompactScanner:
                     stack.pop()
                     continue
                 p = pos + 1
-                if not head >> 4:  # no delta: a zigzag varint field id follows
+                if head >> 4:
+                    fid = frame[2] + (head >> 4)
+                else:  # no delta: a zigzag varint field id follows
                     fid, p = _varint(buf, p, end, 3)
                     if fid < 0:
                         break
+                    fid = (fid >> 1) ^ -(fid & 1)
                 if t == TRUE or t == FALSE:  # the value lives in the field header
+                    frame[2] = fid
                     pos = p
                     continue
+                sub = None
+                if frame[1] is not None and t in _VALID:
+                    spec = frame[1].get(fid)
+                    if spec is not None and (spec[0] == _TTYPE[t] or (spec[0] in _BIN and t == BINARY)):
+                        sub = spec[2] if len(spec) > 3 else None
             else:
                 left = frame[3]
                 if not left:
                     stack.pop()
                     continue
-                t = frame[1] if frame[0] == _IN_LIST or not left & 1 else frame[2]
+                if frame[0] == _IN_LIST or not left & 1:
+                    t, sub = frame[1], frame[4]
+                else:
+                    t, sub = frame[2], frame[5]
                 p = pos
             if t not in _VALID:
                 raise WireError("unknown compact type code %d" % t)
@@ -124,7 +145,7 @@ class CompactScanner:
                 if len(stack) >= self.max_depth:
                     raise WireError("nesting deeper than %d" % self.max_depth)
                 pos = p
-                stack.append(_IN_STRUCT)
+                stack.append([_IN_STRUCT, None if sub is None else sub.thrift_spec, 0])
             elif t == MAP:
                 n, q = _varint(buf, p, end, 5)
                 if n < 0:
@@ -138,8 +159,9 @@ class CompactScanner:
                     kt = buf[q] >> 4
                     vt = buf[q] & 0x0F
                     self._check_container(stack, (kt, vt), n, q + 1, limit)
+                    ksub, vsub = entry_specs(sub, _TTYPE[kt], _TTYPE[vt])
                     pos = q + 1
-                    stack.append([_IN_MAP, kt, vt, 2 * n])
+                    stack.append([_IN_MAP, kt, vt, 2 * n, ksub, vsub])
             else:  # LIST or SET
                 if p >= end:
                     break
@@ -151,6 +173,7 @@ class CompactScanner:
                     if n < 0:
                         break
                 self._check_container(stack, (et,), n, q, limit)
+                esub = element_spec(sub, _TTYPE[et], strict=True)
                 if _FIXED[et] or not n:
                     r = q + n * _FIXED[et]
                     if r > end:
@@ -159,8 +182,10 @@ class CompactScanner:
                     pos = r
                 else:
                     pos = q
-                    stack.append([_IN_LIST, et, et, n])
-            if frame is not _IN_STRUCT:
+                    stack.append([_IN_LIST, et, et, n, esub, esub])
+            if frame[0] == _IN_STRUCT:
+                frame[2] = fid
+            else:
                 frame[3] -= 1
         self.pos = pos - base
         if stack:

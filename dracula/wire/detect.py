@@ -4,7 +4,8 @@
   0x82 ...                      unframed compact
   LEN(4) 0x80|0x82|0x00 ...     framed: binary strict, compact, or non-strict binary (its
                                 4-byte name length starts with 0x00 for names under 16 MiB)
-  LEN(4) other                  unframed non-strict binary: LEN was the method name's length
+  LEN(4) [A-Za-z_]              unframed non-strict binary: LEN was the method name's length
+  anything else                 refused
 """
 from __future__ import annotations
 
@@ -53,7 +54,8 @@ def detect(head: bytes | bytearray | memoryview) -> Wire | None:
         return FRAMED_BINARY
     if fifth == COMPACT_BYTE:
         return FRAMED_COMPACT
-    if 0x20 <= fifth < 0x7F:
-        # Non-strict binary without framing: a name length, then the (printable) name.
+    if fifth == 0x5F or 0x41 <= fifth <= 0x5A or 0x61 <= fifth <= 0x7A:
+        # Non-strict binary without framing: a name length, then the name, which starts like
+        # an identifier ('{' or '[' here is framed JSON, not ours).
         return UNFRAMED_BINARY
     raise WireError("frame payload starts with 0x%02x: not binary or compact" % fifth)

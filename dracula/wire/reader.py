@@ -35,9 +35,10 @@ class Message:
 
 class Reader:
     __slots__ = ("buf", "start", "end", "wire", "scanner", "max_size", "max_depth", "max_container",
-                 "max_string")
+                 "max_string", "specs")
 
-    def __init__(self, max_size: int, max_depth: int, max_container: int, max_string: int | None = None):
+    def __init__(self, max_size: int, max_depth: int, max_container: int, max_string: int | None = None,
+                 specs=None):
         self.buf = None  # allocated on the first read: idle connections cost no buffer
         self.start = 0
         self.end = 0
@@ -47,10 +48,12 @@ class Reader:
         self.max_depth = max_depth
         self.max_container = max_container
         self.max_string = max_size if max_string is None else max_string
+        self.specs = specs  # method name (bytes) -> arguments thrift_spec, for the scanners
 
     @classmethod
-    def for_config(cls, config) -> "Reader":
-        return cls(config.max_frame_size, config.max_depth, config.max_container_size, config.string_limit)
+    def for_config(cls, config, specs=None) -> "Reader":
+        return cls(config.max_frame_size, config.max_depth, config.max_container_size, config.string_limit,
+                   specs)
 
     @property
     def buffered(self) -> int:
@@ -99,6 +102,8 @@ class Reader:
             raise
         if n < 0:
             return None
+        if n > self.max_size:
+            raise WireError("message of %d bytes (limit %d)" % (n, self.max_size))
         # _take() inlined: this is the per-request path of thriftpy2's default transport.
         name, mtype, seqid, body_at = scanner.header
         scanner.header = None
@@ -116,7 +121,7 @@ class Reader:
         if self.wire is None:
             return False
         scanner = BinaryScanner if self.wire.protocol == BINARY else CompactScanner
-        self.scanner = scanner(self.max_depth, self.max_container, self.max_string)
+        self.scanner = scanner(self.max_depth, self.max_container, self.max_string, self.specs)
         return True
 
     def _next_frame(self) -> Message | None:
