@@ -58,6 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--ssl-keyfile", default=None, help="its private key (PEM), if not in the certfile")
     serve.add_argument("--ssl-ca-certs", default=None,
                        help="require client certificates signed by these CAs (PEM)")
+    serve.add_argument("--access-log", action="store_true",
+                       help="log one line per call: peer, service.method, outcome, latency (us)")
+    serve.add_argument("--metrics-port", type=int, default=None,
+                       help="serve Prometheus /metrics and /healthz on this port")
+    serve.add_argument("--metrics-host", default=None, help="address for --metrics-port (default: --host)")
     serve.add_argument("--worker-fd", type=int, default=None, help=argparse.SUPPRESS)
     serve.add_argument("--ready-fd", type=int, default=None, help=argparse.SUPPRESS)
     serve.add_argument("--max-string-size", type=int, default=None,

@@ -64,6 +64,11 @@ class Config:
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
     ssl_ca_certs: str | None = None
+    # One log line per call on the "dracula.access" logger: peer, service.method, outcome, µs.
+    access_log: bool = False
+    # Serve Prometheus /metrics and the /healthz readiness probe on this port (None: off).
+    metrics_port: int | None = None
+    metrics_host: str | None = None  # default: host
     # Set by the supervisor for its workers: the inherited listening socket and the pipe on
     # which a worker says it accepts.
     worker_fd: int | None = None

@@ -50,7 +50,7 @@ def _field_shape(cls) -> dict:
 
 
 class _Header:
-    __slots__ = ("name", "mtype", "seqid")
+    __slots__ = ("name", "mtype", "seqid", "started", "peer", "label")
 
     def __init__(self, name: bytes, mtype: int, seqid: int):
         self.name = name
@@ -135,7 +135,9 @@ class Dispatcher:
         # What the scanners follow the IDL by (spec_guard.py).
         self.arg_specs = {key: method.args_cls.thrift_spec for key, method in self.methods.items()}
 
-    def prepare(self, msg, codec):
+    observer = None  # a CallObserver in ObservedDispatcher (observe.py)
+
+    def prepare(self, msg, codec, peer=None):
         """The Method a message calls and the handler's positional arguments.
 
         Raises CallError for an unknown method or message type, WireError (from the codec) for

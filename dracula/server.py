@@ -9,6 +9,8 @@ import threading
 from .backends import backend_class
 from .config import Config
 from .dispatch import Dispatcher
+from .metrics import Metrics, serve_status
+from .observe import CallObserver, ObservedDispatcher
 from .tls import server_context
 from .listen import BindError, address_of, listen  # noqa: F401  (BindError is re-exported)
 
@@ -21,12 +23,17 @@ class Server:
 
     def __init__(self, services, config: Config):
         self.config = config.validate()
-        self.dispatcher = Dispatcher(services)
+        self.dispatcher = make_dispatcher(services, config)
         self.service_names = [name for name, _, _ in services]
         self.sock = listen(config)
         self.host, self.port = address_of(self.sock)
         self.started = threading.Event()
         self.stopped = threading.Event()
+        self.closing = False
+        self.status = None
+        if config.metrics_port is not None and config.worker_fd is None:  # a supervisor serves its workers'
+            self.status = serve_status(config.metrics_host or config.host, config.metrics_port,
+                                       self.healthy)
         self._backend = backend_class(config.backend)(config, self.dispatcher, self.sock,
                                                       server_context(config))
 
@@ -42,6 +49,9 @@ class Server:
             for signum, previous in restore:
                 signal.signal(signum, previous)
             self.sock.close()
+            if self.status is not None:
+                self.status.shutdown()
+                self.status.server_close()
             if config_uds_owned(self.config):
                 _unlink(self.config.uds)
             self.stopped.set()
@@ -49,7 +59,12 @@ class Server:
 
     def close(self) -> None:
         """Stop accepting, answer what was read, then make serve() return. Thread-safe."""
+        self.closing = True
         self._backend.stop()
+
+    def healthy(self) -> bool:
+        """Ready for traffic: accepting and not draining (the /healthz answer)."""
+        return self.started.is_set() and not self.closing
 
     def _on_ready(self) -> None:
         where = self.host if self.port is None else "%s:%d" % (self.host, self.port)
@@ -94,3 +109,11 @@ def _unlink(path: str) -> None:
         os.unlink(path)
     except OSError:
         pass
+
+
+def make_dispatcher(services, config):
+    """The plain Dispatcher unless calls are logged or measured: then nothing is paid when off."""
+    if not config.access_log and config.metrics_port is None:
+        return Dispatcher(services)
+    metrics = Metrics() if config.metrics_port is not None else None
+    return ObservedDispatcher(services, CallObserver(metrics, config.access_log))

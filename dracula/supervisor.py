@@ -18,12 +18,15 @@ from __future__ import annotations
 import logging
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 from .listen import address_of, listen
+from .metrics import serve_status
 
 log = logging.getLogger("dracula.supervisor")
 
@@ -57,6 +60,15 @@ class Supervisor:
         self.signals: list[int] = []
         self.stopping = False
         self.reload_started = None
+        self.env = dict(os.environ)
+        self.status = None
+        self.metrics_dir = None
+        if config.metrics_port is not None:
+            # Workers record into one multiprocess directory; this process serves the sum.
+            self.metrics_dir = tempfile.mkdtemp(prefix="dracula-metrics-")
+            self.env["PROMETHEUS_MULTIPROC_DIR"] = self.metrics_dir
+            self.status = serve_status(config.metrics_host or config.host, config.metrics_port,
+                                       self.healthy, self.metrics_dir)
 
     # -- main loop -------------------------------------------------------------------------
     def run(self) -> int:
@@ -80,6 +92,10 @@ class Supervisor:
             os.close(wake_r)
             os.close(wake_w)
             self.sock.close()
+            if self.status is not None:
+                self.status.shutdown()
+                self.status.server_close()
+                shutil.rmtree(self.metrics_dir, ignore_errors=True)
             if self.config.uds:
                 try:
                     os.unlink(self.config.uds)
@@ -113,6 +129,10 @@ class Supervisor:
             self._finish_reload()
             self._keep_count()
 
+    def healthy(self) -> bool:
+        """/healthz: some worker accepts and the supervisor is not stopping."""
+        return not self.stopping and any(w.ready and not w.retiring for w in self.workers)
+
     def _on_signal(self, signum, frame) -> None:
         self.signals.append(signum)
 
@@ -141,7 +161,7 @@ class Supervisor:
         fd = self.sock.fileno()
         argv = [sys.executable, "-m", "dracula", "serve", *self.worker_argv,
                 "--worker-fd", str(fd), "--ready-fd", str(ready_w)]
-        proc = subprocess.Popen(argv, pass_fds=(fd, ready_w))
+        proc = subprocess.Popen(argv, pass_fds=(fd, ready_w), env=self.env)
         os.close(ready_w)
         self.workers.append(Worker(proc, ready_r, self.generation))
         log.info("started worker %d", proc.pid)
@@ -153,6 +173,9 @@ class Supervisor:
                 continue
             self.workers.remove(worker)
             os.close(worker.ready_r)
+            if self.metrics_dir is not None:
+                from prometheus_client import multiprocess
+                multiprocess.mark_process_dead(worker.pid, self.metrics_dir)
             if worker.retiring or self.stopping:
                 log.info("worker %d exited (%s)", worker.pid, code)
                 continue

@@ -125,6 +125,9 @@ class ThreadedBackend:
                 sock.close()
                 return
         reader = Reader.for_config(config, self.dispatcher.arg_specs)
+        observer = self.dispatcher.observer
+        if observer is not None:
+            observer.connection_opened()
         codec = None
         partial_since = None
         try:
@@ -143,6 +146,8 @@ class ThreadedBackend:
                 with self.lock:
                     conn.busy = True
                 reader.received(n)
+                if observer is not None:
+                    observer.received(n)
                 out = []
                 keep_open = True
                 while True:
@@ -167,7 +172,10 @@ class ThreadedBackend:
                     if reply is not None:
                         out.append(reply)
                 if out:
-                    sock.sendall(b"".join(out))
+                    data = b"".join(out)
+                    sock.sendall(data)
+                    if observer is not None:
+                        observer.sent(len(data))
                 if not keep_open:
                     break
                 if not reader.buffered:
@@ -181,6 +189,8 @@ class ThreadedBackend:
         except OSError:
             pass  # reset by the peer, or shut down at the end of a drain
         finally:
+            if observer is not None:
+                observer.connection_closed()
             with self.lock:
                 self.connections.discard(conn)
             sock.close()
@@ -204,7 +214,7 @@ class ThreadedBackend:
     def _handle(self, msg, codec, framed, peer):
         dispatcher = self.dispatcher
         try:
-            method, args = dispatcher.prepare(msg, codec)
+            method, args = dispatcher.prepare(msg, codec, peer)
         except (CallError, WireError) as e:
             if isinstance(e, WireError):
                 self.refusals(peer, e.reason)

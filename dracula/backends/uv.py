@@ -18,7 +18,7 @@ import uvloop
 
 from thriftpy2.thrift import TApplicationException
 
-from ..dispatch import ASYNC, BLOCKING, CALL, SYNC, CallError, NeedsAwait
+from ..dispatch import ASYNC, BLOCKING, SYNC, CallError, NeedsAwait
 from ..logs import RefusalLog, format_peer
 from ..wire.codec import make_codec
 from ..wire.errors import WireError
@@ -135,6 +135,7 @@ class Connection(asyncio.BufferedProtocol):
         config = backend.config
         self.backend = backend
         self.dispatcher = backend.dispatcher
+        self.observer = backend.dispatcher.observer
         self.reader = Reader.for_config(config, backend.dispatcher.arg_specs)
         self.transport = None
         self.peer = None
@@ -158,9 +159,13 @@ class Connection(asyncio.BufferedProtocol):
             transport.abort()
             return
         self.backend.connections.add(self)
+        if self.observer is not None:
+            self.observer.connection_opened()
 
     def connection_lost(self, exc) -> None:
         self.closed = True
+        if self.observer is not None and self in self.backend.connections:
+            self.observer.connection_closed()
         self.backend.connection_closed(self)
 
     def pause_writing(self) -> None:
@@ -184,6 +189,8 @@ class Connection(asyncio.BufferedProtocol):
     def buffer_updated(self, nbytes: int) -> None:
         reader = self.reader
         reader.received(nbytes)
+        if self.observer is not None:
+            self.observer.received(nbytes)
         out = []
         keep_open = True
         while True:
@@ -201,7 +208,10 @@ class Connection(asyncio.BufferedProtocol):
                 self.framed = reader.wire.framed
             self._handle(msg, out)
         if out:
-            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+            data = out[0] if len(out) == 1 else b"".join(out)
+            self.transport.write(data)
+            if self.observer is not None:
+                self.observer.sent(len(data))
         self.active_at = self.backend.tick
         if reader.start == reader.end:
             self.partial_since = None
@@ -216,7 +226,7 @@ class Connection(asyncio.BufferedProtocol):
     def _handle(self, msg: Message, out: list) -> None:
         dispatcher = self.dispatcher
         try:
-            method, args = dispatcher.prepare(msg, self.codec)
+            method, args = dispatcher.prepare(msg, self.codec, self.peer)
         except (CallError, WireError) as e:
             if isinstance(e, WireError):
                 self.backend.refusals(self.peer, e.reason)
@@ -271,13 +281,9 @@ class Connection(asyncio.BufferedProtocol):
     def _timed_out(self, method, msg, slot, future) -> None:
         timeout = self.backend.config.handler_timeout
         log.error("%s did not finish within %gs; its caller gets an error", method.qualname, timeout)
-        reply = None
-        if msg.mtype == CALL and not method.oneway:
-            reply = self.dispatcher.reply_failure(
-                msg, TApplicationException.INTERNAL_ERROR,
-                "%s did not finish within %gs" % (method.qualname, timeout),
-                self.codec, self.framed, method.reply_name)
-        self._settle(slot, reply)
+        error = TApplicationException(TApplicationException.INTERNAL_ERROR,
+                                      "%s did not finish within %gs" % (method.qualname, timeout))
+        self._settle(slot, self.dispatcher.outcome(method, msg, self.codec, self.framed, error=error))
         future.cancel()  # stops a coroutine; a thread cannot be stopped and runs on unheard
 
     def _settle(self, slot, reply) -> None:
@@ -298,7 +304,10 @@ class Connection(asyncio.BufferedProtocol):
     def _flush(self) -> None:
         later, self.later = self.later, []
         if not self.closed:
-            self.transport.write(b"".join(later))
+            data = b"".join(later)
+            self.transport.write(data)
+            if self.observer is not None:
+                self.observer.sent(len(data))
         self.active_at = self.backend.tick
         self._after_reply()
 

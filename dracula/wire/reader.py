@@ -24,7 +24,8 @@ SHRINK_ABOVE = 64 * 1024
 class Message:
     """One decoded message header and the undecoded bytes of its arguments struct."""
 
-    __slots__ = ("name", "mtype", "seqid", "body")
+    # started/peer/label are set only when calls are observed (observe.py).
+    __slots__ = ("name", "mtype", "seqid", "body", "started", "peer", "label")
 
     def __init__(self, name: bytes, mtype: int, seqid: int, body):
         self.name = name

@@ -1,0 +1,74 @@
+"""Prometheus metrics and the /metrics + /healthz endpoint (--metrics-port).
+
+With workers, every process records into prometheus_client's multiprocess directory (the
+supervisor sets PROMETHEUS_MULTIPROC_DIR for them) and the supervisor serves the aggregate.
+"""
+from __future__ import annotations
+
+import http.server
+import logging
+import threading
+
+log = logging.getLogger("dracula.metrics")
+
+LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                   0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Metrics:
+    def __init__(self, registry=None):
+        from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+
+        registry = registry or REGISTRY
+        self.calls = Counter("dracula_calls", "Calls by method and outcome (ok, exception, error)",
+                             ["method", "outcome"], registry=registry)
+        self.latency = Histogram("dracula_call_seconds", "Time from a call's decode to its reply",
+                                 ["method"], buckets=LATENCY_BUCKETS, registry=registry)
+        self.in_flight = Gauge("dracula_calls_in_flight", "Calls decoded and not yet answered",
+                               registry=registry, multiprocess_mode="livesum")
+        self.connections = Gauge("dracula_connections", "Open client connections",
+                                 registry=registry, multiprocess_mode="livesum")
+        self.received = Counter("dracula_received_bytes", "Bytes received from clients", registry=registry)
+        self.sent = Counter("dracula_sent_bytes", "Bytes of replies written", registry=registry)
+
+
+def exposition(multiprocess_dir=None) -> bytes:
+    from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
+
+    if multiprocess_dir is None:
+        return generate_latest(REGISTRY)
+    from prometheus_client import multiprocess
+
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=multiprocess_dir)
+    return generate_latest(registry)
+
+
+def serve_status(host: str, port: int, healthy, multiprocess_dir=None):
+    """Serve /metrics and /healthz (200 while `healthy()`, else 503) from a daemon thread.
+    Returns the HTTP server (its .server_address has the bound port)."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            if self.path == "/metrics":
+                body, status = exposition(multiprocess_dir), 200
+                content_type = "text/plain; version=0.0.4; charset=utf-8"
+            elif self.path == "/healthz":
+                ok = healthy()
+                body, status = (b"ok\n" if ok else b"draining\n"), (200 if ok else 503)
+                content_type = "text/plain"
+            else:
+                body, status, content_type = b"not found\n", 404, "text/plain"
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, fmt, *args):  # probes every few seconds must not fill the log
+            log.debug("%s %s", self.address_string(), fmt % args)
+
+    server = http.server.ThreadingHTTPServer((host, port), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="dracula-status", daemon=True).start()
+    return server
