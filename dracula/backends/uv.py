@@ -188,12 +188,12 @@ class Connection(asyncio.BufferedProtocol):
 
     def buffer_updated(self, nbytes: int) -> None:
         reader = self.reader
-        reader.received(nbytes)
+        reader.end += nbytes  # Reader.received(), inlined: this runs once per read
         if self.observer is not None:
             self.observer.received(nbytes)
         out = []
         keep_open = True
-        while True:
+        while reader.start != reader.end:
             try:
                 msg = reader.next_message()
             except WireError as e:
@@ -236,10 +236,16 @@ class Connection(asyncio.BufferedProtocol):
         coroutine = None
         if kind is SYNC:
             try:
-                self._emit(dispatcher.call_sync(method, args, msg, self.codec, self.framed), out)
-                return
+                reply = dispatcher.call_sync(method, args, msg, self.codec, self.framed)
             except NeedsAwait as e:
                 kind, coroutine = ASYNC, e.coroutine
+            else:
+                if reply is not None:
+                    if self.slots or self.later:
+                        self._emit(reply, out)
+                    else:  # the common case, without a call
+                        out.append(reply)
+                return
         slot = [None, False]
         self.slots.append(slot)
         if kind is ASYNC:
