@@ -1,5 +1,5 @@
 """`dracula call IDL_PATH:SERVICE METHOD [ARGS_JSON]`: one request to a running server, the
-reply printed as JSON (mapping in dracula/jsonmap.py and docs/call.md).
+reply printed as JSON (mapping in dracula/jsonmap.py and the README).
 
 Exit status:
   0  the method returned (its value is printed; void and oneway print null)
