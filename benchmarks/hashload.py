@@ -46,6 +46,7 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import random
+import signal
 import socket
 import sys
 import time
@@ -375,6 +376,7 @@ class _Client:
 
 
 def _client_main(pipe, spec) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops the clients (see loadgen)
     try:
         loadgen._raise_fd_limit(spec["connections"] + loadgen.FD_RESERVE)
         loop = uvloop.new_event_loop()
@@ -489,6 +491,11 @@ def run(host: str, port: int, request: bytes, reply: bytes, connections: int, se
             if time.monotonic() > deadline:
                 raise LoadgenError("client processes did not report within 60 s of the end")
             pump(0.5)
+    except BaseException:  # interrupted, or a client failed: stop the clients now, not at their deadline
+        for proc in procs:
+            if proc.is_alive():
+                proc.kill()
+        raise
     finally:
         show.done()
         for proc in procs:

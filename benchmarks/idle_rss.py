@@ -57,7 +57,7 @@ def main() -> None:
     print("| server | connections | RSS before (MiB) | RSS after (MiB) | per connection (KiB) |")
     print("|---|---:|---:|---:|---:|")
     for name in args.servers.split(","):
-        with RunningServer(SERVERS[name]).start() as server:
+        with RunningServer(SERVERS[name]) as server:
             before = settle(server.pid)
             socks = []
             for i in range(args.connections):

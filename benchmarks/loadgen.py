@@ -37,6 +37,7 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import resource
+import signal
 import sys
 import time
 import traceback
@@ -268,7 +269,12 @@ def _raise_fd_limit(need: int) -> None:
 
 
 def _client_main(pipe, spec) -> None:
+    # Ctrl-C / `timeout -s INT` reach the whole process group: the parent stops the clients
+    # (join, then kill), so they need not print a KeyboardInterrupt traceback each.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
+        if spec.get("cpus"):
+            os.sched_setaffinity(0, spec["cpus"])  # as `taskset -c`: keep off the server's cores
         _raise_fd_limit(spec["connections"] + FD_RESERVE)
         loop = uvloop.new_event_loop()
         asyncio.set_event_loop(loop)
@@ -348,11 +354,12 @@ def percentile(hist: dict, total: int, q: float):
 def run(host: str, port: int, request: bytes, reply: bytes, framed: bool, connections: int,
         seconds: float, clients: int = 2, warmup: float = 2.0, connect_timeout: float = 30.0,
         request_timeout: float = 10.0, connect_batch: int = 100, label: str = "",
-        progress: bool = True, on_phase=None) -> dict:
+        progress: bool = True, on_phase=None, cpus=None) -> dict:
     """Run the load; the merged result (see the module docstring for what counts).
 
     `on_phase(name)` is called in this process as the measured window opens ("measure") and
-    closes ("end"), e.g. to read the server's CPU time at both moments.
+    closes ("end"), e.g. to read the server's CPU time at both moments. `cpus`: CPU numbers
+    every client process is pinned to (all of them share the set), or None for no pinning.
     """
     if connections < 1 or seconds <= 0:
         raise ValueError("need connections >= 1 and seconds > 0")
@@ -369,7 +376,8 @@ def run(host: str, port: int, request: bytes, reply: bytes, framed: bool, connec
             parent_end, child_end = ctx.Pipe()
             spec = {"host": host, "port": port, "request": request, "reply": reply, "framed": framed,
                     "connections": share, "connect_timeout": connect_timeout,
-                    "request_timeout": request_timeout, "connect_batch": max(1, connect_batch)}
+                    "request_timeout": request_timeout, "connect_batch": max(1, connect_batch),
+                    "cpus": sorted(cpus) if cpus else None}
             proc = ctx.Process(target=_client_main, args=(child_end, spec), daemon=True)
             proc.start()
             child_end.close()
@@ -446,6 +454,11 @@ def run(host: str, port: int, request: bytes, reply: bytes, framed: bool, connec
                 raise LoadgenError("client processes did not report within %.0f s" % (deadline - t_end))
             pump(0.5)
         show.done()
+    except BaseException:  # interrupted, or a client failed: stop the clients now, not at their deadline
+        for proc in procs:
+            if proc.is_alive():
+                proc.kill()
+        raise
     finally:
         show.done()
         for proc in procs:
@@ -517,12 +530,19 @@ def main(argv=None) -> int:
     parser.add_argument("--connect-timeout", type=float, default=30.0)
     parser.add_argument("--request-timeout", type=float, default=10.0)
     parser.add_argument("--connect-batch", type=int, default=100, help="connects in flight per process")
+    parser.add_argument("--client-cpus", metavar="LIST", default=None,
+                        help="pin the client processes to these CPUs, as taskset -c (e.g. 1-15)")
     args = parser.parse_args(argv)
+    import servers
+    try:
+        cpus = servers.parse_cpus(args.client_cpus)
+    except ValueError as e:
+        parser.error(str(e))
     request = pingwire.encode_call(framed=args.framed)
     reply = pingwire.probe(args.host, args.port, args.framed, request)
     result = run(args.host, args.port, request, reply, args.framed, args.connections, args.seconds,
                  clients=args.clients, warmup=args.warmup, connect_timeout=args.connect_timeout,
-                 request_timeout=args.request_timeout, connect_batch=args.connect_batch)
+                 request_timeout=args.request_timeout, connect_batch=args.connect_batch, cpus=cpus)
     print(json.dumps(result, indent=2))
     return 0
 

@@ -2,6 +2,13 @@
 
     python benchmarks/ping_qps.py --servers dracula-uv,dracula-thread,thriftpy2-threaded \\
         --connections 50 --seconds 10 --clients 2 [--json out.json]
+    python benchmarks/ping_qps.py --servers dracula-uv-w1,dracula-uv-w4 --baseline dracula-uv-w1 \\
+        --server-cpus 0-7 --client-cpus 8-15 --clients 8 --connections 1000
+
+Server names: those of servers.SERVERS, or dracula-uv-wN / dracula-thread-wN (`dracula serve
+--workers N`; its CPU time counts the supervisor and every worker). --server-cpus and
+--client-cpus pin the server (and its workers) and the load-generator processes to CPU lists,
+as `taskset -c` would (default: no pinning).
 
 For each connection count and each server: start the server (its own process, a free port,
 the same backlog), probe it with one ping, run the closed-loop load generator against it
@@ -26,6 +33,15 @@ DEFAULT_SERVERS = ("dracula-uv", "dracula-thread", "thriftpy2-threaded", "thrift
 BASELINE = "dracula-uv"
 
 
+def _fastbinary() -> bool:
+    """Whether Apache thrift's C accelerator imports (without it, apache-nonblocking is pure Python)."""
+    try:
+        from thrift.protocol import fastbinary  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+
 def _versions() -> dict:
     from importlib import metadata
     out = {}
@@ -48,7 +64,7 @@ def _somaxconn():
 def measure(spec: servers.ServerSpec, connections: int, args) -> dict:
     """One table row: `spec` under `connections` connections."""
     row = {"server": spec.name, "framed": spec.framed, "connections": connections}
-    server = servers.RunningServer(spec, host=args.host, backlog=args.backlog)
+    server = servers.RunningServer(spec, host=args.host, backlog=args.backlog, cpus=args.server_cpu_set)
     try:
         try:
             server.start()
@@ -67,7 +83,7 @@ def measure(spec: servers.ServerSpec, connections: int, args) -> dict:
                 args.seconds, clients=args.clients, warmup=args.warmup,
                 connect_timeout=args.connect_timeout, request_timeout=args.request_timeout,
                 connect_batch=args.connect_batch, label="%s, %d conns" % (spec.name, connections),
-                progress=not args.quiet, on_phase=on_phase)
+                progress=not args.quiet, on_phase=on_phase, cpus=args.client_cpu_set)
         except loadgen.LoadgenError as e:
             row["failed"] = "load generator: %s" % e
             return row
@@ -86,11 +102,11 @@ def _fmt(value, spec: str, missing: str = "—") -> str:
     return missing if value is None else format(value, spec)
 
 
-def table(rows: list) -> str:
+def table(rows: list, baseline: str = BASELINE) -> str:
     head = ("server", "connections", "QPS", "p50 ms", "p99 ms", "error rate", "server CPU s",
-            "client CPU s", "vs %s" % BASELINE)
+            "client CPU s", "vs %s" % baseline)
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
-    base = {r["connections"]: r["qps"] for r in rows if r["server"] == BASELINE and r.get("qps")}
+    base = {r["connections"]: r["qps"] for r in rows if r["server"] == baseline and r.get("qps")}
     for r in rows:
         name = r["server"] + (" (framed)" if r["framed"] else "")
         if "failed" in r:
@@ -127,6 +143,11 @@ def notes(rows: list, meta: dict) -> list:
                            ": stalled?" if not r["requests"] else ""))
         if "server_exit" in r:
             out.append("%s: the server exited (status %s) during the run" % (where, r["server_exit"]))
+    if meta.get("fastbinary") is False and any(r["server"] == "apache-nonblocking" for r in rows):
+        out.append("apache-nonblocking ran without Apache's C accelerator (thrift.protocol.fastbinary "
+                   "did not import): pure-Python protocol")
+    if meta.get("interrupted"):
+        out.append("the run was interrupted: %d of %d rows measured" % (len(rows), meta["planned_rows"]))
     return out
 
 
@@ -134,7 +155,16 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--servers", default=",".join(DEFAULT_SERVERS),
-                        help="comma-separated, from: %s (default: all)" % ", ".join(servers.SERVERS))
+                        help="comma-separated, from: %s, or dracula-uv-wN / dracula-thread-wN "
+                             "(--workers N) (default: all but the -wN ones)" % ", ".join(servers.SERVERS))
+    parser.add_argument("--baseline", default=BASELINE,
+                        help="the server the last column compares with (default: %s)" % BASELINE)
+    parser.add_argument("--server-cpus", metavar="LIST", default=None,
+                        help="pin each server (and its workers) to these CPUs, as taskset -c: e.g. 0 "
+                             "or 0-7 (default: no pinning)")
+    parser.add_argument("--client-cpus", metavar="LIST", default=None,
+                        help="pin the load-generator processes (and this harness) to these CPUs, "
+                             "e.g. 1-15 (default: no pinning)")
     parser.add_argument("--connections", default="50",
                         help="connection count, or a comma-separated list of them (default: 50)")
     parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per row")
@@ -153,9 +183,21 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     names = [n.strip() for n in args.servers.split(",") if n.strip()]
-    unknown = [n for n in names if n not in servers.SERVERS]
+    unknown = [n for n in names if servers.lookup(n) is None]
     if unknown:
-        parser.error("unknown server(s): %s (known: %s)" % (", ".join(unknown), ", ".join(servers.SERVERS)))
+        parser.error("unknown server(s): %s (known: %s, dracula-uv-wN, dracula-thread-wN)" % (
+            ", ".join(unknown), ", ".join(servers.SERVERS)))
+    try:
+        args.server_cpu_set = servers.parse_cpus(args.server_cpus)
+        args.client_cpu_set = servers.parse_cpus(args.client_cpus)
+    except ValueError as e:
+        parser.error(str(e))
+    if args.client_cpu_set:
+        # The harness itself (progress, /proc reads) stays off the server's cores too; a server
+        # not pinned keeps the CPUs this process had before.
+        if args.server_cpu_set is None:
+            args.server_cpu_set = sorted(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, args.client_cpu_set)
     try:
         counts = [int(c) for c in args.connections.split(",") if c.strip()]
     except ValueError:
@@ -169,21 +211,34 @@ def main(argv=None) -> int:
         "versions": _versions(), "seconds": args.seconds, "warmup": args.warmup,
         "clients": args.clients, "backlog": args.backlog, "somaxconn": _somaxconn(),
         "request_timeout": args.request_timeout, "connect_timeout": args.connect_timeout,
+        "server_cpus": args.server_cpus, "client_cpus": args.client_cpus,
+        "server_affinity": servers.format_cpus(args.server_cpu_set) if args.server_cpus else None,
+        "client_affinity": servers.format_cpus(args.client_cpu_set) if args.client_cpus else None,
+        "baseline": args.baseline, "fastbinary": _fastbinary(),
+        "planned_rows": len(counts) * len(names),
     }
     rows = []
-    for count in counts:
-        for name in names:
-            if rows and args.pause:
-                time.sleep(args.pause)
-            rows.append(measure(servers.SERVERS[name], count, args))
+    try:
+        for count in counts:
+            for name in names:
+                if rows and args.pause:
+                    time.sleep(args.pause)
+                rows.append(measure(servers.lookup(name), count, args))
+    except KeyboardInterrupt:  # e.g. `timeout -s INT`: report the rows measured so far
+        meta["interrupted"] = True
+        sys.stderr.write("\ninterrupted: %d of %d rows measured\n" % (len(rows), meta["planned_rows"]))
 
+    pinning = ""
+    if args.server_cpus or args.client_cpus:
+        pinning = "; server on CPUs %s, load generator on CPUs %s" % (
+            args.server_cpus or "(any)", args.client_cpus or "(any)")
     print("Ping QPS, %s: %d CPUs, Python %s, %s; %.0f s measured after %.0f s warm-up, "
-          "%d client processes, backlog %d" % (
+          "%d client processes, backlog %d%s" % (
               meta["date"], meta["cpus"], meta["python"],
               ", ".join("%s %s" % kv for kv in meta["versions"].items() if kv[1]),
-              args.seconds, args.warmup, args.clients, args.backlog))
+              args.seconds, args.warmup, args.clients, args.backlog, pinning))
     print()
-    print(table(rows))
+    print(table(rows, args.baseline))
     extra = notes(rows, meta)
     if extra:
         print()
@@ -195,7 +250,7 @@ def main(argv=None) -> int:
         with open(args.json, "w") as f:
             json.dump({"meta": meta, "results": rows}, f, indent=2)
             f.write("\n")
-    return 0
+    return 130 if meta.get("interrupted") else 0
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -31,16 +32,20 @@ class ServerSpec:
     framed: bool
     about: str
     argv: tuple  # {host}, {port} and {backlog} are filled in
+    workers: int = 0  # a dracula supervisor with this many worker processes (0: none)
 
     def command(self, host: str, port: int, backlog: int) -> list:
         fill = {"host": host, "port": port, "backlog": backlog}
         return [sys.executable] + [arg.format(**fill) for arg in self.argv]
 
 
-def _dracula(backend: str) -> tuple:
+def _dracula(backend: str, workers: int = 0) -> tuple:
+    # With workers, log at info: the harness waits for every "worker N accepting" line (the
+    # supervisor logs nothing per call at info, so this costs nothing during the run).
     return ("-m", "dracula", "serve", "idl/pingpong.thrift:PingService", "examples.pingpong:PingHandler",
             "--app-dir", ROOT, "--host", "{host}", "--port", "{port}", "--backlog", "{backlog}",
-            "--backend", backend, "--log-level", "warning")
+            "--backend", backend, "--log-level", "info" if workers else "warning") + (
+                ("--workers", str(workers)) if workers else ())
 
 
 def _peer(script: str) -> tuple:
@@ -61,6 +66,65 @@ SERVERS = {spec.name: spec for spec in (
     ServerSpec("floor", False, "bare uvloop Protocol + thriftpy2 Cython codec (reference floor)",
                _peer("floor.py")),
 )}
+
+
+WORKERS_NAME = re.compile(r"dracula-(uv|thread)-w([1-9][0-9]*)$")
+WORKER_READY = re.compile(r"worker \d+ accepting")
+
+
+def lookup(name: str):
+    """The ServerSpec for `name`: one of SERVERS, or `dracula-uv-wN` / `dracula-thread-wN`
+    (`dracula serve --workers N`: a supervisor and N worker processes sharing one socket).
+    None when the name is unknown."""
+    if name in SERVERS:
+        return SERVERS[name]
+    found = WORKERS_NAME.match(name)
+    if not found:
+        return None
+    backend, workers = found.group(1), int(found.group(2))
+    return ServerSpec(name, False, "dracula --backend %s --workers %d" % (backend, workers),
+                      _dracula(backend, workers), workers)
+
+
+def parse_cpus(text):
+    """A taskset-style CPU list ("0", "1-15", "0-3,8,10-11") as a sorted list; None for ""/None."""
+    if text is None or not str(text).strip():
+        return None
+    cpus = set()
+    for part in str(text).split(","):
+        part = part.strip()
+        if not part:
+            continue
+        lo, _, hi = part.partition("-")
+        try:
+            first, last = int(lo), int(hi) if hi else int(lo)
+        except ValueError:
+            raise ValueError("bad CPU list %r (want e.g. 0 or 1-15 or 0-3,8)" % text) from None
+        if first < 0 or last < first:
+            raise ValueError("bad CPU range %r in %r" % (part, text))
+        cpus.update(range(first, last + 1))
+    if not cpus:
+        raise ValueError("empty CPU list %r" % text)
+    usable = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    if usable is not None and not cpus <= usable:
+        raise ValueError("CPU list %r names CPUs this process may not use (it may use %s)"
+                         % (text, format_cpus(usable)))
+    return sorted(cpus)
+
+
+def format_cpus(cpus) -> str:
+    """The inverse of parse_cpus: [0, 1, 2, 3, 8] -> "0-3,8"."""
+    out, run = [], []
+    for c in sorted(cpus):
+        if run and c == run[-1] + 1:
+            run.append(c)
+            continue
+        if run:
+            out.append(str(run[0]) if len(run) == 1 else "%d-%d" % (run[0], run[-1]))
+        run = [c]
+    if run:
+        out.append(str(run[0]) if len(run) == 1 else "%d-%d" % (run[0], run[-1]))
+    return ",".join(out)
 
 
 class ServerFailed(Exception):
@@ -130,11 +194,12 @@ class RunningServer:
     """
 
     def __init__(self, spec: ServerSpec, host: str = "127.0.0.1", backlog: int = DEFAULT_BACKLOG,
-                 start_timeout: float = 30.0):
+                 start_timeout: float = 30.0, cpus=None):
         self.spec = spec
         self.host = host
         self.backlog = backlog
         self.start_timeout = start_timeout
+        self.cpus = sorted(cpus) if cpus else None  # CPU affinity (taskset -c), inherited by workers
         self.port = None
         self.proc = None
         self.reply = None
@@ -145,12 +210,33 @@ class RunningServer:
     def pid(self) -> int:
         return self.proc.pid
 
+    def _popen(self, argv: list) -> subprocess.Popen:
+        """Start the server process, pinned to self.cpus if set (as `taskset -c`: the affinity
+        is set in the child before exec, so the pid is the server's own)."""
+        cpus = self.cpus
+        pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
+        return subprocess.Popen(argv, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=self._log,
+                                stderr=subprocess.STDOUT, preexec_fn=pin)
+
+    def _wait_for_workers(self, deadline: float) -> None:
+        """A supervisor listens at once and answers once one worker accepts: wait until every
+        worker has said it accepts ("worker N accepting", logged at info) before probing."""
+        while len(WORKER_READY.findall(self.output(1 << 20))) < self.spec.workers:
+            if self.proc.poll() is not None:
+                raise ServerFailed("%s exited with %s:\n%s" % (self.spec.name, self.proc.returncode, self.output()))
+            if time.monotonic() > deadline:
+                self.stop()
+                raise ServerFailed("%s: not all %d workers accepted within %.0f s:\n%s"
+                                   % (self.spec.name, self.spec.workers, self.start_timeout, self.output()))
+            time.sleep(0.05)
+
     def start(self) -> "RunningServer":
         self.port = free_port(self.host)
         self._log = tempfile.TemporaryFile(mode="w+b")
-        self.proc = subprocess.Popen(self.spec.command(self.host, self.port, self.backlog), cwd=ROOT,
-                                     stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT)
+        self.proc = self._popen(self.spec.command(self.host, self.port, self.backlog))
         deadline = time.monotonic() + self.start_timeout
+        if self.spec.workers:
+            self._wait_for_workers(deadline)
         while True:
             if self.proc.poll() is not None:
                 raise ServerFailed("%s exited with %s:\n%s" % (self.spec.name, self.proc.returncode, self.output()))
