@@ -168,6 +168,10 @@ part a_unpinned 130 benchmarks/ping_qps.py --connections "$A2_CONNS" --clients "
 part b_workers 120 benchmarks/ping_qps.py --servers "$BW" --baseline dracula-uv-w1 --connections "$B_CONNS" \
     --clients "$B_CLIENTS" "${COMMON[@]}" $(pin "$B_SERVER" "$B_CLIENT") --json "$OUT/b_workers.json"
 
+# -- (d) cost per idle connection -----------------------------------------------------------------
+part d_idle_rss 60 benchmarks/idle_rss.py --servers dracula-uv,dracula-thread,thriftpy2-threaded \
+    --connections "${D_CONNS:-10000}"
+
 # -- (c) the seed table, if time allows -----------------------------------------------------------
 if [ "$QUICK" = 1 ] && [ "${RUN_C:-0}" != 1 ]; then
     say "c_seed: skipped (QUICK=1; RUN_C=1 runs it)"
@@ -201,7 +205,7 @@ fi
     echo "# dracula device run, $(date -Is)"
     echo
     echo "$(nproc) CPUs, $("$PY" -V 2>&1), QUICK=$QUICK, ${SECONDS}s in all."
-    for name in a_pinned a_unpinned b_workers c_seed; do
+    for name in a_pinned a_unpinned b_workers d_idle_rss c_seed; do
         [ -s "$OUT/$name.md" ] || continue
         echo
         echo "## $name"
