@@ -29,7 +29,7 @@ import loadgen
 import servers
 
 DEFAULT_SERVERS = ("dracula-uv", "dracula-thread", "thriftpy2-threaded", "thriftpy2-aio",
-                   "apache-nonblocking", "floor")
+                   "apache-nonblocking", "floor", "floor-buffered")
 BASELINE = "dracula-uv"
 
 

@@ -65,6 +65,9 @@ SERVERS = {spec.name: spec for spec in (
                _peer("apache_nonblocking.py")),
     ServerSpec("floor", False, "bare uvloop Protocol + thriftpy2 Cython codec (reference floor)",
                _peer("floor.py")),
+    ServerSpec("floor-buffered", False, "the floor on asyncio.BufferedProtocol (get_buffer/buffer_updated), "
+               "as dracula's reactor reads: isolates what uvloop's buffered read path costs",
+               _peer("floor_buffered.py")),
 )}
 
 

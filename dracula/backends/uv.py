@@ -183,8 +183,14 @@ class Connection(asyncio.BufferedProtocol):
         self.eof = True
         return bool(self.slots or self.later)
 
-    def get_buffer(self, sizehint: int) -> memoryview:
-        return self.reader.get_buffer()
+    def get_buffer(self, sizehint: int):
+        # libuv asks for a buffer before every read attempt, twice per readable event (the
+        # second read finds EAGAIN): when everything received has been consumed, hand it the
+        # bytearray itself, which costs no new object.
+        reader = self.reader
+        if reader.end == 0 and reader.buf is not None:
+            return reader.buf
+        return reader.get_buffer()
 
     def buffer_updated(self, nbytes: int) -> None:
         reader = self.reader
