@@ -149,6 +149,7 @@ class ThreadedBackend:
                 if observer is not None:
                     observer.received(n)
                 out = []
+                queued = 0
                 keep_open = True
                 while True:
                     try:
@@ -171,11 +172,14 @@ class ThreadedBackend:
                     reply = self._handle(msg, codec, reader.wire.framed, peer)
                     if reply is not None:
                         out.append(reply)
+                        queued += len(reply)
+                        if queued >= config.write_high_water:
+                            # Send before taking more: a read full of small calls with large
+                            # replies must not pile up memory.
+                            self._send(sock, out, observer)
+                            out, queued = [], 0
                 if out:
-                    data = b"".join(out)
-                    sock.sendall(data)
-                    if observer is not None:
-                        observer.sent(len(data))
+                    self._send(sock, out, observer)
                 if not keep_open:
                     break
                 if not reader.buffered:
@@ -194,6 +198,13 @@ class ThreadedBackend:
             with self.lock:
                 self.connections.discard(conn)
             sock.close()
+
+    @staticmethod
+    def _send(sock, out, observer) -> None:
+        data = b"".join(out)
+        sock.sendall(data)
+        if observer is not None:
+            observer.sent(len(data))
 
     def _recv_timeout(self, partial_since):
         """Seconds the next recv may wait: what is left of the request timeout while a

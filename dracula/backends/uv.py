@@ -145,6 +145,8 @@ class Connection(asyncio.BufferedProtocol):
         self.later = []  # replies released by slots, written on the next loop turn
         self.closed = False
         self.eof = False
+        self.writing_paused = False  # the transport's buffer is past the high-water mark
+        self.backlogged = False  # requests wait in the buffer until the replies drain
         self.active_at = backend.tick  # last time bytes arrived or a reply left
         self.partial_since = None  # when the request now arriving began (slowloris clock)
 
@@ -170,11 +172,23 @@ class Connection(asyncio.BufferedProtocol):
 
     def pause_writing(self) -> None:
         # The client is not reading its replies: stop reading its requests.
+        self.writing_paused = True
         self.transport.pause_reading()
 
     def resume_writing(self) -> None:
+        self.writing_paused = False
         if not self.closed:
             self.transport.resume_reading()
+            if self.backlogged:
+                self._resume_backlog()
+
+    def _resume_backlog(self) -> None:
+        """Dispatch the requests left in the buffer when replies passed the high-water mark."""
+        if self.closed or self.writing_paused or not self.backlogged:
+            return
+        self.backlogged = False
+        self.transport.resume_reading()
+        self._process()
 
     def eof_received(self):
         # A client that half-closes after its requests still gets their replies: keep the
@@ -193,12 +207,19 @@ class Connection(asyncio.BufferedProtocol):
         return reader.get_buffer()
 
     def buffer_updated(self, nbytes: int) -> None:
-        reader = self.reader
-        reader.end += nbytes  # Reader.received(), inlined: this runs once per read
+        self.reader.end += nbytes  # Reader.received(), inlined: this runs once per read
         if self.observer is not None:
             self.observer.received(nbytes)
+        self._process()
+
+    def _process(self) -> None:
+        """Dispatch every complete request buffered, replies in one write; stop early (and
+        stop reading) once the replies would pass the write high-water mark, so one read
+        full of small calls with large replies cannot pile up memory before the first write."""
+        reader = self.reader
         out = []
         keep_open = True
+        room = self.backend.config.write_high_water - self.transport.get_write_buffer_size()
         while reader.start != reader.end:
             try:
                 msg = reader.next_message()
@@ -212,12 +233,22 @@ class Connection(asyncio.BufferedProtocol):
             if self.codec is None:
                 self.codec = self.backend.codec_for(reader.wire.protocol)
                 self.framed = reader.wire.framed
+            queued = len(out)
             self._handle(msg, out)
+            if len(out) != queued:  # at most one reply per request
+                room -= len(out[-1])
+                if room <= 0 and reader.start != reader.end:
+                    self.backlogged = True
+                    self.transport.pause_reading()
+                    break
         if out:
             data = out[0] if len(out) == 1 else b"".join(out)
             self.transport.write(data)
             if self.observer is not None:
                 self.observer.sent(len(data))
+        if self.backlogged and not self.writing_paused:
+            # The write went out at once: carry on (on the next turn, so others are served).
+            self.backend.loop.call_soon(self._resume_backlog)
         self.active_at = self.backend.tick
         if reader.start == reader.end:
             self.partial_since = None
@@ -255,7 +286,7 @@ class Connection(asyncio.BufferedProtocol):
         slot = [None, False]
         self.slots.append(slot)
         if kind is ASYNC:
-            future = asyncio.ensure_future(coroutine or method.fn(*args), loop=self.backend.loop)
+            future = asyncio.ensure_future(_contained(coroutine or method.fn(*args)), loop=self.backend.loop)
         else:
             future = self.backend.loop.run_in_executor(self.backend.pool, method.fn, *args)
         future.add_done_callback(functools.partial(self._finished, method, msg, slot))
@@ -357,3 +388,12 @@ class Connection(asyncio.BufferedProtocol):
             return False
         self.transport.close()
         return True
+
+
+async def _contained(coroutine):
+    """Await a handler's coroutine; a SystemExit it raises is its caller's error, not the
+    server's (asyncio would re-raise it out of the event loop)."""
+    try:
+        return await coroutine
+    except SystemExit as e:
+        raise RuntimeError("handler raised SystemExit(%s)" % (e.code,)) from e

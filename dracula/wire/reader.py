@@ -98,13 +98,13 @@ class Reader:
             return None
         try:
             n = scanner.scan(self.buf, start, end, start + self.max_size)
+            if n > self.max_size:
+                raise WireError("message of %d bytes (limit %d)" % (n, self.max_size))
         except WireError as e:
             e.reply_to = scanner.header
             raise
         if n < 0:
             return None
-        if n > self.max_size:
-            raise WireError("message of %d bytes (limit %d)" % (n, self.max_size))
         # _take() inlined: this is the per-request path of thriftpy2's default transport.
         name, mtype, seqid, body_at = scanner.header
         scanner.header = None
