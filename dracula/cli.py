@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
 
 from . import __version__
@@ -131,6 +133,10 @@ def serve(args, argv) -> int:
     if args.workers is not None:
         return supervisor.run()
     server.serve()
+    if server.drain_timed_out:
+        # Handlers still running in pool threads would hold the interpreter's exit.
+        logging.shutdown()
+        os._exit(0)
     return 0
 
 

@@ -12,6 +12,9 @@ import resource
 
 BACKENDS = ("uv", "thread")
 MIB = 1024 * 1024
+# Seconds a draining server waits for the first request of a connection that has sent nothing:
+# a client that connected a moment ago has not seen the drain yet.
+FIRST_REQUEST_GRACE = 1.0
 # File descriptors kept free for the listener, logs, metrics and handler code.
 FD_RESERVE = 64
 

@@ -16,10 +16,9 @@ LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0
 
 
 class Metrics:
-    def __init__(self, registry=None):
-        from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+    def __init__(self, registry):
+        from prometheus_client import Counter, Gauge, Histogram
 
-        registry = registry or REGISTRY
         self.calls = Counter("dracula_calls", "Calls by method and outcome (ok, exception, error)",
                              ["method", "outcome"], registry=registry)
         self.latency = Histogram("dracula_call_seconds", "Time from a call's decode to its reply",
@@ -32,26 +31,31 @@ class Metrics:
         self.sent = Counter("dracula_sent_bytes", "Bytes of replies written", registry=registry)
 
 
-def exposition(multiprocess_dir=None) -> bytes:
-    from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
+def new_registry():
+    from prometheus_client import CollectorRegistry
 
-    if multiprocess_dir is None:
-        return generate_latest(REGISTRY)
-    from prometheus_client import multiprocess
+    return CollectorRegistry()
 
-    registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry, path=multiprocess_dir)
+
+def exposition(registry=None, multiprocess_dir=None) -> bytes:
+    from prometheus_client import generate_latest
+
+    if multiprocess_dir is not None:
+        from prometheus_client import multiprocess
+
+        registry = new_registry()
+        multiprocess.MultiProcessCollector(registry, path=multiprocess_dir)
     return generate_latest(registry)
 
 
-def serve_status(host: str, port: int, healthy, multiprocess_dir=None):
-    """Serve /metrics and /healthz (200 while `healthy()`, else 503) from a daemon thread.
-    Returns the HTTP server (its .server_address has the bound port)."""
+def serve_status(host: str, port: int, healthy, multiprocess_dir=None, registry=None):
+    """Serve /metrics (from `registry`, or summed over `multiprocess_dir`) and /healthz (200
+    while `healthy()`, else 503) from a daemon thread. Returns the HTTP server."""
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
             if self.path == "/metrics":
-                body, status = exposition(multiprocess_dir), 200
+                body, status = exposition(registry, multiprocess_dir), 200
                 content_type = "text/plain; version=0.0.4; charset=utf-8"
             elif self.path == "/healthz":
                 ok = healthy()

@@ -17,6 +17,7 @@ from .dispatch import EXCEPTION, Dispatcher
 from .logs import format_peer
 
 access = logging.getLogger("dracula.access")
+UNKNOWN_METHOD_LABEL = "<unknown>"
 
 
 class CallObserver:
@@ -28,11 +29,13 @@ class CallObserver:
         if self.metrics:
             self.metrics.in_flight.inc()
 
-    def call_finished(self, peer, qualname: str, outcome: str, seconds: float) -> None:
+    def call_finished(self, peer, qualname: str, outcome: str, seconds: float, known: bool = True) -> None:
         if self.metrics:
+            # Client-chosen names must not mint metric series: unknown methods share one label.
+            label = qualname if known else UNKNOWN_METHOD_LABEL
             self.metrics.in_flight.dec()
-            self.metrics.calls.labels(qualname, outcome).inc()
-            self.metrics.latency.labels(qualname).observe(seconds)
+            self.metrics.calls.labels(label, outcome).inc()
+            self.metrics.latency.labels(label).observe(seconds)
         if self.access_log:
             access.info("%s %s %s %dus", format_peer(peer), qualname, outcome, seconds * 1e6)
 
@@ -70,7 +73,11 @@ class ObservedDispatcher(Dispatcher):
     def refuse(self, msg, exc, codec, framed):
         reply = super().refuse(msg, exc, codec, framed)
         if getattr(msg, "started", None) is not None:  # refused after prepare() began
-            self._finish(msg, msg.name.decode("utf-8", "replace"), reply)
+            method = self.methods.get(msg.name)
+            if method is not None:
+                self._finish(msg, method.qualname, reply)
+            else:
+                self._finish(msg, msg.name.decode("utf-8", "replace"), reply, known=False)
         return reply
 
     def call_sync(self, method, args, msg, codec, framed):
@@ -86,11 +93,11 @@ class ObservedDispatcher(Dispatcher):
         self._finish(msg, method.qualname, reply)
         return reply
 
-    def _finish(self, msg, qualname: str, reply) -> None:
+    def _finish(self, msg, qualname: str, reply, known: bool = True) -> None:
         label = msg.label
         if reply is not None and _message_type(reply) == EXCEPTION:
             label = "error"
-        self.observer.call_finished(msg.peer, qualname, label, time.perf_counter() - msg.started)
+        self.observer.call_finished(msg.peer, qualname, label, time.perf_counter() - msg.started, known)
         msg.started = None
 
 

@@ -9,7 +9,7 @@ import threading
 from .backends import backend_class
 from .config import Config
 from .dispatch import Dispatcher
-from .metrics import Metrics, serve_status
+from .metrics import Metrics, new_registry, serve_status
 from .observe import CallObserver, ObservedDispatcher
 from .tls import server_context
 from .listen import BindError, address_of, listen  # noqa: F401  (BindError is re-exported)
@@ -23,7 +23,10 @@ class Server:
 
     def __init__(self, services, config: Config):
         self.config = config.validate()
-        self.dispatcher = make_dispatcher(services, config)
+        # Each server has its own metrics registry (workers: summed through the multiprocess
+        # directory by the supervisor).
+        self.registry = new_registry() if config.metrics_port is not None else None
+        self.dispatcher = make_dispatcher(services, config, self.registry)
         self.service_names = [name for name, _, _ in services]
         self.sock = listen(config)
         self.host, self.port = address_of(self.sock)
@@ -33,7 +36,7 @@ class Server:
         self.status = None
         if config.metrics_port is not None and config.worker_fd is None:  # a supervisor serves its workers'
             self.status = serve_status(config.metrics_host or config.host, config.metrics_port,
-                                       self.healthy)
+                                       self.healthy, registry=self.registry)
         self._backend = backend_class(config.backend)(config, self.dispatcher, self.sock,
                                                       server_context(config))
 
@@ -66,14 +69,19 @@ class Server:
         """Ready for traffic: accepting and not draining (the /healthz answer)."""
         return self.started.is_set() and not self.closing
 
+    @property
+    def drain_timed_out(self) -> bool:
+        """The last stop hit the graceful timeout (calls may still run in threads)."""
+        return self._backend.timed_out
+
     def _on_ready(self) -> None:
+        self.started.set()  # before the log line: whoever reads it may probe /healthz at once
         where = self.host if self.port is None else "%s:%d" % (self.host, self.port)
         log.info("dracula serving %s on %s (%s backend, pid %d)", ", ".join(self.service_names),
                  where, self.config.backend, os.getpid())
         if self.config.ready_fd is not None:  # tell the supervisor this worker accepts
             os.write(self.config.ready_fd, b"R")
             os.close(self.config.ready_fd)
-        self.started.set()
 
     def _install_signal_handlers(self):
         if threading.current_thread() is not threading.main_thread():
@@ -111,9 +119,9 @@ def _unlink(path: str) -> None:
         pass
 
 
-def make_dispatcher(services, config):
+def make_dispatcher(services, config, registry=None):
     """The plain Dispatcher unless calls are logged or measured: then nothing is paid when off."""
     if not config.access_log and config.metrics_port is None:
         return Dispatcher(services)
-    metrics = Metrics() if config.metrics_port is not None else None
+    metrics = Metrics(registry) if config.metrics_port is not None else None
     return ObservedDispatcher(services, CallObserver(metrics, config.access_log))

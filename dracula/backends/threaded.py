@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import os
+import selectors
 import socket
 import threading
 import time
@@ -17,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from thriftpy2.thrift import TApplicationException
 
+from ..config import FIRST_REQUEST_GRACE
 from ..dispatch import ASYNC, BLOCKING, CallError, NeedsAwait
 from ..logs import RefusalLog, format_peer
 from ..wire.codec import make_codec
@@ -27,11 +30,12 @@ log = logging.getLogger("dracula.thread")
 
 
 class _Conn:
-    __slots__ = ("sock", "busy", "thread")
+    __slots__ = ("sock", "busy", "used", "thread")
 
     def __init__(self, sock):
         self.sock = sock
         self.busy = False
+        self.used = False  # has sent a byte
         self.thread = threading.current_thread()
 
 
@@ -48,32 +52,51 @@ class ThreadedBackend:
         self.coro_loop = None
         self.pool = None  # runs @blocking handlers when they have a timeout
         self.connection_limit = config.connection_limit
+        self.timed_out = False  # the drain hit the graceful timeout
 
     def run(self, on_ready) -> None:
         if any(m.kind == ASYNC for m in self.dispatcher.methods.values()):
             self._start_coroutine_loop()
         if self.config.handler_timeout and any(m.kind == BLOCKING for m in self.dispatcher.methods.values()):
             self.pool = ThreadPoolExecutor(self.config.thread_count, thread_name_prefix="dracula-blocking")
-        self.sock.setblocking(True)
+        # The listening socket may be shared with other workers: never shut it down or change
+        # its blocking flag (both are shared); wait for it or for stop()'s wake-up byte.
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)
+        poller = selectors.DefaultSelector()
+        poller.register(self.sock, selectors.EVENT_READ)
+        poller.register(self._wake_r, selectors.EVENT_READ)
         on_ready()
         try:
             while not self.stopping.is_set():
+                if not poller.select():
+                    continue
+                if self.stopping.is_set():
+                    break
                 try:
                     client, peer = self.sock.accept()
+                except BlockingIOError:
+                    continue  # another worker took it
                 except OSError as e:
-                    if self.stopping.is_set():
-                        break
                     log.warning("accept failed: %s", e)
                     self.stopping.wait(0.05)  # e.g. out of file descriptors: back off briefly
                     continue
+                client.setblocking(True)
                 if len(self.connections) >= self.connection_limit:
                     self.refusals(peer, "connection limit of %d reached" % self.connection_limit)
                     client.close()
                     continue
                 threading.Thread(target=self._serve_connection, args=(client, peer),
                                  name="dracula-conn", daemon=True).start()
+            # Stop accepting: close this process's handle on the listening socket (a shared one
+            # stays open in the other workers, so their queue keeps its connections).
+            poller.unregister(self.sock)
+            self.sock.close()
             self._drain()
         finally:
+            poller.close()
+            os.close(self._wake_r)
+            os.close(self._wake_w)
             if self.coro_loop is not None:
                 self.coro_loop.call_soon_threadsafe(self.coro_loop.stop)
             if self.pool is not None:
@@ -83,25 +106,38 @@ class ThreadedBackend:
         """Begin a graceful stop; safe from any thread and from signal handlers."""
         self.stopping.set()
         try:
-            self.sock.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
-        except OSError:
-            pass
+            os.write(self._wake_w, b"x")  # wakes the accept loop's select()
+        except (AttributeError, OSError):
+            pass  # not running yet (run() checks the flag) or already stopped
 
     def _drain(self) -> None:
+        deadline = _Deadline(self.config.graceful_timeout)
         with self.lock:
             conns = list(self.connections)
             for conn in conns:
-                if not conn.busy:
+                if not conn.busy and conn.used:
                     _shutdown_read(conn.sock)
-        threads = [conn.thread for conn in conns]
         if any(conn.busy for conn in conns):
             log.info("draining %d connection(s) with requests in flight", sum(c.busy for c in conns))
-        deadline = _Deadline(self.config.graceful_timeout)
-        for thread in threads:
-            thread.join(deadline.left())
+        # A connection accepted moments ago may be about to send its first request: give it
+        # FIRST_REQUEST_GRACE before closing it as idle.
+        if any(not conn.used for conn in conns):
+            time.sleep(min(FIRST_REQUEST_GRACE, deadline.left()))
+            with self.lock:
+                for conn in conns:
+                    if not conn.busy and not conn.used:
+                        _shutdown_read(conn.sock)
+        while deadline.left() > 0:  # connections registered during the drain count too
+            with self.lock:
+                threads = [conn.thread for conn in self.connections]
+            if not threads:
+                break
+            for thread in threads:
+                thread.join(deadline.left())
         with self.lock:
             left = list(self.connections)
         if left:
+            self.timed_out = True
             log.warning("graceful timeout: closing %d connection(s) with requests in flight", len(left))
             for conn in left:
                 _shutdown_read(conn.sock, socket.SHUT_RDWR)
@@ -109,10 +145,7 @@ class ThreadedBackend:
     def _serve_connection(self, sock, peer) -> None:
         conn = _Conn(sock)
         with self.lock:
-            if self.stopping.is_set():
-                sock.close()
-                return
-            self.connections.add(conn)
+            self.connections.add(conn)  # even while stopping: its first request gets the grace
         config = self.config
         if self.ssl_context is not None:
             try:
@@ -132,7 +165,7 @@ class ThreadedBackend:
         partial_since = None
         try:
             while True:
-                sock.settimeout(self._recv_timeout(partial_since))
+                sock.settimeout(self._recv_timeout(partial_since, conn))
                 try:
                     n = sock.recv_into(reader.get_buffer())
                 except socket.timeout:
@@ -144,7 +177,7 @@ class ThreadedBackend:
                 if n == 0:
                     break
                 with self.lock:
-                    conn.busy = True
+                    conn.busy = conn.used = True
                 reader.received(n)
                 if observer is not None:
                     observer.received(n)
@@ -202,16 +235,19 @@ class ThreadedBackend:
     @staticmethod
     def _send(sock, out, observer) -> None:
         data = b"".join(out)
-        sock.sendall(data)
-        if observer is not None:
+        if observer is not None:  # counted first: the client may look at the metrics once it has the reply
             observer.sent(len(data))
+        sock.sendall(data)
 
-    def _recv_timeout(self, partial_since):
+    def _recv_timeout(self, partial_since, conn):
         """Seconds the next recv may wait: what is left of the request timeout while a
-        request is arriving, else the idle timeout (None: for ever)."""
+        request is arriving, else the idle timeout (None: for ever); while stopping, a
+        connection that has sent nothing waits FIRST_REQUEST_GRACE for its first request."""
         config = self.config
         if partial_since is not None and config.request_timeout:
             return max(0.001, config.request_timeout - (time.monotonic() - partial_since))
+        if not conn.used and self.stopping.is_set():
+            return FIRST_REQUEST_GRACE
         return config.idle_timeout or None
 
     def _codec(self, protocol):

@@ -18,6 +18,7 @@ import uvloop
 
 from thriftpy2.thrift import TApplicationException
 
+from ..config import FIRST_REQUEST_GRACE
 from ..dispatch import ASYNC, BLOCKING, SYNC, CallError, NeedsAwait
 from ..logs import RefusalLog, format_peer
 from ..wire.codec import make_codec
@@ -43,6 +44,8 @@ class UVBackend:
         self._stop_requested = False
         self._all_closed = None
         self.connection_limit = config.connection_limit
+        self.timed_out = False  # the drain hit the graceful timeout
+        self.fresh_grace_over = False
         # A coarse clock, advanced by the sweeper, so the per-read path never asks the time.
         self.tick = 0.0
 
@@ -112,17 +115,27 @@ class UVBackend:
         for conn in list(self.connections):
             if not conn.close_if_idle():
                 busy += 1
+        # A connection accepted moments ago may be about to send its first request: give it
+        # FIRST_REQUEST_GRACE before closing it as idle.
+        grace = self.loop.call_later(min(FIRST_REQUEST_GRACE, self.config.graceful_timeout), self._close_fresh)
         if self.connections:
             log.info("draining %d connection(s) with requests in flight", busy)
             try:
                 await asyncio.wait_for(asyncio.shield(self._all_closed), self.config.graceful_timeout)
             except asyncio.TimeoutError:
+                self.timed_out = True
                 log.warning("graceful timeout: closing %d connection(s) with requests in flight",
                             len(self.connections))
+        grace.cancel()
         for conn in list(self.connections):
             conn.transport.abort()
         # Let connection_lost callbacks run before the loop closes.
         await asyncio.sleep(0)
+
+    def _close_fresh(self) -> None:
+        self.fresh_grace_over = True
+        for conn in list(self.connections):
+            conn.close_if_idle()
 
     def connection_closed(self, conn) -> None:
         self.connections.discard(conn)
@@ -243,9 +256,9 @@ class Connection(asyncio.BufferedProtocol):
                     break
         if out:
             data = out[0] if len(out) == 1 else b"".join(out)
-            self.transport.write(data)
-            if self.observer is not None:
+            if self.observer is not None:  # counted first: the client may look once it has the reply
                 self.observer.sent(len(data))
+            self.transport.write(data)
         if self.backlogged and not self.writing_paused:
             # The write went out at once: carry on (on the next turn, so others are served).
             self.backend.loop.call_soon(self._resume_backlog)
@@ -348,9 +361,9 @@ class Connection(asyncio.BufferedProtocol):
         later, self.later = self.later, []
         if not self.closed:
             data = b"".join(later)
-            self.transport.write(data)
             if self.observer is not None:
                 self.observer.sent(len(data))
+            self.transport.write(data)
         self.active_at = self.backend.tick
         self._after_reply()
 
@@ -383,9 +396,12 @@ class Connection(asyncio.BufferedProtocol):
         return not error.fatal
 
     def close_if_idle(self) -> bool:
-        """Close now if nothing is in flight or half-read; True if it closed."""
+        """Close now if nothing is in flight or half-read (and, early in a drain, the client has
+        sent something already); True if it closed."""
         if self.slots or self.later or self.reader.buffered:
             return False
+        if self.reader.buf is None and not self.backend.fresh_grace_over:
+            return False  # never sent a byte: its first request may be on the way
         self.transport.close()
         return True
 
