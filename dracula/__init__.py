@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from .config import Config, ConfigError
 from .dispatch import blocking
-from .server import BindError, Server
+from .listen import BindError
+from .server import Server
 
 __version__ = "0.1.0"
 

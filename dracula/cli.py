@@ -10,7 +10,8 @@ from . import __version__
 from .config import Config, ConfigError
 from .loader import LoadError, load_handler, load_service
 from .logs import configure
-from .server import BindError, Server
+from .listen import BindError
+from .server import Server
 from .supervisor import Supervisor
 
 EXIT_USAGE = 2

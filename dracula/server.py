@@ -12,7 +12,7 @@ from .dispatch import Dispatcher
 from .metrics import Metrics, new_registry, serve_status
 from .observe import CallObserver, ObservedDispatcher
 from .tls import server_context
-from .listen import BindError, address_of, listen  # noqa: F401  (BindError is re-exported)
+from .listen import address_of, listen
 
 log = logging.getLogger("dracula")
 

@@ -80,8 +80,7 @@ class BinaryCodec:
     def encode(self, name: bytes, mtype: int, seqid: int, payload, framed: bool) -> bytes:
         """The whole reply message, framed if the request was. Raises what the codec raises
         for a payload that does not match its spec."""
-        out = self._out
-        out.clean()
+        out = self._out  # clean: emptied after every encode (write_struct empties it on failure)
         self._oprot.write_struct(payload)
         body = out.getvalue()
         out.clean()
