@@ -95,14 +95,15 @@ def method_table(service, handler):
     return methods
 
 
-async def serve(args) -> None:
+async def serve(args, protocol=None) -> None:
+    protocol = protocol or PingProtocol
     loop = asyncio.get_running_loop()
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((args.host, args.port))
     methods = method_table(_common.load_pingpong().PingService, _common.ping_handler())
     codec = Codec()
-    server = await loop.create_server(lambda: PingProtocol(methods, codec), sock=sock,
+    server = await loop.create_server(lambda: protocol(methods, codec), sock=sock,
                                       backlog=args.backlog)
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -111,9 +112,9 @@ async def serve(args) -> None:
     server.close()
 
 
-def main() -> None:
-    args = _common.parse_args(__doc__)
-    uvloop.run(serve(args))
+def main(protocol=None, doc=__doc__) -> None:
+    args = _common.parse_args(doc)
+    uvloop.run(serve(args, protocol))
 
 
 if __name__ == "__main__":

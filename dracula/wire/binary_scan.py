@@ -16,6 +16,7 @@ from __future__ import annotations
 import struct
 
 from .errors import WireError
+from .scan_state import ScanState
 from .spec_guard import BIN_TYPES as _BIN, element_spec, entry_specs
 
 _i32 = struct.Struct("!i").unpack_from
@@ -44,24 +45,10 @@ _IN_LIST = 1
 _IN_MAP = 2
 
 
-class BinaryScanner:
-    """Scans one message at a time. Offsets are relative to the message's first byte, so the
-    reader may move the buffer's contents between calls."""
+class BinaryScanner(ScanState):
+    """Scans one binary-protocol message at a time."""
 
-    __slots__ = ("max_depth", "max_container", "max_string", "specs", "pos", "need", "stack", "header")
-
-    def __init__(self, max_depth: int, max_container: int, max_string: int = 2**31 - 1, specs=None):
-        self.specs = specs or {}  # method name (bytes) -> its arguments' thrift_spec
-        self.max_depth = max_depth
-        self.max_container = max_container
-        self.max_string = max_string
-        self.reset()
-
-    def reset(self) -> None:
-        self.pos = 0
-        self.need = 0  # no point scanning again before the message has this many bytes
-        self.stack = None
-        self.header = None  # (name bytes, message type, seqid, body offset)
+    __slots__ = ()
 
     def scan(self, buf, base: int, end: int, limit: int) -> int:
         """Length of the message starting at buf[base], or -1 while bytes up to it are missing.

@@ -8,6 +8,7 @@ headers, short list headers.
 from __future__ import annotations
 
 from .errors import WireError
+from .scan_state import ScanState
 from .spec_guard import BIN_TYPES as _BIN, element_spec, entry_specs
 
 PROTOCOL_ID = 0x82
@@ -55,21 +56,8 @@ def _varint(buf, p: int, end: int, longest: int):
     return -1, p
 
 
-class CompactScanner:
-    __slots__ = ("max_depth", "max_container", "max_string", "specs", "pos", "need", "stack", "header")
-
-    def __init__(self, max_depth: int, max_container: int, max_string: int = 2**31 - 1, specs=None):
-        self.specs = specs or {}  # method name (bytes) -> its arguments' thrift_spec
-        self.max_depth = max_depth
-        self.max_container = max_container
-        self.max_string = max_string
-        self.reset()
-
-    def reset(self) -> None:
-        self.pos = 0
-        self.need = 0
-        self.stack = None
-        self.header = None
+class CompactScanner(ScanState):
+    __slots__ = ()
 
     def scan(self, buf, base: int, end: int, limit: int) -> int:
         """Length of the message starting at buf[base], or -1 while bytes are missing."""
