@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 
 import thriftpy2
 
@@ -100,3 +101,33 @@ def free_port() -> int:
 
 def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
+
+
+def wait_until(condition, timeout=15.0, interval=0.01):
+    """Poll `condition` until it is true (returns its value) or `timeout` passes (returns its
+    last, falsy, value): a bounded wait on a condition, never a bare sleep."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
+
+
+def vm(key: str) -> int:
+    """A /proc/self/status memory figure (VmRSS, VmHWM...) in bytes."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError(key)
+
+
+def reset_peak() -> int:
+    """Reset VmHWM (peak RSS) to the current RSS where the kernel allows; the baseline."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return vm("VmRSS")
+    except OSError:
+        return vm("VmHWM")

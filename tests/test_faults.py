@@ -27,7 +27,7 @@ from thriftpy2.transport.memory import TMemoryBuffer
 import dracula
 from examples.showcase import ShowcaseHandler
 
-from .helpers import CliServer, open_fds, running, showcase_thrift
+from .helpers import CliServer, open_fds, reset_peak, running, showcase_thrift, vm, wait_until
 
 Showcase = showcase_thrift.Showcase
 MB = 1024 * 1024
@@ -71,32 +71,6 @@ def read_reply(trans):
     result = getattr(Showcase, name + "_result")()
     proto.read_struct(result)
     return "reply", name, seqid, result.success
-
-
-def wait_until(condition, timeout=10.0, interval=0.01):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(interval)
-    return True
-
-
-def vm(key):
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError(key)
-
-
-def reset_peak() -> int:
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")  # resets VmHWM (peak RSS) to the current RSS
-        return vm("VmRSS")
-    except OSError:
-        return vm("VmHWM")
 
 
 def make_client(port):

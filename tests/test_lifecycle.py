@@ -21,7 +21,7 @@ from thriftpy2.transport.memory import TMemoryBuffer
 import dracula
 from examples.showcase import ShowcaseHandler
 
-from .helpers import CliServer, running, showcase_thrift
+from .helpers import CliServer, running, showcase_thrift, vm, wait_until
 
 Showcase = showcase_thrift.Showcase
 MB = 1024 * 1024
@@ -67,15 +67,6 @@ def read_reply(trans, method, framed=False):
     return seqid, result.success
 
 
-def wait_until(condition, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.005)
-    return True
-
-
 def refuses_connections(port) -> bool:
     """True once a connection attempt is refused; an attempt that races the listener's close
     (accepted by the kernel, then reset) counts as not yet."""
@@ -93,14 +84,6 @@ def server_closes(sock) -> bool:
         return sock.recv(1) == b""
     except ConnectionResetError:
         return True
-
-
-def vm(key):
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError(key)
 
 
 class Calls:

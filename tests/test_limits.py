@@ -30,7 +30,7 @@ from thriftpy2.transport.memory import TMemoryBuffer
 import dracula
 from examples.showcase import ShowcaseHandler
 
-from .helpers import open_fds, running, showcase_thrift
+from .helpers import open_fds, reset_peak, running, showcase_thrift, vm, wait_until
 
 Showcase = showcase_thrift.Showcase
 Shape, Point = showcase_thrift.Shape, showcase_thrift.Point
@@ -116,33 +116,6 @@ def still_open(sock, seconds) -> bool:
         return False
     assert data == b"", "unexpected bytes %r" % data
     return False
-
-
-def wait_until(condition, timeout=10.0, interval=0.01):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(interval)
-    return True
-
-
-def vm(key):
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError(key)
-
-
-def reset_peak() -> int:
-    """Reset VmHWM (peak RSS) to the current RSS where the kernel allows; the baseline."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return vm("VmRSS")
-    except OSError:
-        return vm("VmHWM")
 
 
 def make_client(port):

@@ -31,7 +31,7 @@ from dracula.wire.reader import Reader
 
 from examples.showcase import ShowcaseHandler
 
-from .helpers import open_fds, running, showcase_thrift
+from .helpers import open_fds, running, showcase_thrift, vm, wait_until
 
 Showcase = showcase_thrift.Showcase
 PROTOCOL_ERROR = TApplicationException.PROTOCOL_ERROR
@@ -183,14 +183,6 @@ def closes(sock) -> bool:
         return True
 
 
-def vm(key):
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError(key)
-
-
 class PeakMemory:
     """Growth of this process's peak RSS (the server runs in it) over a `with` block."""
 
@@ -222,15 +214,6 @@ def assert_still_serving(server):
         assert client.reverse(b"abc") == b"cba"
     finally:
         client.close()
-
-
-def wait_until(condition, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 # -- the hostile messages ------------------------------------------------------------------------

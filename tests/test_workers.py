@@ -24,7 +24,7 @@ import pytest
 import thriftpy2
 import thriftpy2.rpc
 
-from .helpers import ROOT, run_cli
+from .helpers import ROOT, run_cli, wait_until
 
 # -- shared plumbing ---------------------------------------------------------------------------
 
@@ -122,16 +122,6 @@ class LocalOps:
         if text == "boom":
             raise RuntimeError("undeclared failure")
         return text
-
-
-def wait_until(condition, timeout=15.0, interval=0.02):
-    """Poll `condition` until it is true (returns its value) or `timeout` passes (returns it falsy)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
 
 
 class OpsApp:
