@@ -46,14 +46,11 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import random
-import signal
 import socket
 import sys
 import time
-import traceback
 
 import thriftpy2
-import uvloop
 from thriftpy2.protocol.binary import TBinaryProtocol
 from thriftpy2.thrift import TApplicationException, TMessageType
 from thriftpy2.transport.memory import TMemoryBuffer
@@ -376,23 +373,7 @@ class _Client:
 
 
 def _client_main(pipe, spec) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops the clients (see loadgen)
-    try:
-        loadgen._raise_fd_limit(spec["connections"] + loadgen.FD_RESERVE)
-        loop = uvloop.new_event_loop()
-        asyncio.set_event_loop(loop)
-        try:
-            result = loop.run_until_complete(_Client(loop, pipe, spec).run())
-        finally:
-            loop.close()
-        pipe.send(("result", result))
-    except BaseException:
-        try:
-            pipe.send(("failed", traceback.format_exc()))
-        except OSError:
-            pass
-    finally:
-        pipe.close()
+    loadgen._client_main(pipe, spec, _Client)
 
 
 # -- the parent: split, synchronise, merge --------------------------------------------------

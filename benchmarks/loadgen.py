@@ -268,7 +268,9 @@ def _raise_fd_limit(need: int) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
-def _client_main(pipe, spec) -> None:
+def _client_main(pipe, spec, client_class=None) -> None:
+    """One load-generator process: run `client_class(loop, pipe, spec)` (this module's _Client
+    by default) on its own uvloop loop and send its result, or its traceback, up `pipe`."""
     # Ctrl-C / `timeout -s INT` reach the whole process group: the parent stops the clients
     # (join, then kill), so they need not print a KeyboardInterrupt traceback each.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -279,7 +281,7 @@ def _client_main(pipe, spec) -> None:
         loop = uvloop.new_event_loop()
         asyncio.set_event_loop(loop)
         try:
-            result = loop.run_until_complete(_Client(loop, pipe, spec).run())
+            result = loop.run_until_complete((client_class or _Client)(loop, pipe, spec).run())
         finally:
             loop.close()
         pipe.send(("result", result))
