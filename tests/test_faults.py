@@ -429,3 +429,22 @@ def test_connection_churn_leaks_nothing(backend, total):
         assert settled, "%d fds still open after the churn" % (fds_after - fds)
         assert rss_after - rss < 20 * MB, "RSS grew by %.1f MB" % ((rss_after - rss) / MB)
         assert_served(port)
+
+
+# -- a client that resets in the middle of a large reply ------------------------------------------
+
+def test_reset_in_the_middle_of_a_large_reply(backend):
+    """The client asks for an 8 MB reply, reads the first bytes of it, then resets the
+    connection (SO_LINGER 0): the server drops the rest of that reply and nothing else."""
+    with running(Showcase, ShowcaseHandler(), backend=backend) as server:
+        baseline = open_fds()
+        for seqid in range(5):
+            sock = socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT)
+            sock.sendall(encode_call("reverse", seqid, data=b"\x07" * (8 * 1024 * 1024)))
+            first = sock.recv(4096)
+            assert first, "the reply never started"
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.close()
+            assert_served(server.port)
+        assert wait_until(lambda: open_fds() <= baseline, 10), (open_fds(), baseline)
+        assert_served(server.port)
