@@ -131,3 +131,29 @@ def reset_peak() -> int:
         return vm("VmRSS")
     except OSError:
         return vm("VmHWM")
+
+
+class SockTransport:
+    """The `read(n)` thriftpy2's protocols need, over a raw socket, with a receive buffer;
+    `received` counts every byte that came in."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.buf = bytearray()
+        self.received = 0
+
+    def read(self, n):
+        while len(self.buf) < n:
+            chunk = self.sock.recv(max(65536, n - len(self.buf)))
+            if not chunk:
+                raise EOFError("closed with %d of %d bytes read" % (len(self.buf), n))
+            self.received += len(chunk)
+            self.buf += chunk
+        data = bytes(self.buf[:n])
+        del self.buf[:n]
+        return data
+
+    def peek(self, n):
+        """The next n bytes, left unread."""
+        self.buf[:0] = self.read(n)
+        return bytes(self.buf[:n])

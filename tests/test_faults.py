@@ -27,7 +27,8 @@ from thriftpy2.transport.memory import TMemoryBuffer
 import dracula
 from examples.showcase import ShowcaseHandler
 
-from .helpers import CliServer, open_fds, reset_peak, running, showcase_thrift, vm, wait_until
+from .helpers import (CliServer, SockTransport, open_fds, reset_peak, running, showcase_thrift, vm,
+                      wait_until)
 
 Showcase = showcase_thrift.Showcase
 MB = 1024 * 1024
@@ -43,22 +44,6 @@ def encode_call(method, seqid=1, **kwargs):
     proto.write_message_begin(method, TMessageType.CALL, seqid)
     proto.write_struct(getattr(Showcase, method + "_args")(**kwargs))
     return buf.getvalue()
-
-
-class SockTransport:
-    def __init__(self, sock):
-        self.sock = sock
-        self.buf = bytearray()
-
-    def read(self, n):
-        while len(self.buf) < n:
-            chunk = self.sock.recv(max(65536, n - len(self.buf)))
-            if not chunk:
-                raise EOFError("closed with %d of %d bytes read" % (len(self.buf), n))
-            self.buf += chunk
-        data = bytes(self.buf[:n])
-        del self.buf[:n]
-        return data
 
 
 def read_reply(trans):

@@ -21,7 +21,7 @@ from thriftpy2.transport.memory import TMemoryBuffer
 
 from examples.showcase import ShowcaseHandler
 
-from .helpers import running, showcase_thrift
+from .helpers import running, showcase_thrift, SockTransport
 
 Showcase = showcase_thrift.Showcase
 TIMEOUT = 20
@@ -41,28 +41,6 @@ def encode_call(method, seqid=1, framed=False, strict=True, mtype=TMessageType.C
     proto.write_struct(getattr(Showcase, method + "_args")(**kwargs))
     data = buf.getvalue()
     return struct.pack("!i", len(data)) + data if framed else data
-
-
-class SockTransport:
-    """The `read(n)` thriftpy2's protocols need, over a socket, with a receive buffer."""
-
-    def __init__(self, sock):
-        self.sock = sock
-        self.buf = bytearray()
-
-    def read(self, n):
-        while len(self.buf) < n:
-            chunk = self.sock.recv(max(65536, n - len(self.buf)))
-            if not chunk:
-                raise EOFError("connection closed with %d of %d bytes read" % (len(self.buf), n))
-            self.buf += chunk
-        data = bytes(self.buf[:n])
-        del self.buf[:n]
-        return data
-
-    def peek(self, n):
-        self.buf[:0] = self.read(n)
-        return bytes(self.buf[:n])
 
 
 def read_reply(trans, method, framed=False):

@@ -8,7 +8,6 @@ they declare; and the server keeps serving everyone else.
 """
 from __future__ import annotations
 
-import os
 import socket
 import struct
 import threading
@@ -31,7 +30,7 @@ from dracula.wire.reader import Reader
 
 from examples.showcase import ShowcaseHandler
 
-from .helpers import open_fds, running, showcase_thrift, vm, wait_until
+from .helpers import open_fds, running, showcase_thrift, SockTransport, vm, wait_until
 
 Showcase = showcase_thrift.Showcase
 PROTOCOL_ERROR = TApplicationException.PROTOCOL_ERROR
@@ -93,27 +92,6 @@ def encode_call(method, seqid=1, framed=False, strict=True, protocol="binary", *
 
 
 # -- talking to the server ----------------------------------------------------------------------
-
-class SockTransport:
-    def __init__(self, sock):
-        self.sock = sock
-        self.buf = bytearray()
-        self.received = 0
-
-    def read(self, n):
-        while len(self.buf) < n:
-            chunk = self.sock.recv(max(65536, n - len(self.buf)))
-            if not chunk:
-                raise EOFError("closed with %d of %d bytes read" % (len(self.buf), n))
-            self.received += len(chunk)
-            self.buf += chunk
-        data = bytes(self.buf[:n])
-        del self.buf[:n]
-        return data
-
-    def peek(self, n):
-        self.buf[:0] = self.read(n)
-        return bytes(self.buf[:n])
 
 
 def read_reply(trans, method, framed):
