@@ -18,7 +18,9 @@ from thriftpy2.thrift import TMessageType
 from thriftpy2.transport.memory import TMemoryBuffer
 
 from dracula.config import Config
-from dracula.dispatch import REPLY, Dispatcher
+from dracula.calls import REPLY, Call
+from dracula.dispatch import Dispatcher
+from dracula.state import ServerState
 from dracula.wire.binary_scan import BinaryScanner
 from dracula.wire.codec import BinaryCodec
 from dracula.wire.detect import FRAMED_BINARY, UNFRAMED_BINARY, detect
@@ -68,8 +70,8 @@ def one_message(data: bytes):
 
 
 @pytest.fixture
-def dispatcher():
-    return Dispatcher([("PingService", PingService, PingHandler())])
+def state():
+    return ServerState(CONFIG, Dispatcher([("PingService", PingService, PingHandler())]))
 
 
 @pytest.fixture
@@ -143,13 +145,20 @@ def test_binary_scanner_struct_call(benchmark):
     assert benchmark(scan) == len(call)
 
 
-def test_dispatch_ping(benchmark, dispatcher, codec):
-    """Dispatcher.prepare (look up, decode arguments) + call_sync (call, encode the reply)."""
+def one_call(state, msg, codec, framed):
+    """What a backend does per request: admit (look up, decode arguments), call, encode."""
+    call = Call(state, msg, codec, framed, None)
+    if call.admit():
+        call.run_inline()
+    return call.reply
+
+
+def test_dispatch_ping(benchmark, state, codec):
+    """One Call for a ping: look up, decode arguments, call, encode the reply."""
     msg, framed = one_message(PING)
 
     def dispatch():
-        method, args = dispatcher.prepare(msg, codec)
-        return dispatcher.call_sync(method, args, msg, codec, framed)
+        return one_call(state, msg, codec, framed)
 
     reply = benchmark(dispatch)
     assert reply.endswith(b"\x0b\x00\x00\x00\x00\x00\x04pong\x00")
@@ -162,14 +171,12 @@ def test_encode_reply(benchmark, codec):
     assert reply == b"\x80\x01\x00\x02\x00\x00\x00\x04ping\x00\x00\x00\x00\x0b\x00\x00\x00\x00\x00\x04pong\x00"
 
 
-def test_whole_call_in_process(benchmark, dispatcher, codec):
+def test_whole_call_in_process(benchmark, state, codec):
     """One unframed ping through everything but the socket: read, split, dispatch, reply."""
     reader = new_reader()
 
-    def one_call():
+    def read_and_call():
         feed(reader, PING)
-        msg = reader.next_message()
-        method, args = dispatcher.prepare(msg, codec)
-        return dispatcher.call_sync(method, args, msg, codec, False)
+        return one_call(state, reader.next_message(), codec, False)
 
-    assert benchmark(one_call).endswith(b"pong\x00")
+    assert benchmark(read_and_call).endswith(b"pong\x00")

@@ -1,8 +1,7 @@
 """Per-call observation: the access log and Prometheus metrics.
 
-Both are off by default, and then nothing here runs: the server uses the plain Dispatcher. With
-either on, it uses ObservedDispatcher, which times each call from its decode to its reply and
-labels its outcome:
+Both are off by default, and then nothing here runs (the server has no observer). With either
+on, every Call reports its start and its finish; the outcome is the Call's own:
   ok         the handler returned (for oneway: it ran)
   exception  it raised an exception declared in the IDL
   error      the caller got a TApplicationException (undeclared exception, unknown method,
@@ -11,9 +10,7 @@ labels its outcome:
 from __future__ import annotations
 
 import logging
-import time
 
-from .dispatch import EXCEPTION, Dispatcher
 from .logs import format_peer
 
 access = logging.getLogger("dracula.access")
@@ -29,15 +26,20 @@ class CallObserver:
         if self.metrics:
             self.metrics.in_flight.inc()
 
-    def call_finished(self, peer, qualname: str, outcome: str, seconds: float, known: bool = True) -> None:
+    def call_finished(self, call, seconds: float) -> None:
+        method = call.method
+        if method is not None:
+            qualname = method.qualname
+        else:
+            qualname = call.msg.name.decode("utf-8", "replace")
         if self.metrics:
             # Client-chosen names must not mint metric series: unknown methods share one label.
-            label = qualname if known else UNKNOWN_METHOD_LABEL
+            label = qualname if method is not None else UNKNOWN_METHOD_LABEL
             self.metrics.in_flight.dec()
-            self.metrics.calls.labels(label, outcome).inc()
+            self.metrics.calls.labels(label, call.outcome).inc()
             self.metrics.latency.labels(label).observe(seconds)
         if self.access_log:
-            access.info("%s %s %s %dus", format_peer(peer), qualname, outcome, seconds * 1e6)
+            access.info("%s %s %s %dus", format_peer(call.peer), qualname, call.outcome, seconds * 1e6)
 
     def connection_opened(self) -> None:
         if self.metrics:
@@ -54,55 +56,3 @@ class CallObserver:
     def sent(self, n: int) -> None:
         if self.metrics:
             self.metrics.sent.inc(n)
-
-
-class ObservedDispatcher(Dispatcher):
-    """A Dispatcher that reports every call to a CallObserver."""
-
-    def __init__(self, services, observer: CallObserver):
-        super().__init__(services)
-        self.observer = observer
-
-    def prepare(self, msg, codec, peer=None):
-        msg.started = time.perf_counter()
-        msg.peer = peer
-        msg.label = "ok"
-        self.observer.call_started()
-        return super().prepare(msg, codec, peer)
-
-    def refuse(self, msg, exc, codec, framed):
-        reply = super().refuse(msg, exc, codec, framed)
-        if getattr(msg, "started", None) is not None:  # refused after prepare() began
-            method = self.methods.get(msg.name)
-            if method is not None:
-                self._finish(msg, method.qualname, reply)
-            else:
-                self._finish(msg, msg.name.decode("utf-8", "replace"), reply, known=False)
-        return reply
-
-    def call_sync(self, method, args, msg, codec, framed):
-        reply = super().call_sync(method, args, msg, codec, framed)
-        if msg.started is not None:  # not finished by outcome() on an error path
-            self._finish(msg, method.qualname, reply)
-        return reply
-
-    def outcome(self, method, msg, codec, framed, value=None, error=None):
-        if error is not None and method.declared_field(error) is not None:
-            msg.label = "exception"
-        reply = super().outcome(method, msg, codec, framed, value, error)
-        self._finish(msg, method.qualname, reply)
-        return reply
-
-    def _finish(self, msg, qualname: str, reply, known: bool = True) -> None:
-        label = msg.label
-        if reply is not None and _message_type(reply) == EXCEPTION:
-            label = "error"
-        self.observer.call_finished(msg.peer, qualname, label, time.perf_counter() - msg.started, known)
-        msg.started = None
-
-
-def _message_type(reply: bytes) -> int:
-    """The message type of an encoded reply, framed or not, binary or compact."""
-    if reply[0] not in (0x80, 0x82):
-        reply = reply[4:]
-    return reply[3] if reply[0] == 0x80 else reply[1] >> 5

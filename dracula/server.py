@@ -10,7 +10,8 @@ from .backends import backend_class
 from .config import Config
 from .dispatch import Dispatcher
 from .metrics import Metrics, new_registry, serve_status
-from .observe import CallObserver, ObservedDispatcher
+from .observe import CallObserver
+from .state import ServerState
 from .tls import server_context
 from .listen import address_of, listen
 
@@ -26,7 +27,7 @@ class Server:
         # Each server has its own metrics registry (workers: summed through the multiprocess
         # directory by the supervisor).
         self.registry = new_registry() if config.metrics_port is not None else None
-        self.dispatcher = make_dispatcher(services, config, self.registry)
+        self.state = ServerState(config, Dispatcher(services), make_observer(config, self.registry))
         self.service_names = [name for name, _, _ in services]
         self.sock = listen(config)
         self.host, self.port = address_of(self.sock)
@@ -37,12 +38,7 @@ class Server:
         if config.metrics_port is not None and config.worker_fd is None:  # a supervisor serves its workers'
             self.status = serve_status(config.metrics_host or config.host, config.metrics_port,
                                        self.healthy, registry=self.registry)
-        self._backend = backend_class(config.backend)(config, self.dispatcher, self.sock,
-                                                      server_context(config))
-
-    @property
-    def address(self):
-        return (self.host, self.port)
+        self._backend = backend_class(config.backend)(self.state, self.sock, server_context(config))
 
     def serve(self) -> None:
         restore = self._install_signal_handlers()
@@ -119,9 +115,9 @@ def _unlink(path: str) -> None:
         pass
 
 
-def make_dispatcher(services, config, registry=None):
-    """The plain Dispatcher unless calls are logged or measured: then nothing is paid when off."""
+def make_observer(config, registry=None):
+    """A CallObserver only when calls are logged or measured: nothing is paid when both are off."""
     if not config.access_log and config.metrics_port is None:
-        return Dispatcher(services)
+        return None
     metrics = Metrics(registry) if config.metrics_port is not None else None
-    return ObservedDispatcher(services, CallObserver(metrics, config.access_log))
+    return CallObserver(metrics, config.access_log)

@@ -17,48 +17,45 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from thriftpy2.thrift import TApplicationException
-
 from ..config import FIRST_REQUEST_GRACE
-from ..dispatch import ASYNC, BLOCKING, CallError, NeedsAwait
-from ..logs import RefusalLog, format_peer
-from ..wire.codec import make_codec
+from ..calls import Call
+from ..dispatch import ASYNC, BLOCKING
+from ..logs import format_peer
 from ..wire.errors import WireError
-from ..wire.reader import Reader
 
 log = logging.getLogger("dracula.thread")
 
 
 class _Conn:
-    __slots__ = ("sock", "busy", "used", "thread")
+    __slots__ = ("sock", "busy", "used", "thread", "codec")
 
     def __init__(self, sock):
         self.sock = sock
         self.busy = False
         self.used = False  # has sent a byte
         self.thread = threading.current_thread()
+        self.codec = None
 
 
 class ThreadedBackend:
-    def __init__(self, config, dispatcher, sock, ssl_context=None):
-        self.config = config
-        self.dispatcher = dispatcher
+    def __init__(self, state, sock, ssl_context=None):
+        self.state = state
+        self.config = state.config
         self.sock = sock
         self.ssl_context = ssl_context
-        self.refusals = RefusalLog()
-        self.lock = threading.Lock()
-        self.connections = set()
+        self.lock = threading.Lock()  # guards state.connections and each _Conn's flags
         self.stopping = threading.Event()
         self.coro_loop = None
-        self.pool = None  # runs @blocking handlers when they have a timeout
-        self.connection_limit = config.connection_limit
         self.timed_out = False  # the drain hit the graceful timeout
 
     def run(self, on_ready) -> None:
-        if any(m.kind == ASYNC for m in self.dispatcher.methods.values()):
+        methods = self.state.methods.values()
+        if any(m.kind == ASYNC for m in methods):
             self._start_coroutine_loop()
-        if self.config.handler_timeout and any(m.kind == BLOCKING for m in self.dispatcher.methods.values()):
-            self.pool = ThreadPoolExecutor(self.config.thread_count, thread_name_prefix="dracula-blocking")
+        if self.config.handler_timeout and any(m.kind == BLOCKING for m in methods):
+            # Only a timeout needs the pool: without one a @blocking handler just runs on its
+            # connection's own thread.
+            self.state.pool = ThreadPoolExecutor(self.config.thread_count, thread_name_prefix="dracula-blocking")
         # The listening socket may be shared with other workers: never shut it down or change
         # its blocking flag (both are shared); wait for it or for stop()'s wake-up byte.
         self._wake_r, self._wake_w = os.pipe()
@@ -82,8 +79,7 @@ class ThreadedBackend:
                     self.stopping.wait(0.05)  # e.g. out of file descriptors: back off briefly
                     continue
                 client.setblocking(True)
-                if len(self.connections) >= self.connection_limit:
-                    self.refusals(peer, "connection limit of %d reached" % self.connection_limit)
+                if not self.state.room_for(peer):
                     client.close()
                     continue
                 threading.Thread(target=self._serve_connection, args=(client, peer),
@@ -99,8 +95,8 @@ class ThreadedBackend:
             os.close(self._wake_w)
             if self.coro_loop is not None:
                 self.coro_loop.call_soon_threadsafe(self.coro_loop.stop)
-            if self.pool is not None:
-                self.pool.shutdown(wait=False, cancel_futures=True)
+            if self.state.pool is not None:
+                self.state.pool.shutdown(wait=False, cancel_futures=True)
 
     def stop(self) -> None:
         """Begin a graceful stop; safe from any thread and from signal handlers."""
@@ -113,7 +109,7 @@ class ThreadedBackend:
     def _drain(self) -> None:
         deadline = _Deadline(self.config.graceful_timeout)
         with self.lock:
-            conns = list(self.connections)
+            conns = list(self.state.connections)
             for conn in conns:
                 if not conn.busy and conn.used:
                     _shutdown_read(conn.sock)
@@ -129,13 +125,13 @@ class ThreadedBackend:
                         _shutdown_read(conn.sock)
         while deadline.left() > 0:  # connections registered during the drain count too
             with self.lock:
-                threads = [conn.thread for conn in self.connections]
+                threads = [conn.thread for conn in self.state.connections]
             if not threads:
                 break
             for thread in threads:
                 thread.join(deadline.left())
         with self.lock:
-            left = list(self.connections)
+            left = list(self.state.connections)
         if left:
             self.timed_out = True
             log.warning("graceful timeout: closing %d connection(s) with requests in flight", len(left))
@@ -145,98 +141,107 @@ class ThreadedBackend:
     def _serve_connection(self, sock, peer) -> None:
         conn = _Conn(sock)
         with self.lock:
-            self.connections.add(conn)  # even while stopping: its first request gets the grace
-        config = self.config
+            self.state.connections.add(conn)  # even while stopping: its first request gets the grace
         if self.ssl_context is not None:
-            try:
-                sock.settimeout(config.request_timeout or None)
-                sock = conn.sock = self.ssl_context.wrap_socket(sock, server_side=True)
-            except (OSError, ValueError) as e:
-                self.refusals(peer, "TLS handshake failed: %s" % e)
-                with self.lock:
-                    self.connections.discard(conn)
-                sock.close()
+            sock = self._handshake(conn, peer)
+            if sock is None:
                 return
-        reader = Reader.for_config(config, self.dispatcher.arg_specs)
-        observer = self.dispatcher.observer
+        observer = self.state.observer
         if observer is not None:
             observer.connection_opened()
-        codec = None
-        partial_since = None
         try:
-            while True:
-                sock.settimeout(self._recv_timeout(partial_since, conn))
-                try:
-                    n = sock.recv_into(reader.get_buffer())
-                except socket.timeout:
-                    if partial_since is not None:
-                        self.refusals(peer, "request still incomplete after %gs" % config.request_timeout)
-                    else:
-                        log.debug("closing %s: idle for %gs", format_peer(peer), config.idle_timeout)
-                    break
-                if n == 0:
-                    break
-                with self.lock:
-                    conn.busy = conn.used = True
-                reader.received(n)
-                if observer is not None:
-                    observer.received(n)
-                out = []
-                queued = 0
-                keep_open = True
-                while True:
-                    try:
-                        msg = reader.next_message()
-                    except WireError as e:
-                        self.refusals(peer, e.reason)
-                        wire = reader.wire
-                        if e.reply_to is not None:
-                            reply = self.dispatcher.refuse_bytes(e, self._codec(wire.protocol), wire.framed)
-                            if reply is not None:
-                                out.append(reply)
-                        keep_open = not e.fatal
-                        if keep_open:
-                            continue
-                        break
-                    if msg is None:
-                        break
-                    if codec is None:
-                        codec = self._codec(reader.wire.protocol)
-                    reply = self._handle(msg, codec, reader.wire.framed, peer)
-                    if reply is not None:
-                        out.append(reply)
-                        queued += len(reply)
-                        if queued >= config.write_high_water:
-                            # Send before taking more: a read full of small calls with large
-                            # replies must not pile up memory.
-                            self._send(sock, out, observer)
-                            out, queued = [], 0
-                if out:
-                    self._send(sock, out, observer)
-                if not keep_open:
-                    break
-                if not reader.buffered:
-                    partial_since = None
-                elif partial_since is None:
-                    partial_since = time.monotonic()
-                with self.lock:
-                    conn.busy = False
-                    if self.stopping.is_set() and not reader.buffered:
-                        break
+            self._read_loop(conn, peer)
         except OSError:
             pass  # reset by the peer, or shut down at the end of a drain
         finally:
             if observer is not None:
                 observer.connection_closed()
             with self.lock:
-                self.connections.discard(conn)
-            sock.close()
+                self.state.connections.discard(conn)
+            conn.sock.close()
 
-    @staticmethod
-    def _send(sock, out, observer) -> None:
+    def _handshake(self, conn, peer):
+        """The TLS socket, or None (logged, closed) when the handshake fails."""
+        try:
+            conn.sock.settimeout(self.config.request_timeout or None)
+            conn.sock = self.ssl_context.wrap_socket(conn.sock, server_side=True)
+            return conn.sock
+        except (OSError, ValueError) as e:
+            self.state.refusals(peer, "TLS handshake failed: %s" % e)
+            with self.lock:
+                self.state.connections.discard(conn)
+            conn.sock.close()
+            return None
+
+    def _read_loop(self, conn, peer) -> None:
+        """Receive, answer every complete request, repeat until the client or a limit ends it."""
+        sock = conn.sock
+        reader = self.state.new_reader()
+        observer = self.state.observer
+        partial_since = None
+        while True:
+            sock.settimeout(self._recv_timeout(partial_since, conn))
+            try:
+                n = sock.recv_into(reader.get_buffer())
+            except socket.timeout:
+                if partial_since is not None:
+                    self.state.refusals(peer, "request still incomplete after %gs" % self.config.request_timeout)
+                else:
+                    log.debug("closing %s: idle for %gs", format_peer(peer), self.config.idle_timeout)
+                return
+            if n == 0:
+                return
+            with self.lock:
+                conn.busy = conn.used = True
+            reader.received(n)
+            if observer is not None:
+                observer.received(n)
+            if not self._answer(conn, reader, peer):
+                return
+            if not reader.buffered:
+                partial_since = None
+            elif partial_since is None:
+                partial_since = time.monotonic()
+            with self.lock:
+                conn.busy = False
+                if self.stopping.is_set() and not reader.buffered:
+                    return
+
+    def _answer(self, conn, reader, peer) -> bool:
+        """Answer every complete request buffered; False when the connection must close."""
+        out = []
+        queued = 0
+        keep_open = True
+        while True:
+            try:
+                msg = reader.next_message()
+            except WireError as e:
+                reply = self.state.refuse_wire(e, reader.wire, peer)
+                keep_open = not e.fatal
+            else:
+                if msg is None:
+                    break
+                if conn.codec is None:
+                    conn.codec = self.state.codec_for(reader.wire.protocol)
+                reply = self._handle(Call(self.state, msg, conn.codec, reader.wire.framed, peer))
+            if reply is not None:
+                out.append(reply)
+                queued += len(reply)
+                if queued >= self.config.write_high_water:
+                    # Send before taking more: a read full of small calls with large replies
+                    # must not pile up memory.
+                    self._send(conn.sock, out)
+                    out, queued = [], 0
+            if not keep_open:
+                break
+        if out:
+            self._send(conn.sock, out)
+        return keep_open
+
+    def _send(self, sock, out) -> None:
         data = b"".join(out)
-        if observer is not None:  # counted first: the client may look at the metrics once it has the reply
-            observer.sent(len(data))
+        if self.state.observer is not None:  # counted first: the client may look once it has the reply
+            self.state.observer.sent(len(data))
         sock.sendall(data)
 
     def _recv_timeout(self, partial_since, conn):
@@ -250,39 +255,29 @@ class ThreadedBackend:
             return FIRST_REQUEST_GRACE
         return config.idle_timeout or None
 
-    def _codec(self, protocol):
-        # Codecs reuse buffers, so each connection thread has its own.
-        local = _thread_codecs.__dict__
-        codec = local.get(protocol)
-        if codec is None:
-            codec = local[protocol] = make_codec(protocol, self.config.max_depth)
-        return codec
-
-    def _handle(self, msg, codec, framed, peer):
-        dispatcher = self.dispatcher
-        try:
-            method, args = dispatcher.prepare(msg, codec, peer)
-        except (CallError, WireError) as e:
-            if isinstance(e, WireError):
-                self.refusals(peer, e.reason)
-            return dispatcher.refuse(msg, e, codec, framed)
+    def _handle(self, call):
+        """Run one call on this connection's thread; its reply bytes."""
+        if not call.admit():
+            return call.reply
+        method = call.method
         timeout = self.config.handler_timeout or None
         if method.kind is ASYNC:
-            future = self._await(dispatcher.await_outcome(method, msg, codec, framed, method.fn(*args)))
+            future = self._await(call.awaited())
         elif method.kind is BLOCKING and timeout:
-            future = self.pool.submit(dispatcher.call_sync, method, args, msg, codec, framed)
+            future = self.state.pool.submit(method.fn, *call.args)
         else:
-            try:
-                return dispatcher.call_sync(method, args, msg, codec, framed)
-            except NeedsAwait as e:
-                future = self._await(dispatcher.await_outcome(method, msg, codec, framed, e.coroutine))
+            coroutine = call.run_inline()
+            if coroutine is None:
+                return call.reply
+            future = self._await(call.awaited(coroutine))
         try:
-            return future.result(timeout)
+            value = future.result(timeout)
         except concurrent.futures.TimeoutError:
             future.cancel()
-            log.error("%s did not finish within %gs; its caller gets an error", method.qualname, timeout)
-            return dispatcher.outcome(method, msg, codec, framed, error=TApplicationException(
-                TApplicationException.INTERNAL_ERROR, "%s did not finish within %gs" % (method.qualname, timeout)))
+            return call.timed_out(timeout)
+        except (Exception, SystemExit) as e:  # raised by a @blocking handler in the pool
+            return call.finish(error=e)
+        return value if method.kind is not BLOCKING else call.finish(value)
 
     def _await(self, coroutine):
         if self.coro_loop is None:  # the first coroutine from a handler that did not look async
@@ -296,7 +291,6 @@ class ThreadedBackend:
         threading.Thread(target=self.coro_loop.run_forever, name="dracula-coroutines", daemon=True).start()
 
 
-_thread_codecs = threading.local()
 
 
 def _shutdown_read(sock, how=socket.SHUT_RD) -> None:

@@ -12,47 +12,29 @@ import uvloop
 
 from ..config import FIRST_REQUEST_GRACE
 from ..dispatch import BLOCKING
-from ..logs import RefusalLog
-from ..wire.codec import make_codec
 from .uv_connection import Connection
 
 log = logging.getLogger("dracula.uv")
 
 
 class UVBackend:
-    def __init__(self, config, dispatcher, sock, ssl_context=None):
-        self.config = config
-        self.dispatcher = dispatcher
+    def __init__(self, state, sock, ssl_context=None):
+        self.state = state
+        self.config = state.config
         self.sock = sock
         self.ssl_context = ssl_context
-        self.connections = set()
-        self.codecs = {}
-        self.refusals = RefusalLog()
-        self.draining = False
-        self.pool = None
         self.loop = None
         self._stop = None
         self._stop_requested = False
-        self._all_closed = None
-        self.connection_limit = config.connection_limit
         self.timed_out = False  # the drain hit the graceful timeout
-        self.fresh_grace_over = False
-        # A coarse clock, advanced by the sweeper, so the per-read path never asks the time.
-        self.tick = 0.0
-
-    def codec_for(self, protocol: str):
-        codec = self.codecs.get(protocol)
-        if codec is None:
-            codec = self.codecs[protocol] = make_codec(protocol, self.config.max_depth)
-        return codec
 
     def run(self, on_ready) -> None:
-        self.loop = uvloop.new_event_loop()
+        self.loop = self.state.loop = uvloop.new_event_loop()
         try:
             self.loop.run_until_complete(self._serve(on_ready))
         finally:
-            if self.pool is not None:
-                self.pool.shutdown(wait=False, cancel_futures=True)
+            if self.state.pool is not None:
+                self.state.pool.shutdown(wait=False, cancel_futures=True)
             self.loop.close()
 
     def stop(self) -> None:
@@ -66,14 +48,15 @@ class UVBackend:
                 pass
 
     async def _serve(self, on_ready) -> None:
+        state = self.state
         self._stop = asyncio.Event()
-        if any(m.kind == BLOCKING for m in self.dispatcher.methods.values()):
-            self.pool = ThreadPoolExecutor(self.config.thread_count, thread_name_prefix="dracula-blocking")
+        if any(m.kind == BLOCKING for m in state.methods.values()):
+            state.pool = ThreadPoolExecutor(self.config.thread_count, thread_name_prefix="dracula-blocking")
         server = await self.loop.create_server(
-            lambda: Connection(self), sock=self.sock, backlog=self.config.backlog,
+            lambda: Connection(state), sock=self.sock, backlog=self.config.backlog,
             ssl=self.ssl_context,
             ssl_handshake_timeout=(self.config.request_timeout or None) if self.ssl_context else None)
-        self.tick = self.loop.time()
+        state.tick = self.loop.time()
         sweeper = self._start_sweeper()
         on_ready()
         if not self._stop_requested:
@@ -89,46 +72,41 @@ class UVBackend:
         if not timeouts:
             return None
         interval = min(1.0, min(timeouts) / 4)
+        state = self.state
 
         async def sweep():
             while True:
                 await asyncio.sleep(interval)
-                self.tick = self.loop.time()
-                for conn in list(self.connections):
-                    conn.check_timeouts(self.tick)
+                state.tick = self.loop.time()
+                for conn in list(state.connections):
+                    conn.check_timeouts(state.tick)
 
         return self.loop.create_task(sweep())
 
     async def _drain(self) -> None:
-        self.draining = True
-        self._all_closed = self.loop.create_future()
-        busy = 0
-        for conn in list(self.connections):
-            if not conn.close_if_idle():
-                busy += 1
+        state = self.state
+        state.draining = True
+        all_closed = self.loop.create_future()
+        state.on_all_closed = lambda: all_closed.done() or all_closed.set_result(None)
+        busy = sum(not conn.close_if_idle() for conn in list(state.connections))
         # A connection accepted moments ago may be about to send its first request: give it
         # FIRST_REQUEST_GRACE before closing it as idle.
         grace = self.loop.call_later(min(FIRST_REQUEST_GRACE, self.config.graceful_timeout), self._close_fresh)
-        if self.connections:
+        if state.connections:
             log.info("draining %d connection(s) with requests in flight", busy)
             try:
-                await asyncio.wait_for(asyncio.shield(self._all_closed), self.config.graceful_timeout)
+                await asyncio.wait_for(all_closed, self.config.graceful_timeout)
             except asyncio.TimeoutError:
                 self.timed_out = True
                 log.warning("graceful timeout: closing %d connection(s) with requests in flight",
-                            len(self.connections))
+                            len(state.connections))
         grace.cancel()
-        for conn in list(self.connections):
+        for conn in list(state.connections):
             conn.transport.abort()
         # Let connection_lost callbacks run before the loop closes.
         await asyncio.sleep(0)
 
     def _close_fresh(self) -> None:
-        self.fresh_grace_over = True
-        for conn in list(self.connections):
+        self.state.fresh_grace_over = True
+        for conn in list(self.state.connections):
             conn.close_if_idle()
-
-    def connection_closed(self, conn) -> None:
-        self.connections.discard(conn)
-        if self.draining and not self.connections and not self._all_closed.done():
-            self._all_closed.set_result(None)

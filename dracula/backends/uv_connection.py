@@ -4,7 +4,7 @@ libuv reads straight into the connection's own Reader buffer. Every complete mes
 is dispatched before anything is written, so pipelined requests get their replies in one
 write. Plain handlers run inline; coroutine handlers become tasks and @blocking ones go to a
 thread pool, while later replies on the same connection wait in `slots` so that replies always
-leave in request order.
+leave in request order. What a call does is calls.Call's business; this file only moves bytes.
 """
 from __future__ import annotations
 
@@ -13,23 +13,20 @@ import collections
 import functools
 import logging
 
-from thriftpy2.thrift import TApplicationException
-
-from ..dispatch import ASYNC, SYNC, CallError, NeedsAwait
+from ..calls import Call
+from ..dispatch import ASYNC, SYNC
 from ..logs import format_peer
 from ..wire.errors import WireError
-from ..wire.reader import Message, Reader
 
 log = logging.getLogger("dracula.uv")
 
 
 class Connection(asyncio.BufferedProtocol):
-    def __init__(self, backend):
-        config = backend.config
-        self.backend = backend
-        self.dispatcher = backend.dispatcher
-        self.observer = backend.dispatcher.observer
-        self.reader = Reader.for_config(config, backend.dispatcher.arg_specs)
+    def __init__(self, state):
+        self.state = state
+        self.config = state.config
+        self.observer = state.observer
+        self.reader = state.new_reader()
         self.transport = None
         self.peer = None
         self.codec = None
@@ -40,28 +37,28 @@ class Connection(asyncio.BufferedProtocol):
         self.eof = False
         self.writing_paused = False  # the transport's buffer is past the high-water mark
         self.backlogged = False  # requests wait in the buffer until the replies drain
-        self.active_at = backend.tick  # last time bytes arrived or a reply left
+        self.active_at = state.tick  # last time bytes arrived or a reply left
         self.partial_since = None  # when the request now arriving began (slowloris clock)
 
     # -- transport callbacks ---------------------------------------------------------------
     def connection_made(self, transport) -> None:
         self.transport = transport
         self.peer = transport.get_extra_info("peername")
-        config = self.backend.config
-        transport.set_write_buffer_limits(high=config.write_high_water, low=config.write_low_water)
-        if len(self.backend.connections) >= self.backend.connection_limit:
-            self.backend.refusals(self.peer, "connection limit of %d reached" % self.backend.connection_limit)
+        transport.set_write_buffer_limits(high=self.config.write_high_water, low=self.config.write_low_water)
+        if not self.state.room_for(self.peer):
             transport.abort()
             return
-        self.backend.connections.add(self)
+        self.state.connections.add(self)
         if self.observer is not None:
             self.observer.connection_opened()
 
     def connection_lost(self, exc) -> None:
         self.closed = True
-        if self.observer is not None and self in self.backend.connections:
-            self.observer.connection_closed()
-        self.backend.connection_closed(self)
+        state = self.state
+        if self in state.connections:
+            if self.observer is not None:
+                self.observer.connection_closed()
+            state.connection_closed(self)
 
     def pause_writing(self) -> None:
         # The client is not reading its replies: stop reading its requests.
@@ -105,24 +102,25 @@ class Connection(asyncio.BufferedProtocol):
         pass the write high-water mark, so one read full of small calls with large replies
         cannot pile up memory before the first write."""
         reader = self.reader
-        reader.end += nbytes  # Reader.received(), inlined: this runs once per read
+        reader.received(nbytes)
         if self.observer is not None:
             self.observer.received(nbytes)
         out = []
         keep_open = True
-        room = self.backend.config.write_high_water - self.transport.get_write_buffer_size()
+        room = self.config.write_high_water - self.transport.get_write_buffer_size()
         while reader.start != reader.end:
             try:
                 msg = reader.next_message()
             except WireError as e:
-                keep_open = self._refused(e, out)
+                self._emit(self.state.refuse_wire(e, reader.wire, self.peer), out)
+                keep_open = not e.fatal
                 if keep_open:
                     continue
                 break
             if msg is None:
                 break
             if self.codec is None:
-                self.codec = self.backend.codec_for(reader.wire.protocol)
+                self.codec = self.state.codec_for(reader.wire.protocol)
                 self.framed = reader.wire.framed
             queued = len(out)
             self._handle(msg, out)
@@ -133,57 +131,55 @@ class Connection(asyncio.BufferedProtocol):
                     self.transport.pause_reading()
                     break
         if out:
-            data = out[0] if len(out) == 1 else b"".join(out)
-            if self.observer is not None:  # counted first: the client may look once it has the reply
-                self.observer.sent(len(data))
-            self.transport.write(data)
+            self._write(out[0] if len(out) == 1 else b"".join(out))
         if self.backlogged and not self.writing_paused:
             # The write went out at once: carry on (on the next turn, so others are served).
-            self.backend.loop.call_soon(self._resume_backlog)
-        self.active_at = self.backend.tick
+            self.state.loop.call_soon(self._resume_backlog)
+        self.active_at = self.state.tick
         if reader.start == reader.end:
             self.partial_since = None
         elif self.partial_since is None:
-            self.partial_since = self.backend.tick
+            self.partial_since = self.state.tick
         if not keep_open:
             self.transport.close()
-        elif self.backend.draining:
+        elif self.state.draining:
             self.close_if_idle()
 
+    def _write(self, data: bytes) -> None:
+        if self.observer is not None:  # counted first: the client may look once it has the reply
+            self.observer.sent(len(data))
+        self.transport.write(data)
+
     # -- requests --------------------------------------------------------------------------
-    def _handle(self, msg: Message, out: list) -> None:
-        dispatcher = self.dispatcher
-        try:
-            method, args = dispatcher.prepare(msg, self.codec, self.peer)
-        except (CallError, WireError) as e:
-            if isinstance(e, WireError):
-                self.backend.refusals(self.peer, e.reason)
-            self._emit(dispatcher.refuse(msg, e, self.codec, self.framed), out)
+    def _handle(self, msg, out: list) -> None:
+        call = Call(self.state, msg, self.codec, self.framed, self.peer)
+        if not call.admit():
+            self._emit(call.reply, out)
             return
-        kind = method.kind
+        kind = call.method.kind
         coroutine = None
         if kind is SYNC:
-            try:
-                reply = dispatcher.call_sync(method, args, msg, self.codec, self.framed)
-            except NeedsAwait as e:
-                kind, coroutine = ASYNC, e.coroutine
-            else:
+            coroutine = call.run_inline()
+            if coroutine is None:
+                reply = call.reply
                 if reply is not None:
                     if self.slots or self.later:
                         self._emit(reply, out)
                     else:  # the common case, without a call
                         out.append(reply)
                 return
+            kind = ASYNC
+        loop = self.state.loop
         slot = [None, False]
         self.slots.append(slot)
         if kind is ASYNC:
-            future = asyncio.ensure_future(_contained(coroutine or method.fn(*args)), loop=self.backend.loop)
+            future = asyncio.ensure_future(call.awaited(coroutine), loop=loop)
         else:
-            future = self.backend.loop.run_in_executor(self.backend.pool, method.fn, *args)
-        future.add_done_callback(functools.partial(self._finished, method, msg, slot))
-        timeout = self.backend.config.handler_timeout
+            future = loop.run_in_executor(self.state.pool, call.method.fn, *call.args)
+        future.add_done_callback(functools.partial(self._finished, call, slot, kind is ASYNC))
+        timeout = self.config.handler_timeout
         if timeout:
-            slot.append(self.backend.loop.call_later(timeout, self._timed_out, method, msg, slot, future))
+            slot.append(loop.call_later(timeout, self._timed_out, call, slot, future))
 
     def _emit(self, reply, out: list) -> None:
         if reply is None:
@@ -195,29 +191,27 @@ class Connection(asyncio.BufferedProtocol):
         else:
             out.append(reply)
 
-    def _finished(self, method, msg, slot, future) -> None:
+    def _finished(self, call, slot, encoded: bool, future) -> None:
+        """A task (`encoded`: it returns the reply) or a pool thread (the handler's value)
+        finished."""
         if slot[1]:
             return  # already answered: it timed out
         if len(slot) > 2:
             slot[2].cancel()
-        if future.cancelled():
-            error, value = asyncio.CancelledError("the call was cancelled"), None
-        else:
-            error = future.exception()
-            value = None if error is not None else future.result()
         try:
-            reply = self.dispatcher.outcome(method, msg, self.codec, self.framed, value, error)
+            if future.cancelled():
+                reply = call.finish(error=asyncio.CancelledError("the call was cancelled"))
+            elif future.exception() is not None:
+                reply = call.finish(error=future.exception())
+            else:
+                reply = future.result() if encoded else call.finish(future.result())
         except Exception:  # never leave a slot unsettled: later replies would wait for ever
-            log.exception("cannot answer %s", method.qualname)
+            log.exception("cannot answer %s", call.method.qualname)
             reply = None
         self._settle(slot, reply)
 
-    def _timed_out(self, method, msg, slot, future) -> None:
-        timeout = self.backend.config.handler_timeout
-        log.error("%s did not finish within %gs; its caller gets an error", method.qualname, timeout)
-        error = TApplicationException(TApplicationException.INTERNAL_ERROR,
-                                      "%s did not finish within %gs" % (method.qualname, timeout))
-        self._settle(slot, self.dispatcher.outcome(method, msg, self.codec, self.framed, error=error))
+    def _timed_out(self, call, slot, future) -> None:
+        self._settle(slot, call.timed_out(self.config.handler_timeout))
         future.cancel()  # stops a coroutine; a thread cannot be stopped and runs on unheard
 
     def _settle(self, slot, reply) -> None:
@@ -231,63 +225,46 @@ class Connection(asyncio.BufferedProtocol):
             if reply is not None:
                 self.later.append(reply)
         if self.later and released:
-            self.backend.loop.call_soon(self._flush)
+            self.state.loop.call_soon(self._flush)
         elif not slots:
             self._after_reply()
 
     def _flush(self) -> None:
         later, self.later = self.later, []
         if not self.closed:
-            data = b"".join(later)
-            if self.observer is not None:
-                self.observer.sent(len(data))
-            self.transport.write(data)
-        self.active_at = self.backend.tick
+            self._write(b"".join(later))
+        self.active_at = self.state.tick
         self._after_reply()
 
     def check_timeouts(self, now: float) -> None:
-        config = self.backend.config
+        config = self.config
         if self.partial_since is not None and config.request_timeout and \
                 now - self.partial_since > config.request_timeout:
-            self.backend.refusals(self.peer, "request still incomplete after %gs" % config.request_timeout)
+            self.state.refusals(self.peer, "request still incomplete after %gs" % config.request_timeout)
             self.transport.abort()
-        elif config.idle_timeout and not self.slots and not self.later and self.partial_since is None \
-                and now - self.active_at > config.idle_timeout:
+        elif config.idle_timeout and self.idle and now - self.active_at > config.idle_timeout:
             log.debug("closing %s: idle for %gs", format_peer(self.peer), config.idle_timeout)
             self.transport.close()
 
     def _after_reply(self) -> None:
         if self.closed:
             return
-        if self.backend.draining:
+        if self.state.draining:
             self.close_if_idle()
         elif self.eof and not self.slots and not self.later:
             self.transport.close()
 
-    def _refused(self, error: WireError, out: list) -> bool:
-        """Log a refusal, tell the client where the wire allows; False when it must close."""
-        self.backend.refusals(self.peer, error.reason)
-        wire = self.reader.wire
-        if error.reply_to is not None:
-            codec = self.backend.codec_for(wire.protocol)
-            self._emit(self.dispatcher.refuse_bytes(error, codec, wire.framed), out)
-        return not error.fatal
+    @property
+    def idle(self) -> bool:
+        """No call in flight, no reply waiting, nothing partly received."""
+        return not (self.slots or self.later or self.reader.buffered)
 
     def close_if_idle(self) -> bool:
-        """Close now if nothing is in flight or half-read (and, early in a drain, the client has
-        sent something already); True if it closed."""
-        if self.slots or self.later or self.reader.buffered:
+        """Close now if idle (and, early in a drain, the client has sent something already);
+        True if it closed."""
+        if not self.idle:
             return False
-        if self.reader.buf is None and not self.backend.fresh_grace_over:
+        if self.reader.buf is None and not self.state.fresh_grace_over:
             return False  # never sent a byte: its first request may be on the way
         self.transport.close()
         return True
-
-
-async def _contained(coroutine):
-    """Await a handler's coroutine; a SystemExit it raises is its caller's error, not the
-    server's (asyncio would re-raise it out of the event loop)."""
-    try:
-        return await coroutine
-    except SystemExit as e:
-        raise RuntimeError("handler raised SystemExit(%s)" % (e.code,)) from e

@@ -3,21 +3,16 @@ from __future__ import annotations
 
 
 class WireError(Exception):
-    """Bytes the server will not decode.
+    """Bytes the server will not decode; the client gets a PROTOCOL_ERROR where it can.
 
-    `reply_to` is (name, seqid, protocol) when the message header was read, so the client can be
-    told with a TApplicationException; `fatal` means the byte stream lost its sync (or broke a
-    limit) and the connection must close; a bad framed body is not fatal: the next frame starts
-    where its length says.
+    `reply_to` is the message header (name, message type, seqid, body offset) when it was read,
+    so the client can be told with a TApplicationException; `fatal` means the byte stream lost
+    its sync (or broke a limit) and the connection must close; a bad framed body is not fatal:
+    the next frame starts where its length says.
     """
 
-    # TApplicationException types a refusal maps to.
-    PROTOCOL_ERROR = 7
-    INVALID_MESSAGE_TYPE = 2
-
-    def __init__(self, reason: str, fatal: bool = True, app_type: int = PROTOCOL_ERROR):
+    def __init__(self, reason: str, fatal: bool = True):
         super().__init__(reason)
         self.reason = reason
         self.fatal = fatal
-        self.app_type = app_type
         self.reply_to = None
