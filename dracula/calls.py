@@ -39,9 +39,7 @@ class Call:
         self.framed = framed
         self.peer = peer
         self.method = None
-        self.args = None
         self.reply = None
-        self.outcome = None
         self.started = 0.0
 
     # -- decode and policy -----------------------------------------------------------------
@@ -53,11 +51,10 @@ class Call:
             self.started = _perf_counter()
             state.observer.call_started()
         msg = self.msg
-        method = state.methods.get(msg.name)
+        self.method = method = state.methods.get(msg.name)
         if method is None:
             return self.refuse(TApplicationException.UNKNOWN_METHOD,
                                 "unknown method %s" % msg.name.decode("utf-8", "replace"))
-        self.method = method
         if msg.mtype != CALL and msg.mtype != ONEWAY:
             return self.refuse(TApplicationException.INVALID_MESSAGE_TYPE,
                                 "message type %d is not a call" % msg.mtype)
@@ -68,10 +65,13 @@ class Call:
             except WireError as e:
                 state.refusals(self.peer, e.reason)
                 return self.refuse(TApplicationException.PROTOCOL_ERROR, e.reason)
-        for name in method.required:
-            if getattr(args, name) is None:
-                return self.refuse(TApplicationException.PROTOCOL_ERROR,
-                                    "required argument %s of %s is missing" % (name, method.qualname))
+            for name in method.required:
+                if getattr(args, name) is None:
+                    return self.refuse(TApplicationException.PROTOCOL_ERROR,
+                                       "required argument %s of %s is missing" % (name, method.qualname))
+        elif method.required:
+            return self.refuse(TApplicationException.PROTOCOL_ERROR, "required argument %s of %s is missing"
+                               % (method.required[0], method.qualname))
         self.args = method.get_args(args)
         return True
 
@@ -95,6 +95,18 @@ class Call:
             return None
         if value.__class__ is _CoroutineType:
             return value
+        method = self.method
+        if self.msg.mtype == CALL and not method.oneway:  # the common case, inlined
+            result = method.result_cls()
+            result.success = value
+            try:
+                self.reply = self.codec.encode(method.reply_name, REPLY, self.msg.seqid, result, self.framed)
+                self.outcome = OK
+            except Exception:
+                self.reply = self._value_reply(value)  # logs it, answers INTERNAL_ERROR
+            if self.started:
+                self._observe()
+            return None
         self.finish(value)
         return None
 
