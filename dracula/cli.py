@@ -40,7 +40,8 @@ def add_serve_parser(commands) -> None:
                        help="serve one more service on the same port (repeatable); multiplexed "
                             "clients reach it as NAME:method (NAME defaults to SERVICE); the "
                             "first service also answers plain method names")
-    serve.add_argument("--app-dir", default=".", metavar="DIR", help="put this directory first on sys.path (default: .)")
+    serve.add_argument("--app-dir", default=".", metavar="DIR",
+                       help="put this directory first on sys.path (default: .)")
     serve.add_argument("--workers", type=int, default=None, metavar="N",
                        help="run a supervisor with N worker processes sharing the socket "
                             "(respawn, SIGHUP reload, SIGTTIN/SIGTTOU); default: serve in-process")

@@ -42,7 +42,7 @@ def documented_defaults() -> dict:
             values = default.split(" / " if " / " in flags_cell else ", ") if len(flags) > 1 else [default]
             if len(values) == 1:
                 values *= len(flags)
-            assert len(values) == len(flags), "README row %r: %d flags, defaults %r" % (flags_cell, len(flags), default)
+            assert len(values) == len(flags), "README row %r: defaults %r" % (flags_cell, default)
             documented.update(zip(flags, values))
     return documented
 
