@@ -9,8 +9,8 @@ from .server import Server
 __version__ = "0.1.0"
 
 
-def make_server(service, handler, host: str = "127.0.0.1", port: int = 9090, backend: str = "uv",
-                **options) -> Server:
+def make_server(service, handler, host: str = Config.host, port: int = Config.port,
+                backend: str = Config.backend, **options) -> Server:
     """A bound Server for one thriftpy2 service and its handler.
 
     The leading arguments mirror `thriftpy2.rpc.make_server`, so switching is one import.

@@ -23,6 +23,7 @@ from thriftpy2.transport import (TBufferedTransportFactory, TFramedTransportFact
                                  TTransportException)
 
 from . import jsonmap
+from .config import Config
 from .jsonmap import JsonMapError
 from .loader import LoadError, load_service
 
@@ -30,7 +31,6 @@ EXIT_OK, EXIT_RAISED, EXIT_USAGE, EXIT_CONNECTION = 0, 1, 2, 3
 
 TRANSPORTS = {"buffered": TBufferedTransportFactory, "framed": TFramedTransportFactory}
 PROTOCOLS = {"binary": TBinaryProtocolFactory, "compact": TCompactProtocolFactory}
-DEFAULT_TIMEOUT = 10.0
 
 # TApplicationException.type → name (Apache Thrift's numbering, 8..10 included).
 APPLICATION_ERRORS = {
@@ -50,11 +50,11 @@ class CallFailed(Exception):
 
 @dataclass
 class Target:
-    host: str = "127.0.0.1"
-    port: int = 9090
+    host: str = Config.host  # the server's defaults
+    port: int = Config.port
     transport: str = "buffered"
     protocol: str = "binary"
-    timeout: float = DEFAULT_TIMEOUT   # seconds, for connecting and for each read; 0: none
+    timeout: float = 10.0              # seconds, for connecting and for each read; 0: none
     service_name: str | None = None    # wrap in TMultiplexedProtocol under this name
 
 

@@ -7,9 +7,11 @@ import os
 import sys
 
 from . import __version__
+from .call import PROTOCOLS, TRANSPORTS, Target
 from .config import Config, ConfigError
 from .loader import LoadError, load_handler, load_service
 from .logs import configure
+from .options import OPTIONS
 from .listen import BindError
 from .server import Server
 from .supervisor import Supervisor
@@ -21,8 +23,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dracula", description="Thrift RPC server for thriftpy2 services.")
     parser.add_argument("--version", action="version", version="dracula " + __version__)
     commands = parser.add_subparsers(dest="command", required=True)
+    add_serve_parser(commands)
+    add_call_parser(commands)
+    add_describe_parser(commands)
+    return parser
 
-    defaults = Config()
+
+def add_serve_parser(commands) -> None:
     serve = commands.add_parser("serve", help="serve a .thrift service with a Python handler")
     serve.add_argument("service", metavar="IDL_PATH:SERVICE", nargs="?",
                        help="e.g. idl/pingpong.thrift:PingService")
@@ -33,61 +40,27 @@ def build_parser() -> argparse.ArgumentParser:
                        help="serve one more service on the same port (repeatable); multiplexed "
                             "clients reach it as NAME:method (NAME defaults to SERVICE); the "
                             "first service also answers plain method names")
-    serve.add_argument("--host", default=defaults.host)
-    serve.add_argument("--port", type=int, default=defaults.port)
-    serve.add_argument("--backend", choices=("uv", "thread"), default=defaults.backend)
-    serve.add_argument("--backlog", type=int, default=defaults.backlog)
-    serve.add_argument("--log-level", default=defaults.log_level,
-                       choices=("critical", "error", "warning", "info", "debug"))
-    serve.add_argument("--app-dir", default=".", help="put this directory first on sys.path (default: .)")
-    serve.add_argument("--max-frame-size", type=int, default=defaults.max_frame_size,
-                       help="largest frame or unframed message, bytes (default: 16 MiB)")
-    serve.add_argument("--max-depth", type=int, default=defaults.max_depth,
-                       help="deepest nesting of structs/containers (default: 64)")
-    serve.add_argument("--max-container-size", type=int, default=defaults.max_container_size,
-                       help="most elements one container may declare (default: 10,000,000)")
-    serve.add_argument("--graceful-timeout", type=float, default=defaults.graceful_timeout,
-                       help="seconds to finish in-flight requests on SIGTERM/SIGINT (default: 30)")
-    serve.add_argument("--blocking-threads", type=int, default=None,
-                       help="threads for @dracula.blocking handlers (default: min(32, cpus + 4))")
-    serve.add_argument("--workers", type=int, default=None,
+    serve.add_argument("--app-dir", default=".", metavar="DIR",
+                       help="put this directory first on sys.path (default: .)")
+    serve.add_argument("--workers", type=int, default=None, metavar="N",
                        help="run a supervisor with N worker processes sharing the socket "
                             "(respawn, SIGHUP reload, SIGTTIN/SIGTTOU); default: serve in-process")
-    serve.add_argument("--uds", default=None, metavar="PATH",
-                       help="listen on a Unix domain socket instead of host:port")
-    serve.add_argument("--uds-mode", type=lambda v: int(v, 8), default=defaults.uds_mode, metavar="OCTAL",
-                       help="file mode of the --uds socket (default: 660)")
-    serve.add_argument("--ssl-certfile", default=None, help="serve TLS with this certificate chain (PEM)")
-    serve.add_argument("--ssl-keyfile", default=None, help="its private key (PEM), if not in the certfile")
-    serve.add_argument("--ssl-ca-certs", default=None,
-                       help="require client certificates signed by these CAs (PEM)")
-    serve.add_argument("--access-log", action="store_true",
-                       help="log one line per call: peer, service.method, outcome, latency (us)")
-    serve.add_argument("--metrics-port", type=int, default=None,
-                       help="serve Prometheus /metrics and /healthz on this port")
-    serve.add_argument("--metrics-host", default=None, help="address for --metrics-port (default: --host)")
     serve.add_argument("--worker-fd", type=int, default=None, help=argparse.SUPPRESS)
     serve.add_argument("--ready-fd", type=int, default=None, help=argparse.SUPPRESS)
-    serve.add_argument("--max-string-size", type=int, default=None,
-                       help="largest string/binary value, bytes (default: the frame size)")
-    serve.add_argument("--max-connections", type=int, default=None,
-                       help="open connections; past it new ones are accepted and closed at once "
-                            "(default: the fd limit less 64)")
-    serve.add_argument("--idle-timeout", type=float, default=defaults.idle_timeout,
-                       help="close a connection idle this many seconds; 0: never (default: 0)")
-    serve.add_argument("--request-timeout", type=float, default=defaults.request_timeout,
-                       help="close a connection whose request is still incomplete after this many "
-                            "seconds (slowloris); 0: never (default: 30)")
-    serve.add_argument("--handler-timeout", type=float, default=defaults.handler_timeout,
-                       help="seconds before a coroutine or @blocking handler's caller gets an "
-                            "error; 0: no limit (default: 0)")
-    serve.add_argument("--write-high-water", type=int, default=defaults.write_high_water,
-                       help="per-connection unsent reply bytes past which reading pauses (uv)")
-    serve.add_argument("--write-low-water", type=int, default=defaults.write_low_water,
-                       help="unsent reply bytes below which reading resumes (uv)")
-    add_call_parser(commands)
-    add_describe_parser(commands)
-    return parser
+    groups = {}
+    for option in OPTIONS:
+        if option.group not in groups:
+            groups[option.group] = serve.add_argument_group(option.group)
+        groups[option.group].add_argument(option.flag, **argument_for(option))
+
+
+def argument_for(option) -> dict:
+    """add_argument's keywords for a declared option."""
+    text = "%s (default: %s)" % (option.help, option.shown_default)
+    if option.value_type is bool:
+        return {"action": "store_true", "help": text}
+    return {"type": option.parse or option.value_type, "default": option.default,
+            "choices": option.choices, "metavar": option.metavar, "help": text}
 
 
 def add_call_parser(commands) -> None:
@@ -100,12 +73,13 @@ def add_call_parser(commands) -> None:
     call.add_argument("method", metavar="METHOD")
     call.add_argument("args_json", metavar="ARGS_JSON", nargs="?", default=None,
                       help='object keyed by argument name, e.g. \'{"key": "a"}\'; - reads stdin; default {}')
-    call.add_argument("--host", default="127.0.0.1")
-    call.add_argument("--port", type=int, default=9090)
-    call.add_argument("--transport", choices=("framed", "buffered"), default="buffered")
-    call.add_argument("--protocol", choices=("binary", "compact"), default="binary")
-    call.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
-                      help="for connecting and for each read; 0 waits for ever (default: 10)")
+    target = Target()
+    call.add_argument("--host", default=target.host)
+    call.add_argument("--port", type=int, default=target.port)
+    call.add_argument("--transport", choices=tuple(TRANSPORTS), default=target.transport)
+    call.add_argument("--protocol", choices=tuple(PROTOCOLS), default=target.protocol)
+    call.add_argument("--timeout", type=float, default=target.timeout, metavar="SECONDS",
+                      help="for connecting and for each read; 0 waits for ever (default: %g)" % target.timeout)
     call.add_argument("--service-name", default=None, metavar="NAME",
                       help="multiplexed server: send methods as NAME:method")
 
