@@ -1,8 +1,12 @@
+import contextlib
+
 import pytest
 
 from examples.showcase import ShowcaseHandler
 
+from .cli_server import CliServer
 from .helpers import BACKENDS, running, showcase_thrift
+from .ops_app import OpsApp
 
 
 @pytest.fixture(params=BACKENDS)
@@ -19,3 +23,44 @@ def showcase_handler():
 def showcase_server(backend, showcase_handler):
     with running(showcase_thrift.Showcase, showcase_handler, backend=backend) as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def showcase_servers():
+    """One Showcase server per backend, shared by a module's tests."""
+    with contextlib.ExitStack() as stack:
+        yield {backend: stack.enter_context(running(showcase_thrift.Showcase, ShowcaseHandler(), backend=backend))
+               for backend in BACKENDS}
+
+
+@pytest.fixture
+def cli_server():
+    """cli_server(*args, **options): a `dracula serve` CliServer, closed at teardown."""
+    started = []
+
+    def start(*args, **options):
+        server = CliServer(*args, **options)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.close()
+
+
+@pytest.fixture
+def app(tmp_path):
+    """The Ops app (tests/ops_app.py) in a directory of its own."""
+    return OpsApp(tmp_path)
+
+
+@pytest.fixture
+def serve(app, cli_server):
+    """serve(*extra_args, wait=True): `dracula serve` on the Ops app; its held calls are
+    released, then it is stopped, at teardown."""
+
+    def start(*extra, wait=True):
+        return cli_server(*app.args, *extra, wait=wait)
+
+    yield start
+    app.release_all()

@@ -1,13 +1,10 @@
-"""Shared test plumbing: run a real server (in-process or as the `dracula` CLI) on a free port."""
+"""Shared test plumbing: the IDLs, a real dracula server in a thread of this process, bounded
+waits, and this process's memory and file descriptors."""
 from __future__ import annotations
 
 import contextlib
 import os
-import re
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 
@@ -26,9 +23,8 @@ BACKENDS = ("uv", "thread")
 
 
 @contextlib.contextmanager
-def running(service, handler, backend="uv", **options):
-    """A dracula server in a thread of this process; yields the Server (its .port is bound)."""
-    server = dracula.make_server(service, handler, host="127.0.0.1", port=0, backend=backend, **options)
+def serving(server):
+    """Run a built dracula Server in a thread of this process; yields it (its .port is bound)."""
     thread = threading.Thread(target=server.serve, name="test-server", daemon=True)
     thread.start()
     assert server.started.wait(10), "server did not start"
@@ -40,57 +36,15 @@ def running(service, handler, backend="uv", **options):
         assert not thread.is_alive(), "server did not stop"
 
 
-SERVING = re.compile(r"serving .* on (\S+):(\d+) ")
+def running(service, handler, backend="uv", **options):
+    """A dracula server for one service, in a thread of this process."""
+    return serving(dracula.make_server(service, handler, host="127.0.0.1", port=0, backend=backend,
+                                       **options))
 
 
-class CliServer:
-    """`dracula serve ...` as a child process; .port is read from its 'serving' log line."""
-
-    def __init__(self, *args, cwd=ROOT, env=None):
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "dracula", "serve", *args],
-            cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self.lines = []
-        self.port = None
-        for line in self.proc.stdout:
-            self.lines.append(line)
-            match = SERVING.search(line)
-            if match:
-                self.port = int(match.group(2))
-                break
-        if self.port is None:
-            self.proc.wait(10)
-            raise AssertionError("dracula serve did not start:\n" + "".join(self.lines))
-        # Keep draining its output so it never blocks on a full pipe.
-        self._drain = threading.Thread(target=self._read_rest, daemon=True)
-        self._drain.start()
-
-    def _read_rest(self):
-        for line in self.proc.stdout:
-            self.lines.append(line)
-
-    def signal(self, signum=signal.SIGTERM):
-        self.proc.send_signal(signum)
-
-    def wait(self, timeout=30) -> int:
-        code = self.proc.wait(timeout)
-        self._drain.join(5)
-        return code
-
-    @property
-    def output(self) -> str:
-        return "".join(self.lines)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-
-
-def run_cli(*args, timeout=30, cwd=ROOT):
-    """Run `dracula ...` to completion; returns the CompletedProcess."""
-    return subprocess.run([sys.executable, "-m", "dracula", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=timeout)
+def running_services(services, backend="uv"):
+    """A multi-service dracula server ([(name, service, handler)...]), in a thread of this process."""
+    return serving(dracula.Server(services, dracula.Config(host="127.0.0.1", port=0, backend=backend)))
 
 
 def free_port() -> int:
@@ -133,27 +87,30 @@ def reset_peak() -> int:
         return vm("VmHWM")
 
 
-class SockTransport:
-    """The `read(n)` thriftpy2's protocols need, over a raw socket, with a receive buffer;
-    `received` counts every byte that came in."""
+class Background:
+    """Run fn(*args) in a thread; .result() re-raises what it raised."""
 
-    def __init__(self, sock):
-        self.sock = sock
-        self.buf = bytearray()
-        self.received = 0
+    def __init__(self, fn, *args, **kwargs):
+        self.value = None
+        self.error = None
+        self.thread = threading.Thread(target=self._run, args=(fn, args, kwargs), daemon=True)
+        self.thread.start()
 
-    def read(self, n):
-        while len(self.buf) < n:
-            chunk = self.sock.recv(max(65536, n - len(self.buf)))
-            if not chunk:
-                raise EOFError("closed with %d of %d bytes read" % (len(self.buf), n))
-            self.received += len(chunk)
-            self.buf += chunk
-        data = bytes(self.buf[:n])
-        del self.buf[:n]
-        return data
+    def _run(self, fn, args, kwargs):
+        try:
+            self.value = fn(*args, **kwargs)
+        except BaseException as e:  # noqa: BLE001 - handed to the test
+            self.error = e
 
-    def peek(self, n):
-        """The next n bytes, left unread."""
-        self.buf[:0] = self.read(n)
-        return bytes(self.buf[:n])
+    def done(self) -> bool:
+        return not self.thread.is_alive()
+
+    def join(self, timeout=30.0):
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "background call still running after %gs" % timeout
+
+    def result(self, timeout=30.0):
+        self.join(timeout)
+        if self.error is not None:
+            raise self.error
+        return self.value

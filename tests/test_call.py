@@ -18,7 +18,8 @@ from thriftpy2.transport import TBufferedTransportFactory, TFramedTransportFacto
 from examples.showcase import ShowcaseHandler
 from examples.showcase import showcase_thrift as handler_thrift
 
-from .helpers import ROOT, free_port, run_cli, running, showcase_thrift
+from .cli_server import run_cli
+from .helpers import ROOT, free_port, running, showcase_thrift
 
 SHOWCASE = "idl/showcase.thrift:Showcase"
 I64_MAX, I64_MIN = 2**63 - 1, -2**63

@@ -9,7 +9,8 @@ import textwrap
 import pytest
 import thriftpy2.rpc
 
-from .helpers import ROOT, CliServer, pingpong_thrift, run_cli
+from .cli_server import CliServer, assert_one_line_error, run_cli
+from .helpers import ROOT, pingpong_thrift
 
 PING_IDL = "idl/pingpong.thrift:PingService"
 PING_HANDLER = "examples.pingpong:PingHandler"
@@ -37,7 +38,7 @@ def test_serve_answers_then_stops_cleanly_on_signal(backend, signum):
         server.signal(signum)
         assert server.wait() == 0, server.output
     finally:
-        server.stop()
+        server.close()
     out = server.output
     assert "received %s" % signal.Signals(signum).name in out, out
     assert "dracula stopped" in out, out
@@ -49,16 +50,6 @@ def write_module(directory, name, source):
     path = directory / (name + ".py")
     path.write_text(textwrap.dedent(source))
     return path
-
-
-def assert_one_line_error(result, *fragments):
-    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("dracula: error: "), lines[0]
-    assert "Traceback" not in result.stderr + result.stdout
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
 
 
 def test_error_wrong_idl_path():
@@ -169,7 +160,7 @@ def test_handler_as_class_instance_or_factory(tmp_path, backend, attr, expected)
         server.signal(signal.SIGTERM)
         assert server.wait() == 0, server.output
     finally:
-        server.stop()
+        server.close()
     if attr == "factory":  # the factory ran in the serving process
         assert first == "pong from a factory (pid %d)" % server.proc.pid
 
@@ -197,7 +188,7 @@ def test_app_dir_goes_first_on_sys_path(tmp_path):
     finally:
         server.signal(signal.SIGTERM)
         server.wait()
-        server.stop()
+        server.close()
     # Without --app-dir, the PYTHONPATH copy is what imports.
     server = CliServer(PING_IDL, "shadowed_handler:Handler", "--port", "0", env=env)
     try:
@@ -205,7 +196,7 @@ def test_app_dir_goes_first_on_sys_path(tmp_path):
     finally:
         server.signal(signal.SIGTERM)
         server.wait()
-        server.stop()
+        server.close()
 
 
 def test_app_dir_defaults_to_the_working_directory(tmp_path):
@@ -221,7 +212,7 @@ def test_app_dir_defaults_to_the_working_directory(tmp_path):
     finally:
         server.signal(signal.SIGTERM)
         assert server.wait() == 0, server.output
-        server.stop()
+        server.close()
 
 
 def test_version_and_usage():

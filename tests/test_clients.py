@@ -9,8 +9,6 @@
 - pipelining: many requests written before any reply is read, framed and unframed.
 """
 import asyncio
-import socket
-import struct
 
 import pytest
 import thriftpy2.rpc
@@ -24,17 +22,17 @@ from thriftpy2.contrib.aio.protocol import TAsyncBinaryProtocolFactory
 from thriftpy2.contrib.aio.transport import (TAsyncBufferedTransportFactory,
                                              TAsyncFramedTransportFactory)
 from thriftpy2.protocol import TCyBinaryProtocolFactory, TMultiplexedProtocolFactory
-from thriftpy2.protocol.binary import TBinaryProtocol, TBinaryProtocolFactory
+from thriftpy2.protocol.binary import TBinaryProtocolFactory
 from thriftpy2.thrift import TApplicationException, TMessageType
 # thriftpy2.transport's own names are the Cython classes; the pure-Python ones live in submodules.
 from thriftpy2.transport import TCyBufferedTransportFactory, TCyFramedTransportFactory
 from thriftpy2.transport.buffered import TBufferedTransportFactory
 from thriftpy2.transport.framed import TFramedTransportFactory
-from thriftpy2.transport.memory import TMemoryBuffer
 
 from examples.pingpong import PingHandler
 
 from .helpers import pingpong_thrift, running, showcase_thrift as t
+from .wire_client import Connection, encode_call, encode_message
 
 SAFETY_TIMEOUT = 10  # seconds: turns a hang into a failure; never used to synchronise
 
@@ -411,16 +409,6 @@ def test_apache_thrift_client_pingservice(backend, kind):
 
 # -- pipelining ---------------------------------------------------------------------------------
 
-def _encode(name, mtype, seqid, args, framed):
-    buf = TMemoryBuffer()
-    proto = TBinaryProtocol(buf)
-    proto.write_message_begin(name, mtype, seqid)
-    proto.write_struct(args)
-    proto.write_message_end()
-    data = buf.getvalue()
-    return struct.pack("!i", len(data)) + data if framed else data
-
-
 def _pipeline(n):
     """n requests of mixed outcomes: (method, args, expectation) with seqids 1..n."""
     plan = []
@@ -448,50 +436,23 @@ def _pipeline(n):
     return plan
 
 
-class _Replies:
-    def __init__(self, sock, framed):
-        self.rfile = sock.makefile("rb")
-        self.framed = framed
-
-    def read(self):
-        if self.framed:
-            head = self.rfile.read(4)
-            assert len(head) == 4, "connection closed"
-            size = struct.unpack("!i", head)[0]
-            payload = self.rfile.read(size)
-            assert len(payload) == size, "connection closed inside a frame"
-            trans = TMemoryBuffer(payload)
-        else:
-            trans = self.rfile
-        proto = TBinaryProtocol(trans)
-        name, mtype, seqid = proto.read_message_begin()
-        body = (TApplicationException() if mtype == TMessageType.EXCEPTION
-                else getattr(t.Showcase, name + "_result")())
-        proto.read_struct(body)
-        proto.read_message_end()
-        return name, mtype, seqid, body
-
-
 @pytest.mark.parametrize("chunk", [None, 1], ids=["one-write", "byte-by-byte"])
 @pytest.mark.parametrize("framed", [False, True], ids=["unframed", "framed"])
 def test_pipelined_requests_reply_in_order(showcase_server, framed, chunk):
     n = 50
     plan = _pipeline(n)
-    data = b"".join(_encode(name, TMessageType.ONEWAY if expect is None else TMessageType.CALL,
-                            seqid, args, framed)
+    data = b"".join(encode_message(name, TMessageType.ONEWAY if expect is None else TMessageType.CALL,
+                                   seqid, args, framed=framed)
                     for seqid, (name, args, expect) in enumerate(plan, 1))
-    sock = socket.create_connection(("127.0.0.1", showcase_server.port), timeout=SAFETY_TIMEOUT)
-    try:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    with Connection(showcase_server.port, framed, SAFETY_TIMEOUT, nodelay=True) as conn:
         if chunk is None:
-            sock.sendall(data)
+            conn.send(data)
         else:
             for i in range(0, len(data), chunk):
-                sock.sendall(data[i:i + chunk])
-        replies = _Replies(sock, framed)
+                conn.send(data[i:i + chunk])
         expected = [(seqid, name, expect) for seqid, (name, _, expect) in enumerate(plan, 1)
                     if expect is not None]
-        got = [replies.read() for _ in expected]
+        got = [conn.read_message() for _ in expected]
         assert [(g[2], g[0]) for g in got] == [(seqid, name) for seqid, name, _ in expected]
         for (seqid, name, (what, value)), (_, mtype, _, body) in zip(expected, got):
             if what == "error":
@@ -506,25 +467,18 @@ def test_pipelined_requests_reply_in_order(showcase_server, framed, chunk):
             elif what == "shape":
                 assert body.success.name == value
         # The oneway records all ran, in order, before the connection is used again.
-        sock.sendall(_encode("recorded", TMessageType.CALL, n + 1, t.Showcase.recorded_args(), framed))
-        name, mtype, seqid, body = replies.read()
+        conn.send(encode_call("recorded", n + 1, framed))
+        name, mtype, seqid, body = conn.read_message()
         assert (name, seqid) == ("recorded", n + 1)
         assert body.success == ["e%d" % (i + 1) for i in range(n) if plan[i][2] is None]
-    finally:
-        sock.close()
 
 
 @pytest.mark.parametrize("framed", [False, True], ids=["unframed", "framed"])
 def test_pipelined_many_small_calls_in_one_write(showcase_server, framed):
     n = 500
-    data = b"".join(_encode("add", TMessageType.CALL, i, t.Showcase.add_args(a=i, b=-1), framed)
-                    for i in range(n))
-    sock = socket.create_connection(("127.0.0.1", showcase_server.port), timeout=SAFETY_TIMEOUT)
-    try:
-        sock.sendall(data)
-        replies = _Replies(sock, framed)
-        got = [replies.read() for _ in range(n)]
+    data = b"".join(encode_call("add", i, framed, a=i, b=-1) for i in range(n))
+    with Connection(showcase_server.port, framed, SAFETY_TIMEOUT) as conn:
+        conn.send(data)
+        got = [conn.read_message() for _ in range(n)]
         assert [g[2] for g in got] == list(range(n))
         assert [g[3].success for g in got] == [i - 1 for i in range(n)]
-    finally:
-        sock.close()

@@ -8,19 +8,16 @@ package does not depend on libboost-dev).
 """
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import subprocess
-import threading
 
 import pytest
 
-import dracula
 from examples.pingpong import PingHandler
 from examples.showcase import ShowcaseHandler
 
-from .helpers import BACKENDS, ROOT, pingpong_thrift, running, showcase_thrift as t
+from .helpers import BACKENDS, ROOT, pingpong_thrift, running_services, showcase_thrift as t
 
 SOURCE = os.path.join(ROOT, "tests", "cpp", "showcase_client.cpp")
 CXXFLAGS = ["-std=c++17", "-O0", "-Wall"]
@@ -82,32 +79,11 @@ def run_client(binary, port, protocol, transport, *names):
     return done.stdout.splitlines()
 
 
-@pytest.fixture(scope="module")
-def showcase_servers():
-    with contextlib.ExitStack() as stack:
-        yield {backend: stack.enter_context(running(t.Showcase, ShowcaseHandler(), backend=backend))
-               for backend in BACKENDS}
-
-
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("transport", ["buffered", "framed"])
 @pytest.mark.parametrize("protocol", ["binary", "compact"])
 def test_cpp_client(cpp_client, showcase_servers, protocol, transport, backend):
     assert run_client(cpp_client, showcase_servers[backend].port, protocol, transport) == EXPECTED
-
-
-@contextlib.contextmanager
-def running_services(services, backend):
-    server = dracula.Server(services, dracula.Config(host="127.0.0.1", port=0, backend=backend))
-    thread = threading.Thread(target=server.serve, name="test-server", daemon=True)
-    thread.start()
-    assert server.started.wait(10), "server did not start"
-    try:
-        yield server
-    finally:
-        server.close()
-        thread.join(30)
-        assert not thread.is_alive(), "server did not stop"
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -5,7 +5,7 @@ import pytest
 
 from dracula.describe import describe
 
-from .helpers import run_cli
+from .cli_server import run_cli
 
 SHOWCASE_SERVICE = """\
 service Showcase {

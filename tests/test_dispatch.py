@@ -7,21 +7,19 @@ socket time-outs below only turn a hang into a failure.
 import asyncio
 import functools
 import os
-import socket
 import struct
 import threading
 
 import pytest
 import thriftpy2
 import thriftpy2.rpc
-from thriftpy2.protocol.binary import TBinaryProtocol  # pure Python: reads any file-like object
 from thriftpy2.thrift import TApplicationException, TMessageType
-from thriftpy2.transport.memory import TMemoryBuffer
 
 import dracula
 from examples.showcase import ShowcaseHandler
 
 from .helpers import IDL, running, showcase_thrift as t
+from .wire_client import Connection, encode_call, encode_message
 
 SHOWCASE_IDL = os.path.join(IDL, "showcase.thrift")
 SAFETY_TIMEOUT = 10  # seconds: only so that a broken server fails the test instead of hanging it
@@ -43,23 +41,6 @@ def client(showcase_server):
 
 # -- raw wire helpers ---------------------------------------------------------------------------
 
-def encode(name, seqid, args=None, mtype=TMessageType.CALL, framed=False, service=t.Showcase):
-    """One message built with thriftpy2's own binary protocol into a TMemoryBuffer."""
-    buf = TMemoryBuffer()
-    proto = TBinaryProtocol(buf)
-    proto.write_message_begin(name, mtype, seqid)
-    if args is None:
-        args = getattr(service, name + "_args")()
-    proto.write_struct(args)
-    proto.write_message_end()
-    data = buf.getvalue()
-    return struct.pack("!i", len(data)) + data if framed else data
-
-
-def call(name, seqid, framed=False, mtype=TMessageType.CALL, **kwargs):
-    return encode(name, seqid, getattr(t.Showcase, name + "_args")(**kwargs), mtype, framed)
-
-
 def raw_unknown(name, seqid, mtype=TMessageType.CALL, framed=False):
     """A call to a method no IDL here declares, by hand: strict header, a one-field struct."""
     raw_name = name.encode("utf-8")
@@ -67,50 +48,6 @@ def raw_unknown(name, seqid, mtype=TMessageType.CALL, framed=False):
     data += b"\x08\x00\x01\x00\x00\x00\x2a"  # field 1: i32 42, which no one expects
     data += b"\x00"  # STOP
     return struct.pack("!i", len(data)) + data if framed else data
-
-
-class RawConnection:
-    def __init__(self, port, framed=False):
-        self.framed = framed
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=SAFETY_TIMEOUT)
-        self.rfile = self.sock.makefile("rb")
-
-    def send(self, data):
-        self.sock.sendall(data)
-
-    def _read_exact(self, n):
-        data = self.rfile.read(n)
-        assert len(data) == n, "connection closed after %d of %d bytes" % (len(data), n)
-        return data
-
-    def read_reply(self):
-        """(name, message type, seqid, result struct or TApplicationException)."""
-        if self.framed:
-            size = struct.unpack("!i", self._read_exact(4))[0]
-            trans = TMemoryBuffer(self._read_exact(size))
-        else:
-            trans = self.rfile
-        proto = TBinaryProtocol(trans)
-        name, mtype, seqid = proto.read_message_begin()
-        if mtype == TMessageType.EXCEPTION:
-            body = TApplicationException()
-        else:
-            body = getattr(t.Showcase, name + "_result")()
-        proto.read_struct(body)
-        proto.read_message_end()
-        if self.framed:
-            assert trans.read(1) == b"", "bytes left over in the reply frame"
-        return name, mtype, seqid, body
-
-    def close(self):
-        self.rfile.close()
-        self.sock.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 # -- plain returns ------------------------------------------------------------------------------
@@ -125,13 +62,13 @@ def test_return_value(client):
 def test_seqids_are_echoed_verbatim(showcase_server, framed):
     # Any i32 is a valid seqid, repeated or out of order; replies carry the request's own.
     seqids = [0, -1, 2**31 - 1, -(2**31), 7, 7, 3]
-    with RawConnection(showcase_server.port, framed) as conn:
-        conn.send(b"".join(call("add", seqid, framed, a=i, b=0) for i, seqid in enumerate(seqids)))
-        replies = [conn.read_reply() for _ in seqids]
+    with Connection(showcase_server.port, framed, timeout=SAFETY_TIMEOUT) as conn:
+        conn.send(b"".join(encode_call("add", seqid, framed, a=i, b=0) for i, seqid in enumerate(seqids)))
+        replies = [conn.read_message() for _ in seqids]
         assert [r[2] for r in replies] == seqids
         assert [r[3].success for r in replies] == list(range(len(seqids)))
         conn.send(raw_unknown("ünknown", -5, framed=framed))
-        name, mtype, seqid, exc = conn.read_reply()
+        name, mtype, seqid, exc = conn.read_message()
         assert (name, mtype, seqid) == ("ünknown", TMessageType.EXCEPTION, -5)
         assert exc.type == TApplicationException.UNKNOWN_METHOD
 
@@ -168,22 +105,22 @@ def test_oneway_then_call_on_same_client(client):
 def test_oneway_writes_nothing_back(showcase_server, framed, mtype):
     # thriftpy2 clients send oneway calls as CALL, Apache ones as ONEWAY: neither gets a reply.
     # The first reply bytes on the socket must belong to the call sent after the oneway ones.
-    with RawConnection(showcase_server.port, framed) as conn:
-        conn.send(call("record", 1, framed, mtype, event="one")
-                  + call("record", 2, framed, mtype, event="two")
-                  + call("recorded", 3, framed))
-        name, rtype, seqid, result = conn.read_reply()
+    with Connection(showcase_server.port, framed, timeout=SAFETY_TIMEOUT) as conn:
+        conn.send(encode_call("record", 1, framed, mtype=mtype, event="one")
+                  + encode_call("record", 2, framed, mtype=mtype, event="two")
+                  + encode_call("recorded", 3, framed))
+        name, rtype, seqid, result = conn.read_message()
         assert (name, rtype, seqid) == ("recorded", TMessageType.REPLY, 3)
         assert result.success == ["one", "two"]
-        conn.send(call("add", 4, framed, a=2, b=3))
-        assert conn.read_reply()[2:] == (4, t.Showcase.add_result(success=5))
+        conn.send(encode_call("add", 4, framed, a=2, b=3))
+        assert conn.read_message()[2:] == (4, t.Showcase.add_result(success=5))
 
 
 def test_oneway_message_type_for_a_two_way_method_gets_no_reply(showcase_server):
     # A ONEWAY message is never answered, whatever method it names.
-    with RawConnection(showcase_server.port) as conn:
-        conn.send(call("add", 1, mtype=TMessageType.ONEWAY, a=1, b=1) + call("add", 2, a=2, b=2))
-        name, mtype, seqid, result = conn.read_reply()
+    with Connection(showcase_server.port, timeout=SAFETY_TIMEOUT) as conn:
+        conn.send(encode_call("add", 1, mtype=TMessageType.ONEWAY, a=1, b=1) + encode_call("add", 2, a=2, b=2))
+        name, mtype, seqid, result = conn.read_message()
         assert (name, mtype, seqid, result.success) == ("add", TMessageType.REPLY, 2, 4)
 
 
@@ -196,18 +133,18 @@ def test_oneway_handler_that_raises_writes_nothing_and_keeps_connection(backend,
 
     handler = Handler()
     with running(t.Showcase, handler, backend=backend) as server:
-        with RawConnection(server.port, framed) as conn:
-            conn.send(call("record", 1, framed, TMessageType.ONEWAY, event="x")
-                      + call("record", 2, framed, TMessageType.CALL, event="y")
-                      + call("recorded", 3, framed))
-            name, mtype, seqid, result = conn.read_reply()
+        with Connection(server.port, framed, timeout=SAFETY_TIMEOUT) as conn:
+            conn.send(encode_call("record", 1, framed, mtype=TMessageType.ONEWAY, event="x")
+                      + encode_call("record", 2, framed, mtype=TMessageType.CALL, event="y")
+                      + encode_call("recorded", 3, framed))
+            name, mtype, seqid, result = conn.read_message()
             assert (name, mtype, seqid, result.success) == ("recorded", TMessageType.REPLY, 3, ["x", "y"])
 
 
 def test_oneway_to_unknown_method_gets_no_reply(showcase_server):
-    with RawConnection(showcase_server.port) as conn:
-        conn.send(raw_unknown("no_such_method", 1, TMessageType.ONEWAY) + call("ping", 2))
-        assert conn.read_reply()[:3] == ("ping", TMessageType.REPLY, 2)
+    with Connection(showcase_server.port, timeout=SAFETY_TIMEOUT) as conn:
+        conn.send(raw_unknown("no_such_method", 1, TMessageType.ONEWAY) + encode_call("ping", 2))
+        assert conn.read_message()[:3] == ("ping", TMessageType.REPLY, 2)
 
 
 # -- declared exceptions ------------------------------------------------------------------------
@@ -225,13 +162,13 @@ def test_declared_exceptions_arrive_as_their_classes(client):
 
 def test_declared_exception_reply_on_the_wire(showcase_server):
     # A REPLY (not an EXCEPTION) whose result struct has exactly the exception's field set.
-    with RawConnection(showcase_server.port) as conn:
-        conn.send(call("lookup", 7, key="missing") + call("lookup", 8, key=""))
-        name, mtype, seqid, result = conn.read_reply()
+    with Connection(showcase_server.port, timeout=SAFETY_TIMEOUT) as conn:
+        conn.send(encode_call("lookup", 7, key="missing") + encode_call("lookup", 8, key=""))
+        name, mtype, seqid, result = conn.read_message()
         assert (name, mtype, seqid) == ("lookup", TMessageType.REPLY, 7)
         assert result.success is None and result.invalid is None
         assert (result.not_found.key, result.not_found.code) == ("missing", 404)
-        name, mtype, seqid, result = conn.read_reply()
+        name, mtype, seqid, result = conn.read_message()
         assert (name, mtype, seqid) == ("lookup", TMessageType.REPLY, 8)
         assert result.success is None and result.not_found is None
         assert result.invalid.reason == "empty key"
@@ -360,12 +297,12 @@ def test_undeclared_exception_is_internal_error_and_connection_stays_open(client
 
 @pytest.mark.parametrize("framed", [False, True], ids=["unframed", "framed"])
 def test_undeclared_exception_on_the_wire(showcase_server, framed):
-    with RawConnection(showcase_server.port, framed) as conn:
-        conn.send(call("fail", 11, framed, message="kaboom") + call("add", 12, framed, a=1, b=2))
-        name, mtype, seqid, exc = conn.read_reply()
+    with Connection(showcase_server.port, framed, timeout=SAFETY_TIMEOUT) as conn:
+        conn.send(encode_call("fail", 11, framed, message="kaboom") + encode_call("add", 12, framed, a=1, b=2))
+        name, mtype, seqid, exc = conn.read_message()
         assert (name, mtype, seqid) == ("fail", TMessageType.EXCEPTION, 11)
         assert exc.type == TApplicationException.INTERNAL_ERROR and "kaboom" in exc.message
-        name, mtype, seqid, result = conn.read_reply()
+        name, mtype, seqid, result = conn.read_message()
         assert (name, mtype, seqid, result.success) == ("add", TMessageType.REPLY, 12, 3)
 
 
@@ -394,12 +331,12 @@ def test_unknown_method_from_a_second_idl(showcase_server, tmp_path):
 
 @pytest.mark.parametrize("framed", [False, True], ids=["unframed", "framed"])
 def test_unknown_method_by_hand_keeps_connection(showcase_server, framed):
-    with RawConnection(showcase_server.port, framed) as conn:
-        conn.send(raw_unknown("no_such_method", 21, framed=framed) + call("add", 22, framed, a=5, b=6))
-        name, mtype, seqid, exc = conn.read_reply()
+    with Connection(showcase_server.port, framed, timeout=SAFETY_TIMEOUT) as conn:
+        conn.send(raw_unknown("no_such_method", 21, framed=framed) + encode_call("add", 22, framed, a=5, b=6))
+        name, mtype, seqid, exc = conn.read_message()
         assert (name, mtype, seqid) == ("no_such_method", TMessageType.EXCEPTION, 21)
         assert exc.type == TApplicationException.UNKNOWN_METHOD
-        name, mtype, seqid, result = conn.read_reply()
+        name, mtype, seqid, result = conn.read_message()
         assert (name, mtype, seqid, result.success) == ("add", TMessageType.REPLY, 22, 11)
 
 
@@ -435,12 +372,12 @@ def test_wrong_type_deep_inside_a_container(backend):
             return good + [t.Shape(name="bad", points=[t.Point(x="not an int", y=0)])]
 
     with running(t.Showcase, Handler(), backend=backend) as server:
-        with RawConnection(server.port) as conn:
-            conn.send(call("shapes", 1, n=50) + call("echo_shape", 2, shape=t.Shape(name="next")))
-            name, mtype, seqid, exc = conn.read_reply()
+        with Connection(server.port, timeout=SAFETY_TIMEOUT) as conn:
+            conn.send(encode_call("shapes", 1, n=50) + encode_call("echo_shape", 2, shape=t.Shape(name="next")))
+            name, mtype, seqid, exc = conn.read_message()
             assert (name, mtype, seqid) == ("shapes", TMessageType.EXCEPTION, 1)
             assert exc.type == TApplicationException.INTERNAL_ERROR
-            name, mtype, seqid, result = conn.read_reply()
+            name, mtype, seqid, result = conn.read_message()
             assert (name, mtype, seqid) == ("echo_shape", TMessageType.REPLY, 2)
             assert result.success.name == "next" and result.success.points is None
 
@@ -511,12 +448,12 @@ def test_exception_that_cannot_be_encoded_is_internal_error_and_connection_survi
 
 def test_invalid_message_type_is_refused_and_connection_kept(showcase_server):
     # A REPLY sent to the server is not a call.
-    with RawConnection(showcase_server.port) as conn:
-        conn.send(call("add", 31, mtype=TMessageType.REPLY, a=1, b=1) + call("add", 32, a=2, b=2))
-        name, mtype, seqid, exc = conn.read_reply()
+    with Connection(showcase_server.port, timeout=SAFETY_TIMEOUT) as conn:
+        conn.send(encode_call("add", 31, mtype=TMessageType.REPLY, a=1, b=1) + encode_call("add", 32, a=2, b=2))
+        name, mtype, seqid, exc = conn.read_message()
         assert (mtype, seqid) == (TMessageType.EXCEPTION, 31)
         assert exc.type == TApplicationException.INVALID_MESSAGE_TYPE
-        assert conn.read_reply()[2:] == (32, t.Showcase.add_result(success=4))
+        assert conn.read_message()[2:] == (32, t.Showcase.add_result(success=4))
 
 
 # -- coroutine and blocking handlers ------------------------------------------------------------
@@ -715,14 +652,14 @@ def test_replies_keep_request_order_behind_a_slow_call(backend, method, framed):
     # backend runs them while the slow one is parked), but their replies must wait their turn.
     handler = GatedHandler()
     with running(t.Showcase, handler, backend=backend) as server:
-        with RawConnection(server.port, framed) as conn:
-            conn.send(call(method, 1, framed, ms=5) + call("ping", 2, framed)
-                      + call("add", 3, framed, a=1, b=2) + call("fail", 4, framed, message="f"))
+        with Connection(server.port, framed, timeout=SAFETY_TIMEOUT) as conn:
+            conn.send(encode_call(method, 1, framed, ms=5) + encode_call("ping", 2, framed)
+                      + encode_call("add", 3, framed, a=1, b=2) + encode_call("fail", 4, framed, message="f"))
             assert handler.entered.wait(SAFETY_TIMEOUT)
             if backend == "uv":
                 assert handler.pinged.wait(SAFETY_TIMEOUT), "uv did not run the next call meanwhile"
             handler.open_gate()
-            replies = [conn.read_reply() for _ in range(4)]
+            replies = [conn.read_message() for _ in range(4)]
             assert [r[2] for r in replies] == [1, 2, 3, 4]
             assert [r[0] for r in replies] == [method, "ping", "add", "fail"]
             assert replies[0][3].success == "released 5"
@@ -733,9 +670,9 @@ def test_replies_keep_request_order_behind_a_slow_call(backend, method, framed):
 def test_many_concurrent_async_calls_on_one_connection_keep_order(showcase_server):
     # Later calls sleep less, so they finish first; replies must still leave in request order.
     n = 20
-    with RawConnection(showcase_server.port) as conn:
-        conn.send(b"".join(call("sleep_async", i, ms=(n - i) % 4) for i in range(n)))
-        replies = [conn.read_reply() for _ in range(n)]
+    with Connection(showcase_server.port, timeout=SAFETY_TIMEOUT) as conn:
+        conn.send(b"".join(encode_call("sleep_async", i, ms=(n - i) % 4) for i in range(n)))
+        replies = [conn.read_message() for _ in range(n)]
         assert [r[2] for r in replies] == list(range(n))
         assert [r[3].success for r in replies] == ["slept %d ms" % ((n - i) % 4) for i in range(n)]
 
@@ -743,18 +680,12 @@ def test_many_concurrent_async_calls_on_one_connection_keep_order(showcase_serve
 # -- multiplexed names --------------------------------------------------------------------------
 
 def test_multiplexed_method_names_route_to_the_service(showcase_server):
-    with RawConnection(showcase_server.port) as conn:
-        conn.send(encode("Showcase:add", 1, t.Showcase.add_args(a=20, b=22))
-                  + encode("Nope:add", 2, t.Showcase.add_args(a=1, b=1)))
-        buf = conn.rfile
-        proto = TBinaryProtocol(buf)
-        name, mtype, seqid = proto.read_message_begin()
+    with Connection(showcase_server.port, timeout=SAFETY_TIMEOUT) as conn:
+        conn.send(encode_message("Showcase:add", TMessageType.CALL, 1, t.Showcase.add_args(a=20, b=22))
+                  + encode_message("Nope:add", TMessageType.CALL, 2, t.Showcase.add_args(a=1, b=1)))
+        name, mtype, seqid, result = conn.read_message()
         assert (mtype, seqid) == (TMessageType.REPLY, 1)
-        result = t.Showcase.add_result()
-        proto.read_struct(result)
         assert result.success == 42
-        name, mtype, seqid = proto.read_message_begin()
+        name, mtype, seqid, exc = conn.read_message()
         assert (mtype, seqid) == (TMessageType.EXCEPTION, 2)
-        exc = TApplicationException()
-        proto.read_struct(exc)
         assert exc.type == TApplicationException.UNKNOWN_METHOD

@@ -19,56 +19,19 @@ import threading
 import time
 
 import pytest
-import thriftpy2.rpc
-from thriftpy2.protocol.binary import TBinaryProtocol
-from thriftpy2.thrift import TApplicationException, TMessageType
-from thriftpy2.transport.memory import TMemoryBuffer
+from thriftpy2.thrift import TApplicationException
 
 import dracula
 from examples.showcase import ShowcaseHandler
 
-from .helpers import (CliServer, SockTransport, open_fds, reset_peak, running, showcase_thrift, vm,
-                      wait_until)
+from .cli_server import CliServer
+from .helpers import open_fds, reset_peak, running, showcase_thrift, vm, wait_until
+from .wire_client import SockTransport, assert_served, encode_call, make_client, read_reply
 
 Showcase = showcase_thrift.Showcase
 MB = 1024 * 1024
 TIMEOUT = 20  # seconds: only so that a broken server fails a test instead of hanging it
 INTERNAL_ERROR = TApplicationException.INTERNAL_ERROR
-
-
-# -- plumbing -------------------------------------------------------------------------------------
-
-def encode_call(method, seqid=1, **kwargs):
-    buf = TMemoryBuffer()
-    proto = TBinaryProtocol(buf)
-    proto.write_message_begin(method, TMessageType.CALL, seqid)
-    proto.write_struct(getattr(Showcase, method + "_args")(**kwargs))
-    return buf.getvalue()
-
-
-def read_reply(trans):
-    proto = TBinaryProtocol(trans)
-    name, mtype, seqid = proto.read_message_begin()
-    if mtype == TMessageType.EXCEPTION:
-        exc = TApplicationException()
-        proto.read_struct(exc)
-        return "exception", name, seqid, exc
-    result = getattr(Showcase, name + "_result")()
-    proto.read_struct(result)
-    return "reply", name, seqid, result.success
-
-
-def make_client(port):
-    return thriftpy2.rpc.make_client(Showcase, "127.0.0.1", port, timeout=TIMEOUT * 1000)
-
-
-def assert_served(port):
-    c = make_client(port)
-    try:
-        assert c.add(20, 22) == 42
-        assert c.reverse(b"abc") == b"cba"
-    finally:
-        c.close()
 
 
 # -- SIGTERM under load ---------------------------------------------------------------------------
@@ -198,7 +161,7 @@ def test_sigterm_under_load_answers_every_accepted_call(tmp_path, backend):
             t.join(TIMEOUT)
             assert not t.is_alive(), "a client is stuck"
     finally:
-        server.stop()
+        server.close()
 
     counts = collections.Counter((after, outcome) for _, _, after, outcome, _, _ in calls)
     print("\nSIGTERM under load, %s backend: exit %s after %.2f s; calls before SIGTERM: %s; after: %s; "

@@ -9,70 +9,21 @@ import struct
 
 import pytest
 import thriftpy2.rpc
-from thriftpy2.protocol.binary import TBinaryProtocol, TBinaryProtocolFactory
-from thriftpy2.protocol.compact import TCompactProtocol
+from thriftpy2.protocol.binary import TBinaryProtocolFactory
 from thriftpy2.protocol.cybin import TCyBinaryProtocolFactory
-from thriftpy2.thrift import TApplicationException, TMessageType
+from thriftpy2.thrift import TApplicationException
 from thriftpy2.transport import TBufferedTransportFactory as TCyBufferedTransportFactory
 from thriftpy2.transport import TFramedTransportFactory as TCyFramedTransportFactory
 from thriftpy2.transport.buffered import TBufferedTransportFactory
 from thriftpy2.transport.framed import TFramedTransportFactory
-from thriftpy2.transport.memory import TMemoryBuffer
 
 from examples.showcase import ShowcaseHandler
 
-from .helpers import running, showcase_thrift, SockTransport
+from .helpers import running, showcase_thrift
+from .wire_client import SockTransport, client, connect, encode_call, read_reply
 
 Showcase = showcase_thrift.Showcase
 TIMEOUT = 20
-
-
-# -- a raw client: encode calls by hand, read replies off the socket ----------------------------
-
-def encode_call(method, seqid=1, framed=False, strict=True, mtype=TMessageType.CALL,
-                protocol="binary", **kwargs):
-    """The bytes thriftpy2's pure-Python protocols write for a call of `method`."""
-    buf = TMemoryBuffer()
-    if protocol == "compact":
-        proto = TCompactProtocol(buf)
-    else:
-        proto = TBinaryProtocol(buf, strict_write=strict)
-    proto.write_message_begin(method, mtype, seqid)
-    proto.write_struct(getattr(Showcase, method + "_args")(**kwargs))
-    data = buf.getvalue()
-    return struct.pack("!i", len(data)) + data if framed else data
-
-
-def read_reply(trans, method, framed=False):
-    """(seqid, value) for a REPLY, (seqid, TApplicationException) for an EXCEPTION; binary or
-    compact, whichever the reply is."""
-    if framed:
-        (size,) = struct.unpack("!i", trans.read(4))
-        data = trans.read(size)
-        first, trans = data[:1], TMemoryBuffer(data)
-    else:
-        first = trans.peek(1)
-    proto = (TCompactProtocol if first == b"\x82" else TBinaryProtocol)(trans)
-    name, mtype, seqid = proto.read_message_begin()
-    if mtype == TMessageType.EXCEPTION:
-        exc = TApplicationException()
-        proto.read_struct(exc)
-        return seqid, exc
-    assert mtype == TMessageType.REPLY, mtype
-    assert name == method, (name, method)
-    result = getattr(Showcase, method + "_result")()
-    proto.read_struct(result)
-    for field in result.thrift_spec.values():
-        if field[1] != "success" and getattr(result, field[1]) is not None:
-            return seqid, getattr(result, field[1])
-    return seqid, result.success
-
-
-def connect(port, nodelay=False):
-    sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
-    if nodelay:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return sock
 
 
 def closed_by_peer(sock) -> bool:
@@ -86,12 +37,9 @@ def closed_by_peer(sock) -> bool:
 
 
 def good_client_works(port):
-    client = thriftpy2.rpc.make_client(Showcase, "127.0.0.1", port, timeout=TIMEOUT * 1000)
-    try:
-        assert client.add(40, 2) == 42
-        assert client.lookup("key") == "KEY"
-    finally:
-        client.close()
+    with client(port) as c:
+        assert c.add(40, 2) == 42
+        assert c.lookup("key") == "KEY"
 
 
 def comparable(value):
@@ -127,7 +75,7 @@ def test_requests_sent_one_byte_at_a_time(showcase_server, framed, protocol):
             data = encode_call(method, seqid, framed=framed, protocol=protocol, **kwargs)
             for i in range(len(data)):
                 sock.sendall(data[i:i + 1])
-            got_seqid, value = read_reply(trans, method, framed)
+            _, _, got_seqid, value = read_reply(trans, framed, method)
             assert got_seqid == seqid
             assert comparable(value) == comparable(expected), method
 
@@ -154,7 +102,7 @@ def test_hundred_pipelined_requests_in_one_write_answered_in_order(showcase_serv
         sock.sendall(b"".join(requests))
         trans = SockTransport(sock)
         for seqid, (method, value) in enumerate(expected, 1):
-            assert read_reply(trans, method, framed) == (seqid, value)
+            assert read_reply(trans, framed) == ("reply", method, seqid, value)
         # Nothing more than the 100 replies.
         sock.shutdown(socket.SHUT_WR)
         assert sock.recv(1) == b""
@@ -175,7 +123,7 @@ def test_large_binary_argument_in_4k_pieces(showcase_server, framed, protocol):
     data = os.urandom(5 * 1024 * 1024)
     with connect(showcase_server.port) as sock:
         send_in_pieces(sock, encode_call("reverse", 7, framed, protocol=protocol, data=data))
-        assert read_reply(SockTransport(sock), "reverse", framed) == (7, data[::-1])
+        assert read_reply(SockTransport(sock), framed) == ("reply", "reverse", 7, data[::-1])
 
 
 def test_large_string_list_unframed_in_4k_pieces(showcase_server):
@@ -184,7 +132,7 @@ def test_large_string_list_unframed_in_4k_pieces(showcase_server):
         request = encode_call("unique", 9, framed=False, words=words)
         assert len(request) > 1_000_000
         send_in_pieces(sock, request)
-        seqid, value = read_reply(SockTransport(sock), "unique", framed=False)
+        _, _, seqid, value = read_reply(SockTransport(sock), method="unique")
         assert seqid == 9
         assert len(value) == 100_000
         assert set(value) == set(words)
@@ -220,7 +168,7 @@ def test_frame_at_the_limit_is_served_and_one_over_is_refused(small_frames_serve
     assert struct.unpack("!i", request[:4])[0] == 4096
     with connect(port) as sock:
         sock.sendall(request)
-        assert read_reply(SockTransport(sock), "reverse", True) == (1, fits[::-1])
+        assert read_reply(SockTransport(sock), True) == ("reply", "reverse", 1, fits[::-1])
     with connect(port) as sock:
         try:
             sock.sendall(encode_call("reverse", 2, framed=True, data=fits + b"x"))
@@ -239,7 +187,7 @@ def test_unframed_message_over_limit_is_refused(small_frames_server):
             pass
         trans = SockTransport(sock)
         try:
-            seqid, exc = read_reply(trans, "reverse")
+            _, _, seqid, exc = read_reply(trans, method="reverse")
         except (EOFError, ConnectionResetError):
             pass  # closed without a word: acceptable
         else:  # told why, then closed
@@ -289,4 +237,4 @@ def test_non_strict_binary_by_hand(showcase_server, framed):
     with connect(showcase_server.port, nodelay=True) as sock:
         for i in range(len(request)):  # and one byte at a time
             sock.sendall(request[i:i + 1])
-        assert read_reply(SockTransport(sock), "add", framed) == (77, 11)
+        assert read_reply(SockTransport(sock), framed) == ("reply", "add", 77, 11)

@@ -25,7 +25,8 @@ from thriftpy2.transport import TCyBufferedTransportFactory, TCyFramedTransportF
 
 from examples.coverage import VERSION, CoverageHandler
 
-from .helpers import BACKENDS, IDL, CliServer, running
+from .cli_server import CliServer
+from .helpers import BACKENDS, IDL, running
 
 # The test's own copy of the IDL, as a client would load it (the handler loads its own).
 cov = thriftpy2.load(os.path.join(IDL, "coverage", "coverage.thrift"), module_name="cov_client_thrift")
@@ -290,4 +291,4 @@ def test_served_by_the_cli():
         finally:
             c.close()
     finally:
-        server.stop()
+        server.close()

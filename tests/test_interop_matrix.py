@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
 
 import pytest
 import thriftpy2.rpc
@@ -32,12 +31,12 @@ from thriftpy2.transport import TCyBufferedTransportFactory, TCyFramedTransportF
 from thriftpy2.transport.buffered import TBufferedTransportFactory
 from thriftpy2.transport.framed import TFramedTransportFactory
 
-import dracula
 from examples.pingpong import PingHandler
 from examples.showcase import ShowcaseHandler
 
 from . import apache_client
-from .helpers import BACKENDS, CliServer, pingpong_thrift, running, showcase_thrift as t
+from .cli_server import CliServer
+from .helpers import BACKENDS, pingpong_thrift, running_services, showcase_thrift as t
 
 SAFETY_TIMEOUT_MS = 10_000  # turns a hang into a failure; never used to synchronise
 
@@ -219,13 +218,6 @@ def exercise_showcase(c: Clients, client):
     assert client.add(40, 2) == 42
 
 
-@pytest.fixture(scope="module")
-def showcase_servers():
-    with contextlib.ExitStack() as stack:
-        yield {backend: stack.enter_context(running(t.Showcase, ShowcaseHandler(), backend=backend))
-               for backend in BACKENDS}
-
-
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("client_kind", CLIENTS)
 @pytest.mark.parametrize("transport", TRANSPORTS)
@@ -246,21 +238,6 @@ def test_matrix(showcase_servers, protocol, transport, client_kind, backend):
 
 PING_NAME = "PingService"  # the first service: also answers plain method names
 SHOWCASE_NAME = "sc"
-
-
-@contextlib.contextmanager
-def running_services(services, backend="uv"):
-    """A multi-service dracula server in a thread of this process (cf. helpers.running)."""
-    server = dracula.Server(services, dracula.Config(host="127.0.0.1", port=0, backend=backend))
-    thread = threading.Thread(target=server.serve, name="test-server", daemon=True)
-    thread.start()
-    assert server.started.wait(10), "server did not start"
-    try:
-        yield server
-    finally:
-        server.close()
-        thread.join(30)
-        assert not thread.is_alive(), "server did not stop"
 
 
 def two_services():
@@ -324,4 +301,4 @@ def test_multiplexed_through_cli_service_flag():
             with clients(kind, server.port, protocol, transport) as c:
                 exercise_multiplexed(c)
     finally:
-        server.stop()
+        server.close()

@@ -7,21 +7,18 @@ import contextlib
 import os
 import signal
 import socket
-import struct
 import textwrap
 import threading
 import time
 
 import pytest
-import thriftpy2.rpc
-from thriftpy2.protocol.binary import TBinaryProtocol
-from thriftpy2.thrift import TMessageType
-from thriftpy2.transport.memory import TMemoryBuffer
 
 import dracula
 from examples.showcase import ShowcaseHandler
 
-from .helpers import CliServer, running, showcase_thrift, SockTransport, vm, wait_until
+from .cli_server import CliServer
+from .helpers import reset_peak, running, showcase_thrift, vm, wait_until
+from .wire_client import SockTransport, client, connect, encode_call, read_reply
 
 Showcase = showcase_thrift.Showcase
 MB = 1024 * 1024
@@ -29,27 +26,6 @@ TIMEOUT = 30
 
 
 # -- plumbing ------------------------------------------------------------------------------------
-
-def encode_call(method, seqid=1, framed=False, **kwargs):
-    buf = TMemoryBuffer()
-    proto = TBinaryProtocol(buf)
-    proto.write_message_begin(method, TMessageType.CALL, seqid)
-    proto.write_struct(getattr(Showcase, method + "_args")(**kwargs))
-    data = buf.getvalue()
-    return struct.pack("!i", len(data)) + data if framed else data
-
-
-def read_reply(trans, method, framed=False):
-    if framed:
-        (size,) = struct.unpack("!i", trans.read(4))
-        trans = TMemoryBuffer(trans.read(size))
-    proto = TBinaryProtocol(trans)
-    name, mtype, seqid = proto.read_message_begin()
-    assert (name, mtype) == (method, TMessageType.REPLY), (name, mtype)
-    result = getattr(Showcase, method + "_result")()
-    proto.read_struct(result)
-    return seqid, result.success
-
 
 def refuses_connections(port) -> bool:
     """True once a connection attempt is refused; an attempt that races the listener's close
@@ -82,11 +58,8 @@ class Calls:
     def start(self, key, method, *args):
         def call():
             try:
-                client = thriftpy2.rpc.make_client(Showcase, "127.0.0.1", self.port, timeout=TIMEOUT * 1000)
-                try:
-                    self.results[key] = getattr(client, method)(*args)
-                finally:
-                    client.close()
+                with client(self.port, TIMEOUT) as c:
+                    self.results[key] = getattr(c, method)(*args)
             except Exception as e:  # noqa: BLE001 - reported by the test
                 self.errors[key] = e
 
@@ -188,9 +161,9 @@ def test_close_answers_pipelined_requests_already_read(backend):
         server.close()
         handler.gate.set()
         trans = SockTransport(sock)
-        assert read_reply(trans, "sleep_async") == (1, "async 1")
-        assert read_reply(trans, "add") == (2, 2)
-        assert read_reply(trans, "sleep_blocking") == (3, "blocking 3")
+        assert read_reply(trans) == ("reply", "sleep_async", 1, "async 1")
+        assert read_reply(trans) == ("reply", "add", 2, 2)
+        assert read_reply(trans) == ("reply", "sleep_blocking", 3, "blocking 3")
         assert server_closes(sock)
         sock.close()
         assert server.stopped.wait(TIMEOUT)
@@ -268,7 +241,7 @@ def test_sigterm_drains_in_flight_calls_then_exits_zero(tmp_path, backend):
         assert server.wait() == 0, server.output
     finally:
         gate.touch()
-        server.stop()
+        server.close()
     assert "received SIGTERM" in server.output
     assert "dracula stopped" in server.output
     assert "Traceback" not in server.output
@@ -287,12 +260,7 @@ def test_client_that_never_reads_replies_is_not_buffered(showcase_server):
     flood.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 64 * 1024)
     flood.connect(("127.0.0.1", port))
     flood.settimeout(2.0)
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")  # resets VmHWM (peak RSS) to the current RSS
-        baseline = vm("VmRSS")
-    except OSError:
-        baseline = vm("VmHWM")
+    baseline = reset_peak()
     sent = 0
     try:
         for _ in range(300):  # 300 MB if the server never stopped reading
@@ -306,18 +274,15 @@ def test_client_that_never_reads_replies_is_not_buffered(showcase_server):
     assert growth < 100 * MB, "peak RSS grew by %d MB" % (growth // MB)
 
     # Others are still served while that client is stuck.
-    client = thriftpy2.rpc.make_client(Showcase, "127.0.0.1", port, timeout=TIMEOUT * 1000)
-    try:
-        assert client.add(1, 1) == 2
-    finally:
-        client.close()
+    with client(port, TIMEOUT) as c:
+        assert c.add(1, 1) == 2
 
     # Once the client reads, the server resumes: every complete request is answered.
     flood.settimeout(TIMEOUT)
     trans = SockTransport(flood)
     expected = data[::-1]
     for _ in range(sent):
-        assert read_reply(trans, "reverse", framed=True) == (1, expected)
+        assert read_reply(trans, framed=True) == ("reply", "reverse", 1, expected)
     flood.close()
 
 
@@ -336,11 +301,11 @@ CALLS = {
 @pytest.mark.parametrize("kind", list(CALLS))
 def test_reply_is_delivered_after_client_half_closes(showcase_server, kind, framed):
     calls = CALLS[kind]
-    with socket.create_connection(("127.0.0.1", showcase_server.port), timeout=TIMEOUT) as sock:
+    with connect(showcase_server.port, TIMEOUT) as sock:
         sock.sendall(b"".join(encode_call(method, seqid, framed, **kwargs)
                               for seqid, (method, kwargs, _) in enumerate(calls, 1)))
         sock.shutdown(socket.SHUT_WR)
         trans = SockTransport(sock)
         for seqid, (method, _, expected) in enumerate(calls, 1):
-            assert read_reply(trans, method, framed) == (seqid, expected)
+            assert read_reply(trans, framed) == ("reply", method, seqid, expected)
         assert server_closes(sock)  # and then the server closes its side too

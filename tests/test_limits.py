@@ -21,16 +21,14 @@ import threading
 import time
 
 import pytest
-import thriftpy2.rpc
 import uvloop
-from thriftpy2.protocol.binary import TBinaryProtocol
 from thriftpy2.thrift import TApplicationException, TMessageType, TType
-from thriftpy2.transport.memory import TMemoryBuffer
 
 import dracula
 from examples.showcase import ShowcaseHandler
 
-from .helpers import open_fds, reset_peak, running, showcase_thrift, SockTransport, vm, wait_until
+from .helpers import open_fds, reset_peak, running, showcase_thrift, vm, wait_until
+from .wire_client import SockTransport, assert_served, client, connect, encode_call, make_client, read_reply
 
 Showcase = showcase_thrift.Showcase
 Shape, Point = showcase_thrift.Shape, showcase_thrift.Point
@@ -41,37 +39,6 @@ INTERNAL_ERROR = TApplicationException.INTERNAL_ERROR
 
 
 # -- plumbing -------------------------------------------------------------------------------------
-
-def encode_call(method, seqid=1, framed=False, **kwargs):
-    buf = TMemoryBuffer()
-    proto = TBinaryProtocol(buf)
-    proto.write_message_begin(method, TMessageType.CALL, seqid)
-    proto.write_struct(getattr(Showcase, method + "_args")(**kwargs))
-    data = buf.getvalue()
-    return struct.pack("!i", len(data)) + data if framed else data
-
-
-def read_reply(trans, framed=False):
-    """(kind, method name, seqid, value): kind 'exception' (value: TApplicationException) or
-    'reply' (value: the result's success)."""
-    if framed:
-        (size,) = struct.unpack("!i", trans.read(4))
-        trans = TMemoryBuffer(trans.read(size))
-    proto = TBinaryProtocol(trans)
-    name, mtype, seqid = proto.read_message_begin()
-    if mtype == TMessageType.EXCEPTION:
-        exc = TApplicationException()
-        proto.read_struct(exc)
-        return "exception", name, seqid, exc
-    assert mtype == TMessageType.REPLY, mtype
-    result = getattr(Showcase, name + "_result")()
-    proto.read_struct(result)
-    return "reply", name, seqid, result.success
-
-
-def connect(port, timeout=TIMEOUT):
-    return socket.create_connection(("127.0.0.1", port), timeout=timeout)
-
 
 def closed_by_server(sock, timeout=TIMEOUT) -> bool:
     """True once the server has closed `sock` (EOF or reset) with nothing more to say; False
@@ -98,26 +65,6 @@ def still_open(sock, seconds) -> bool:
         return False
     assert data == b"", "unexpected bytes %r" % data
     return False
-
-
-def make_client(port):
-    return thriftpy2.rpc.make_client(Showcase, "127.0.0.1", port, timeout=TIMEOUT * 1000)
-
-
-@contextlib.contextmanager
-def client(port):
-    c = make_client(port)
-    try:
-        yield c
-    finally:
-        c.close()
-
-
-def assert_served(port, a=20, b=22):
-    """A good thriftpy2 client on a new connection gets its answers."""
-    with client(port) as c:
-        assert c.add(a, b) == a + b
-        assert c.reverse(b"abc") == b"cba"
 
 
 def peer_of(sock) -> str:

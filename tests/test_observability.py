@@ -12,13 +12,11 @@ import urllib.request
 import pytest
 import thriftpy2.rpc
 from prometheus_client.parser import text_string_to_metric_families
-from thriftpy2.protocol.binary import TBinaryProtocol
 from thriftpy2.thrift import TApplicationException, TMessageType
-from thriftpy2.transport.memory import TMemoryBuffer
 
-from .helpers import free_port, running
-from .test_workers import (Background, LocalOps, app, call, ops_plus_thrift, ops_thrift,  # noqa: F401
-                           serve, wait_until)
+from .helpers import Background, free_port, running, wait_until
+from .ops_app import LocalOps, call, ops_plus_thrift, ops_thrift
+from .wire_client import encode_call, encode_message
 
 ACCESS_LINE = re.compile(r"^(?P<peer>\S+) (?P<method>\S+) (?P<outcome>ok|exception|error) (?P<us>\d+)us$")
 
@@ -143,15 +141,6 @@ def unknown_method_errors(samples):
                and dict(labels).get("method", "") == "<unknown>")
 
 
-def encoded(method, mtype, struct):
-    buf = TMemoryBuffer()
-    proto = TBinaryProtocol(buf)
-    proto.write_message_begin(method, mtype, 0)
-    proto.write_struct(struct)
-    proto.write_message_end()
-    return len(buf.getvalue())
-
-
 def check_histogram(samples, method, count):
     buckets = sorted(((float(dict(labels)["le"]), v) for (name, labels), v in samples.items()
                       if name == "dracula_call_seconds_bucket" and dict(labels).get("method") == method),
@@ -210,8 +199,8 @@ def test_metrics_count_bytes_exactly(serve, backend):
     before = scrape(metrics_port)
     assert call(served.port, "echo", "hello bytes") == "hello bytes"
     after = scrape(metrics_port)
-    request = encoded("echo", TMessageType.CALL, ops_thrift.Ops.echo_args(text="hello bytes"))
-    reply = encoded("echo", TMessageType.REPLY, ops_thrift.Ops.echo_result(success="hello bytes"))
+    request = len(encode_call("echo", 0, service=ops_thrift.Ops, text="hello bytes"))
+    reply = len(encode_message("echo", TMessageType.REPLY, 0, ops_thrift.Ops.echo_result(success="hello bytes")))
     received = after[("dracula_received_bytes_total", ())] - before[("dracula_received_bytes_total", ())]
     sent = after[("dracula_sent_bytes_total", ())] - before[("dracula_sent_bytes_total", ())]
     assert (received, sent) == (request, reply)

@@ -9,9 +9,9 @@ import stat
 
 import pytest
 
-from .helpers import running, run_cli
-from .test_workers import (LocalOps, Background, alive, app, call, live_children, ops_thrift,  # noqa: F401
-                           serve, wait_until)
+from .cli_server import alive, assert_one_line_error, live_children, run_cli
+from .helpers import Background, running, wait_until
+from .ops_app import LocalOps, call, ops_thrift
 
 SERVING_UDS = r"dracula serving \S+ on (\S+) \((\w+) backend"
 
@@ -35,15 +35,6 @@ def serve_uds(serve, path, *extra):
     served = serve("--uds", path, *extra, wait=False)
     served.wait_for(SERVING_UDS)
     return served
-
-
-def assert_exit_2(result, *fragments):
-    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("dracula: error: "), result.stderr
-    assert "Traceback" not in result.stdout + result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
 
 
 # -- serving -------------------------------------------------------------------------------------
@@ -98,7 +89,7 @@ def test_path_where_a_server_listens_exits_2_and_leaves_that_server_alone(sock_p
     with running(ops_thrift.Ops, LocalOps(), uds=sock_path):
         result = run_cli("serve", "idl/pingpong.thrift:PingService", "examples.pingpong:PingHandler",
                          "--uds", sock_path)
-        assert_exit_2(result, "already listening", sock_path)
+        assert_one_line_error(result, "already listening", sock_path)
         assert is_socket(sock_path)
         assert call(sock_path, "echo", "still mine") == "still mine"
 
@@ -108,7 +99,7 @@ def test_regular_file_at_the_path_exits_2_and_is_kept(sock_path):
         f.write("precious data\n")
     result = run_cli("serve", "idl/pingpong.thrift:PingService", "examples.pingpong:PingHandler",
                      "--uds", sock_path)
-    assert_exit_2(result, sock_path, "not a socket")
+    assert_one_line_error(result, sock_path, "not a socket")
     with open(sock_path) as f:
         assert f.read() == "precious data\n"
 
@@ -117,7 +108,7 @@ def test_directory_that_does_not_exist_exits_2(tmp_path):
     path = str(tmp_path / "no-such-dir" / "ops.sock")
     result = run_cli("serve", "idl/pingpong.thrift:PingService", "examples.pingpong:PingHandler",
                      "--uds", path)
-    assert_exit_2(result, path)
+    assert_one_line_error(result, path)
 
 
 # -- with workers --------------------------------------------------------------------------------

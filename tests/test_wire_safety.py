@@ -21,7 +21,6 @@ from hypothesis import strategies as st
 from thriftpy2.protocol.binary import TBinaryProtocol
 from thriftpy2.protocol.compact import TCompactProtocol
 from thriftpy2.thrift import TApplicationException, TMessageType, TType
-from thriftpy2.transport.memory import TMemoryBuffer
 
 from dracula.wire.binary_scan import BinaryScanner
 from dracula.wire.codec import BinaryCodec
@@ -30,7 +29,9 @@ from dracula.wire.reader import Reader
 
 from examples.showcase import ShowcaseHandler
 
-from .helpers import open_fds, running, showcase_thrift, SockTransport, vm, wait_until
+from .helpers import open_fds, reset_peak, running, showcase_thrift, vm, wait_until
+from .wire_client import (COMPACT_ID, BytesReader, SockTransport, assert_served, client, connect, encode_call,
+                          frame, read_frame, read_reply)
 
 Showcase = showcase_thrift.Showcase
 PROTOCOL_ERROR = TApplicationException.PROTOCOL_ERROR
@@ -61,10 +62,6 @@ def field(ttype, fid):
     return struct.pack("!bh", ttype, fid)
 
 
-def frame(data):
-    return i32(len(data)) + data
-
-
 def varint(n):
     out = bytearray()
     while n >= 0x80:
@@ -79,49 +76,7 @@ def cheader(name: bytes, mtype=TMessageType.CALL, seqid=1):
     return bytes([0x82, mtype << 5 | 1]) + varint(seqid) + varint(len(name)) + name
 
 
-def encode_call(method, seqid=1, framed=False, strict=True, protocol="binary", **kwargs):
-    buf = TMemoryBuffer()
-    if protocol == "compact":
-        proto = TCompactProtocol(buf)
-    else:
-        proto = TBinaryProtocol(buf, strict_write=strict)
-    proto.write_message_begin(method, TMessageType.CALL, seqid)
-    proto.write_struct(getattr(Showcase, method + "_args")(**kwargs))
-    data = buf.getvalue()
-    return frame(data) if framed else data
-
-
 # -- talking to the server ----------------------------------------------------------------------
-
-
-def read_reply(trans, method, framed):
-    """('exception', seqid, TApplicationException) or ('reply', seqid, value), in whichever
-    protocol the reply is."""
-    if framed:
-        (size,) = struct.unpack("!i", trans.read(4))
-        data = trans.read(size)
-        first, trans = data[:1], TMemoryBuffer(data)
-    else:
-        first = trans.peek(1)
-    proto = (TCompactProtocol if first == b"\x82" else TBinaryProtocol)(trans)
-    name, mtype, seqid = proto.read_message_begin()
-    if mtype == TMessageType.EXCEPTION:
-        exc = TApplicationException()
-        proto.read_struct(exc)
-        return "exception", seqid, exc
-    assert mtype == TMessageType.REPLY, mtype
-    assert method in ("?", name), (method, name)
-    result = getattr(Showcase, name + "_result")()
-    proto.read_struct(result)
-    for spec in result.thrift_spec.values():
-        if spec[1] != "success" and getattr(result, spec[1]) is not None:
-            return "reply", seqid, getattr(result, spec[1])
-    return "reply", seqid, result.success
-
-
-def connect(port):
-    return socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
-
 
 def send(sock, data):
     """Send what the server lets us: it may close while a hostile message is still arriving."""
@@ -142,10 +97,11 @@ def first_outcome(sock, method, framed):
     """What the server does first: ('exception'|'reply', seqid, value) or ('closed', None, None)."""
     trans = SockTransport(sock)
     try:
-        return read_reply(trans, method, framed) + (trans,)
+        kind, _, seqid, value = read_reply(trans, framed, None if method == "?" else method)
     except (EOFError, ConnectionResetError):
         assert trans.received < REPLY_BOUND
         return "closed", None, None, trans
+    return kind, seqid, value, trans
 
 
 def closes(sock) -> bool:
@@ -165,12 +121,7 @@ class PeakMemory:
     """Growth of this process's peak RSS (the server runs in it) over a `with` block."""
 
     def __enter__(self):
-        try:
-            with open("/proc/self/clear_refs", "w") as f:
-                f.write("5")  # resets VmHWM to the current RSS
-            self.before = vm("VmRSS")
-        except OSError:  # cannot reset the peak: measure growth past the earlier one
-            self.before = vm("VmHWM")
+        self.before = reset_peak()
         self.started = time.monotonic()
         return self
 
@@ -186,12 +137,7 @@ def server_thread_alive():
 def assert_still_serving(server):
     assert server_thread_alive()
     assert not server.stopped.is_set()
-    client = thriftpy2.rpc.make_client(Showcase, "127.0.0.1", server.port, timeout=TIMEOUT * 1000)
-    try:
-        assert client.add(20, 22) == 42
-        assert client.reverse(b"abc") == b"cba"
-    finally:
-        client.close()
+    assert_served(server.port)
 
 
 # -- the hostile messages ------------------------------------------------------------------------
@@ -321,7 +267,7 @@ def test_hostile_message_is_refused(showcase_server, case, framed):
             kind, seqid, value, trans = first_outcome(sock, "?", framed)
             assert kind == "exception", (kind, str(value)[:200])
             assert (seqid, value.type) == (666, PROTOCOL_ERROR), value
-            assert read_reply(trans, "add", framed) == ("reply", 667, 3)
+            assert read_reply(trans, framed) == ("reply", "add", 667, 3)
         else:
             # Unframed, the stream has lost its sync: a PROTOCOL_ERROR and a close, or just a
             # close (while a declared size is still within the limits, the server can only wait
@@ -356,7 +302,7 @@ def test_binary_skip_loop_hidden_in_a_map_key_is_refused_in_time():
         with PeakMemory() as peak, connect(server.port) as sock:
             sock.sendall(frame(message) + encode_call("add", 667, True, a=1, b=2))
             kind, seqid, value, trans = first_outcome(sock, "?", True)
-            assert read_reply(trans, "add", True) == ("reply", 667, 3)
+            assert read_reply(trans, True) == ("reply", "add", 667, 3)
         assert (kind, seqid, getattr(value, "type", None)) == ("exception", 666, PROTOCOL_ERROR), value
         assert peak.elapsed < TIME_BOUND, "one 44-byte message took %.1f s" % peak.elapsed
         assert_still_serving(server)
@@ -389,7 +335,7 @@ def test_message_that_is_not_a_call_gets_invalid_message_type(showcase_server, m
         assert (seqid, value.type) == (31, INVALID_MESSAGE_TYPE), value
         # The message itself was well formed: the connection is still in sync and served.
         sock.sendall(encode_call("add", 32, framed, a=5, b=5))
-        assert read_reply(trans, "add", framed) == ("reply", 32, 10)
+        assert read_reply(trans, framed) == ("reply", "add", 32, 10)
     assert_still_serving(showcase_server)
 
 
@@ -425,12 +371,12 @@ def test_wrong_field_types_reach_the_handler_as_none(showcase_server, framed):
     with connect(showcase_server.port) as sock:
         sock.sendall(wrap(add) + wrap(lookup) + wrap(unique))
         trans = SockTransport(sock)
-        kind, seqid, value = read_reply(trans, "add", framed)
+        kind, _, seqid, value = read_reply(trans, framed, "add")
         assert (kind, seqid, value.type) == ("exception", 1, TApplicationException.INTERNAL_ERROR)
         assert "NoneType" in value.message
-        kind, seqid, value = read_reply(trans, "lookup", framed)
+        kind, _, seqid, value = read_reply(trans, framed, "lookup")
         assert (kind, seqid, type(value).__name__, value.reason) == ("reply", 2, "Invalid", "empty key")
-        assert read_reply(trans, "unique", framed) == ("reply", 3, [])
+        assert read_reply(trans, framed) == ("reply", "unique", 3, [])
     assert_still_serving(showcase_server)
 
 
@@ -452,21 +398,12 @@ def test_missing_required_argument_gets_protocol_error(tmp_path, backend):
             message = header(b"twice", seqid=4) + field(TType.I32, 2) + i32(9) + b"\x00"
             with connect(server.port) as sock:
                 sock.sendall(frame(message) if framed else message)
-                trans = SockTransport(sock)
-                if framed:
-                    (size,) = struct.unpack("!i", trans.read(4))
-                    trans = TMemoryBuffer(trans.read(size))
-                proto = TBinaryProtocol(trans)
-                assert proto.read_message_begin()[1:] == (TMessageType.EXCEPTION, 4)
-                exc = TApplicationException()
-                proto.read_struct(exc)
+                kind, _, seqid, exc = read_reply(SockTransport(sock), framed)
+                assert (kind, seqid) == ("exception", 4)
                 assert exc.type == PROTOCOL_ERROR
                 assert "x" in exc.message
-        client = thriftpy2.rpc.make_client(strict.Strict, "127.0.0.1", server.port, timeout=TIMEOUT * 1000)
-        try:
-            assert client.twice(21) == 42
-        finally:
-            client.close()
+        with client(server.port, service=strict.Strict) as c:
+            assert c.twice(21) == 42
     assert Handler.calls == [(21, None)]  # the handler never saw the call without x
 
 
@@ -480,10 +417,10 @@ def test_missing_required_struct_field_reaches_the_handler(showcase_server, fram
     with connect(showcase_server.port) as sock:
         sock.sendall(frame(message) if framed else message)
         trans = SockTransport(sock)
-        kind, seqid, value = read_reply(trans, "index", framed)
+        kind, _, seqid, value = read_reply(trans, framed, "index")
         assert (kind, seqid, value.type) == ("exception", 8, TApplicationException.INTERNAL_ERROR)
         sock.sendall(encode_call("add", 9, framed, a=1, b=1))
-        assert read_reply(trans, "add", framed) == ("reply", 9, 2)
+        assert read_reply(trans, framed) == ("reply", "add", 9, 2)
 
 
 # -- fuzz ------------------------------------------------------------------------------------------
@@ -541,35 +478,16 @@ def hostile_bytes(draw):
     return bytes(data)
 
 
-class BytesTransport:
-    def __init__(self, data):
-        self.data = data
-        self.pos = 0
-
-    def read(self, n):
-        chunk = self.data[self.pos:self.pos + n]
-        assert len(chunk) == n, "a reply was cut short"
-        self.pos += n
-        return chunk
-
-    def left(self):
-        return len(self.data) - self.pos
-
-
 def parse_replies(data: bytes):
     """Every reply the server sent must be a well-formed Thrift message, in the protocol and
     framing of the request. (The method name is echoed as sent, so a binary name is not
     decoded: a fuzzed one need not be UTF-8.)"""
     framed = bool(data) and data[0] not in (0x80, 0x82)
-    trans = BytesTransport(data)
+    trans = BytesReader(data)
     kinds = []
     while trans.left():
-        if framed:
-            (size,) = struct.unpack("!i", trans.read(4))
-            body = BytesTransport(trans.read(size))
-        else:
-            body = trans
-        if body.data[body.pos] == 0x82:
+        body = read_frame(trans) if framed else trans
+        if body.peek(1) == COMPACT_ID:
             proto = TCompactProtocol(body)
             mtype = proto.read_message_begin()[1]
         else:
