@@ -45,14 +45,20 @@ def message_end(buf: bytearray):
         yield
     if int.from_bytes(buf[0:4], "big") & 0xFFFF0000 != VERSION_1:
         return -1
+    have = len(buf)  # bytes present; refreshed after every yield
     pos = 12 + int.from_bytes(buf[4:8], "big")  # version, name length, name, seqid
     stack = [None]  # None: inside a struct; [element types, values left]: inside a container
     while stack:
         frame = stack[-1]
         if frame is None:
-            while len(buf) <= pos:
-                yield
-            t = buf[pos]
+            while True:  # step over fixed-width fields here, without a trip round the stack
+                while have <= pos:
+                    yield
+                    have = len(buf)
+                t = buf[pos]
+                if t == STOP or not FIXED[t]:
+                    break
+                pos += 3 + FIXED[t]
             if t == STOP:
                 pos += 1
                 stack.pop()
@@ -65,11 +71,12 @@ def message_end(buf: bytearray):
                 continue
             t = types[left % len(types)]  # a map's 2n values alternate key, value
             frame[1] = left - 1
-        if FIXED[t]:
-            pos += FIXED[t]
-            continue
-        while len(buf) < pos + HEAD[t]:
+            if FIXED[t]:
+                pos += FIXED[t]
+                continue
+        while have < pos + HEAD[t]:
             yield
+            have = len(buf)
         if t == STRING:
             pos += 4 + int.from_bytes(buf[pos:pos + 4], "big")
         elif t == STRUCT:
