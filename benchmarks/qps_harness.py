@@ -182,10 +182,19 @@ def _size(n: int) -> str:
     return "%.0f B" % n if n < 1000 else "%.1f KB" % (n / 1000) if n < 1e6 else "%.2f MB" % (n / 1e6)
 
 
+def _cpu_per_call(r: dict):
+    """Server CPU µs per call answered: unlike QPS, not skewed by how a shared machine's
+    scheduler splits its cores between a one-thread server and a many-thread one."""
+    cpu = r.get("server_cpu_s")
+    return 1e6 * cpu / r["requests"] if cpu is not None and r.get("requests") else None
+
+
 def table(rows: list, baselines: list, show_workload: bool = False) -> str:
-    """The markdown table; a "vs B" column per baseline server (QPS ratio, same cell)."""
+    """The markdown table; a "vs B" column per baseline server (QPS ratio, same cell). With
+    show_workload, a payload column and a server CPU µs per call column too."""
     head = (["server"] + (["payload"] if show_workload else []) +
-            ["connections", "QPS", "p50 ms", "p99 ms", "error rate", "server CPU s", "client CPU s"] +
+            ["connections", "QPS", "p50 ms", "p99 ms", "error rate", "server CPU s"] +
+            (["server CPU µs/call"] if show_workload else []) + ["client CPU s"] +
             ["vs %s" % b for b in baselines])
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
     base = {(r["server"], r.get("workload"), r["connections"]): r["qps"] for r in rows if r.get("qps")}
@@ -198,8 +207,10 @@ def table(rows: list, baselines: list, show_workload: bool = False) -> str:
             cells += ["failed"] + ["—"] * (len(head) - len(cells) - 1)
         else:
             cells += [_fmt(r["qps"], ",.0f"), _fmt(r["p50_ms"], ".2f"), _fmt(r["p99_ms"], ".2f"),
-                      "%.2f%%" % (100 * r["error_rate"]), _fmt(r.get("server_cpu_s"), ".2f"),
-                      _fmt(r["client_cpu_s"], ".2f")]
+                      "%.2f%%" % (100 * r["error_rate"]), _fmt(r.get("server_cpu_s"), ".2f")]
+            if show_workload:
+                cells.append(_fmt(_cpu_per_call(r), ",.0f"))
+            cells.append(_fmt(r["client_cpu_s"], ".2f"))
             for b in baselines:
                 qps = base.get((b, r.get("workload"), r["connections"]))
                 ratio = r["qps"] / qps if qps else None
