@@ -1,9 +1,10 @@
 """The servers under test: how each is started, told apart, probed, measured and stopped.
 
 Every server runs as its own process (so its CPU time is its own), on a free loopback port,
-with the same listen backlog, serving one workload's service and handler (benchmarks/workloads.py:
-idl/pingpong.thrift's PingService by default). Binary protocol; buffered (unframed) transport, thriftpy2's default, except
-where a server only speaks framed (`ServerSpec.framed`): the load generator follows that.
+with the same listen backlog, serving one workload's service and handler (benchmarks/
+workloads.py; idl/pingpong.thrift's PingService by default). Binary protocol; buffered
+(unframed) transport, thriftpy2's default, except where a server only speaks framed
+(`ServerSpec.framed`): the load generator follows that.
 """
 from __future__ import annotations
 
