@@ -16,7 +16,7 @@ import socket
 import sys
 import time
 
-import pingwire
+import callwire
 from servers import SERVERS, RunningServer
 
 
@@ -66,7 +66,7 @@ def main() -> None:
                     print("  %s: %d connections" % (name, i + 1), file=sys.stderr)
             # One answered ping on a new connection: the server has caught up with its accepts.
             with socket.create_connection(("127.0.0.1", server.port), timeout=30) as probe:
-                probe.sendall(pingwire.encode_call())
+                probe.sendall(callwire.encode_call())
                 assert probe.recv(100)
             after = settle(server.pid)
             print("| %s | %d | %.1f | %.1f | %.2f |" % (name, args.connections, before / 1024, after / 1024,

@@ -1,4 +1,4 @@
-"""A closed-loop load generator for one request/reply pair.
+"""A closed-loop load generator for one request/reply pair (any workload of workloads.py).
 
 P client processes (multiprocessing, fork) each run a uvloop event loop holding C/P
 connections. Every connection sends the same pre-encoded request, waits for the whole reply,
@@ -13,7 +13,9 @@ Phases, on one clock shared by all processes (CLOCK_MONOTONIC):
 then every connection is closed.
 
 A reply is correct when it equals, byte for byte, the reply a probe received from the same
-server before the run (ping's reply is always the same bytes). For framed transport the reply's
+server before the run, which callwire.probe decoded and checked (name, type REPLY, seqid, the
+expected value): every call sends the same bytes (seqid 0), so the right reply is always the
+same bytes. For framed transport the reply's
 length is read from its frame header; unframed, it is that reference reply's length.
 
 Errors: failed connects, connections closed or reset by the server, replies not received within
@@ -519,9 +521,12 @@ def merge(results: list, connections: int, clients: int, seconds: float, warmup:
 
 def main(argv=None) -> int:
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    import pingwire
+    import callwire
+    import workloads
 
-    parser = argparse.ArgumentParser(description="Closed-loop ping load against a running server.")
+    parser = argparse.ArgumentParser(description="Closed-loop load against a running server.")
+    parser.add_argument("--workload", default="ping", choices=sorted(workloads.WORKLOADS),
+                        help="the call to send (benchmarks/workloads.py; default: ping)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--framed", action="store_true", help="the server speaks framed transport")
@@ -540,8 +545,9 @@ def main(argv=None) -> int:
         cpus = servers.parse_cpus(args.client_cpus)
     except ValueError as e:
         parser.error(str(e))
-    request = pingwire.encode_call(framed=args.framed)
-    reply = pingwire.probe(args.host, args.port, args.framed, request)
+    workload = workloads.WORKLOADS[args.workload]
+    request = callwire.encode_call(workload, framed=args.framed)
+    reply = callwire.probe(args.host, args.port, args.framed, request, workload)
     result = run(args.host, args.port, request, reply, args.framed, args.connections, args.seconds,
                  clients=args.clients, warmup=args.warmup, connect_timeout=args.connect_timeout,
                  request_timeout=args.request_timeout, connect_batch=args.connect_batch, cpus=cpus)

@@ -46,7 +46,7 @@ import time
 
 import hashload
 import loadgen
-import ping_qps
+import qps_harness
 import servers
 
 BACKENDS = {
@@ -389,7 +389,7 @@ def main(argv=None) -> int:
 
     meta = {
         "date": datetime.datetime.now().isoformat(timespec="seconds"), "host": platform.node(),
-        "cpus": os.cpu_count(), "python": platform.python_version(), "versions": ping_qps._versions(),
+        "cpus": os.cpu_count(), "python": platform.python_version(), "versions": qps_harness._versions(),
         "seconds": args.seconds, "warmup": args.warmup, "clients": args.clients, "timeout": args.timeout,
         "backlog": args.backlog, "think_min": args.think_min, "think_max": args.think_max,
     }

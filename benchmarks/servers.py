@@ -1,9 +1,10 @@
 """The servers under test: how each is started, told apart, probed, measured and stopped.
 
 Every server runs as its own process (so its CPU time is its own), on a free loopback port,
-with the same listen backlog, serving idl/pingpong.thrift's PingService with a handler that
-returns "pong". Binary protocol; buffered (unframed) transport, thriftpy2's default, except
-where a server only speaks framed (`ServerSpec.framed`): the load generator follows that.
+with the same listen backlog, serving one workload's service and handler (benchmarks/
+workloads.py; idl/pingpong.thrift's PingService by default). Binary protocol; buffered
+(unframed) transport, thriftpy2's default, except where a server only speaks framed
+(`ServerSpec.framed`): the load generator follows that.
 """
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ import sys
 import tempfile
 import time
 
-import pingwire
+import callwire
+import workloads
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -31,25 +33,27 @@ class ServerSpec:
     name: str
     framed: bool
     about: str
-    argv: tuple  # {host}, {port} and {backlog} are filled in
+    argv: tuple  # {host}, {port}, {backlog}, {service} (idl:Service), {handler} are filled in
     workers: int = 0  # a dracula supervisor with this many worker processes (0: none)
 
-    def command(self, host: str, port: int, backlog: int) -> list:
-        fill = {"host": host, "port": port, "backlog": backlog}
+    def command(self, host: str, port: int, backlog: int, workload=workloads.PING) -> list:
+        fill = {"host": host, "port": port, "backlog": backlog, "service": workload.target,
+                "handler": workload.handler}
         return [sys.executable] + [arg.format(**fill) for arg in self.argv]
 
 
 def _dracula(backend: str, workers: int = 0) -> tuple:
     # With workers, log at info: the harness waits for every "worker N accepting" line (the
     # supervisor logs nothing per call at info, so this costs nothing during the run).
-    return ("-m", "dracula", "serve", "idl/pingpong.thrift:PingService", "examples.pingpong:PingHandler",
+    return ("-m", "dracula", "serve", "{service}", "{handler}",
             "--app-dir", ROOT, "--host", "{host}", "--port", "{port}", "--backlog", "{backlog}",
             "--backend", backend, "--log-level", "info" if workers else "warning") + (
                 ("--workers", str(workers)) if workers else ())
 
 
 def _peer(script: str) -> tuple:
-    return (os.path.join(PEERS, script), "--host", "{host}", "--port", "{port}", "--backlog", "{backlog}")
+    return (os.path.join(PEERS, script), "{service}", "{handler}", "--host", "{host}", "--port", "{port}",
+            "--backlog", "{backlog}")
 
 
 SERVERS = {spec.name: spec for spec in (
@@ -131,7 +135,7 @@ def format_cpus(cpus) -> str:
 
 
 class ServerFailed(Exception):
-    """The server did not start, or did not answer the probe ping correctly."""
+    """The server did not start, or did not answer the probe call correctly."""
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -191,14 +195,16 @@ def listen_backlog(port: int):
 
 
 class RunningServer:
-    """One server process: `start()` returns once it has answered a probe ping with "pong".
+    """One server process serving `workload`: `start()` returns once it has answered a probe
+    call with the workload's expected value.
 
     `.reply` holds that real reply's bytes; the load generator expects every reply to equal it.
     """
 
     def __init__(self, spec: ServerSpec, host: str = "127.0.0.1", backlog: int = DEFAULT_BACKLOG,
-                 start_timeout: float = 30.0, cpus=None):
+                 start_timeout: float = 30.0, cpus=None, workload=workloads.PING):
         self.spec = spec
+        self.workload = workload
         self.host = host
         self.backlog = backlog
         self.start_timeout = start_timeout
@@ -206,7 +212,7 @@ class RunningServer:
         self.port = None
         self.proc = None
         self.reply = None
-        self.request = pingwire.encode_call(framed=spec.framed)
+        self.request = callwire.encode_call(workload, framed=spec.framed)
         self._log = None
 
     @property
@@ -236,7 +242,7 @@ class RunningServer:
     def start(self) -> "RunningServer":
         self.port = free_port(self.host)
         self._log = tempfile.TemporaryFile(mode="w+b")
-        self.proc = self._popen(self.spec.command(self.host, self.port, self.backlog))
+        self.proc = self._popen(self.spec.command(self.host, self.port, self.backlog, self.workload))
         deadline = time.monotonic() + self.start_timeout
         if self.spec.workers:
             self._wait_for_workers(deadline)
@@ -244,9 +250,10 @@ class RunningServer:
             if self.proc.poll() is not None:
                 raise ServerFailed("%s exited with %s:\n%s" % (self.spec.name, self.proc.returncode, self.output()))
             try:
-                self.reply = pingwire.probe(self.host, self.port, self.spec.framed, self.request)
+                self.reply = callwire.probe(self.host, self.port, self.spec.framed, self.request,
+                                            self.workload)
                 return self
-            except pingwire.ProbeError as e:
+            except callwire.ProbeError as e:
                 self.stop()
                 raise ServerFailed("%s answered the probe wrongly: %s\n%s" % (self.spec.name, e, self.output()))
             except OSError:

@@ -11,7 +11,7 @@ import asyncio
 import floor
 
 
-class BufferedPingProtocol(asyncio.BufferedProtocol, floor.PingProtocol):
+class BufferedCallProtocol(asyncio.BufferedProtocol, floor.CallProtocol):
     def __init__(self, methods, codec):
         super().__init__(methods, codec)
         self.rbuf = bytearray(65536)
@@ -24,4 +24,4 @@ class BufferedPingProtocol(asyncio.BufferedProtocol, floor.PingProtocol):
 
 
 if __name__ == "__main__":
-    floor.main(BufferedPingProtocol, __doc__)
+    floor.main(BufferedCallProtocol, __doc__)

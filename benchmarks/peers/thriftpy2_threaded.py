@@ -14,9 +14,8 @@ import thriftpy2.rpc
 
 def main() -> None:
     args = _common.parse_args(__doc__)
-    service = _common.load_pingpong().PingService
-    server = thriftpy2.rpc.make_server(service, _common.ping_handler(), host=args.host,
-                                       port=args.port, client_timeout=None)
+    server = thriftpy2.rpc.make_server(_common.load_service(args), _common.make_handler(args),
+                                       host=args.host, port=args.port, client_timeout=None)
     server.trans.backlog = args.backlog  # read by TServerSocket.listen() inside serve()
     server.serve()
 

@@ -1,43 +1,40 @@
-"""The ping call on the wire: the pre-encoded request and a probe for a server's real reply.
+"""One call on the wire: a workload's pre-encoded request and a probe for a server's real reply.
 
 The load generator never encodes or decodes: it sends these request bytes and compares each
-reply with the reply a probe got from the same server before the run. Both are made and checked
-here with thriftpy2's own (pure-Python) binary protocol, independently of dracula's wire code.
+reply, byte for byte, with the reply a probe got from the same server before the run. The probe
+decodes that reply fully (message name, type REPLY, seqid, the result's value, nothing left
+over), so every reply the load generator accepts is one that decodes to the right value. Both
+are made and checked here with thriftpy2's own (pure-Python) binary protocol, independently of
+dracula's wire code.
 """
 from __future__ import annotations
 
-import os
 import socket
 import struct
 import time
 
-import thriftpy2
 from thriftpy2.protocol.binary import TBinaryProtocol
 from thriftpy2.thrift import TApplicationException, TMessageType
 from thriftpy2.transport.memory import TMemoryBuffer
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PINGPONG_IDL = os.path.join(ROOT, "idl", "pingpong.thrift")
-
-pingpong_thrift = thriftpy2.load(PINGPONG_IDL, module_name="pingpong_bench_thrift")
-PingService = pingpong_thrift.PingService
-EXPECTED = "pong"
+import workloads
 
 
 class ProbeError(Exception):
-    """The server did not answer the probe ping with "pong"."""
+    """The server did not answer the probe call with the workload's expected value."""
 
 
 def frame(payload: bytes) -> bytes:
     return struct.pack("!I", len(payload)) + payload
 
 
-def encode_call(method: str = "ping", framed: bool = False, seqid: int = 0, **kwargs) -> bytes:
-    """One CALL message for PingService, exactly as a thriftpy2 client writes it (strict binary)."""
+def encode_call(workload=workloads.PING, framed: bool = False, seqid: int = 0) -> bytes:
+    """The workload's CALL message, exactly as a thriftpy2 client writes it (strict binary)."""
+    service = workload.thrift_service()
     buf = TMemoryBuffer()
     proto = TBinaryProtocol(buf)
-    proto.write_message_begin(method, TMessageType.CALL, seqid)
-    proto.write_struct(getattr(PingService, method + "_args")(**kwargs))
+    proto.write_message_begin(workload.method, TMessageType.CALL, seqid)
+    proto.write_struct(getattr(service, workload.method + "_args")(**workload.args()))
     proto.write_message_end()
     data = buf.getvalue()
     return frame(data) if framed else data
@@ -47,30 +44,30 @@ class Incomplete(Exception):
     pass
 
 
-def decode_reply(data: bytes, framed: bool, method: str = "ping"):
+def decode_reply(data: bytes, framed: bool, workload=workloads.PING, seqid: int = 0):
     """(value, bytes consumed) for a complete reply at the start of `data`.
 
     Raises Incomplete while more bytes may complete it, ProbeError for an answer that is not a
-    successful reply."""
+    successful reply to the workload's call."""
     if framed:
         if len(data) < 4:
             raise Incomplete
         size = struct.unpack_from("!I", data)[0]
         if len(data) < 4 + size:
             raise Incomplete
-        value, used = decode_reply(data[4:4 + size], False, method)
+        value, used = decode_reply(data[4:4 + size], False, workload, seqid)
         if used != size:
             raise ProbeError("frame of %d bytes holds a %d-byte message" % (size, used))
         return value, 4 + size
     buf = TMemoryBuffer(data)
     proto = TBinaryProtocol(buf)
     try:
-        name, mtype, _seqid = proto.read_message_begin()
+        name, mtype, got_seqid = proto.read_message_begin()
         if mtype == TMessageType.EXCEPTION:
             exc = TApplicationException()
             proto.read_struct(exc)  # a short buffer fails here (no STOP byte): Incomplete
             raise ProbeError("server answered with an exception: %s" % exc)
-        result = getattr(PingService, method + "_result")()
+        result = getattr(workload.thrift_service(), workload.method + "_result")()
         proto.read_struct(result)
         proto.read_message_end()
     except ProbeError:
@@ -80,12 +77,13 @@ def decode_reply(data: bytes, framed: bool, method: str = "ping"):
     # Short reads return fewer bytes and the next fixed-width read fails, so reaching here
     # means every byte of the message was present.
     used = buf._pos
-    if name != method or mtype != TMessageType.REPLY:
-        raise ProbeError("unexpected reply header: %r, type %d" % (name, mtype))
+    if name != workload.method or mtype != TMessageType.REPLY or got_seqid != seqid:
+        raise ProbeError("unexpected reply header: %r, type %d, seqid %d" % (name, mtype, got_seqid))
     return result.success, used
 
 
-def probe(host: str, port: int, framed: bool, request: bytes, timeout: float = 5.0) -> bytes:
+def probe(host: str, port: int, framed: bool, request: bytes, workload=workloads.PING,
+          timeout: float = 5.0) -> bytes:
     """Send one request on a fresh connection; the server's complete reply bytes.
 
     Raises OSError when the server cannot be reached, ProbeError for a wrong answer."""
@@ -95,7 +93,7 @@ def probe(host: str, port: int, framed: bool, request: bytes, timeout: float = 5
         deadline = time.monotonic() + timeout
         while True:
             try:
-                value, used = decode_reply(got, framed)
+                value, used = decode_reply(got, framed, workload)
                 break
             except Incomplete:
                 pass
@@ -109,6 +107,6 @@ def probe(host: str, port: int, framed: bool, request: bytes, timeout: float = 5
             got += chunk
         if used != len(got):
             raise ProbeError("%d bytes after the reply" % (len(got) - used))
-        if value != EXPECTED:
-            raise ProbeError("ping returned %r, expected %r" % (value, EXPECTED))
+        if value != workload.expected:
+            raise ProbeError("%s returned %r, expected %r" % (workload.method, value, workload.expected))
         return got
