@@ -19,21 +19,28 @@ def configure(level: str) -> None:
 
 
 class RefusalLog:
-    def __init__(self, burst: int = 20, clock=time.monotonic):
+    """`refusals(peer, reason)` logs "refused PEER: REASON" on `dracula.refused`, at most
+    `burst` lines a second (another logger and verb for other events, e.g. evictions)."""
+
+    def __init__(self, burst: int = 20, clock=time.monotonic, logger: str = "dracula.refused",
+                 verb: str = "refused", noun: str = "refusals"):
         self.burst = burst
         self.clock = clock
         self.window = 0.0
         self.count = 0
         self.suppressed = 0
         self.lock = threading.Lock()
-        self.log = logging.getLogger("dracula.refused")
+        self.log = logging.getLogger(logger)
+        self.template = verb + " %s: %s"
+        self.noun = noun
 
     def __call__(self, peer, reason: str) -> None:
         with self.lock:
             now = self.clock()
             if now - self.window >= 1.0:
                 if self.suppressed:
-                    self.log.warning("%d more refusals in the last second were not logged", self.suppressed)
+                    self.log.warning("%d more %s in the last second were not logged",
+                                     self.suppressed, self.noun)
                 self.window = now
                 self.count = 0
                 self.suppressed = 0
@@ -41,7 +48,7 @@ class RefusalLog:
             if self.count > self.burst:
                 self.suppressed += 1
                 return
-        self.log.warning("refused %s: %s", format_peer(peer), reason)
+        self.log.warning(self.template, format_peer(peer), reason)
 
 
 def format_peer(peer) -> str:

@@ -27,6 +27,8 @@ class Metrics:
                                registry=registry, multiprocess_mode="livesum")
         self.connections = Gauge("dracula_connections", "Open client connections",
                                  registry=registry, multiprocess_mode="livesum")
+        self.evicted = Counter("dracula_evicted_connections", "Idle connections closed to make room "
+                               "for a new one (the connection table was full)", registry=registry)
         self.received = Counter("dracula_received_bytes", "Bytes received from clients", registry=registry)
         self.sent = Counter("dracula_sent_bytes", "Bytes of replies written", registry=registry)
 

@@ -49,6 +49,10 @@ class CallObserver:
         if self.metrics:
             self.metrics.connections.dec()
 
+    def connection_evicted(self) -> None:
+        if self.metrics:
+            self.metrics.evicted.inc()
+
     def received(self, n: int) -> None:
         if self.metrics:
             self.metrics.received.inc(n)

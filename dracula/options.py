@@ -113,6 +113,9 @@ OPTIONS = [
     # waiting in the backlog.
     Option("max_connections", None, "open connections; past it new ones are closed at once",
            "limits", type=int, check=at_least(1), metavar="N", shown="the fd limit less 64"),
+    Option("max_connections_per_peer", None, "open connections from one client address; past it "
+           "its new ones are closed at once", "limits", type=int, check=at_least(1), metavar="N",
+           shown="none"),
     Option("write_high_water", 1 * MIB, "unsent reply bytes of one connection past which its "
            "reading pauses", "limits", metavar="BYTES", shown="1 MiB"),
     Option("write_low_water", 256 * 1024, "unsent reply bytes below which reading resumes",

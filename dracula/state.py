@@ -9,7 +9,8 @@ import threading
 from thriftpy2.thrift import TApplicationException
 
 from .calls import Call
-from .logs import RefusalLog
+from .config import FIRST_REQUEST_GRACE
+from .logs import RefusalLog, format_peer
 from .wire.codec import make_codec
 from .wire.reader import Message, Reader
 
@@ -21,14 +22,14 @@ class ServerState:
         self.arg_specs = dispatcher.arg_specs
         self.observer = observer  # observe.CallObserver, or None when nothing is logged or measured
         self.refusals = RefusalLog()
+        self.evictions = RefusalLog(logger="dracula.evicted", verb="evicted idle connection", noun="evictions")
+        self.peer_counts = {}  # client address -> open connections (with a per-peer limit)
         self.connections = set()
         self.connection_limit = config.connection_limit
         self.draining = False
         # Set by the backend: the loop coroutine handlers run on, the pool for @blocking ones.
         self.loop = None
         self.pool = None
-        # A coarse clock (the reactor's sweeper advances it), so no per-read path asks the time.
-        self.tick = 0.0
         # Early in a drain a connection that has sent nothing yet may be about to: it gets
         # FIRST_REQUEST_GRACE before it is closed as idle.
         self.fresh_grace_over = False
@@ -46,25 +47,76 @@ class ServerState:
             codec = codecs[protocol] = make_codec(protocol, self.config.max_depth)
         return codec
 
-    def room_for(self, peer) -> bool:
-        """Whether a new connection from `peer` may be served (it is logged if not)."""
-        if len(self.connections) < self.connection_limit:
-            return True
-        self.refusals(peer, "connection limit of %d reached" % self.connection_limit)
-        return False
+    def add_connection(self, conn, now: float) -> bool:
+        """Enter a new connection in the table; False (logged) when it must be closed at once.
+
+        When the table is full the longest-idle connection makes room, as nginx does with
+        keep-alive connections: idle means no call in flight, no reply waiting, nothing partly
+        received, and past FIRST_REQUEST_GRACE if it has not sent a byte yet. Its client sees
+        what it sees after any idle close, and no call of its was read, so retrying on a new
+        connection is safe. Only when every connection is busy is the newcomer refused."""
+        peer = conn.peer
+        per_peer = self.config.max_connections_per_peer
+        if per_peer is not None:
+            host = _host(peer)
+            if self.peer_counts.get(host, 0) >= per_peer:
+                self.refusals(peer, "%d connections from %s already open (per-peer limit)" % (per_peer, host))
+                return False
+        if len(self.connections) >= self.connection_limit and not self._evict_idle(peer, now):
+            self.refusals(peer, "connection limit of %d reached and no connection is idle" % self.connection_limit)
+            return False
+        self.connections.add(conn)
+        if per_peer is not None:
+            self.peer_counts[host] = self.peer_counts.get(host, 0) + 1
+        if self.observer is not None:
+            self.observer.connection_opened()
+        return True
+
+    def _evict_idle(self, peer, now: float) -> bool:
+        fresh_until = now - FIRST_REQUEST_GRACE
+        victim = None
+        for conn in self.connections:  # a full table is rare: a scan costs nothing otherwise
+            if conn.idle and (conn.used or conn.opened_at < fresh_until) and \
+                    (victim is None or conn.active_at < victim.active_at):
+                victim = conn
+        if victim is None:
+            return False
+        self.evictions(victim.peer, "the table is full (%d): room for %s" % (self.connection_limit, format_peer(peer)))
+        if self.observer is not None:
+            self.observer.connection_evicted()
+        self.connection_closed(victim)
+        victim.evict()
+        return True
 
     def connection_closed(self, conn) -> None:
+        """Take a connection out of the table (once, whoever notices first)."""
+        if conn not in self.connections:
+            return
         self.connections.discard(conn)
+        if self.config.max_connections_per_peer is not None:
+            host = _host(conn.peer)
+            left = self.peer_counts.pop(host) - 1
+            if left:
+                self.peer_counts[host] = left
+        if self.observer is not None:
+            self.observer.connection_closed()
         if not self.connections and self.on_all_closed is not None:
             self.on_all_closed()
 
     def refuse_wire(self, error, wire, peer):
-        """Log bytes the wire layer refused; the reply telling the client why where the message
-        header was read (None otherwise, or for oneway)."""
-        self.refusals(peer, error.reason)
-        if error.reply_to is None:
-            return None
-        name, mtype, seqid, _ = error.reply_to
-        call = Call(self, Message(name, mtype, seqid, None), self.codec_for(wire.protocol), wire.framed, peer)
-        call.refuse(TApplicationException.PROTOCOL_ERROR, error.reason)
-        return call.reply
+        """Log bytes the wire layer refused, saying what follows; the reply that tells the
+        client why, where the message header was read (None otherwise, or for oneway)."""
+        reply = None
+        if error.reply_to is not None:
+            name, mtype, seqid, _ = error.reply_to
+            call = Call(self, Message(name, mtype, seqid, None), self.codec_for(wire.protocol), wire.framed, peer)
+            call.refuse(TApplicationException.PROTOCOL_ERROR, error.reason)
+            reply = call.reply
+        answered = "answered PROTOCOL_ERROR" if reply is not None else None
+        closing = "closing the connection" if error.fatal else None
+        self.refusals(peer, "%s (%s)" % (error.reason, ", ".join(filter(None, (answered, closing)))))
+        return reply
+
+def _host(peer) -> str:
+    """The client's address without its port (a Unix socket's peers share one)."""
+    return peer[0] if isinstance(peer, tuple) and peer else str(peer or "")

@@ -105,33 +105,86 @@ def ping_raw(sock, seqid):
     assert read_reply(SockTransport(sock)) == ("reply", "add", seqid, seqid + 1)
 
 
-def test_connection_cap(backend, refused_log):
+def evicted_lines(caplog):
+    return [r.getMessage() for r in caplog.records if r.name == "dracula.evicted"]
+
+
+def test_connection_cap_evicts_the_longest_idle(backend, refused_log):
+    """A full table makes room for a newcomer by closing the connection idle the longest (no
+    call in flight, nothing partly received); everyone else keeps being served."""
+    refused_log.set_level(logging.WARNING, logger="dracula.evicted")
     cap = 4
     with running(Showcase, ShowcaseHandler(), backend=backend, max_connections=cap) as server:
         port = server.port
-        good = make_client(port)  # one of the `cap`: it must keep being served
         idle = []
+        good = None
         try:
-            assert good.add(1, 1) == 2
             for i in range(cap - 1):
                 sock = connect(port)
                 ping_raw(sock, i + 1)  # the server has counted it; from now on it sits idle
                 idle.append(sock)
+            good = make_client(port)  # the most recently active: it must keep being served
+            assert good.add(1, 1) == 2
 
-            extra = connect(port)  # the kernel completes the handshake; the server refuses
+            extra = connect(port)  # the table is full: the longest-idle connection makes room
+            ping_raw(extra, 50)
+            assert closed_by_server(idle[0], 5), "the longest-idle connection was not closed"
+            assert wait_until(lambda: evicted_lines(refused_log), 5)
+            lines = evicted_lines(refused_log)
+            assert len(lines) == 1 and lines[0].startswith("evicted idle connection %s: " % peer_of(idle[0])), lines
+            assert "room for %s" % peer_of(extra) in lines[0], lines[0]
+            assert refusal_lines(refused_log) == []
+            idle.pop(0).close()
+
+            assert good.add(2, 3) == 5
+            for i, sock in enumerate(idle):
+                ping_raw(sock, 10 + i)  # the other idle ones were left alone
+            ping_raw(extra, 51)
+            extra.close()
+        finally:
+            if good is not None:
+                good.close()
+            for sock in idle:
+                sock.close()
+
+
+def test_connection_cap_refuses_when_no_connection_is_idle(backend, refused_log):
+    """Connections with a request partly received are not idle: with every one of them busy
+    the newcomer is closed at once (one refusal line) and the busy ones finish their calls."""
+    cap = 3
+    with running(Showcase, ShowcaseHandler(), backend=backend, max_connections=cap) as server:
+        port = server.port
+        busy = [connect(port) for _ in range(cap)]
+        try:
+            calls = [encode_call("add", i, a=i, b=1) for i in range(cap)]
+            for sock, call in zip(busy, calls):
+                sock.sendall(call[:10])  # the header only: a request partly received
+            # The server has read those first bytes once a probe connection stops being
+            # evicted-or-refused ambiguity: wait until a newcomer is refused.
+            extra = connect(port)
             t0 = time.monotonic()
             assert closed_by_server(extra, 5), "connection past the cap was not closed"
-            waited = time.monotonic() - t0
-            assert waited < 2.0, "the refused client waited %.1f s: not closed at once" % waited
-            assert_one_refusal(refused_log, peer_of(extra), r"connection limit of %d" % cap)
+            assert time.monotonic() - t0 < 2.0, "the refused client was not closed at once"
+            assert_one_refusal(refused_log, peer_of(extra), r"connection limit of %d reached and no connection "
+                                                            r"is idle" % cap)
             extra.close()
+            for i, (sock, call) in enumerate(zip(busy, calls)):
+                sock.sendall(call[10:])
+                assert read_reply(SockTransport(sock)) == ("reply", "add", i, i + 1)
+        finally:
+            for sock in busy:
+                sock.close()
 
-            assert good.add(2, 3) == 5  # the connection under the cap is served
-            for i, sock in enumerate(idle):
-                ping_raw(sock, 10 + i)  # and so are the idle ones
 
-            # Close one: a new connection is served again (once the server has seen the close).
-            idle.pop().close()
+def test_connection_cap_keeps_serving_after_a_close(backend):
+    cap = 2
+    with running(Showcase, ShowcaseHandler(), backend=backend, max_connections=cap) as server:
+        port = server.port
+        first, second = connect(port), connect(port)
+        try:
+            ping_raw(first, 1)
+            ping_raw(second, 2)
+            first.close()
             served = []
 
             def new_connection_served():
@@ -144,21 +197,23 @@ def test_connection_cap(backend, refused_log):
 
             assert wait_until(new_connection_served, 10, 0.05), "no connection served after one closed"
             assert served == [10]
-            assert good.add(3, 3) == 6
+            ping_raw(second, 3)
         finally:
-            good.close()
-            for sock in idle:
-                sock.close()
+            second.close()
 
 
 def test_connection_cap_holds_for_a_burst(backend, refused_log):
     # Connections opened back to back, before any of them sends a byte, are counted as the
-    # server accepts them: exactly `cap` are served, the rest refused.
+    # server accepts them: exactly `cap` are served, the rest refused (none is evicted: they
+    # are new, and their first request may be on its way).
     cap = 5
     extra = 5
     with running(Showcase, ShowcaseHandler(), backend=backend, max_connections=cap) as server:
         socks = [connect(server.port) for _ in range(cap + extra)]
         try:
+            # Fresh connections (no byte sent, under a second old) are not idle enough to be
+            # evicted: once the server has accepted all of them, exactly `extra` are refused.
+            assert wait_until(lambda: len(refusal_lines(refused_log)) >= extra, 10), refusal_lines(refused_log)
             served, refused = [], []
             for i, sock in enumerate(socks):
                 try:

@@ -27,14 +27,30 @@ log = logging.getLogger("dracula.thread")
 
 
 class _Conn:
-    __slots__ = ("sock", "busy", "used", "thread", "codec")
+    """A connection's entry in the table; its flags change under the backend's lock."""
 
-    def __init__(self, sock):
+    __slots__ = ("sock", "peer", "busy", "used", "partial", "evicted", "opened_at", "active_at",
+                 "thread", "codec")
+
+    def __init__(self, sock, peer):
         self.sock = sock
-        self.busy = False
+        self.peer = peer
+        self.busy = False  # answering what it sent
         self.used = False  # has sent a byte
-        self.thread = threading.current_thread()
+        self.partial = False  # part of a request is buffered
+        self.evicted = False
+        self.opened_at = self.active_at = time.monotonic()
+        self.thread = None
         self.codec = None
+
+    @property
+    def idle(self) -> bool:
+        return not (self.busy or self.partial)
+
+    def evict(self) -> None:
+        """Close while idle to make room; its thread drops whatever it receives next."""
+        self.evicted = True
+        _shutdown_read(self.sock, socket.SHUT_RDWR)
 
 
 class ThreadedBackend:
@@ -79,11 +95,15 @@ class ThreadedBackend:
                     self.stopping.wait(0.05)  # e.g. out of file descriptors: back off briefly
                     continue
                 client.setblocking(True)
-                if not self.state.room_for(peer):
+                conn = _Conn(client, peer)
+                with self.lock:  # even while stopping: its first request gets the grace
+                    admitted = self.state.add_connection(conn, conn.opened_at)
+                if not admitted:
                     client.close()
                     continue
-                threading.Thread(target=self._serve_connection, args=(client, peer),
-                                 name="dracula-conn", daemon=True).start()
+                conn.thread = threading.Thread(target=self._serve_connection, args=(conn,),
+                                               name="dracula-conn", daemon=True)
+                conn.thread.start()
             # Stop accepting: close this process's handle on the listening socket (a shared one
             # stays open in the other workers, so their queue keeps its connections).
             poller.unregister(self.sock)
@@ -138,44 +158,31 @@ class ThreadedBackend:
             for conn in left:
                 _shutdown_read(conn.sock, socket.SHUT_RDWR)
 
-    def _serve_connection(self, sock, peer) -> None:
-        conn = _Conn(sock)
-        with self.lock:
-            self.state.connections.add(conn)  # even while stopping: its first request gets the grace
-        if self.ssl_context is not None:
-            sock = self._handshake(conn, peer)
-            if sock is None:
-                return
-        observer = self.state.observer
-        if observer is not None:
-            observer.connection_opened()
+    def _serve_connection(self, conn) -> None:
         try:
-            self._read_loop(conn, peer)
+            if self.ssl_context is None or self._handshake(conn):
+                self._read_loop(conn)
         except OSError:
-            pass  # reset by the peer, or shut down at the end of a drain
+            pass  # reset by the peer, or shut down at the end of a drain or by an eviction
         finally:
-            if observer is not None:
-                observer.connection_closed()
             with self.lock:
-                self.state.connections.discard(conn)
+                self.state.connection_closed(conn)
             conn.sock.close()
 
-    def _handshake(self, conn, peer):
-        """The TLS socket, or None (logged, closed) when the handshake fails."""
+    def _handshake(self, conn) -> bool:
+        """Wrap the socket in TLS; False (logged) when the handshake fails."""
         try:
             conn.sock.settimeout(self.config.request_timeout or None)
             conn.sock = self.ssl_context.wrap_socket(conn.sock, server_side=True)
-            return conn.sock
+            return True
         except (OSError, ValueError) as e:
-            self.state.refusals(peer, "TLS handshake failed: %s" % e)
-            with self.lock:
-                self.state.connections.discard(conn)
-            conn.sock.close()
-            return None
+            self.state.refusals(conn.peer, "TLS handshake failed: %s" % e)
+            return False
 
-    def _read_loop(self, conn, peer) -> None:
+    def _read_loop(self, conn) -> None:
         """Receive, answer every complete request, repeat until the client or a limit ends it."""
         sock = conn.sock
+        peer = conn.peer
         reader = self.state.new_reader()
         observer = self.state.observer
         partial_since = None
@@ -192,6 +199,8 @@ class ThreadedBackend:
             if n == 0:
                 return
             with self.lock:
+                if conn.evicted:  # closed for room while these bytes were on their way: unread
+                    return
                 conn.busy = conn.used = True
             reader.received(n)
             if observer is not None:
@@ -204,6 +213,8 @@ class ThreadedBackend:
                 partial_since = time.monotonic()
             with self.lock:
                 conn.busy = False
+                conn.partial = bool(reader.buffered)
+                conn.active_at = time.monotonic()
                 if self.stopping.is_set() and not reader.buffered:
                     return
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import uvloop
@@ -56,7 +57,6 @@ class UVBackend:
             lambda: Connection(state), sock=self.sock, backlog=self.config.backlog,
             ssl=self.ssl_context,
             ssl_handshake_timeout=(self.config.request_timeout or None) if self.ssl_context else None)
-        state.tick = self.loop.time()
         sweeper = self._start_sweeper()
         on_ready()
         if not self._stop_requested:
@@ -77,9 +77,9 @@ class UVBackend:
         async def sweep():
             while True:
                 await asyncio.sleep(interval)
-                state.tick = self.loop.time()
+                now = time.monotonic()
                 for conn in list(state.connections):
-                    conn.check_timeouts(state.tick)
+                    conn.check_timeouts(now)
 
         return self.loop.create_task(sweep())
 

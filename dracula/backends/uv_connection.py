@@ -12,6 +12,7 @@ import asyncio
 import collections
 import functools
 import logging
+import time
 
 from ..calls import Call
 from ..dispatch import ASYNC, SYNC
@@ -37,28 +38,27 @@ class Connection(asyncio.BufferedProtocol):
         self.eof = False
         self.writing_paused = False  # the transport's buffer is past the high-water mark
         self.backlogged = False  # requests wait in the buffer until the replies drain
-        self.active_at = state.tick  # last time bytes arrived or a reply left
+        self.time = time.monotonic  # the idle order needs finer steps than libuv's millisecond clock
+        self.active_at = self.time()  # last time bytes arrived or a reply left
         self.partial_since = None  # when the request now arriving began (slowloris clock)
+        self.opened_at = 0.0
 
     # -- transport callbacks ---------------------------------------------------------------
     def connection_made(self, transport) -> None:
         self.transport = transport
         self.peer = transport.get_extra_info("peername")
         transport.set_write_buffer_limits(high=self.config.write_high_water, low=self.config.write_low_water)
-        if not self.state.room_for(self.peer):
+        self.opened_at = self.time()
+        if not self.state.add_connection(self, self.opened_at):
             transport.abort()
-            return
-        self.state.connections.add(self)
-        if self.observer is not None:
-            self.observer.connection_opened()
 
     def connection_lost(self, exc) -> None:
         self.closed = True
-        state = self.state
-        if self in state.connections:
-            if self.observer is not None:
-                self.observer.connection_closed()
-            state.connection_closed(self)
+        self.state.connection_closed(self)
+
+    def evict(self) -> None:
+        """Close while idle to make room (ServerState.add_connection)."""
+        self.transport.close()
 
     def pause_writing(self) -> None:
         # The client is not reading its replies: stop reading its requests.
@@ -135,11 +135,11 @@ class Connection(asyncio.BufferedProtocol):
         if self.backlogged and not self.writing_paused:
             # The write went out at once: carry on (on the next turn, so others are served).
             self.state.loop.call_soon(self._resume_backlog)
-        self.active_at = self.state.tick
+        self.active_at = now = self.time()
         if reader.start == reader.end:
             self.partial_since = None
         elif self.partial_since is None:
-            self.partial_since = self.state.tick
+            self.partial_since = now
         if not keep_open:
             self.transport.close()
         elif self.state.draining:
@@ -233,7 +233,7 @@ class Connection(asyncio.BufferedProtocol):
         later, self.later = self.later, []
         if not self.closed:
             self._write(b"".join(later))
-        self.active_at = self.state.tick
+        self.active_at = self.time()
         self._after_reply()
 
     def check_timeouts(self, now: float) -> None:
@@ -255,6 +255,11 @@ class Connection(asyncio.BufferedProtocol):
             self.transport.close()
 
     @property
+    def used(self) -> bool:
+        """It has sent a byte (the reader allocates its buffer on the first read)."""
+        return self.reader.buf is not None
+
+    @property
     def idle(self) -> bool:
         """No call in flight, no reply waiting, nothing partly received."""
         return not (self.slots or self.later or self.reader.buffered)
@@ -264,7 +269,7 @@ class Connection(asyncio.BufferedProtocol):
         True if it closed."""
         if not self.idle:
             return False
-        if self.reader.buf is None and not self.state.fresh_grace_over:
+        if not self.used and not self.state.fresh_grace_over:
             return False  # never sent a byte: its first request may be on the way
         self.transport.close()
         return True

@@ -141,9 +141,12 @@ class Reader:
             if n < 0:
                 raise WireError("message overruns its %d-byte frame" % size)
         except WireError as e:
-            # The frame boundary still holds: skip this frame, keep the connection.
-            e.fatal = False
+            # The frame boundary still holds: a message refused after its header was read is
+            # answered and the connection goes on with the next frame. One whose header cannot
+            # be read cannot be answered (no seqid), so the connection closes: a refusal always
+            # ends in a reply or a close, never in silence.
             e.reply_to = scanner.header
+            e.fatal = e.reply_to is None
             self._consume(4 + size)
             raise
         return self._take(start + 4, n, 4 + size)
