@@ -8,7 +8,8 @@ class WireError(Exception):
     `reply_to` is (name, seqid, protocol) when the message header was read, so the client can be
     told with a TApplicationException; `fatal` means the byte stream lost its sync (or broke a
     limit) and the connection must close; a bad framed body is not fatal: the next frame starts
-    where its length says.
+    where its length says. `theader` is the request's THeader frame info (theader.HeaderFrame)
+    when the refusal must go back wrapped in a THeader frame.
     """
 
     # TApplicationException types a refusal maps to.
@@ -21,3 +22,4 @@ class WireError(Exception):
         self.fatal = fatal
         self.app_type = app_type
         self.reply_to = None
+        self.theader = None
