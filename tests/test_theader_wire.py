@@ -158,6 +158,12 @@ def ping_frame(protocol="binary", transforms=(), extra=b"", seqid=5) -> bytes:
     return raw_frame(header, payload, seqid=seqid)
 
 
+def reverse_without_stop(claimed: int, data: bytes) -> bytes:
+    """reverse(data) as a binary message whose string claims `claimed` bytes and whose
+    arguments struct has no STOP."""
+    return struct.pack("!iI", -0x7FFEFFFF, 7) + b"reverse" + struct.pack("!ibhi", 5, 11, 1, claimed) + data
+
+
 # -- round trips with Apache --------------------------------------------------------------------
 
 @pytest.mark.parametrize("compress", [False, True], ids=["plain", "zlib"])
@@ -282,7 +288,8 @@ FIRST_FRAME_REFUSALS = {
 # told with its sequence id.
 FRAME_REFUSALS = {
     "header size past the frame": (raw_frame(b"\x00\x00", b"", words=200), "runs past", PROTOCOL_ERROR),
-    "snappy transform": (raw_frame(b"\x00\x01\x03", ping_payload()), "transform 3 (snappy)", INVALID_TRANSFORM),
+    "snappy transform": (raw_frame(b"\x00\x01\x03", ping_payload()), "transform 3 (snappy)",
+                         INVALID_TRANSFORM),
     "zstd transform": (raw_frame(b"\x00\x01\x05", ping_payload()), "transform 5 (zstd)", INVALID_TRANSFORM),
     "unknown transform": (raw_frame(b"\x00\x01\xff\x7f", ping_payload()), "unknown", INVALID_TRANSFORM),
     "zlib twice": (raw_frame(b"\x00\x02\x01\x01", zlib.compress(zlib.compress(ping_payload()))),
@@ -303,11 +310,10 @@ FRAME_REFUSALS = {
     "bytes after zlib": (raw_frame(b"\x00\x01\x01", zlib.compress(ping_payload()) + b"junk"), "after the",
                          PROTOCOL_ERROR),
     "empty payload": (raw_frame(b"\x00\x00", b""), "overruns", PROTOCOL_ERROR),
-    "truncated message": (raw_frame(b"\x00\x00", struct.pack("!iI", -0x7FFEFFFF, 7) + b"reverse"
-                                    + struct.pack("!ibhi", 5, 11, 1, 3) + b"abc"), "overruns", PROTOCOL_ERROR),
-    "string past the payload": (raw_frame(b"\x00\x00", struct.pack("!iI", -0x7FFEFFFF, 7) + b"reverse"
-                                          + struct.pack("!ibhi", 5, 11, 1, 10) + b"abc"), "3 left in the message",
-                                PROTOCOL_ERROR),
+    "truncated message": (raw_frame(b"\x00\x00", reverse_without_stop(3, b"abc")), "overruns",
+                          PROTOCOL_ERROR),
+    "string past the payload": (raw_frame(b"\x00\x00", reverse_without_stop(10, b"abc")),
+                                "3 left in the message", PROTOCOL_ERROR),
     "zlib hides a lying list": (raw_frame(b"\x00\x01\x01", zlib.compress(
         struct.pack("!iI", -0x7FFEFFFF, 5) + b"index" + struct.pack("!i", 5)
         + b"\x0f\x00\x01\x0c" + struct.pack("!i", 30_000_000) + b"\x00")), "elements", PROTOCOL_ERROR),

@@ -120,14 +120,17 @@ def parse_header(buf, start: int, end: int, persistent: dict | None = None) -> H
         if not e.fatal:
             e.theader = frame
         raise
-    headers = own
     if own_persistent and persistent is not None:
         _keep_persistent(persistent, own_persistent)
     if persistent:
-        headers = {**persistent, **own}  # the call's own header wins over a persistent one
+        own = {**persistent, **own}  # the call's own header wins over a persistent one
     elif own_persistent:
-        headers = {**own_persistent, **own}
-    return HeaderFrame(protocol, seqid, flags, transforms, headers, own_persistent, header_end)
+        own = {**own_persistent, **own}
+    frame.transforms = transforms
+    frame.headers = own
+    frame.persistent = own_persistent
+    frame.payload_at = header_end
+    return frame
 
 
 def untransform(header: HeaderFrame, payload, max_size: int):
@@ -223,12 +226,16 @@ def _read_pairs(buf, pos: int, end: int, into: dict) -> int:
 
 
 def _string(buf, pos: int, end: int):
-    n, pos = _varint(buf, pos, end, "header string length")
+    n = buf[pos] if pos < end else 0x80
+    if n < 0x80:  # one-byte length: nearly every header
+        pos += 1
+    else:
+        n, pos = _varint(buf, pos, end, "header string length")
     if n > end - pos:
         raise WireError("THeader header string of %d bytes runs past the header (%d left)"
                         % (n, end - pos), fatal=False)
     # surrogateescape: bytes that are not UTF-8 survive, unaltered, a round trip as str.
-    return bytes(buf[pos:pos + n]).decode("utf-8", "surrogateescape"), pos + n
+    return str(buf[pos:pos + n], "utf-8", "surrogateescape"), pos + n
 
 
 def _varint(buf, pos: int, end: int, what: str):
