@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from .config import Config, ConfigError
+from .context import CallContext, current_call
 from .dispatch import blocking
 from .listen import BindError
 from .server import Server
@@ -24,4 +25,4 @@ def make_server(service, handler, host: str = Config.host, port: int = Config.po
     return Server([(service.__name__, service, handler)], config)
 
 
-__all__ = ["make_server", "blocking", "Server", "Config", "ConfigError", "BindError"]
+__all__ = ["make_server", "blocking", "current_call", "CallContext", "Server", "Config", "ConfigError", "BindError"]

@@ -17,7 +17,9 @@ import types
 
 from thriftpy2.thrift import TApplicationException, TMessageType
 
+from .context import CallContext, current as _current, deadline_of
 from .wire.errors import WireError
+from .wire.theader import encode_frame
 
 log = logging.getLogger("dracula.dispatch")
 
@@ -26,11 +28,15 @@ CALL, REPLY, EXCEPTION, ONEWAY = (TMessageType.CALL, TMessageType.REPLY,
 OK, DECLARED, ERROR = "ok", "exception", "error"
 _CoroutineType = types.CoroutineType
 _perf_counter = time.perf_counter
+_monotonic = time.monotonic
+
+
+TIMEOUT = 12  # fbthrift's TApplicationException type for a call past its client's deadline
 
 
 class Call:
     __slots__ = ("state", "msg", "codec", "framed", "peer", "method", "args", "reply", "outcome",
-                 "started")
+                 "started", "deadline", "_context")
 
     def __init__(self, state, msg, codec, framed: bool, peer):
         self.state = state
@@ -41,6 +47,7 @@ class Call:
         self.method = None
         self.reply = None
         self.started = 0.0
+        self._context = None
 
     # -- decode and policy -----------------------------------------------------------------
     def admit(self) -> bool:
@@ -73,12 +80,39 @@ class Call:
             return self.refuse(TApplicationException.PROTOCOL_ERROR, "required argument %s of %s is missing"
                                % (method.required[0], method.qualname))
         self.args = method.get_args(args)
+        self.deadline = None if msg.header is None else deadline_of(msg.header, _monotonic())
         return True
+
+    @property
+    def context(self) -> CallContext:
+        """What `dracula.current_call()` returns (made on first use)."""
+        if self._context is None:
+            method, msg = self.method, self.msg
+            headers = msg.header.headers if msg.header is not None else {}
+            self._context = CallContext(method.service_name, method.name, self.peer, headers, self.deadline)
+        return self._context
+
+    def time_limit(self, handler_timeout: float) -> float:
+        """Seconds a call off the loop may run before its caller gets an error: the handler
+        timeout or what is left until the client's deadline, whichever comes first (0: none)."""
+        if self.deadline is None:
+            return handler_timeout
+        left = max(0.001, self.deadline - _monotonic())
+        return min(left, handler_timeout) if handler_timeout else left
+
+    def _expired(self):
+        """A TIMEOUT error when the client's deadline passed before the handler started."""
+        if self.deadline is not None and _monotonic() >= self.deadline:
+            return TApplicationException(TIMEOUT, "%s: the client's deadline passed before the call started"
+                                         % self.method.qualname)
+        return None
 
     def refuse(self, app_type: int, message: str) -> bool:
         """Answer with a TApplicationException instead of running the handler (False)."""
         if self.msg.mtype != ONEWAY:
             self.reply = self._failure(app_type, message)
+            if self.msg.header is not None:
+                self.reply = self._in_header_frame(self.reply)
         self.outcome = ERROR
         self._observe()
         return False
@@ -88,11 +122,14 @@ class Call:
         """Call a plain handler here and now; the reply is then in `reply`. Returns the
         coroutine instead when the handler turned out to be async (an `async def` behind a
         plain decorator): the backend awaits it with `awaited()`."""
+        token = _current.set(self)
         try:
             value = self.method.fn(*self.args)
         except (Exception, SystemExit) as e:
             self.finish(error=e)
             return None
+        finally:
+            _current.reset(token)
         if value.__class__ is _CoroutineType:
             return value
         method = self.method
@@ -104,6 +141,8 @@ class Call:
                 self.outcome = OK
             except Exception:
                 self.reply = self._value_reply(value)  # logs it, answers INTERNAL_ERROR
+            if self.msg.header is not None:
+                self.reply = self._in_header_frame(self.reply)
             if self.started:
                 self._observe()
             return None
@@ -113,6 +152,12 @@ class Call:
     async def awaited(self, coroutine=None):
         """Call a coroutine handler (or await the `coroutine` run_inline returned); its reply
         bytes (also left in `reply`)."""
+        _current.set(self)  # the task runs in its own copy of the context
+        expired = self._expired()
+        if expired is not None:
+            if coroutine is not None:
+                coroutine.close()
+            return self.finish(error=expired)
         try:
             value = await (coroutine if coroutine is not None else self.method.fn(*self.args))
         except SystemExit as e:  # the handler's error, not the server's: asyncio would re-raise it
@@ -120,6 +165,18 @@ class Call:
         except Exception as e:
             return self.finish(error=e)
         return self.finish(value)
+
+    def run_blocking(self):
+        """A @blocking handler's body, in a pool thread: its value (encoded on the caller's
+        thread by finish())."""
+        expired = self._expired()
+        if expired is not None:
+            raise expired
+        token = _current.set(self)
+        try:
+            return self.method.fn(*self.args)
+        finally:
+            _current.reset(token)
 
     def finish(self, value=None, error: BaseException | None = None):
         """Encode the handler's outcome; the reply bytes (None when none is expected)."""
@@ -133,6 +190,8 @@ class Call:
             self.reply = self._error_reply(error)
         else:
             self.reply = self._value_reply(value)
+        if self.msg.header is not None and self.reply is not None:
+            self.reply = self._in_header_frame(self.reply)
         self._observe()
         return self.reply
 
@@ -194,6 +253,15 @@ class Call:
             log.error("cannot encode %r: %s", exc, e)
             return self.codec.encode(name, EXCEPTION, self.msg.seqid, TApplicationException(
                 TApplicationException.INTERNAL_ERROR, "the error could not be encoded"), self.framed)
+
+    def _in_header_frame(self, reply: bytes) -> bytes:
+        """A THeader request's reply goes back in a THeader frame, with the handler's headers."""
+        headers = self._context.response_headers if self._context is not None else None
+        try:
+            return encode_frame(reply, self.msg.header, headers)
+        except ValueError as e:  # response headers too large for a THeader header
+            log.error("%s: %s", self.method.qualname if self.method else "reply", e)
+            return encode_frame(self._failure(TApplicationException.INTERNAL_ERROR, str(e)), self.msg.header)
 
     def _observe(self) -> None:
         observer = self.state.observer

@@ -109,13 +109,18 @@ class ServerState:
         reply = None
         if error.reply_to is not None:
             name, mtype, seqid, _ = error.reply_to
-            call = Call(self, Message(name, mtype, seqid, None), self.codec_for(wire.protocol), wire.framed, peer)
-            call.refuse(TApplicationException.PROTOCOL_ERROR, error.reason)
+            call = Call(self, Message(name, mtype, seqid, None, error.theader), self.codec_for(wire.protocol),
+                        wire.frames_replies, peer)
+            call.refuse(error.app_type, error.reason)
             reply = call.reply
-        answered = "answered PROTOCOL_ERROR" if reply is not None else None
+        answered = "answered %s" % _APP_TYPES.get(error.app_type, error.app_type) if reply is not None else None
         closing = "closing the connection" if error.fatal else None
         self.refusals(peer, "%s (%s)" % (error.reason, ", ".join(filter(None, (answered, closing)))))
         return reply
+
+_APP_TYPES = {value: name for name, value in vars(TApplicationException).items()
+              if name.isupper() and isinstance(value, int)}
+
 
 def _host(peer) -> str:
     """The client's address without its port (a Unix socket's peers share one)."""

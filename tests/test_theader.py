@@ -3,9 +3,6 @@ calling the showcase server on both backends; the client's headers reach the han
 `dracula.current_call().headers`, and what the handler puts in
 `dracula.current_call().response_headers` reaches the client; refusals come back wrapped in a
 THeader frame the client can read.
-
-The wire part (tests/test_theader_wire.py) is done; these wait for the reply path (the per-call
-object and the THeader-wrapped replies) and skip until `dracula.current_call` exists.
 """
 from __future__ import annotations
 
@@ -21,10 +18,8 @@ from examples.showcase import ShowcaseHandler
 
 from . import apache_client as apache
 from .helpers import running, showcase_thrift
-from .test_theader_wire import PROTOCOL_IDS, info, ping_frame, raw_frame, ping_payload
+from .theader_frames import PROTOCOL_IDS, info, ping_frame, ping_payload, raw_frame
 
-pytestmark = pytest.mark.skipif(not hasattr(dracula, "current_call"),
-                                reason="reply path not integrated yet")
 
 KINDS = {
     "binary": ("binary", False),

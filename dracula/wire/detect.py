@@ -32,6 +32,11 @@ class Wire:
     protocol: str  # BINARY or COMPACT
     theader: bool = False  # THeader frames (framed too): replies go back in a THeader frame
 
+    @property
+    def frames_replies(self) -> bool:
+        """Replies get a plain frame length (a THeader reply is wrapped by theader.py instead)."""
+        return self.framed and not self.theader
+
     def __str__(self) -> str:
         if self.theader:
             return "THeader %s" % self.protocol

@@ -31,7 +31,7 @@ class Message:
     the theader.HeaderFrame it came in (None unless THeader), which its reply must go back in."""
 
     # started/peer/label are set only when calls are observed (observe.py).
-    __slots__ = ("name", "mtype", "seqid", "body", "header", "started", "peer", "label")
+    __slots__ = ("name", "mtype", "seqid", "body", "header")
 
     def __init__(self, name: bytes, mtype: int, seqid: int, body, header=None):
         self.name = name
