@@ -2,10 +2,11 @@ import contextlib
 
 import pytest
 
+from examples.pingpong import PingHandler
 from examples.showcase import ShowcaseHandler
 
 from .cli_server import CliServer
-from .helpers import BACKENDS, running, showcase_thrift
+from .helpers import BACKENDS, pingpong_thrift, running, running_services, showcase_thrift
 from .ops_app import OpsApp
 
 
@@ -30,6 +31,16 @@ def showcase_servers():
     """One Showcase server per backend, shared by a module's tests."""
     with contextlib.ExitStack() as stack:
         yield {backend: stack.enter_context(running(showcase_thrift.Showcase, ShowcaseHandler(), backend=backend))
+               for backend in BACKENDS}
+
+
+@pytest.fixture(scope="module")
+def multiplexed_servers():
+    """Per backend, one server for PingService and Showcase under those names (multiplexed)."""
+    with contextlib.ExitStack() as stack:
+        yield {backend: stack.enter_context(running_services(
+                   [("PingService", pingpong_thrift.PingService, PingHandler()),
+                    ("Showcase", showcase_thrift.Showcase, ShowcaseHandler())], backend))
                for backend in BACKENDS}
 
 
