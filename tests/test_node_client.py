@@ -24,7 +24,6 @@ NODE_MODULES = os.path.join(NODE_DIR, "node_modules")
 INSTALL_HINT = "apt-get install nodejs npm thrift-compiler; npm ci --prefix tests/node"
 EXPECTED = expected_lines("node")
 # The npm library's THeader has no transforms (no zlib), so these are its THeader cells.
-NO_THEADER = pytest.mark.xfail(strict=False, reason="dracula does not speak THeader yet")
 
 
 def _tool(name):
@@ -73,14 +72,12 @@ def test_node_client_multiplexed(node_client, multiplexed_servers, protocol, tra
     assert lines == EXPECTED + ["ping pong"]
 
 
-@NO_THEADER
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("protocol", ["binary", "compact"])
 def test_node_client_theader(node_client, showcase_servers, protocol, backend):
     assert run_node(node_client, showcase_servers[backend], protocol, "header") == EXPECTED
 
 
-@NO_THEADER
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("protocol", ["binary", "compact"])
 def test_node_client_theader_multiplexed(node_client, multiplexed_servers, protocol, backend):
