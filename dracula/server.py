@@ -117,14 +117,14 @@ class Server:
             raise RuntimeError("a Server serves once; make a new one to serve again")
         self._served = True
 
-    def _finish(self, restore) -> None:
+    def _finish(self, restore: list[tuple[int, Any]]) -> None:
         for signum, previous in restore:
             signal.signal(signum, previous)
         self.sock.close()
         if self.status is not None:
             self.status.shutdown()
             self.status.server_close()
-        if config_uds_owned(self.config):
+        if self.config.uds and config_uds_owned(self.config):
             _unlink(self.config.uds)
         self.stopped.set()
         self._wake_waiters()
@@ -143,7 +143,8 @@ class Server:
     def _wake_waiters(self) -> None:
         """Resolve the waiters whose event is set (or that can no longer be: stopped first)."""
         with self._waiters_lock:
-            ready, waiting = [], []
+            ready: list[tuple[threading.Event, asyncio.Future[None]]] = []
+            waiting: list[tuple[threading.Event, asyncio.Future[None]]] = []
             for item in self._waiters:
                 (ready if item[0].is_set() or self.stopped.is_set() else waiting).append(item)
             self._waiters = waiting
@@ -157,7 +158,7 @@ class Server:
     def _install_signal_handlers(self) -> list[tuple[int, Any]]:
         if threading.current_thread() is not threading.main_thread():
             return []
-        restore = []
+        restore: list[tuple[int, Any]] = []
         for signum in (signal.SIGINT, signal.SIGTERM):
             restore.append((signum, signal.signal(signum, self._on_signal)))
         if self.config.worker_fd is not None:
@@ -187,7 +188,7 @@ def _resolve(waiter: "asyncio.Future[None]", error: BaseException | None) -> Non
         waiter.set_exception(error)
 
 
-def config_uds_owned(config) -> bool:
+def config_uds_owned(config: Config) -> bool:
     """The Unix socket file is this process's to remove (a worker leaves it to the supervisor)."""
     return bool(config.uds) and config.worker_fd is None
 
@@ -199,7 +200,7 @@ def _unlink(path: str) -> None:
         pass
 
 
-def make_observer(config, registry=None):
+def make_observer(config: Config, registry: Any = None) -> CallObserver | None:
     """A CallObserver only when calls are logged or measured: nothing is paid when both are off."""
     if not config.access_log and config.metrics_port is None:
         return None
