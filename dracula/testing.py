@@ -39,7 +39,7 @@ STOP_TIMEOUT = 30.0  # seconds for it to stop: past its default graceful_timeout
 def serving_in_thread(server: Server) -> Iterator[Server]:
     """Run a built Server with serve() in a thread of this process; yields it once it accepts,
     closes it and waits for the drain on leaving."""
-    thread = threading.Thread(target=server.serve, name="dracula-test-server", daemon=True)
+    thread = threading.Thread(target=server.serve, name="test-server", daemon=True)
     thread.start()
     deadline = time.monotonic() + START_TIMEOUT
     while not server.started.wait(0.05):
