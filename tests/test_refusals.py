@@ -18,15 +18,17 @@ import re
 import socket
 import struct
 import time
+import urllib.request
 from typing import Callable, NamedTuple
 
 import pytest
 import thriftpy2
+from prometheus_client.parser import text_string_to_metric_families
 from thriftpy2.thrift import TApplicationException, TMessageType, TType
 
 from examples.showcase import ShowcaseHandler
 
-from .helpers import ROOT, running, showcase_thrift, wait_until
+from .helpers import ROOT, free_port, running, showcase_thrift, wait_until
 from .wire_client import SockTransport, assert_served, client, connect, frame, make_client, read_reply
 
 SEQID = 666  # the refused message's
@@ -383,3 +385,94 @@ def test_every_wire_refusal_has_a_row():
     missing = reasons - in_table - set(UNREACHABLE)
     assert not missing, "WireError reasons without a row: %s" % sorted(missing)
     assert not set(UNREACHABLE) - reasons, "listed as unreachable but gone: %s" % sorted(set(UNREACHABLE) - reasons)
+
+
+# -- connection table: per-peer limit, eviction ---------------------------------------------------
+
+def connect_from(port, source_host):
+    """A connection to the server from `source_host` (any 127.x address is this machine)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.settimeout(10)
+    sock.bind((source_host, 0))
+    sock.connect(("127.0.0.1", port))
+    return sock
+
+
+def served_once(sock, seqid):
+    """One add() answered on `sock`."""
+    sock.sendall(good_call(BINARY, seqid))
+    assert read_reply(SockTransport(sock)) == ("reply", "add", seqid, 3)
+
+
+def test_per_peer_limit_caps_one_address(backend, refused_log):
+    with running(showcase_thrift.Showcase, ShowcaseHandler(), backend=backend, max_connections_per_peer=2) as server:
+        port = server.port
+        first, second = connect_from(port, "127.0.0.1"), connect_from(port, "127.0.0.1")
+        try:
+            served_once(first, 1)
+            served_once(second, 2)
+            with connect_from(port, "127.0.0.1") as third:
+                assert closed_by_server(third, 5), "a third connection from 127.0.0.1 was not closed"
+                peer = peer_of(third)
+            wait_until(lambda: refusals_of(refused_log, peer), LOG_WAIT)
+            lines = refusals_of(refused_log, peer)
+            assert len(lines) == 1 and "2 connections from 127.0.0.1 already open (per-peer limit)" in lines[0], \
+                refusal_lines(refused_log)
+            with connect_from(port, "127.0.0.2") as elsewhere:  # another address has room of its own
+                served_once(elsewhere, 3)
+            served_once(second, 4)
+
+            first.close()  # room again for 127.0.0.1, once the server has seen the close
+
+            def one_more_served():
+                with connect_from(port, "127.0.0.1") as sock:
+                    try:
+                        served_once(sock, 5)
+                        return True
+                    except (EOFError, ConnectionResetError, BrokenPipeError):
+                        return False  # refused: the close had not arrived yet
+
+            assert wait_until(one_more_served, 10, 0.05), "127.0.0.1 not let in after one of its connections closed"
+        finally:
+            first.close()
+            second.close()
+
+
+def http_get(port, path):
+    with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path), timeout=10) as response:
+        return response.read().decode()
+
+
+def metric(port, name) -> float:
+    for family in text_string_to_metric_families(http_get(port, "/metrics")):
+        for sample in family.samples:
+            if sample.name == name and not sample.labels:
+                return sample.value
+    return 0.0
+
+
+def test_full_table_evicts_an_idle_connection_and_counts_it(backend, refused_log):
+    refused_log.set_level(logging.WARNING, logger="dracula.evicted")
+    cap = 3
+    metrics_port = free_port()
+    with running(showcase_thrift.Showcase, ShowcaseHandler(), backend=backend, max_connections=cap,
+                 metrics_port=metrics_port) as server:
+        port = server.port
+        idle = [connect(port) for _ in range(cap)]
+        try:
+            for i, sock in enumerate(idle):
+                served_once(sock, i + 1)  # counted by the server; idle from now on, the first the longest
+            assert metric(metrics_port, "dracula_evicted_connections_total") == 0
+            with connect(port) as newcomer:
+                served_once(newcomer, 10)
+                assert closed_by_server(idle[0], 5), "the longest-idle connection was not closed"
+                assert wait_until(lambda: metric(metrics_port, "dracula_evicted_connections_total") == 1, 5), \
+                    metric(metrics_port, "dracula_evicted_connections_total")
+                assert metric(metrics_port, "dracula_connections") == cap
+                for i, sock in enumerate(idle[1:]):
+                    served_once(sock, 20 + i)  # the others were left alone
+            assert refusal_lines(refused_log) == []
+            assert len([r for r in refused_log.records if r.name == "dracula.evicted"]) == 1
+        finally:
+            for sock in idle:
+                sock.close()
