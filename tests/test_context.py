@@ -22,7 +22,7 @@ from thrift.transport.THeaderTransport import THeaderClientType
 import dracula
 
 from . import apache_client as apache
-from .helpers import BACKENDS, Background, running, wait_until
+from .helpers import Background, running, wait_until
 
 context_thrift = thriftpy2.load(os.path.join(os.path.dirname(__file__), "context.thrift"),
                                 module_name="context_thrift")
@@ -133,11 +133,6 @@ class Client:
         self.socket.close()
 
 
-@pytest.fixture(params=BACKENDS)
-def backend(request):
-    return request.param
-
-
 @pytest.fixture
 def handler():
     return CallInfoHandler()
@@ -199,7 +194,7 @@ def test_concurrent_calls_each_see_their_own(clients, handler):
 def test_current_call_outside_a_call_raises_lookup_error():
     with pytest.raises(LookupError):
         dracula.current_call()
-    seen = []
+    seen = []  # nor in a thread of its own
     thread = threading.Thread(target=lambda: seen.append(_lookup_error()))
     thread.start()
     thread.join(10)
