@@ -204,8 +204,14 @@ class Call:
         return self.reply
 
     def timed_out(self, seconds: float):
-        """The reply for a handler still running after `seconds` (it is not interrupted)."""
+        """The reply for a handler still running (or still queued) after `seconds`; it is not
+        interrupted. TIMEOUT when the client's deadline set the limit, as fbthrift answers."""
         qualname = self.method.qualname
+        handler_timeout = self.state.config.handler_timeout
+        if self.deadline is not None and (not handler_timeout or seconds < handler_timeout):
+            log.warning("%s passed its client's deadline (%gs); its caller gets TIMEOUT", qualname, seconds)
+            return self.finish(error=TApplicationException(
+                TIMEOUT, "%s: the client's deadline passed after %gs" % (qualname, seconds)))
         log.error("%s did not finish within %gs; its caller gets an error", qualname, seconds)
         return self.finish(error=TApplicationException(
             TApplicationException.INTERNAL_ERROR, "%s did not finish within %gs" % (qualname, seconds)))

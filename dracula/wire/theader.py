@@ -169,6 +169,12 @@ def encode_frame(payload, request: HeaderFrame, headers: dict | None = None) -> 
                      head, payload))
 
 
+def request_frame(payload, protocol, headers: dict | None = None, seqid: int = 0) -> bytes:
+    """A client's request frame, its 4-byte length first: `payload` (one unframed Thrift message
+    in `protocol`, BINARY or COMPACT), no transforms, `headers` as one KEYVALUE block."""
+    return encode_frame(payload, HeaderFrame(protocol, seqid, 0), headers)
+
+
 def client_timeout(headers: dict) -> float | None:
     """The call's `client_timeout` header in seconds; None when absent, malformed or not
     positive (fbthrift treats those as no timeout)."""
