@@ -26,8 +26,11 @@ log = logging.getLogger("dracula.dispatch")
 CALL, REPLY, EXCEPTION, ONEWAY = (TMessageType.CALL, TMessageType.REPLY,
                                   TMessageType.EXCEPTION, TMessageType.ONEWAY)
 OK, DECLARED, ERROR = "ok", "exception", "error"
+# Apache Thrift's names; thriftpy2 stops at 7, fbthrift adds 11 and 12.
 APP_TYPE_NAMES = {value: name for name, value in vars(TApplicationException).items()
                   if name.isupper() and isinstance(value, int)}
+APP_TYPE_NAMES.update({8: "INVALID_TRANSFORM", 9: "INVALID_PROTOCOL", 10: "UNSUPPORTED_CLIENT_TYPE",
+                       11: "LOADSHEDDING", 12: "TIMEOUT"})
 _CoroutineType = types.CoroutineType
 _perf_counter = time.perf_counter
 _monotonic = time.monotonic
