@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import struct
 
-from .binary_scan import BinaryScanner
-from .compact_scan import CompactScanner
 from .detect import BINARY, detect
 from .errors import WireError
+from .impl import BinaryScanner, CompactScanner
 
 _i32 = struct.Struct("!i").unpack_from
 
