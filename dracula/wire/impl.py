@@ -30,5 +30,5 @@ else:
 def warn_if_degraded(log: logging.Logger) -> None:
     """One warning line when the compiled scanner was wanted but could not be imported."""
     if UNAVAILABLE is not None and IMPLEMENTATION == "pure" and os.environ.get("DRACULA_PURE_PYTHON") != "1":
-        log.warning("dracula: compiled scanner unavailable (%s); using the pure-Python scanner, "
+        log.warning("compiled scanner unavailable (%s); using the pure-Python scanner, "
                     "which costs more than the decode it guards", UNAVAILABLE)
