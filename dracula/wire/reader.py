@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import struct
 
-from .binary_scan import BinaryScanner
-from .compact_scan import CompactScanner
 from .detect import BINARY, HEAD_BYTES, detect
 from .errors import WireError
+from .impl import BinaryScanner, CompactScanner
 from .theader import parse_header, untransform
 
 _i32 = struct.Struct("!i").unpack_from
