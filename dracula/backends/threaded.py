@@ -202,6 +202,9 @@ class ThreadedBackend:
                 if conn.evicted:  # closed for room while these bytes were on their way: unread
                     return
                 conn.busy = conn.used = True
+                # Stamped on arrival, not after the reply: the client may send on another
+                # connection the moment it has the reply, before this thread is back here.
+                conn.active_at = time.monotonic()
             reader.received(n)
             if observer is not None:
                 observer.received(n)
@@ -214,7 +217,6 @@ class ThreadedBackend:
             with self.lock:
                 conn.busy = False
                 conn.partial = bool(reader.buffered)
-                conn.active_at = time.monotonic()
                 if self.stopping.is_set() and not reader.buffered:
                     return
 
