@@ -14,6 +14,8 @@ A middleware is any object with one or both of these methods, plain or `async de
 call of the server take the coroutine path (plain handlers then run inside a task); an `async`
 `after` is scheduled and not waited for. Anything else a hook raises is logged and answered
 as INTERNAL_ERROR (`before`) or only logged (`after`): a broken hook never loses a reply.
+Hooks get the call's context as their argument: `dracula.current_call()` is not set in every
+hook (only in those that run on the call's task).
 """
 from __future__ import annotations
 
