@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 
 import pytest
+from thrift.Thrift import TApplicationException
 
 from .client_programs import missing_toolchain
 from .helpers import running, wait_until
@@ -24,7 +25,9 @@ def otel():
     try:
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
+            InMemorySpanExporter,
+        )
         from opentelemetry.trace import SpanKind, StatusCode
     except ImportError:
         missing_toolchain("opentelemetry-sdk is not installed: pip install '.[otel]'")
@@ -80,11 +83,13 @@ def test_a_call_without_traceparent_starts_a_new_trace(traced):
 def test_an_error_outcome_sets_the_status(traced, otel):
     client, finished = traced
     StatusCode = otel[3]
-    with pytest.raises(Exception) as unknown:  # Apache's TApplicationException
+    with pytest.raises(TApplicationException) as unknown:
         client.call("nope", "x", {"traceparent": TRACEPARENT})
-    assert unknown.value.type == 1  # UNKNOWN_METHOD: refused before `before`, still traced
-    with pytest.raises(Exception):
-        client.call("fails", "boom")  # an undeclared exception: INTERNAL_ERROR
+    # Refused before `before` ran: still traced, in the client's trace.
+    assert unknown.value.type == TApplicationException.UNKNOWN_METHOD
+    with pytest.raises(TApplicationException) as failed:
+        client.call("fails", "boom")  # an undeclared exception
+    assert failed.value.type == TApplicationException.INTERNAL_ERROR
     assert client.call("plain", "fine") == "fine"
     unknown_span, failed, fine = _spans(finished, 3)
     assert unknown_span.name == "nope" and unknown_span.context.trace_id == int(TRACE_ID, 16)
