@@ -66,7 +66,8 @@ class ThreadedBackend:
 
     def run(self, on_ready) -> None:
         methods = self.state.methods.values()
-        if any(m.route == ASYNC for m in methods):
+        middleware = self.state.middleware
+        if any(m.route == ASYNC for m in methods) or (middleware is not None and middleware.needs_loop):
             self._start_coroutine_loop()
         if self.config.handler_timeout and any(m.kind == BLOCKING for m in methods):
             # Only a timeout needs the pool: without one a @blocking handler just runs on its
