@@ -30,14 +30,14 @@ cdef tuple _ZLIB_ONLY = (ZLIB,)
 
 # -- parse_header --------------------------------------------------------------------------------
 
-cdef class _Header:
-    """The header bytes being read: pointer, position and end, and the frame for errors."""
-    cdef const uint8_t *p
-    cdef Py_ssize_t pos
-    cdef Py_ssize_t end
+cdef struct _Header:
+    # The header bytes being read: pointer, position and end.
+    const uint8_t *p
+    Py_ssize_t pos
+    Py_ssize_t end
 
 
-cdef uint64_t _varint(_Header h, str what) except? 0xFFFFFFFFFFFFFFFF:
+cdef uint64_t _varint(_Header *h, str what) except? 0xFFFFFFFFFFFFFFFF:
     """theader._varint: an unsigned varint of at most 5 bytes that ends before h.end."""
     cdef uint64_t result = 0
     cdef int shift = 0
@@ -58,7 +58,7 @@ cdef uint64_t _varint(_Header h, str what) except? 0xFFFFFFFFFFFFFFFF:
     raise WireError("THeader %s: varint longer than 5 bytes" % what, fatal=False)
 
 
-cdef tuple _read_transforms(_Header h):
+cdef tuple _read_transforms(_Header *h):
     cdef uint64_t count = _varint(h, "transform count")
     cdef uint64_t transform
     cdef uint64_t i
@@ -79,7 +79,7 @@ cdef tuple _read_transforms(_Header h):
     return _ZLIB_ONLY if seen_zlib else _NO_TRANSFORMS
 
 
-cdef str _string(_Header h):
+cdef str _string(_Header *h):
     cdef uint64_t n
     if h.pos < h.end and h.p[h.pos] < 0x80:  # one-byte length: nearly every header
         n = h.p[h.pos]
@@ -95,7 +95,7 @@ cdef str _string(_Header h):
     return value
 
 
-cdef void _read_pairs(_Header h, dict into) except *:
+cdef void _read_pairs(_Header *h, dict into) except *:
     cdef uint64_t count = _varint(h, "header count")
     cdef uint64_t i
     if count > <uint64_t>((h.end - h.pos) // 2):  # every pair takes at least two length bytes
@@ -106,7 +106,7 @@ cdef void _read_pairs(_Header h, dict into) except *:
         into[key] = _string(h)
 
 
-cdef void _read_info(_Header h, dict headers, dict persistent) except *:
+cdef void _read_info(_Header *h, dict headers, dict persistent) except *:
     """The KEYVALUE and PKEYVALUE headers; padding or an unknown info id ends the blocks."""
     cdef uint64_t info
     while h.pos < h.end:
@@ -168,7 +168,8 @@ cdef _parse(const uint8_t *p, Py_ssize_t start, Py_ssize_t end, dict persistent)
     cdef int32_t seqid = <int32_t>(<uint64_t>p[start + 4] << 24 | p[start + 5] << 16
                                    | p[start + 6] << 8 | p[start + 7])
     cdef Py_ssize_t words = p[start + 8] << 8 | p[start + 9]
-    cdef _Header h = _Header.__new__(_Header)
+    cdef _Header header
+    cdef _Header *h = &header
     h.p = p
     h.pos = start + FIXED_SIZE
     h.end = h.pos + 4 * words
