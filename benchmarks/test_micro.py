@@ -17,8 +17,8 @@ from thriftpy2.protocol.binary import TBinaryProtocol
 from thriftpy2.thrift import TMessageType
 from thriftpy2.transport.memory import TMemoryBuffer
 
-from dracula.config import Config
 from dracula.calls import REPLY, Call
+from dracula.config import Config
 from dracula.dispatch import Dispatcher
 from dracula.state import ServerState
 from dracula.wire.binary_scan import BinaryScanner

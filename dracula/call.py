@@ -15,12 +15,10 @@ import socket
 import sys
 from dataclasses import dataclass
 
-from thriftpy2.protocol import (TBinaryProtocolFactory, TCompactProtocolFactory,
-                                TMultiplexedProtocol)
+from thriftpy2.protocol import TBinaryProtocolFactory, TCompactProtocolFactory, TMultiplexedProtocol
 from thriftpy2.protocol.exc import TProtocolException
 from thriftpy2.thrift import TApplicationException, TMessageType
-from thriftpy2.transport import (TBufferedTransportFactory, TFramedTransportFactory, TSocket,
-                                 TTransportException)
+from thriftpy2.transport import TBufferedTransportFactory, TFramedTransportFactory, TSocket, TTransportException
 
 from . import jsonmap
 from .config import Config

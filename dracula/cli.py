@@ -9,10 +9,10 @@ import sys
 from . import __version__
 from .call import PROTOCOLS, TRANSPORTS, Target
 from .config import Config, ConfigError
+from .listen import BindError
 from .loader import LoadError, load_handler, load_service
 from .logs import configure
 from .options import OPTIONS
-from .listen import BindError
 from .server import Server
 from .supervisor import Supervisor
 

@@ -46,8 +46,7 @@ class Idl:
                     self.names.setdefault(cls, prefix + cls.__name__)
                     self.kinds.setdefault(cls, kind)
                     self.rank.setdefault(cls, (len(seen), getattr(cls, "__thrift_lineno__", 0) or 0))
-            for included in meta.get("includes", ()):
-                queue.append((included, included.__name__ + "."))
+            queue.extend((included, included.__name__ + ".") for included in meta.get("includes", ()))
 
     def declared(self, module=None):
         """Types (not services) declared in `module` (default: the root IDL), in file order."""

@@ -7,7 +7,8 @@ here and one README row.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 BACKENDS = ("uv", "thread")
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")

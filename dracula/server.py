@@ -9,11 +9,11 @@ import threading
 from .backends import backend_class
 from .config import Config
 from .dispatch import Dispatcher
+from .listen import address_of, listen
 from .metrics import Metrics, new_registry, serve_status
 from .observe import CallObserver
 from .state import ServerState
 from .tls import server_context
-from .listen import address_of, listen
 
 log = logging.getLogger("dracula")
 
@@ -82,13 +82,11 @@ class Server:
     def _install_signal_handlers(self):
         if threading.current_thread() is not threading.main_thread():
             return []
-        restore = []
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            restore.append((signum, signal.signal(signum, self._on_signal)))
+        restore = [(signum, signal.signal(signum, self._on_signal)) for signum in (signal.SIGINT, signal.SIGTERM)]
         if self.config.worker_fd is not None:
             # The supervisor owns reloads and scaling: a terminal's hang-up must not kill workers.
-            for signum in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU):
-                restore.append((signum, signal.signal(signum, signal.SIG_IGN)))
+            restore.extend((signum, signal.signal(signum, signal.SIG_IGN))
+                           for signum in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU))
         return restore
 
     def _on_signal(self, signum, frame) -> None:

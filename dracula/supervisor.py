@@ -150,10 +150,9 @@ class Supervisor:
         elif signum == signal.SIGTTIN and not self.stopping:
             self.target += 1
             log.info("received SIGTTIN: %d worker(s)", self.target)
-        elif signum == signal.SIGTTOU and not self.stopping:
-            if self.target > 1:
-                self.target -= 1
-                log.info("received SIGTTOU: %d worker(s)", self.target)
+        elif signum == signal.SIGTTOU and not self.stopping and self.target > 1:
+            self.target -= 1
+            log.info("received SIGTTOU: %d worker(s)", self.target)
 
     # -- workers -----------------------------------------------------------------------------
     def _spawn(self) -> None:

@@ -99,7 +99,7 @@ class Background:
     def _run(self, fn, args, kwargs):
         try:
             self.value = fn(*args, **kwargs)
-        except BaseException as e:  # noqa: BLE001 - handed to the test
+        except BaseException as e:  # handed to the test
             self.error = e
 
     def done(self) -> bool:

@@ -28,8 +28,8 @@ APT_HINT = "apt-get install g++ libthrift-dev libboost-dev"
 EXPECTED = [
     "add 1099511627774",
     "add_max 9223372036854775807",
-    "echo_shape name=cpp shape|points=(1,2)(-3,2147483647)|color=3|labels=a:(5,6);b:"
-    "|tags=-9223372036854775808,-8,7|blob=0001ff80",
+    ("echo_shape name=cpp shape|points=(1,2)(-3,2147483647)|color=3|labels=a:(5,6);b:"
+     "|tags=-9223372036854775808,-8,7|blob=0001ff80"),
     "echo_bare name=bare|points=-|color=1|labels=-|tags=-|blob=-",
     "reverse 100000 ok",
     "lookup value OK",
@@ -96,4 +96,4 @@ def test_cpp_client_multiplexed(cpp_client, protocol, transport, backend):
                 ("sc", t.Showcase, ShowcaseHandler())]
     with running_services(services, backend) as server:
         lines = run_client(cpp_client, server.port, protocol, transport, "sc", "PingService")
-    assert lines == EXPECTED + ["ping pong"]
+    assert lines == [*EXPECTED, "ping pong"]

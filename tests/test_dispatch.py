@@ -132,13 +132,13 @@ def test_oneway_handler_that_raises_writes_nothing_and_keeps_connection(backend,
             raise RuntimeError("oneway handler failed")
 
     handler = Handler()
-    with running(t.Showcase, handler, backend=backend) as server:
-        with Connection(server.port, framed, timeout=SAFETY_TIMEOUT) as conn:
-            conn.send(encode_call("record", 1, framed, mtype=TMessageType.ONEWAY, event="x")
-                      + encode_call("record", 2, framed, mtype=TMessageType.CALL, event="y")
-                      + encode_call("recorded", 3, framed))
-            name, mtype, seqid, result = conn.read_message()
-            assert (name, mtype, seqid, result.success) == ("recorded", TMessageType.REPLY, 3, ["x", "y"])
+    with (running(t.Showcase, handler, backend=backend) as server,
+          Connection(server.port, framed, timeout=SAFETY_TIMEOUT) as conn):
+        conn.send(encode_call("record", 1, framed, mtype=TMessageType.ONEWAY, event="x")
+                  + encode_call("record", 2, framed, mtype=TMessageType.CALL, event="y")
+                  + encode_call("recorded", 3, framed))
+        name, mtype, seqid, result = conn.read_message()
+        assert (name, mtype, seqid, result.success) == ("recorded", TMessageType.REPLY, 3, ["x", "y"])
 
 
 def test_oneway_to_unknown_method_gets_no_reply(showcase_server):
@@ -369,17 +369,17 @@ def test_wrong_type_deep_inside_a_container(backend):
     class Handler(ShowcaseHandler):
         def shapes(self, n):
             good = super().shapes(n)
-            return good + [t.Shape(name="bad", points=[t.Point(x="not an int", y=0)])]
+            return [*good, t.Shape(name="bad", points=[t.Point(x="not an int", y=0)])]
 
-    with running(t.Showcase, Handler(), backend=backend) as server:
-        with Connection(server.port, timeout=SAFETY_TIMEOUT) as conn:
-            conn.send(encode_call("shapes", 1, n=50) + encode_call("echo_shape", 2, shape=t.Shape(name="next")))
-            name, mtype, seqid, exc = conn.read_message()
-            assert (name, mtype, seqid) == ("shapes", TMessageType.EXCEPTION, 1)
-            assert exc.type == TApplicationException.INTERNAL_ERROR
-            name, mtype, seqid, result = conn.read_message()
-            assert (name, mtype, seqid) == ("echo_shape", TMessageType.REPLY, 2)
-            assert result.success.name == "next" and result.success.points is None
+    with (running(t.Showcase, Handler(), backend=backend) as server,
+          Connection(server.port, timeout=SAFETY_TIMEOUT) as conn):
+        conn.send(encode_call("shapes", 1, n=50) + encode_call("echo_shape", 2, shape=t.Shape(name="next")))
+        name, mtype, seqid, exc = conn.read_message()
+        assert (name, mtype, seqid) == ("shapes", TMessageType.EXCEPTION, 1)
+        assert exc.type == TApplicationException.INTERNAL_ERROR
+        name, mtype, seqid, result = conn.read_message()
+        assert (name, mtype, seqid) == ("echo_shape", TMessageType.REPLY, 2)
+        assert result.success.name == "next" and result.success.points is None
 
 
 def _raise_unencodable(problem):
@@ -394,7 +394,7 @@ def _raise_unencodable(problem):
 def _outcome(fn, *args):
     try:
         return ("returned", fn(*args))
-    except Exception as e:  # noqa: BLE001 - the test compares outcomes after the server is gone
+    except Exception as e:  # the test compares outcomes after the server is gone
         return ("raised", e)
 
 
@@ -450,7 +450,7 @@ def test_invalid_message_type_is_refused_and_connection_kept(showcase_server):
     # A REPLY sent to the server is not a call.
     with Connection(showcase_server.port, timeout=SAFETY_TIMEOUT) as conn:
         conn.send(encode_call("add", 31, mtype=TMessageType.REPLY, a=1, b=1) + encode_call("add", 32, a=2, b=2))
-        name, mtype, seqid, exc = conn.read_message()
+        _name, mtype, seqid, exc = conn.read_message()
         assert (mtype, seqid) == (TMessageType.EXCEPTION, 31)
         assert exc.type == TApplicationException.INVALID_MESSAGE_TYPE
         assert conn.read_message()[2:] == (32, t.Showcase.add_result(success=4))
@@ -651,20 +651,20 @@ def test_replies_keep_request_order_behind_a_slow_call(backend, method, framed):
     # On one connection: a slow call, then quick ones. The quick ones may run first (the uv
     # backend runs them while the slow one is parked), but their replies must wait their turn.
     handler = GatedHandler()
-    with running(t.Showcase, handler, backend=backend) as server:
-        with Connection(server.port, framed, timeout=SAFETY_TIMEOUT) as conn:
-            conn.send(encode_call(method, 1, framed, ms=5) + encode_call("ping", 2, framed)
-                      + encode_call("add", 3, framed, a=1, b=2) + encode_call("fail", 4, framed, message="f"))
-            assert handler.entered.wait(SAFETY_TIMEOUT)
-            if backend == "uv":
-                assert handler.pinged.wait(SAFETY_TIMEOUT), "uv did not run the next call meanwhile"
-            handler.open_gate()
-            replies = [conn.read_message() for _ in range(4)]
-            assert [r[2] for r in replies] == [1, 2, 3, 4]
-            assert [r[0] for r in replies] == [method, "ping", "add", "fail"]
-            assert replies[0][3].success == "released 5"
-            assert replies[2][3].success == 3
-            assert replies[3][1] == TMessageType.EXCEPTION
+    with (running(t.Showcase, handler, backend=backend) as server,
+          Connection(server.port, framed, timeout=SAFETY_TIMEOUT) as conn):
+        conn.send(encode_call(method, 1, framed, ms=5) + encode_call("ping", 2, framed)
+                  + encode_call("add", 3, framed, a=1, b=2) + encode_call("fail", 4, framed, message="f"))
+        assert handler.entered.wait(SAFETY_TIMEOUT)
+        if backend == "uv":
+            assert handler.pinged.wait(SAFETY_TIMEOUT), "uv did not run the next call meanwhile"
+        handler.open_gate()
+        replies = [conn.read_message() for _ in range(4)]
+        assert [r[2] for r in replies] == [1, 2, 3, 4]
+        assert [r[0] for r in replies] == [method, "ping", "add", "fail"]
+        assert replies[0][3].success == "released 5"
+        assert replies[2][3].success == 3
+        assert replies[3][1] == TMessageType.EXCEPTION
 
 
 def test_many_concurrent_async_calls_on_one_connection_keep_order(showcase_server):
@@ -683,9 +683,9 @@ def test_multiplexed_method_names_route_to_the_service(showcase_server):
     with Connection(showcase_server.port, timeout=SAFETY_TIMEOUT) as conn:
         conn.send(encode_message("Showcase:add", TMessageType.CALL, 1, t.Showcase.add_args(a=20, b=22))
                   + encode_message("Nope:add", TMessageType.CALL, 2, t.Showcase.add_args(a=1, b=1)))
-        name, mtype, seqid, result = conn.read_message()
+        _name, mtype, seqid, result = conn.read_message()
         assert (mtype, seqid) == (TMessageType.REPLY, 1)
         assert result.success == 42
-        name, mtype, seqid, exc = conn.read_message()
+        _name, mtype, seqid, exc = conn.read_message()
         assert (mtype, seqid) == (TMessageType.EXCEPTION, 2)
         assert exc.type == TApplicationException.UNKNOWN_METHOD

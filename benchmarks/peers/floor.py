@@ -19,11 +19,12 @@ import asyncio
 import signal
 import socket
 
-import _common
 import uvloop
 from thriftpy2.protocol.cybin import TCyBinaryProtocol
 from thriftpy2.thrift import TMessageType
 from thriftpy2.transport.memory import TCyMemoryBuffer
+
+import _common
 
 VERSION_1 = 0x80010000
 STOP, STRING, STRUCT, MAP, SET, LIST = 0, 11, 12, 13, 14, 15

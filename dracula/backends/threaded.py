@@ -17,8 +17,8 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from ..config import FIRST_REQUEST_GRACE
 from ..calls import Call
+from ..config import FIRST_REQUEST_GRACE
 from ..dispatch import ASYNC, BLOCKING
 from ..logs import format_peer
 from ..wire.errors import WireError
@@ -190,7 +190,7 @@ class ThreadedBackend:
             sock.settimeout(self._recv_timeout(partial_since, conn))
             try:
                 n = sock.recv_into(reader.get_buffer())
-            except socket.timeout:
+            except TimeoutError:
                 if partial_since is not None:
                     self.state.refusals(peer, "request still incomplete after %gs" % self.config.request_timeout)
                 else:

@@ -60,7 +60,7 @@ class Reader:
         self.persistent = None  # a THeader connection's persistent headers
 
     @classmethod
-    def for_config(cls, config, specs=None) -> "Reader":
+    def for_config(cls, config, specs=None) -> Reader:
         return cls(config.max_frame_size, config.max_depth, config.max_container_size, config.string_limit,
                    specs)
 
