@@ -27,7 +27,8 @@ from .loader import LoadError, load_service
 
 EXIT_OK, EXIT_RAISED, EXIT_USAGE, EXIT_CONNECTION = 0, 1, 2, 3
 
-TRANSPORTS = {"buffered": TBufferedTransportFactory, "framed": TFramedTransportFactory}
+TRANSPORTS: dict[str, type[TBufferedTransportFactory] | type[TFramedTransportFactory]] = {
+    "buffered": TBufferedTransportFactory, "framed": TFramedTransportFactory}
 PROTOCOLS = {"binary": TBinaryProtocolFactory, "compact": TCompactProtocolFactory}
 
 # TApplicationException.type → name (Apache Thrift's numbering, 8..10 included).

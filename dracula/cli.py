@@ -146,7 +146,7 @@ def load_services(args):
             raise LoadError("expected --service [NAME=]IDL_PATH:SERVICE=HANDLER, got %r" % item)
     if not specs:
         raise LoadError("nothing to serve: give IDL_PATH:SERVICE HANDLER or --service")
-    services = []
+    services: list[tuple[str, type, object]] = []
     for name, service_spec, handler_spec in specs:
         service_name, service = load_service(service_spec)
         name = name or service_name

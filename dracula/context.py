@@ -7,10 +7,14 @@ get the variable set for them). The CallContext view is made only when a handler
 from __future__ import annotations
 
 import contextvars
+from typing import TYPE_CHECKING
 
 from .wire.theader import client_timeout
 
-current = contextvars.ContextVar("dracula_call")
+if TYPE_CHECKING:
+    from .calls import Call
+
+current: contextvars.ContextVar[Call] = contextvars.ContextVar("dracula_call")
 
 
 class CallContext:

@@ -31,9 +31,9 @@ class Idl:
 
     def __init__(self, root):
         self.root = root
-        self.names = {}   # class → name as spelled in the root IDL
-        self.kinds = {}   # class → "enum" | "struct" | "union" | "exception" | "service"
-        self.rank = {}    # class → (module order, line): declaration order
+        self.names: dict[type, str] = {}   # class → name as spelled in the root IDL
+        self.kinds: dict[type, str] = {}   # class → "enum" | "struct" | "union" | "exception" | "service"
+        self.rank: dict[type, tuple[int, int]] = {}    # class → (module order, line): declaration order
         seen, queue = set(), [(root, "")]
         while queue:
             module, prefix = queue.pop(0)

@@ -6,6 +6,7 @@ here and one README row.
 """
 from __future__ import annotations
 
+import builtins
 import dataclasses
 from collections.abc import Callable
 from typing import Any
@@ -49,7 +50,7 @@ class Option:
         return "--" + self.name.replace("_", "-")
 
     @property
-    def value_type(self) -> type:
+    def value_type(self) -> builtins.type:  # `type` here is the field above
         return self.type or type(self.default)
 
     @property

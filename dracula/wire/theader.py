@@ -200,8 +200,8 @@ def _read_transforms(buf, pos: int, end: int):
 
 def _read_info(buf, pos: int, end: int):
     """The KEYVALUE and PKEYVALUE headers; padding or an unknown info id ends the blocks."""
-    headers = {}
-    persistent = {}
+    headers: dict[str, str] = {}
+    persistent: dict[str, str] = {}
     while pos < end:
         info, pos = _varint(buf, pos, end, "info id")
         if info == INFO_KEYVALUE:
