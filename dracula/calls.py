@@ -14,12 +14,16 @@ from __future__ import annotations
 import logging
 import time
 import types
+from typing import TYPE_CHECKING
 
 from thriftpy2.thrift import TApplicationException, TMessageType
 
 from .context import CallContext, current as _current, deadline_of
 from .wire.errors import WireError
 from .wire.theader import encode_frame
+
+if TYPE_CHECKING:
+    from .dispatch import Method
 
 log = logging.getLogger("dracula.dispatch")
 
@@ -37,6 +41,9 @@ TIMEOUT = 12  # fbthrift's TApplicationException type for a call past its client
 class Call:
     __slots__ = ("state", "msg", "codec", "framed", "peer", "method", "args", "reply", "outcome",
                  "started", "deadline", "_context")
+    method: Method | None  # set by admit(); None for an unknown method. Past admit() it is set.
+    reply: bytes | None
+    _context: CallContext | None
 
     def __init__(self, state, msg, codec, framed: bool, peer):
         self.state = state
@@ -88,6 +95,7 @@ class Call:
         """What `dracula.current_call()` returns (made on first use)."""
         if self._context is None:
             method, msg = self.method, self.msg
+            assert method is not None  # handlers run only for admitted calls
             headers = msg.header.headers if msg.header is not None else {}
             self._context = CallContext(method.service_name, method.name, self.peer, headers, self.deadline)
         return self._context
@@ -103,6 +111,7 @@ class Call:
     def _expired(self):
         """A TIMEOUT error when the client's deadline passed before the handler started."""
         if self.deadline is not None and _monotonic() >= self.deadline:
+            assert self.method is not None  # only admitted calls expire
             return TApplicationException(TIMEOUT, "%s: the client's deadline passed before the call started"
                                          % self.method.qualname)
         return None
@@ -110,9 +119,8 @@ class Call:
     def refuse(self, app_type: int, message: str) -> bool:
         """Answer with a TApplicationException instead of running the handler (False)."""
         if self.msg.mtype != ONEWAY:
-            self.reply = self._failure(app_type, message)
-            if self.msg.header is not None:
-                self.reply = self._in_header_frame(self.reply)
+            reply = self._failure(app_type, message)
+            self.reply = reply if self.msg.header is None else self._in_header_frame(reply)
         self.outcome = ERROR
         self._observe()
         return False
@@ -122,9 +130,11 @@ class Call:
         """Call a plain handler here and now; the reply is then in `reply`. Returns the
         coroutine instead when the handler turned out to be async (an `async def` behind a
         plain decorator): the backend awaits it with `awaited()`."""
+        method = self.method
+        assert method is not None  # admitted
         token = _current.set(self)
         try:
-            value = self.method.fn(*self.args)
+            value = method.fn(*self.args)
         except (Exception, SystemExit) as e:
             self.finish(error=e)
             return None
@@ -132,17 +142,15 @@ class Call:
             _current.reset(token)
         if value.__class__ is _CoroutineType:
             return value
-        method = self.method
         if self.msg.mtype == CALL and not method.oneway:  # the common case, inlined
             result = method.result_cls()
             result.success = value
             try:
-                self.reply = self.codec.encode(method.reply_name, REPLY, self.msg.seqid, result, self.framed)
+                reply = self.codec.encode(method.reply_name, REPLY, self.msg.seqid, result, self.framed)
                 self.outcome = OK
             except Exception:
-                self.reply = self._value_reply(value)  # logs it, answers INTERNAL_ERROR
-            if self.msg.header is not None:
-                self.reply = self._in_header_frame(self.reply)
+                reply = self._value_reply(value)  # logs it, answers INTERNAL_ERROR
+            self.reply = reply if self.msg.header is None else self._in_header_frame(reply)
             if self.started:
                 self._observe()
             return None
@@ -159,7 +167,10 @@ class Call:
                 coroutine.close()
             return self.finish(error=expired)
         try:
-            value = await (coroutine if coroutine is not None else self.method.fn(*self.args))
+            if coroutine is None:
+                assert self.method is not None  # admitted
+                coroutine = self.method.fn(*self.args)
+            value = await coroutine
         except SystemExit as e:  # the handler's error, not the server's: asyncio would re-raise it
             return self.finish(error=RuntimeError("handler raised SystemExit(%s)" % (e.code,)))
         except Exception as e:
@@ -172,6 +183,7 @@ class Call:
         expired = self._expired()
         if expired is not None:
             raise expired
+        assert self.method is not None  # admitted
         token = _current.set(self)
         try:
             return self.method.fn(*self.args)
@@ -181,6 +193,7 @@ class Call:
     def finish(self, value=None, error: BaseException | None = None):
         """Encode the handler's outcome; the reply bytes (None when none is expected)."""
         method = self.method
+        assert method is not None  # admitted
         if self.msg.mtype != CALL or method.oneway:
             if error is not None and not isinstance(error, TApplicationException):
                 log.error("oneway %s raised", method.qualname, exc_info=error)
@@ -197,6 +210,7 @@ class Call:
 
     def timed_out(self, seconds: float):
         """The reply for a handler still running after `seconds` (it is not interrupted)."""
+        assert self.method is not None  # admitted
         qualname = self.method.qualname
         log.error("%s did not finish within %gs; its caller gets an error", qualname, seconds)
         return self.finish(error=TApplicationException(
@@ -205,6 +219,7 @@ class Call:
     # -- outcome -> bytes ------------------------------------------------------------------
     def _value_reply(self, value):
         method = self.method
+        assert method is not None  # admitted
         result = method.result_cls()
         result.success = value
         try:
@@ -219,6 +234,7 @@ class Call:
 
     def _error_reply(self, exc: BaseException):
         method = self.method
+        assert method is not None  # admitted
         if isinstance(exc, TApplicationException):
             self.outcome = ERROR
             return self._encode_exception(exc)

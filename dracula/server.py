@@ -51,7 +51,7 @@ class Server:
             if self.status is not None:
                 self.status.shutdown()
                 self.status.server_close()
-            if config_uds_owned(self.config):
+            if self.config.uds is not None and config_uds_owned(self.config):
                 _unlink(self.config.uds)
             self.stopped.set()
             log.info("dracula stopped")

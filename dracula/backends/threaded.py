@@ -61,7 +61,7 @@ class ThreadedBackend:
         self.ssl_context = ssl_context
         self.lock = threading.Lock()  # guards state.connections and each _Conn's flags
         self.stopping = threading.Event()
-        self.coro_loop = None
+        self.coro_loop: asyncio.AbstractEventLoop | None = None
         self.timed_out = False  # the drain hit the graceful timeout
 
     def run(self, on_ready) -> None:
@@ -293,11 +293,14 @@ class ThreadedBackend:
             return call.timed_out(timeout)
 
     def _await(self, coroutine):
-        if self.coro_loop is None:  # the first coroutine from a handler that did not look async
+        loop = self.coro_loop
+        if loop is None:  # the first coroutine from a handler that did not look async
             with self.lock:
                 if self.coro_loop is None:
                     self._start_coroutine_loop()
-        return asyncio.run_coroutine_threadsafe(coroutine, self.coro_loop)
+            loop = self.coro_loop
+            assert loop is not None  # _start_coroutine_loop() set it
+        return asyncio.run_coroutine_threadsafe(coroutine, loop)
 
     def _start_coroutine_loop(self) -> None:
         self.coro_loop = asyncio.new_event_loop()
