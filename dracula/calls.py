@@ -30,6 +30,11 @@ log = logging.getLogger("dracula.dispatch")
 CALL, REPLY, EXCEPTION, ONEWAY = (TMessageType.CALL, TMessageType.REPLY,
                                   TMessageType.EXCEPTION, TMessageType.ONEWAY)
 OK, DECLARED, ERROR = "ok", "exception", "error"
+# Apache Thrift's names; thriftpy2 stops at 7, fbthrift adds 11 and 12.
+APP_TYPE_NAMES = {value: name for name, value in vars(TApplicationException).items()
+                  if name.isupper() and isinstance(value, int)}
+APP_TYPE_NAMES.update({8: "INVALID_TRANSFORM", 9: "INVALID_PROTOCOL", 10: "UNSUPPORTED_CLIENT_TYPE",
+                       11: "LOADSHEDDING", 12: "TIMEOUT"})
 _CoroutineType = types.CoroutineType
 _perf_counter = time.perf_counter
 _monotonic = time.monotonic
@@ -67,25 +72,24 @@ class Call:
         msg = self.msg
         self.method = method = state.methods.get(msg.name)
         if method is None:
-            return self.refuse(TApplicationException.UNKNOWN_METHOD,
-                                "unknown method %s" % msg.name.decode("utf-8", "replace"))
+            return self._refused(TApplicationException.UNKNOWN_METHOD,
+                                 "unknown method %s" % msg.name.decode("utf-8", "replace"))
         if msg.mtype != CALL and msg.mtype != ONEWAY:
-            return self.refuse(TApplicationException.INVALID_MESSAGE_TYPE,
-                                "message type %d is not a call" % msg.mtype)
+            return self._refused(TApplicationException.INVALID_MESSAGE_TYPE,
+                                 "message type %d is not a call" % msg.mtype)
         args = method.args_cls()
         if len(msg.body) > 1:  # a lone STOP byte leaves every argument unset: nothing to decode
             try:
                 self.codec.decode(msg.body, args)
             except WireError as e:
-                state.refusals(self.peer, e.reason)
-                return self.refuse(TApplicationException.PROTOCOL_ERROR, e.reason)
+                return self._refused(TApplicationException.PROTOCOL_ERROR, e.reason)
             for name in method.required:
                 if getattr(args, name) is None:
-                    return self.refuse(TApplicationException.PROTOCOL_ERROR,
-                                       "required argument %s of %s is missing" % (name, method.qualname))
+                    return self._refused(TApplicationException.PROTOCOL_ERROR,
+                                         "required argument %s of %s is missing" % (name, method.qualname))
         elif method.required:
-            return self.refuse(TApplicationException.PROTOCOL_ERROR, "required argument %s of %s is missing"
-                               % (method.required[0], method.qualname))
+            return self._refused(TApplicationException.PROTOCOL_ERROR, "required argument %s of %s is missing"
+                                 % (method.required[0], method.qualname))
         self.args = method.get_args(args)
         self.deadline = None if msg.header is None else deadline_of(msg.header, _monotonic())
         return True
@@ -115,6 +119,14 @@ class Call:
             return TApplicationException(TIMEOUT, "%s: the client's deadline passed before the call started"
                                          % self.method.qualname)
         return None
+
+    def _refused(self, app_type: int, message: str) -> bool:
+        """Refuse a call the client sent, with its one refusal line saying what followed."""
+        self.refuse(app_type, message)
+        what = ("answered %s" % APP_TYPE_NAMES.get(app_type, app_type) if self.reply is not None
+                else "oneway: not answered")
+        self.state.refusals(self.peer, "%s (%s)" % (message, what))
+        return False
 
     def refuse(self, app_type: int, message: str) -> bool:
         """Answer with a TApplicationException instead of running the handler (False)."""
@@ -209,9 +221,15 @@ class Call:
         return self.reply
 
     def timed_out(self, seconds: float):
-        """The reply for a handler still running after `seconds` (it is not interrupted)."""
+        """The reply for a handler still running (or still queued) after `seconds`; it is not
+        interrupted. TIMEOUT when the client's deadline set the limit, as fbthrift answers."""
         assert self.method is not None  # admitted
         qualname = self.method.qualname
+        handler_timeout = self.state.config.handler_timeout
+        if self.deadline is not None and (not handler_timeout or seconds < handler_timeout):
+            log.warning("%s passed its client's deadline (%gs); its caller gets TIMEOUT", qualname, seconds)
+            return self.finish(error=TApplicationException(
+                TIMEOUT, "%s: the client's deadline passed after %gs" % (qualname, seconds)))
         log.error("%s did not finish within %gs; its caller gets an error", qualname, seconds)
         return self.finish(error=TApplicationException(
             TApplicationException.INTERNAL_ERROR, "%s did not finish within %gs" % (qualname, seconds)))

@@ -10,7 +10,6 @@ import dataclasses
 import inspect
 import os
 import resource
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from .options import OPTIONS
 
@@ -25,10 +24,7 @@ class ConfigError(ValueError):
     """An option has a value the server cannot run with; the message names it."""
 
 
-_T = TypeVar("_T")
-
-
-def _declared_fields(cls: type[_T]) -> type[_T]:
+def _declared_fields(cls):
     """`cls` as a dataclass with one field per declared option, then its own (internal) fields."""
     own = inspect.get_annotations(cls)
     cls.__annotations__ = {option.name: option.annotation for option in OPTIONS} | own
@@ -39,39 +35,6 @@ def _declared_fields(cls: type[_T]) -> type[_T]:
 
 @_declared_fields
 class Config:
-    if TYPE_CHECKING:
-        # What _declared_fields adds from OPTIONS, spelled out for the type checker only (a
-        # decorator's fields are invisible to it); tests/test_options.py checks that both agree.
-        __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]
-        host: str
-        port: int
-        backend: str
-        backlog: int
-        uds: str | None
-        uds_mode: int
-        ssl_certfile: str | None
-        ssl_keyfile: str | None
-        ssl_ca_certs: str | None
-        max_frame_size: int
-        max_string_size: int | None
-        max_container_size: int
-        max_depth: int
-        max_connections: int | None
-        max_connections_per_peer: int | None
-        write_high_water: int
-        write_low_water: int
-        idle_timeout: float
-        request_timeout: float
-        handler_timeout: float
-        graceful_timeout: float
-        blocking_threads: int | None
-        log_level: str
-        access_log: bool
-        metrics_port: int | None
-        metrics_host: str | None
-
-        def __init__(self, **options: Any) -> None: ...
-
     # Internal, not options: set by the supervisor for its workers (the inherited listening
     # socket and the pipe on which a worker says it accepts).
     worker_fd: int | None = None

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import threading
 
-from thriftpy2.thrift import TApplicationException
-
-from .calls import Call
+from .calls import APP_TYPE_NAMES, Call
 from .config import FIRST_REQUEST_GRACE
 from .logs import RefusalLog, format_peer
 from .wire.codec import make_codec
@@ -113,14 +111,10 @@ class ServerState:
                         wire.frames_replies, peer)
             call.refuse(error.app_type, error.reason)
             reply = call.reply
-        answered = "answered %s" % _APP_TYPES.get(error.app_type, error.app_type) if reply is not None else None
+        answered = "answered %s" % APP_TYPE_NAMES.get(error.app_type, error.app_type) if reply is not None else None
         closing = "closing the connection" if error.fatal else None
         self.refusals(peer, "%s (%s)" % (error.reason, ", ".join(filter(None, (answered, closing)))))
         return reply
-
-_APP_TYPES = {value: name for name, value in vars(TApplicationException).items()
-              if name.isupper() and isinstance(value, int)}
-
 
 def _host(peer) -> str:
     """The client's address without its port (a Unix socket's peers share one)."""

@@ -9,6 +9,10 @@ from .cli_server import CliServer
 from .helpers import BACKENDS, pingpong_thrift, running, running_services, showcase_thrift
 from .ops_app import OpsApp
 
+# dracula's own pytest plugin (dracula/testing.py): a no-op where the installed entry point
+# (named like the module) has registered it already.
+pytest_plugins = ["dracula.testing"]
+
 
 @pytest.fixture(params=BACKENDS)
 def backend(request):
@@ -21,9 +25,8 @@ def showcase_handler():
 
 
 @pytest.fixture
-def showcase_server(backend, showcase_handler):
-    with running(showcase_thrift.Showcase, showcase_handler, backend=backend) as server:
-        yield server
+def showcase_server(backend, showcase_handler, dracula_server):
+    return dracula_server(showcase_thrift.Showcase, showcase_handler, backend=backend)
 
 
 @pytest.fixture(scope="module")

@@ -342,10 +342,8 @@ def test_later_frame_refusals(case):
         data = ping_frame(extra=info(2, {b"k2": b"v" * (MAX_PERSISTENT_BYTES // 2)}))
     error = refusal(reader, data)
     assert reason in error.reason, error.reason
-    if case == "a plain frame":
-        assert not error.fatal  # skipped: the boundary held
-    else:
-        assert error.fatal
+    # A plain frame has no sequence id to answer: it closes like the other header refusals.
+    assert error.fatal
     if case == "unknown protocol id":
         assert error.app_type == INVALID_PROTOCOL
 

@@ -196,7 +196,10 @@ class Reader:
                 e.reply_to = scanner.header or (b"", CALL, header.seqid, 0)
                 e.theader = header
                 raise
-        except WireError:
+        except WireError as e:
+            # Without the frame's sequence id there is no one to answer: close, never silence.
+            if e.reply_to is None:
+                e.fatal = True
             self._consume(4 + size)
             raise
         assert scanner.header is not None  # a complete message has a header

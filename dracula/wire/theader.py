@@ -72,7 +72,7 @@ class HeaderFrame:
         self.headers = {} if headers is None else headers
         self.persistent = {} if persistent is None else persistent
         self.payload_at = payload_at
-        self.payload = None
+        self.payload: bytes | bytearray | memoryview | None = None
 
     def __repr__(self) -> str:
         return "HeaderFrame(%s, seqid=%d, flags=0x%x, transforms=%r, headers=%r)" % (
@@ -167,6 +167,12 @@ def encode_frame(payload, request: HeaderFrame, headers: dict | None = None) -> 
     size = FIXED_SIZE + len(head) + len(payload)
     return b"".join((_frame_head.pack(size, MAGIC, request.flags, request.seqid, len(head) // 4),
                      head, payload))
+
+
+def request_frame(payload, protocol, headers: dict | None = None, seqid: int = 0) -> bytes:
+    """A client's request frame, its 4-byte length first: `payload` (one unframed Thrift message
+    in `protocol`, BINARY or COMPACT), no transforms, `headers` as one KEYVALUE block."""
+    return encode_frame(payload, HeaderFrame(protocol, seqid, 0), headers)
 
 
 def client_timeout(headers: dict) -> float | None:
