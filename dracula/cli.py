@@ -15,13 +15,15 @@ from .logs import configure
 from .options import OPTIONS
 from .server import Server
 from .supervisor import Supervisor
+from .wire import impl as scanner_impl
 
 EXIT_USAGE = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dracula", description="Thrift RPC server for thriftpy2 services.")
-    parser.add_argument("--version", action="version", version="dracula " + __version__)
+    parser.add_argument("--version", action="version",
+                        version="dracula %s (%s scanner)" % (__version__, scanner_impl.IMPLEMENTATION))
     commands = parser.add_subparsers(dest="command", required=True)
     add_serve_parser(commands)
     add_call_parser(commands)

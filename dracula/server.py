@@ -17,6 +17,7 @@ from .metrics import Metrics, new_registry, serve_status
 from .observe import CallObserver
 from .state import ServerState
 from .tls import server_context
+from .wire import impl as scanner_impl
 
 log = logging.getLogger("dracula")
 
@@ -135,8 +136,9 @@ class Server:
         self.started.set()  # before the log line: whoever reads it may probe /healthz at once
         self._wake_waiters()
         where = self.host if self.port is None else "%s:%d" % (self.host, self.port)
-        log.info("dracula serving %s on %s (%s backend, pid %d)", ", ".join(self.service_names),
-                 where, self.config.backend, os.getpid())
+        log.info("dracula serving %s on %s (%s backend, %s scanner, pid %d)", ", ".join(self.service_names),
+                 where, self.config.backend, scanner_impl.IMPLEMENTATION, os.getpid())
+        scanner_impl.warn_if_degraded(log)
         if self.config.ready_fd is not None:  # tell the supervisor this worker accepts
             os.write(self.config.ready_fd, b"R")
             os.close(self.config.ready_fd)

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import struct
 
-from .binary_scan import BinaryScanner
-from .compact_scan import CompactScanner
 from .detect import BINARY, HEAD_BYTES, Wire, detect
 from .errors import WireError
+from .impl import BinaryScanner, CompactScanner, Scanner
 from .theader import parse_header, untransform
 
 _i32 = struct.Struct("!i").unpack_from
@@ -47,7 +46,7 @@ class Reader:
     # None until the first bytes arrive (buf) and until they show the protocol (wire, scanner).
     buf: bytearray | None
     wire: Wire | None
-    scanner: BinaryScanner | CompactScanner | None
+    scanner: Scanner | None
     persistent: dict[str, str] | None
 
     def __init__(self, max_size: int, max_depth: int, max_container: int, max_string: int | None = None,
