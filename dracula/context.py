@@ -18,14 +18,14 @@ current: contextvars.ContextVar[Call] = contextvars.ContextVar("dracula_call")
 
 
 class CallContext:
-    """The current call: `.service`, `.method`, `.peer`, `.headers` (the request's THeader
-    headers, str -> str; empty for other transports), `.response_headers` (a dict the handler
-    fills; sent on THeader replies, ignored elsewhere) and `.deadline` (a time.monotonic()
-    value from the client's `client_timeout` header, or None)."""
+    """The current call: `.service` (None when refused before its method was known), `.method`,
+    `.peer`, `.headers` (the request's THeader headers, str -> str; empty for other transports),
+    `.response_headers` (a dict the handler fills; sent on THeader replies, ignored elsewhere)
+    and `.deadline` (a time.monotonic() value from the client's `client_timeout` header, or None)."""
 
     __slots__ = ("service", "method", "peer", "headers", "response_headers", "deadline")
 
-    def __init__(self, service: str, method: str, peer, headers: dict, deadline: float | None):
+    def __init__(self, service: str | None, method: str, peer, headers: dict, deadline: float | None):
         self.service = service
         self.method = method
         self.peer = peer

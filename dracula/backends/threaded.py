@@ -66,7 +66,7 @@ class ThreadedBackend:
 
     def run(self, on_ready) -> None:
         methods = self.state.methods.values()
-        if any(m.kind == ASYNC for m in methods):
+        if any(m.route == ASYNC for m in methods):
             self._start_coroutine_loop()
         if self.config.handler_timeout and any(m.kind == BLOCKING for m in methods):
             # Only a timeout needs the pool: without one a @blocking handler just runs on its
@@ -272,7 +272,7 @@ class ThreadedBackend:
             return call.reply
         method = call.method
         timeout = call.time_limit(self.config.handler_timeout) or None
-        if method.kind is BLOCKING and timeout and self.state.pool is not None:
+        if method.route is BLOCKING and timeout and self.state.pool is not None:
             try:
                 value = self.state.pool.submit(call.run_blocking).result(timeout)
             except concurrent.futures.TimeoutError:
@@ -281,7 +281,7 @@ class ThreadedBackend:
                 return call.finish(error=e)
             return call.finish(value)
         coroutine = None
-        if method.kind is not ASYNC:
+        if method.route is not ASYNC:
             coroutine = call.run_inline()
             if coroutine is None:
                 return call.reply
@@ -303,7 +303,7 @@ class ThreadedBackend:
         return asyncio.run_coroutine_threadsafe(coroutine, loop)
 
     def _start_coroutine_loop(self) -> None:
-        self.coro_loop = asyncio.new_event_loop()
+        self.coro_loop = self.state.loop = asyncio.new_event_loop()
         threading.Thread(target=self.coro_loop.run_forever, name="dracula-coroutines", daemon=True).start()
 
 

@@ -158,7 +158,7 @@ class Connection(asyncio.BufferedProtocol):
             self._emit(call.reply, out)
             return
         assert call.method is not None  # admitted
-        kind = call.method.kind
+        kind = call.method.route
         coroutine = None
         if kind is SYNC:
             coroutine = call.run_inline()

@@ -1,6 +1,6 @@
 # Types of the compiled scanners (_cscan.pyx) for type checkers, which cannot read an extension
 # module: the interface reader.py uses, as the pure-Python scanners (binary_scan.py) have it.
-from typing import Any
+from typing import Any, final
 
 class _Scanner:
     header: tuple[bytes, int, int, int] | None
@@ -18,8 +18,10 @@ class _Scanner:
     @property
     def stack(self) -> list[tuple[int, int, int, int]] | None: ...
 
+@final
 class BinaryScanner(_Scanner):
     def scan(self, buf: Any, base: int, end: int, limit: int) -> int: ...
 
+@final
 class CompactScanner(_Scanner):
     def scan(self, buf: Any, base: int, end: int, limit: int) -> int: ...
