@@ -5,14 +5,17 @@ A middleware is any object with one or both of these methods, plain or `async de
     before(call)                    the call's CallContext, after its arguments decoded and
                                     before its handler runs; raise a TApplicationException to
                                     refuse the call (the client gets it; the handler never runs)
-    after(call, outcome, seconds)   every call that ran `before` (refused ones included):
-                                    outcome "ok", "exception" or "error", seconds since the
-                                    call was read
+    after(call, outcome, seconds)   every call that was read, refused ones included (an
+                                    unknown method's too, which never reached `before`:
+                                    its call.service is None): outcome "ok", "exception"
+                                    or "error", seconds since the call was read
 
 `before` hooks run in the order given, `after` hooks in reverse. An `async` `before` makes every
 call of the server take the coroutine path (plain handlers then run inside a task); an `async`
 `after` is scheduled and not waited for. Anything else a hook raises is logged and answered
 as INTERNAL_ERROR (`before`) or only logged (`after`): a broken hook never loses a reply.
+Hooks get the call's context as their argument: `dracula.current_call()` is not set in every
+hook (only in those that run on the call's task).
 """
 from __future__ import annotations
 
@@ -39,6 +42,8 @@ class Chain:
             self.async_before, self.sync_before = befores, []
         self.after = [m.after for m in reversed(self.middleware) if hasattr(m, "after")]
         self.is_async = bool(self.async_before)
+        # A loop to run coroutine hooks on: the thread backend starts one only when asked.
+        self.needs_loop = self.is_async or any(inspect.iscoroutinefunction(hook) for hook in self.after)
 
     def before(self, call) -> bool:
         """Run the plain `before` hooks; False when one refused the call (its reply is set)."""

@@ -66,7 +66,8 @@ class ThreadedBackend:
 
     def run(self, on_ready) -> None:
         methods = self.state.methods.values()
-        if any(m.route == ASYNC for m in methods):
+        middleware = self.state.middleware
+        if any(m.route == ASYNC for m in methods) or (middleware is not None and middleware.needs_loop):
             self._start_coroutine_loop()
         if self.config.handler_timeout and any(m.kind == BLOCKING for m in methods):
             # Only a timeout needs the pool: without one a @blocking handler just runs on its
@@ -202,6 +203,9 @@ class ThreadedBackend:
                 if conn.evicted:  # closed for room while these bytes were on their way: unread
                     return
                 conn.busy = conn.used = True
+                # Stamped on arrival, not after the reply: the client may send on another
+                # connection the moment it has the reply, before this thread is back here.
+                conn.active_at = time.monotonic()
             reader.received(n)
             if observer is not None:
                 observer.received(n)
@@ -214,7 +218,6 @@ class ThreadedBackend:
             with self.lock:
                 conn.busy = False
                 conn.partial = bool(reader.buffered)
-                conn.active_at = time.monotonic()
                 if self.stopping.is_set() and not reader.buffered:
                     return
 
