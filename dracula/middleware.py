@@ -14,8 +14,8 @@ A middleware is any object with one or both of these methods, plain or `async de
 call of the server take the coroutine path (plain handlers then run inside a task); an `async`
 `after` is scheduled and not waited for. Anything else a hook raises is logged and answered
 as INTERNAL_ERROR (`before`) or only logged (`after`): a broken hook never loses a reply.
-Hooks get the call's context as their argument: `dracula.current_call()` is not set in every
-hook (only in those that run on the call's task).
+Hooks get the call's context as their argument; `dracula.current_call()` returns it too
+(a scheduled async `after` excepted: it runs later, in a copy of the context it was made in).
 """
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ import inspect
 import logging
 
 from thriftpy2.thrift import TApplicationException
+
+from .context import current
 
 log = logging.getLogger("dracula.middleware")
 _scheduled: set[asyncio.Future] = set()  # fire-and-forget hooks still running on this loop
@@ -47,12 +49,16 @@ class Chain:
 
     def before(self, call) -> bool:
         """Run the plain `before` hooks; False when one refused the call (its reply is set)."""
-        for hook in self.sync_before:
-            try:
-                hook(call.context)
-            except Exception as e:
-                return self._refused(call, hook, e)
-        return True
+        token = current.set(call)  # hooks may use dracula.current_call() like handlers
+        try:
+            for hook in self.sync_before:
+                try:
+                    hook(call.context)
+                except Exception as e:
+                    return self._refused(call, hook, e)
+            return True
+        finally:
+            current.reset(token)
 
     async def before_async(self, call) -> bool:
         for hook in self.async_before:
@@ -65,13 +71,17 @@ class Chain:
         return True
 
     def finished(self, call, seconds: float, loop) -> None:
-        for hook in self.after:
-            try:
-                result = hook(call.context, call.outcome, seconds)
-                if inspect.isawaitable(result):
-                    _schedule(result, loop)
-            except Exception:
-                log.exception("middleware %s raised after %s", _name(hook), call.context.method)
+        token = current.set(call)
+        try:
+            for hook in self.after:
+                try:
+                    result = hook(call.context, call.outcome, seconds)
+                    if inspect.isawaitable(result):
+                        _schedule(result, loop)
+                except Exception:
+                    log.exception("middleware %s raised after %s", _name(hook), call.context.method)
+        finally:
+            current.reset(token)
 
     @staticmethod
     def _refused(call, hook, error: Exception) -> bool:

@@ -6,11 +6,8 @@ calls with headers from Apache Thrift's THeaderProtocol (tests/test_context.py's
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import logging
-import os
-import threading
 
 import pytest
 import thriftpy2
@@ -21,44 +18,12 @@ from thriftpy2.thrift import TApplicationException
 import dracula
 from dracula.testing import client_of
 
+from .callinfo_app import Client as HeaderClient
 from .helpers import running, showcase_thrift, wait_until
-from .test_context import Client as HeaderClient
-
-hooked_thrift = thriftpy2.load(os.path.join(os.path.dirname(__file__), "middleware.thrift"),
-                               module_name="middleware_thrift")
+from .hooked_app import Handler, hooked_thrift
 
 KINDS = ("plain", "coro", "pooled")
 LOADSHEDDING = 11  # fbthrift's TApplicationException type: a refusal a client can tell apart
-
-
-class Handler:
-    def __init__(self):
-        self.runs = collections.Counter()
-        self.lock = threading.Lock()
-
-    def _ran(self, name):
-        with self.lock:
-            self.runs[name] += 1
-
-    def plain(self, tag):
-        self._ran("plain")
-        return tag
-
-    async def coro(self, tag):
-        self._ran("coro")
-        await asyncio.sleep(0)
-        return tag
-
-    @dracula.blocking
-    def pooled(self, tag):
-        self._ran("pooled")
-        return tag
-
-    def fails(self, tag):
-        self._ran("fails")
-        if tag == "declared":
-            raise hooked_thrift.Refused(why="declared")
-        raise RuntimeError("undeclared")
 
 
 class Recorder:
@@ -283,3 +248,23 @@ def test_serve_loads_middleware_in_order(cli_server):
     server.wait_for(r"call Showcase.fail error in [0-9.]+ ms from \('127.0.0.1', \d+\)")
     server.wait_for(r"call Showcase.ping ok in")
 
+
+
+def test_current_call_inside_plain_hooks_is_the_hooks_argument(backend):
+    seen = []
+
+    class Same:
+        def before(self, call):
+            seen.append(("before", dracula.current_call() is call))
+
+        def after(self, call, outcome, seconds):
+            seen.append(("after", dracula.current_call() is call))
+
+    with running(hooked_thrift.Hooked, Handler(), backend=backend, middleware=[Same()]) as server:
+        c = client_of(server)
+        try:
+            assert c.plain("x") == "x"
+        finally:
+            c.close()
+        assert wait_until(lambda: len(seen) == 2, 5), seen
+    assert seen == [("before", True), ("after", True)]

@@ -10,10 +10,10 @@ import contextlib
 import pytest
 from thrift.Thrift import TApplicationException
 
+from .callinfo_app import Client as HeaderClient
 from .client_programs import missing_toolchain
 from .helpers import running, wait_until
-from .test_context import Client as HeaderClient
-from .test_middleware import Handler, hooked_thrift
+from .hooked_app import Handler, hooked_thrift
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"
