@@ -240,9 +240,9 @@ class RunningServer:
                                    % (self.spec.name, self.spec.workers, self.start_timeout, self.output()))
             time.sleep(0.05)
 
-    def start(self) -> "RunningServer":
+    def start(self) -> RunningServer:
         self.port = free_port(self.host)
-        self._log = tempfile.TemporaryFile(mode="w+b")
+        self._log = tempfile.TemporaryFile(mode="w+b")  # noqa: SIM115 - outlives start(); stop() closes it
         self.proc = self._popen(self.spec.command(self.host, self.port, self.backlog, self.workload))
         deadline = time.monotonic() + self.start_timeout
         if self.spec.workers:
@@ -256,12 +256,12 @@ class RunningServer:
                 return self
             except callwire.ProbeError as e:
                 self.stop()
-                raise ServerFailed("%s answered the probe wrongly: %s\n%s" % (self.spec.name, e, self.output()))
-            except OSError:
+                raise ServerFailed("%s answered the probe wrongly: %s\n%s" % (self.spec.name, e, self.output())) from e
+            except OSError as e:
                 if time.monotonic() > deadline:
                     self.stop()
                     raise ServerFailed("%s did not accept connections within %.0f s:\n%s"
-                                       % (self.spec.name, self.start_timeout, self.output()))
+                                       % (self.spec.name, self.start_timeout, self.output())) from e
                 time.sleep(0.05)
 
     def cpu_seconds(self) -> float:

@@ -6,8 +6,10 @@ here and one README row.
 """
 from __future__ import annotations
 
+import builtins
 import dataclasses
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 BACKENDS = ("uv", "thread")
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
@@ -48,7 +50,7 @@ class Option:
         return "--" + self.name.replace("_", "-")
 
     @property
-    def value_type(self) -> type:
+    def value_type(self) -> builtins.type:  # `type` here is the field above
         return self.type or type(self.default)
 
     @property

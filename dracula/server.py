@@ -6,16 +6,17 @@ import logging
 import os
 import signal
 import threading
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from .backends import backend_class
 from .config import Config
 from .dispatch import Dispatcher
+from .listen import address_of, listen
 from .metrics import Metrics, new_registry, serve_status
 from .observe import CallObserver
 from .state import ServerState
 from .tls import server_context
-from .listen import address_of, listen
 from .wire import impl as scanner_impl
 
 log = logging.getLogger("dracula")
@@ -161,20 +162,19 @@ class Server:
     def _install_signal_handlers(self) -> list[tuple[int, Any]]:
         if threading.current_thread() is not threading.main_thread():
             return []
-        restore: list[tuple[int, Any]] = []
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            restore.append((signum, signal.signal(signum, self._on_signal)))
+        restore: list[tuple[int, Any]] = [(signum, signal.signal(signum, self._on_signal))
+                                          for signum in (signal.SIGINT, signal.SIGTERM)]
         if self.config.worker_fd is not None:
             # The supervisor owns reloads and scaling: a terminal's hang-up must not kill workers.
-            for signum in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU):
-                restore.append((signum, signal.signal(signum, signal.SIG_IGN)))
+            restore.extend((signum, signal.signal(signum, signal.SIG_IGN))
+                           for signum in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU))
         return restore
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         log.info("received %s: stopping", signal.Signals(signum).name)
         self.close()
 
-    def __enter__(self) -> "Server":
+    def __enter__(self) -> Server:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -182,7 +182,7 @@ class Server:
         self.sock.close()
 
 
-def _resolve(waiter: "asyncio.Future[None]", error: BaseException | None) -> None:
+def _resolve(waiter: asyncio.Future[None], error: BaseException | None) -> None:
     if waiter.done():
         return
     if error is None:

@@ -24,8 +24,7 @@ from examples.pingpong import PingHandler
 from examples.showcase import ShowcaseHandler
 
 from .client_programs import missing_toolchain
-from .helpers import BACKENDS, ROOT, pingpong_thrift, running, running_services
-from .helpers import showcase_thrift as t
+from .helpers import BACKENDS, ROOT, pingpong_thrift, running, running_services, showcase_thrift as t
 
 SOURCE = os.path.join(ROOT, "tests", "cpp", "showcase_client.cpp")
 CXXFLAGS = ["-std=c++17", "-O0", "-Wall"]
@@ -35,8 +34,8 @@ APT_HINT = "apt-get install g++ libthrift-dev libboost-dev"
 EXPECTED = [
     "add 1099511627774",
     "add_max 9223372036854775807",
-    "echo_shape name=cpp shape|points=(1,2)(-3,2147483647)|color=3|labels=a:(5,6);b:"
-    "|tags=-9223372036854775808,-8,7|blob=0001ff80",
+    ("echo_shape name=cpp shape|points=(1,2)(-3,2147483647)|color=3|labels=a:(5,6);b:"
+     "|tags=-9223372036854775808,-8,7|blob=0001ff80"),
     "echo_bare name=bare|points=-|color=1|labels=-|tags=-|blob=-",
     "reverse 100000 ok",
     "lookup value OK",
@@ -46,7 +45,7 @@ EXPECTED = [
     "add_after 42",
 ]
 # The client sends x-tag=cpp with every THeader call; HeaderEchoShowcase answers add with it.
-EXPECTED_HEADER = EXPECTED + ["reply_headers seen-x-tag=cpp"]
+EXPECTED_HEADER = [*EXPECTED, "reply_headers seen-x-tag=cpp"]
 
 
 class HeaderEchoShowcase(ShowcaseHandler):
@@ -119,7 +118,7 @@ def test_cpp_client_multiplexed(cpp_client, protocol, transport, backend):
                 ("sc", t.Showcase, ShowcaseHandler())]
     with running_services(services, backend) as server:
         lines = run_client(cpp_client, server.port, protocol, transport, "sc", "PingService")
-    assert lines == EXPECTED + ["ping pong"]
+    assert lines == [*EXPECTED, "ping pong"]
 
 
 @pytest.fixture(scope="module")
@@ -146,4 +145,4 @@ def test_cpp_client_theader(cpp_client, header_echo_servers, protocol, backend):
 def test_cpp_client_theader_multiplexed(cpp_client, header_echo_servers, protocol, backend):
     _, multiplexed = header_echo_servers[backend]
     lines = run_client(cpp_client, multiplexed.port, protocol, "header", "sc", "PingService")
-    assert lines == EXPECTED_HEADER + ["ping pong"]
+    assert lines == [*EXPECTED_HEADER, "ping pong"]

@@ -17,8 +17,8 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from ..config import FIRST_REQUEST_GRACE
 from ..calls import Call
+from ..config import FIRST_REQUEST_GRACE
 from ..dispatch import ASYNC, BLOCKING
 from ..logs import format_peer
 from ..wire.errors import WireError
@@ -61,7 +61,7 @@ class ThreadedBackend:
         self.ssl_context = ssl_context
         self.lock = threading.Lock()  # guards state.connections and each _Conn's flags
         self.stopping = threading.Event()
-        self.coro_loop = None
+        self.coro_loop: asyncio.AbstractEventLoop | None = None
         self.timed_out = False  # the drain hit the graceful timeout
 
     def run(self, on_ready) -> None:
@@ -191,7 +191,7 @@ class ThreadedBackend:
             sock.settimeout(self._recv_timeout(partial_since, conn))
             try:
                 n = sock.recv_into(reader.get_buffer())
-            except socket.timeout:
+            except TimeoutError:
                 if partial_since is not None:
                     self.state.refusals(peer, "request still incomplete after %gs" % self.config.request_timeout)
                 else:
@@ -296,11 +296,14 @@ class ThreadedBackend:
             return call.timed_out(timeout)
 
     def _await(self, coroutine):
-        if self.coro_loop is None:  # the first coroutine from a handler that did not look async
+        loop = self.coro_loop
+        if loop is None:  # the first coroutine from a handler that did not look async
             with self.lock:
                 if self.coro_loop is None:
                     self._start_coroutine_loop()
-        return asyncio.run_coroutine_threadsafe(coroutine, self.coro_loop)
+            loop = self.coro_loop
+            assert loop is not None  # _start_coroutine_loop() set it
+        return asyncio.run_coroutine_threadsafe(coroutine, loop)
 
     def _start_coroutine_loop(self) -> None:
         self.coro_loop = self.state.loop = asyncio.new_event_loop()

@@ -24,7 +24,7 @@ class UVBackend:
         self.config = state.config
         self.sock = sock
         self.ssl_context = ssl_context
-        self.loop = None
+        self.loop: asyncio.AbstractEventLoop | None = None
         self._stop = None
         self._server = None  # the asyncio server, once listening
         self._sweeper = None
@@ -74,7 +74,7 @@ class UVBackend:
         self._stop = asyncio.Event()
         if any(m.kind == BLOCKING for m in state.methods.values()):
             state.pool = ThreadPoolExecutor(self.config.thread_count, thread_name_prefix="dracula-blocking")
-        server = self._server = await self.loop.create_server(
+        server = self._server = await asyncio.get_running_loop().create_server(
             lambda: Connection(state), sock=self.sock, backlog=self.config.backlog,
             ssl=self.ssl_context,
             ssl_handshake_timeout=(self.config.request_timeout or None) if self.ssl_context else None)
@@ -102,17 +102,23 @@ class UVBackend:
                 for conn in list(state.connections):
                     conn.check_timeouts(now)
 
-        return self.loop.create_task(sweep())
+        return asyncio.get_running_loop().create_task(sweep())
 
     async def _drain(self) -> None:
         state = self.state
         state.draining = True
-        all_closed = self.loop.create_future()
-        state.on_all_closed = lambda: all_closed.done() or all_closed.set_result(None)
+        loop = asyncio.get_running_loop()
+        all_closed = loop.create_future()
+
+        def on_all_closed() -> None:
+            if not all_closed.done():
+                all_closed.set_result(None)
+
+        state.on_all_closed = on_all_closed
         busy = sum(not conn.close_if_idle() for conn in list(state.connections))
         # A connection accepted moments ago may be about to send its first request: give it
         # FIRST_REQUEST_GRACE before closing it as idle.
-        grace = self.loop.call_later(min(FIRST_REQUEST_GRACE, self.config.graceful_timeout), self._close_fresh)
+        grace = loop.call_later(min(FIRST_REQUEST_GRACE, self.config.graceful_timeout), self._close_fresh)
         if state.connections:
             log.info("draining %d connection(s) with requests in flight", busy)
             try:
