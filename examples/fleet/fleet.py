@@ -108,11 +108,15 @@ class Fleet:
 
     def calls(self, slot: int) -> float:
         """Calls instance `slot` has answered (its /metrics dracula_calls_total, summed)."""
+        return self.metric(slot, "dracula_calls_total")
+
+    def metric(self, slot: int, name: str) -> float:
+        """A metric of instance `slot`'s /metrics, summed over its labels."""
         url = "http://%s:%d/metrics" % (instance_host(slot), self.metrics_port)
         with urllib.request.urlopen(url, timeout=5) as reply:
             text = reply.read().decode()
         return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                   if line.startswith("dracula_calls_total{"))
+                   if line.split("{")[0].split(" ")[0] == name)
 
     # -- HAProxy ------------------------------------------------------------------------------
     def start_proxy(self, timeout=30.0) -> subprocess.Popen:
@@ -254,7 +258,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     fleet = Fleet(args.dir, args.instances, args.port, args.metrics_port, args.proxy_port)
     if args.command == "config":
-        print(haproxy_config(args.instances, args.port, args.metrics_port, args.proxy_port, fleet.stats_socket))
+        sys.stdout.write(haproxy_config(args.instances, args.port, args.metrics_port, args.proxy_port,
+                                        fleet.stats_socket))
     elif args.command == "stop":
         stop_recorded(args.dir)
     elif args.command == "start":
