@@ -118,12 +118,14 @@ def metadata(args, baselines: list, planned_rows: int) -> dict:
     }
 
 
-def measure(spec: servers.ServerSpec, workload, connections: int, args) -> dict:
-    """One table row: `spec` serving `workload` under `connections` connections."""
+def measure(spec: servers.ServerSpec, workload, connections: int, args,
+            make_server=servers.RunningServer) -> dict:
+    """One table row: `spec` serving `workload` under `connections` connections. `make_server`:
+    RunningServer or anything that starts, probes, measures and stops like it (fleet_qps.py)."""
     row = {"server": spec.name, "framed": spec.framed, "workload": workload.name,
            "connections": connections}
-    server = servers.RunningServer(spec, host=args.host, backlog=args.backlog, cpus=args.server_cpu_set,
-                                   workload=workload)
+    server = make_server(spec, host=args.host, backlog=args.backlog, cpus=args.server_cpu_set,
+                         workload=workload)
     row["request_bytes"] = len(server.request)
     try:
         try:

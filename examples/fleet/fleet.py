@@ -51,13 +51,15 @@ class Fleet:
     `directory`. Every wait is on a condition (a /healthz answer, HAProxy's view, an exit)."""
 
     def __init__(self, directory=DEFAULT_DIR, slots=3, port=9090, metrics_port=9100, proxy_port=9000,
-                 drain_delay=1.0, graceful_timeout=10.0, service=SERVICE, check_interval_ms=200):
+                 drain_delay=1.0, graceful_timeout=10.0, service=SERVICE, check_interval_ms=200,
+                 launcher=()):
         self.directory = directory
         self.slots = slots
         self.port, self.metrics_port, self.proxy_port = port, metrics_port, proxy_port
         self.drain_delay, self.graceful_timeout = drain_delay, graceful_timeout
         self.service = service
         self.check_interval_ms = check_interval_ms
+        self.launcher = list(launcher)  # a prefix for every command, e.g. ["taskset", "-c", "0-3"]
         self.instances: dict[int, subprocess.Popen] = {}
         self.proxy: subprocess.Popen | None = None
         os.makedirs(directory, exist_ok=True)
@@ -68,7 +70,7 @@ class Fleet:
 
     # -- instances --------------------------------------------------------------------------
     def instance_argv(self, slot: int, extra=()) -> list:
-        return [sys.executable, "-m", "dracula", "serve", *self.service,
+        return [*self.launcher, sys.executable, "-m", "dracula", "serve", *self.service,
                 "--host", instance_host(slot), "--port", str(self.port),
                 "--metrics-port", str(self.metrics_port),
                 "--drain-delay", str(self.drain_delay), "--graceful-timeout", str(self.graceful_timeout),
@@ -127,7 +129,7 @@ class Fleet:
             f.write(haproxy_config(self.slots, self.port, self.metrics_port, self.proxy_port,
                                    self.stats_socket, self.check_interval_ms))
         log = open(os.path.join(self.directory, "haproxy.log"), "a")
-        self.proxy = subprocess.Popen([haproxy_binary(), "-db", "-f", path], stdout=log,
+        self.proxy = subprocess.Popen([*self.launcher, haproxy_binary(), "-db", "-f", path], stdout=log,
                                       stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
         self._save_pids()
