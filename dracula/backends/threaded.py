@@ -221,7 +221,7 @@ class ThreadedBackend:
                 conn.partial = bool(reader.buffered)
                 conn.active_at = time.monotonic()
                 if not reader.buffered and (self.stopping.is_set() or (
-                        retire_at is not None and conn.active_at >= retire_at)):
+                        retire_at is not None and time.monotonic() >= retire_at)):
                     return  # between calls: a client may retry on a new connection
 
     def _answer(self, conn, reader, peer) -> bool:
