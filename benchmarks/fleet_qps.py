@@ -37,8 +37,9 @@ class FleetServer:
     servers.RunningServer is (qps_harness.measure runs it the same way)."""
 
     def __init__(self, spec, host="127.0.0.1", backlog=servers.DEFAULT_BACKLOG, cpus=None,
-                 workload=workloads.PING):
+                 workload=workloads.PING, wire=callwire):
         self.spec = spec
+        self.wire = wire
         self.host = host
         self.workload = workload
         launcher = ("taskset", "-c", servers.format_cpus(cpus)) if cpus else ()
@@ -48,14 +49,14 @@ class FleetServer:
                            drain_delay=0.0, service=(workload.target, workload.handler),
                            launcher=launcher)
         self.port = self.fleet.proxy_port
-        self.request = callwire.encode_call(workload, framed=False)
+        self.request = wire.encode_call(workload, framed=False)
         self.reply = None
         self.proc = None
 
     def start(self) -> "FleetServer":
         try:
             self.fleet.start(self.spec.workers, ("--backlog", "4096", "--log-level", "warning"))
-            self.reply = callwire.probe(self.host, self.port, False, self.request, self.workload)
+            self.reply = self.wire.probe(self.host, self.port, False, self.request, self.workload)
         except (RuntimeError, OSError, callwire.ProbeError) as e:
             raise servers.ServerFailed("%s: %s" % (self.spec.name, e)) from e
         self.proc = self.fleet.proxy

@@ -10,17 +10,24 @@ from thriftpy2.thrift import TApplicationException
 
 from .calls import APP_TYPE_NAMES, Call
 from .config import FIRST_REQUEST_GRACE
+from .dispatch import ASYNC
 from .logs import RefusalLog, format_peer
+from .middleware import Chain
 from .wire.codec import make_codec
 from .wire.reader import Message, Reader
 
 
 class ServerState:
-    def __init__(self, config, dispatcher, observer=None):
+    def __init__(self, config, dispatcher, observer=None, middleware=()):
         self.config = config
         self.methods = dispatcher.methods
         self.arg_specs = dispatcher.arg_specs
         self.observer = observer  # observe.CallObserver, or None when nothing is logged or measured
+        self.middleware = Chain(middleware) if middleware else None
+        self.observed = observer is not None or self.middleware is not None  # calls are timed
+        if self.middleware is not None and self.middleware.is_async:
+            for method in self.methods.values():
+                method.route = ASYNC
         self.refusals = RefusalLog()
         self.evictions = RefusalLog(logger="dracula.evicted", verb="evicted idle connection", noun="evictions")
         self.peer_counts = {}  # client address -> open connections (with a per-peer limit)

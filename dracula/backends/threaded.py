@@ -67,7 +67,8 @@ class ThreadedBackend:
 
     def run(self, on_ready) -> None:
         methods = self.state.methods.values()
-        if any(m.kind == ASYNC for m in methods):
+        middleware = self.state.middleware
+        if any(m.route == ASYNC for m in methods) or (middleware is not None and middleware.needs_loop):
             self._start_coroutine_loop()
         if self.config.handler_timeout and any(m.kind == BLOCKING for m in methods):
             # Only a timeout needs the pool: without one a @blocking handler just runs on its
@@ -207,6 +208,9 @@ class ThreadedBackend:
                 if conn.evicted:  # closed for room while these bytes were on their way: unread
                     return
                 conn.busy = conn.used = True
+                # Stamped on arrival, not after the reply: the client may send on another
+                # connection the moment it has the reply, before this thread is back here.
+                conn.active_at = time.monotonic()
             reader.received(n)
             if observer is not None:
                 observer.received(n)
@@ -219,7 +223,6 @@ class ThreadedBackend:
             with self.lock:
                 conn.busy = False
                 conn.partial = bool(reader.buffered)
-                conn.active_at = time.monotonic()
                 if not reader.buffered and (self.stopping.is_set() or (
                         retire_at is not None and time.monotonic() >= retire_at)):
                     return  # between calls: a client may retry on a new connection
@@ -282,7 +285,7 @@ class ThreadedBackend:
             return call.reply
         method = call.method
         timeout = call.time_limit(self.config.handler_timeout) or None
-        if method.kind is BLOCKING and timeout and self.state.pool is not None:
+        if method.route is BLOCKING and timeout and self.state.pool is not None:
             try:
                 value = self.state.pool.submit(call.run_blocking).result(timeout)
             except concurrent.futures.TimeoutError:
@@ -291,7 +294,7 @@ class ThreadedBackend:
                 return call.finish(error=e)
             return call.finish(value)
         coroutine = None
-        if method.kind is not ASYNC:
+        if method.route is not ASYNC:
             coroutine = call.run_inline()
             if coroutine is None:
                 return call.reply
@@ -310,7 +313,7 @@ class ThreadedBackend:
         return asyncio.run_coroutine_threadsafe(coroutine, self.coro_loop)
 
     def _start_coroutine_loop(self) -> None:
-        self.coro_loop = asyncio.new_event_loop()
+        self.coro_loop = self.state.loop = asyncio.new_event_loop()
         threading.Thread(target=self.coro_loop.run_forever, name="dracula-coroutines", daemon=True).start()
 
 

@@ -156,7 +156,7 @@ class Connection(asyncio.BufferedProtocol):
         if not call.admit():
             self._emit(call.reply, out)
             return
-        kind = call.method.kind
+        kind = call.method.route
         coroutine = None
         if kind is SYNC:
             coroutine = call.run_inline()
