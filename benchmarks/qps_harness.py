@@ -119,13 +119,15 @@ def metadata(args, baselines: list, planned_rows: int) -> dict:
 
 
 def measure(spec: servers.ServerSpec, workload, connections: int, args, wire=servers.callwire,
-            label: str | None = None) -> dict:
+            label: str | None = None, make_server=servers.RunningServer) -> dict:
     """One table row: `spec` serving `workload` under `connections` connections; `wire` encodes
-    the request and probes the reply (callwire: binary), `label` names the row (spec.name)."""
+    the request and probes the reply (callwire: binary), `label` names the row (spec.name).
+    `make_server`: RunningServer or anything that starts, probes, measures and stops like it
+    (fleet_qps.py's HAProxy fleet)."""
     row = {"server": label or spec.name, "framed": spec.framed, "workload": workload.name,
            "connections": connections}
-    server = servers.RunningServer(spec, host=args.host, backlog=args.backlog, cpus=args.server_cpu_set,
-                                   workload=workload, wire=wire)
+    server = make_server(spec, host=args.host, backlog=args.backlog, cpus=args.server_cpu_set,
+                         workload=workload, wire=wire)
     row["request_bytes"] = len(server.request)
     try:
         try:

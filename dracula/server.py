@@ -53,6 +53,7 @@ class Server:
                                        self.healthy, registry=self.registry)
         self._backend = backend_class(config.backend)(self.state, self.sock, server_context(config))
         self._served = False  # a Server serves once: its socket closes when it stops
+        self._delayed_stop: threading.Timer | None = None  # close() during --drain-delay
         # Coroutines waiting for `started` or `stopped`, each on its own loop (any thread).
         self._waiters: list[tuple[threading.Event, asyncio.Future[None]]] = []
         self._waiters_lock = threading.Lock()
@@ -85,8 +86,20 @@ class Server:
             self._finish(restore)
 
     def close(self) -> None:
-        """Stop accepting, answer what was read, then make serve() return. Thread-safe."""
+        """Report 503 on /healthz (for --drain-delay while still serving, so a load balancer
+        stops sending new connections), then stop accepting, answer what was read, and make
+        serve() return. Thread-safe. A second close() skips what is left of the delay."""
+        first = not self.closing
         self.closing = True
+        delay = self.config.drain_delay
+        if first and delay > 0 and self._served and not self.stopped.is_set():
+            log.info("draining: /healthz answers 503 for %gs while still serving", delay)
+            self._delayed_stop = threading.Timer(delay, self._backend.stop)
+            self._delayed_stop.daemon = True
+            self._delayed_stop.start()
+            return
+        if self._delayed_stop is not None:
+            self._delayed_stop.cancel()
         self._backend.stop()
 
     async def shutdown(self) -> None:
@@ -121,6 +134,8 @@ class Server:
         self._served = True
 
     def _finish(self, restore: list[tuple[int, Any]]) -> None:
+        if self._delayed_stop is not None:
+            self._delayed_stop.cancel()
         for signum, previous in restore:
             signal.signal(signum, previous)
         self.sock.close()

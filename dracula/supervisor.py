@@ -230,7 +230,7 @@ class Supervisor:
         self.stopping = True
         for worker in self.workers:
             self._retire(worker)
-        deadline = time.monotonic() + self.config.graceful_timeout + 5
+        deadline = time.monotonic() + self.config.drain_delay + self.config.graceful_timeout + 5
         for worker in list(self.workers):
             try:
                 worker.proc.wait(max(0.0, deadline - time.monotonic()))

@@ -13,6 +13,8 @@ import uvloop
 
 from ..config import FIRST_REQUEST_GRACE
 from ..dispatch import BLOCKING
+from ..logs import format_peer
+from ..rebalance import Retirements
 from .uv_connection import Connection
 
 log = logging.getLogger("dracula.uv")
@@ -88,12 +90,15 @@ class UVBackend:
             sweeper.cancel()
 
     def _start_sweeper(self):
-        """A periodic check for idle and slowloris connections, if either limit is on."""
-        timeouts = [t for t in (self.config.idle_timeout, self.config.request_timeout) if t > 0]
-        if not timeouts:
+        """A periodic check for idle, slowloris and (--max-connection-age) old connections,
+        if any of those limits is on."""
+        config = self.config
+        limits = [t for t in (config.idle_timeout, config.request_timeout, config.max_connection_age) if t > 0]
+        if not limits:
             return None
-        interval = min(1.0, min(timeouts) / 4)
+        interval = min(1.0, min(limits) / 4)
         state = self.state
+        aged = Retirements(config.max_connection_age) if config.max_connection_age > 0 else None
 
         async def sweep():
             while True:
@@ -101,6 +106,11 @@ class UVBackend:
                 now = time.monotonic()
                 for conn in list(state.connections):
                     conn.check_timeouts(now)
+                    # Between calls only (close_if_idle): a client may retry on a new connection.
+                    if aged is not None and aged.due(conn, now) and conn.close_if_idle():
+                        log.debug("closing %s: older than --max-connection-age", format_peer(conn.peer))
+                if aged is not None:
+                    aged.keep_only(state.connections)
 
         return asyncio.get_running_loop().create_task(sweep())
 
