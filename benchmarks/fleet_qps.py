@@ -27,7 +27,7 @@ import servers
 import workloads
 
 sys.path.insert(0, servers.ROOT)
-from examples.fleet.fleet import Fleet, haproxy_binary  # noqa: E402 - after the path
+from examples.fleet.fleet import Fleet, haproxy_binary
 
 WORKLOADS = ("ping", "small")
 
@@ -53,7 +53,7 @@ class FleetServer:
         self.reply = None
         self.proc = None
 
-    def start(self) -> "FleetServer":
+    def start(self) -> FleetServer:
         try:
             self.fleet.start(self.spec.workers, ("--backlog", "4096", "--log-level", "warning"))
             self.reply = self.wire.probe(self.host, self.port, False, self.request, self.workload)
@@ -73,7 +73,7 @@ class FleetServer:
         return None  # HAProxy's listener: not the backlog option's to check
 
     def alive(self) -> bool:
-        procs = list(self.fleet.instances.values()) + [self.fleet.proxy]
+        procs = [*list(self.fleet.instances.values()), self.fleet.proxy]
         return all(proc is not None and proc.poll() is None for proc in procs)
 
     def output(self, limit: int = 4000) -> str:

@@ -194,7 +194,7 @@ def test_rolling_restart_loses_no_call_and_a_new_instance_gets_its_share(fleet):
             assert fleet.stop_instance(slot) == 0  # SIGTERM: 503 for 1s, drain, exit
             fleet.start_instance(slot, age)
             fleet.wait_states({slot: "UP"})
-            assert wait_until(lambda: load.ok >= served + 200 or load.failed, 20)
+            assert wait_until(lambda served=served: load.ok >= served + 200 or load.failed, 20)
             assert not load.failed, load.failed
         # The drains closed pooled connections between calls: clients retried them.
         assert load.retried >= 1

@@ -78,10 +78,9 @@ class Fleet:
 
     def start_instance(self, slot: int, extra=(), timeout=30.0) -> subprocess.Popen:
         """Start instance `slot` and wait until its /healthz answers 200."""
-        log = open(os.path.join(self.directory, "d%d.log" % slot), "a")
-        proc = subprocess.Popen(self.instance_argv(slot, extra), cwd=ROOT, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-        log.close()
+        with open(os.path.join(self.directory, "d%d.log" % slot), "a") as log:  # the child keeps its copy
+            proc = subprocess.Popen(self.instance_argv(slot, extra), cwd=ROOT, stdout=log,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
         self.instances[slot] = proc
         self._save_pids()
         if not wait_for(lambda: proc.poll() is not None or self.healthz(slot) == 200, timeout) \
@@ -128,10 +127,9 @@ class Fleet:
         with open(path, "w") as f:
             f.write(haproxy_config(self.slots, self.port, self.metrics_port, self.proxy_port,
                                    self.stats_socket, self.check_interval_ms))
-        log = open(os.path.join(self.directory, "haproxy.log"), "a")
-        self.proxy = subprocess.Popen([*self.launcher, haproxy_binary(), "-db", "-f", path], stdout=log,
-                                      stderr=subprocess.STDOUT, start_new_session=True)
-        log.close()
+        with open(os.path.join(self.directory, "haproxy.log"), "a") as log:
+            self.proxy = subprocess.Popen([*self.launcher, haproxy_binary(), "-db", "-f", path], stdout=log,
+                                          stderr=subprocess.STDOUT, start_new_session=True)
         self._save_pids()
         # Slots with no instance yet must be DOWN before traffic comes: HAProxy starts every
         # server UP until its checks fail.
@@ -155,7 +153,7 @@ class Fleet:
         header = lines[0][2:].split(",")
         states = {}
         for line in lines[1:]:
-            row = dict(zip(header, line.split(",")))
+            row = dict(zip(header, line.split(","), strict=False))
             if row.get("pxname") == "dracula" and row.get("svname", "").startswith("d"):
                 states[int(row["svname"][1:])] = row["status"]
         return states
@@ -174,7 +172,7 @@ class Fleet:
 
     def stop(self) -> None:
         """SIGTERM every instance (they drain at once: HAProxy stops too) and HAProxy."""
-        for slot, proc in self.instances.items():
+        for proc in self.instances.values():
             proc.send_signal(signal.SIGTERM)
             proc.send_signal(signal.SIGTERM)  # a second signal skips the drain delay
         for proc in self.instances.values():
@@ -236,7 +234,7 @@ def stop_recorded(directory: str) -> None:
             os.kill(pid, signal.SIGTERM)
         except ProcessLookupError:
             continue
-        wait_for(lambda: not _alive(pid), 40)
+        wait_for(lambda pid=pid: not _alive(pid), 40)
         print("stopped %s (pid %d)" % (name, pid))
     os.unlink(path)
 

@@ -62,7 +62,7 @@ class RetryingThriftpy2:
             self._client = self._connect()
         try:
             return invoke(self._client)
-        except Exception as error:  # noqa: BLE001 - only a closed connection is retried
+        except Exception as error:
             if not thriftpy2_closed(error):
                 raise
         self.close()
@@ -90,7 +90,7 @@ class RetryingApache:
             self._client, self._transport = self._connect()
         try:
             return invoke(self._client)
-        except Exception as error:  # noqa: BLE001 - only a closed connection is retried
+        except Exception as error:
             if not apache_closed(error):
                 raise
         self.close()
