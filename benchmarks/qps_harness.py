@@ -25,7 +25,8 @@ def add_options(parser: argparse.ArgumentParser, default_servers: tuple) -> None
     """The options every throughput script shares (not --connections or the baselines)."""
     parser.add_argument("--servers", default=",".join(default_servers),
                         help="comma-separated, from: %s, or dracula-uv-wN / dracula-thread-wN "
-                             "(--workers N) (default: %s)" % (", ".join(servers.SERVERS),
+                             "(--workers N), or dracula-uv@PATH / dracula-thread@PATH (the "
+                             "checkout at PATH: before/after in one run) (default: %s)" % (", ".join(servers.SERVERS),
                                                               ",".join(default_servers)))
     parser.add_argument("--server-cpus", metavar="LIST", default=None,
                         help="pin each server (and its workers) to these CPUs, as taskset -c: e.g. 0 "
@@ -54,7 +55,7 @@ def check_options(parser: argparse.ArgumentParser, args) -> tuple:
     names = [n.strip() for n in args.servers.split(",") if n.strip()]
     unknown = [n for n in names if servers.lookup(n) is None]
     if unknown:
-        parser.error("unknown server(s): %s (known: %s, dracula-uv-wN, dracula-thread-wN)" % (
+        parser.error("unknown server(s): %s (known: %s, dracula-uv-wN, dracula-thread-wN, dracula-uv@PATH)" % (
             ", ".join(unknown), ", ".join(servers.SERVERS)))
     try:
         args.server_cpu_set = servers.parse_cpus(args.server_cpus)
