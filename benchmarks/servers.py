@@ -92,7 +92,7 @@ def lookup(name: str):
         backend, tree = other.group(1), os.path.abspath(other.group(2))
         run = "import runpy, sys; sys.path.insert(0, %r); runpy.run_module('dracula', run_name='__main__')" % tree
         return ServerSpec(name, False, "dracula --backend %s from %s" % (backend, tree),
-                          ("-c", run) + _dracula(backend)[2:])
+                          ("-c", run, *_dracula(backend)[2:]))
     found = WORKERS_NAME.match(name)
     if not found:
         return None
