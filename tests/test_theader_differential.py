@@ -13,8 +13,7 @@ reply headers (str with unpaired surrogates, bytes, non-ASCII).
 from __future__ import annotations
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from dracula.wire import theader
 from dracula.wire.detect import BINARY, COMPACT

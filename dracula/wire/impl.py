@@ -11,10 +11,30 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from .binary_scan import BinaryScanner as PureBinaryScanner
 from .compact_scan import CompactScanner as PureCompactScanner
+from .theader_frame import HeaderFrame
 
+
+class Scanner(Protocol):
+    """What the reader uses of a scanner, compiled or pure."""
+
+    header: tuple[bytes, int, int, int] | None  # (name, message type, seqid, body offset) once read
+    pos: int
+    need: int
+
+    def __init__(self, max_depth: int, max_container: int, max_string: int = 2**31 - 1,
+                 specs: Any = None) -> None: ...
+    def reset(self) -> None: ...
+    def scan(self, buf: Any, base: int, end: int, limit: int) -> int: ...
+
+
+CompiledBinaryScanner: type[Scanner] | None
+CompiledCompactScanner: type[Scanner] | None
+UNAVAILABLE: str | None
 try:
     from ._cscan import BinaryScanner as CompiledBinaryScanner, CompactScanner as CompiledCompactScanner
     UNAVAILABLE = None
@@ -22,16 +42,20 @@ except ImportError as e:  # installed without a C compiler: the pure scanners st
     CompiledBinaryScanner = CompiledCompactScanner = None
     UNAVAILABLE = str(e)
 
+compiled_parse_header: Callable[..., HeaderFrame] | None
+compiled_encode_frame: Callable[..., bytes] | None
 try:
     from ._ctheader import encode_frame as compiled_encode_frame, parse_header as compiled_parse_header
-except ImportError as e:
+except ImportError as e:  # the same: theader.py's pure functions stand in
     compiled_encode_frame = compiled_parse_header = None
     UNAVAILABLE = UNAVAILABLE or str(e)
 
 PURE_ASKED = os.environ.get("DRACULA_PURE_PYTHON") == "1"
 THEADER_IMPLEMENTATION = "pure" if PURE_ASKED or compiled_parse_header is None else "compiled"
 
-if PURE_ASKED or CompiledBinaryScanner is None:
+BinaryScanner: type[Scanner]
+CompactScanner: type[Scanner]
+if PURE_ASKED or CompiledBinaryScanner is None or CompiledCompactScanner is None:
     IMPLEMENTATION = "pure"
     BinaryScanner, CompactScanner = PureBinaryScanner, PureCompactScanner
 else:

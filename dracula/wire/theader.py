@@ -20,10 +20,22 @@ import zlib
 
 from . import impl
 from .errors import WireError
-from .theader_frame import (CLIENT_TIMEOUT_HEADER, FIXED_SIZE, ID_OF_PROTOCOL, INFO_KEYVALUE,
-                            INFO_PKEYVALUE, INVALID_PROTOCOL, INVALID_TRANSFORM, MAGIC,
-                            MAX_HEADER_SIZE, MAX_PERSISTENT_BYTES, PROTOCOL_IDS, TRANSFORM_NAMES, ZLIB,
-                            HeaderFrame)
+from .theader_frame import (
+    CLIENT_TIMEOUT_HEADER,
+    FIXED_SIZE,
+    ID_OF_PROTOCOL,
+    INFO_KEYVALUE,
+    INFO_PKEYVALUE,
+    INVALID_PROTOCOL,
+    INVALID_TRANSFORM,
+    MAGIC,
+    MAX_HEADER_SIZE,
+    MAX_PERSISTENT_BYTES,
+    PROTOCOL_IDS,
+    TRANSFORM_NAMES,
+    ZLIB,
+    HeaderFrame,
+)
 
 _fixed = struct.Struct("!HHiH")  # magic, flags, sequence id, header size / 4
 _frame_head = struct.Struct("!IHHiH")  # the same, after the frame length
@@ -162,8 +174,8 @@ def _read_transforms(buf, pos: int, end: int):
 
 def _read_info(buf, pos: int, end: int):
     """The KEYVALUE and PKEYVALUE headers; padding or an unknown info id ends the blocks."""
-    headers = {}
-    persistent = {}
+    headers: dict[str, str] = {}
+    persistent: dict[str, str] = {}
     while pos < end:
         info, pos = _varint(buf, pos, end, "info id")
         if info == INFO_KEYVALUE:
@@ -256,5 +268,5 @@ def _put_string(out: bytearray, s) -> None:
 # The compiled twins (dracula/wire/_ctheader.pyx) replace the two per-call functions unless
 # impl.py chose the pure-Python code; parse_frame and request_frame call whichever is chosen.
 pure_parse_header, pure_encode_frame = parse_header, encode_frame
-if impl.THEADER_IMPLEMENTATION == "compiled":
+if impl.THEADER_IMPLEMENTATION == "compiled" and impl.compiled_parse_header and impl.compiled_encode_frame:
     parse_header, encode_frame = impl.compiled_parse_header, impl.compiled_encode_frame

@@ -53,7 +53,7 @@ class HeaderFrame:
         self.headers = {} if headers is None else headers
         self.persistent = {} if persistent is None else persistent
         self.payload_at = payload_at
-        self.payload = None
+        self.payload: bytes | bytearray | memoryview | None = None
 
     def __repr__(self) -> str:
         return "HeaderFrame(%s, seqid=%d, flags=0x%x, transforms=%r, headers=%r)" % (
