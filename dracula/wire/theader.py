@@ -12,6 +12,11 @@ frame costs work in proportion to its size; the one transform served, zlib, stop
 the message size limit. An unknown transform is refused (the spec says the server MUST answer
 with an error); an unknown info id ends the info blocks (the spec says they are ignorable).
 Persistent headers (PKEYVALUE, fbthrift's) hold for the rest of the connection.
+
+parse_header and encode_frame, run once per call, have compiled twins (_ctheader.pyx) that impl.py
+chooses as it chooses the scanners; the pure-Python ones here stay the reference and the fallback
+(pure_parse_header, pure_encode_frame; tests/test_theader_differential.py holds both to the same
+results). The frame's layout constants and HeaderFrame live in theader_frame.py, shared by both.
 """
 from __future__ import annotations
 
