@@ -20,8 +20,15 @@ from dracula.wire.detect import BINARY, COMPACT
 from dracula.wire.errors import WireError
 from dracula.wire.theader_frame import MAX_PERSISTENT_BYTES, HeaderFrame
 
-from .test_theader_wire import FIRST_FRAME_REFUSALS, FRAME_REFUSALS, LATER_FRAME_REFUSALS
-from .theader_frames import info, ping_frame, raw_frame, varint
+from .theader_frames import (
+    FIRST_FRAME_REFUSALS,
+    FRAME_REFUSALS,
+    LATER_FRAME_REFUSALS,
+    info,
+    ping_frame,
+    raw_frame,
+    varint,
+)
 
 compiled = pytest.importorskip(
     "dracula.wire._ctheader",
