@@ -17,6 +17,7 @@ import types
 
 from thriftpy2.thrift import TApplicationException, TMessageType
 
+from .overload import LOADSHEDDING, Overloaded
 from .wire.errors import WireError
 
 log = logging.getLogger("dracula.dispatch")
@@ -30,7 +31,7 @@ _perf_counter = time.perf_counter
 
 class Call:
     __slots__ = ("state", "msg", "codec", "framed", "peer", "method", "args", "reply", "outcome",
-                 "started")
+                 "started", "counted")
 
     def __init__(self, state, msg, codec, framed: bool, peer):
         self.state = state
@@ -41,6 +42,7 @@ class Call:
         self.method = None
         self.reply = None
         self.started = 0.0
+        self.counted = False  # in the process's in-flight count (--max-requests/--queue-timeout)
 
     # -- decode and policy -----------------------------------------------------------------
     def admit(self) -> bool:
@@ -50,6 +52,8 @@ class Call:
         if state.observer is not None:
             self.started = _perf_counter()
             state.observer.call_started()
+        elif state.overload is not None:
+            self.started = _perf_counter()  # the queue timeout's clock
         msg = self.msg
         self.method = method = state.methods.get(msg.name)
         if method is None:
@@ -73,6 +77,28 @@ class Call:
             return self.refuse(TApplicationException.PROTOCOL_ERROR, "required argument %s of %s is missing"
                                % (method.required[0], method.qualname))
         self.args = method.get_args(args)
+        if state.overload is not None:
+            return self._enter(state.overload)
+        return True
+
+    def _enter(self, overload) -> bool:
+        """Count the call in flight, or shed it (--max-requests)."""
+        reason = overload.enter()
+        if reason is not None:
+            return self.refuse(LOADSHEDDING, Overloaded(reason).message)
+        self.counted = True
+        return True
+
+    def shed_if_late(self) -> bool:
+        """True when the call waited past --queue-timeout before its handler could start: it
+        is then answered as overloaded (`reply`) instead of run."""
+        overload = self.state.overload
+        if not self.counted or not overload.queue_timeout:
+            return False
+        error = overload.waited_too_long(self.started)
+        if error is None:
+            return False
+        self.finish(error=error)
         return True
 
     def refuse(self, app_type: int, message: str) -> bool:
@@ -113,6 +139,10 @@ class Call:
     async def awaited(self, coroutine=None):
         """Call a coroutine handler (or await the `coroutine` run_inline returned); its reply
         bytes (also left in `reply`)."""
+        if self.counted and self.shed_if_late():  # the loop was too busy to start it in time
+            if coroutine is not None:
+                coroutine.close()
+            return self.reply
         try:
             value = await (coroutine if coroutine is not None else self.method.fn(*self.args))
         except SystemExit as e:  # the handler's error, not the server's: asyncio would re-raise it
@@ -196,7 +226,12 @@ class Call:
                 TApplicationException.INTERNAL_ERROR, "the error could not be encoded"), self.framed)
 
     def _observe(self) -> None:
-        observer = self.state.observer
-        if observer is not None and self.started:
-            observer.call_finished(self, _perf_counter() - self.started)
-            self.started = 0.0  # observed once, even if a late outcome follows a timeout
+        if not self.started:
+            return  # observed once, even if a late outcome follows a timeout
+        state = self.state
+        if self.counted:
+            self.counted = False
+            state.overload.leave()
+        if state.observer is not None:
+            state.observer.call_finished(self, _perf_counter() - self.started)
+        self.started = 0.0

@@ -17,11 +17,14 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from ..budget import BUDGET_WAIT
 from ..config import FIRST_REQUEST_GRACE
 from ..calls import Call
 from ..dispatch import ASYNC, BLOCKING
 from ..logs import format_peer
+from ..overload import blocking_target
 from ..wire.errors import WireError
+from ..wire.reader import MIN_FREE
 
 log = logging.getLogger("dracula.thread")
 
@@ -184,9 +187,19 @@ class ThreadedBackend:
         sock = conn.sock
         peer = conn.peer
         reader = self.state.new_reader()
+        try:
+            self._receive(conn, reader)
+        finally:
+            reader.release()
+
+    def _receive(self, conn, reader) -> None:
+        sock = conn.sock
+        peer = conn.peer
         observer = self.state.observer
         partial_since = None
         while True:
+            if reader.budget is not None and not self._room_in_budget(reader, peer):
+                return
             sock.settimeout(self._recv_timeout(partial_since, conn))
             try:
                 n = sock.recv_into(reader.get_buffer())
@@ -217,6 +230,20 @@ class ThreadedBackend:
                 conn.active_at = time.monotonic()
                 if self.stopping.is_set() and not reader.buffered:
                     return
+
+    def _room_in_budget(self, reader, peer) -> bool:
+        """Wait (this connection only) until the budget lets the buffer grow for the message
+        arriving; False (logged) when it cannot progress within BUDGET_WAIT."""
+        if reader.buf is None or len(reader.buf) - reader.end >= MIN_FREE:
+            return True  # room without growing: the common case costs no Event
+        granted = threading.Event()
+        if reader.make_room(granted.set):
+            return True
+        if granted.wait(BUDGET_WAIT) and reader.make_room(granted.set):
+            return True
+        self.state.refusals(peer, "waited %gs for memory (--max-buffer-memory spent): its message "
+                            "cannot progress, closing the connection" % BUDGET_WAIT)
+        return False
 
     def _answer(self, conn, reader, peer) -> bool:
         """Answer every complete request buffered; False when the connection must close."""
@@ -275,7 +302,8 @@ class ThreadedBackend:
         if method.kind is ASYNC:
             future = self._await(call.awaited())
         elif method.kind is BLOCKING and timeout:
-            future = self.state.pool.submit(method.fn, *call.args)
+            fn, args = blocking_target(call, self.state.overload)
+            future = self.state.pool.submit(fn, *args)
         else:
             coroutine = call.run_inline()
             if coroutine is None:

@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import uvloop
 
+from ..budget import BUDGET_WAIT
 from ..config import FIRST_REQUEST_GRACE
 from ..dispatch import BLOCKING
 from .uv_connection import Connection
@@ -67,8 +68,9 @@ class UVBackend:
             sweeper.cancel()
 
     def _start_sweeper(self):
-        """A periodic check for idle and slowloris connections, if either limit is on."""
-        timeouts = [t for t in (self.config.idle_timeout, self.config.request_timeout) if t > 0]
+        """A periodic check for idle, slowloris and budget-starved connections, if a limit is on."""
+        timeouts = [t for t in (self.config.idle_timeout, self.config.request_timeout,
+                                BUDGET_WAIT if self.state.budget else 0) if t > 0]
         if not timeouts:
             return None
         interval = min(1.0, min(timeouts) / 4)

@@ -14,10 +14,13 @@ import functools
 import logging
 import time
 
+from ..budget import BUDGET_WAIT
 from ..calls import Call
 from ..dispatch import ASYNC, SYNC
 from ..logs import format_peer
+from ..overload import blocking_target
 from ..wire.errors import WireError
+from ..wire.reader import MIN_FREE
 
 log = logging.getLogger("dracula.uv")
 
@@ -41,6 +44,7 @@ class Connection(asyncio.BufferedProtocol):
         self.time = time.monotonic  # the idle order needs finer steps than libuv's millisecond clock
         self.active_at = self.time()  # last time bytes arrived or a reply left
         self.partial_since = None  # when the request now arriving began (slowloris clock)
+        self.budget_since = None  # when reading paused to wait for the memory budget
         self.opened_at = 0.0
 
     # -- transport callbacks ---------------------------------------------------------------
@@ -54,6 +58,7 @@ class Connection(asyncio.BufferedProtocol):
 
     def connection_lost(self, exc) -> None:
         self.closed = True
+        self.reader.release()
         self.state.connection_closed(self)
 
     def evict(self) -> None:
@@ -67,7 +72,7 @@ class Connection(asyncio.BufferedProtocol):
 
     def resume_writing(self) -> None:
         self.writing_paused = False
-        if not self.closed:
+        if not self.closed and self.budget_since is None:
             self.transport.resume_reading()
             if self.backlogged:
                 self._resume_backlog()
@@ -77,7 +82,8 @@ class Connection(asyncio.BufferedProtocol):
         if self.closed or self.writing_paused or not self.backlogged:
             return
         self.backlogged = False
-        self.transport.resume_reading()
+        if self.budget_since is None:
+            self.transport.resume_reading()
         self.buffer_updated(0)
 
     def eof_received(self):
@@ -138,12 +144,34 @@ class Connection(asyncio.BufferedProtocol):
         self.active_at = now = self.time()
         if reader.start == reader.end:
             self.partial_since = None
-        elif self.partial_since is None:
-            self.partial_since = now
+        else:
+            if self.partial_since is None:
+                self.partial_since = now
+            if len(reader.buf) - reader.end < MIN_FREE and not reader.make_room(self._budget_wake):
+                self._wait_for_budget(now)
         if not keep_open:
             self.transport.close()
         elif self.state.draining:
             self.close_if_idle()
+
+    # -- the memory budget (--max-buffer-memory) ------------------------------------------
+    def _wait_for_budget(self, now: float) -> None:
+        """The buffer must grow for the message arriving and the process's budget is spent:
+        stop reading this connection (others go on) until memory is given back."""
+        if self.budget_since is None:
+            self.budget_since = now
+            self.transport.pause_reading()
+
+    def _budget_wake(self) -> None:
+        # Called by whoever gave memory back, inside their own callback: continue later.
+        self.state.loop.call_soon(self._budget_granted)
+
+    def _budget_granted(self) -> None:
+        if self.closed or not self.reader.make_room(self._budget_wake):
+            return
+        self.budget_since = None
+        if not (self.writing_paused or self.backlogged):
+            self.transport.resume_reading()
 
     def _write(self, data: bytes) -> None:
         if self.observer is not None:  # counted first: the client may look once it has the reply
@@ -175,7 +203,8 @@ class Connection(asyncio.BufferedProtocol):
         if kind is ASYNC:
             future = asyncio.ensure_future(call.awaited(coroutine), loop=loop)
         else:
-            future = loop.run_in_executor(self.state.pool, call.method.fn, *call.args)
+            fn, args = blocking_target(call, self.state.overload)
+            future = loop.run_in_executor(self.state.pool, fn, *args)
         future.add_done_callback(functools.partial(self._finished, call, slot, kind is ASYNC))
         timeout = self.config.handler_timeout
         if timeout:
@@ -238,7 +267,11 @@ class Connection(asyncio.BufferedProtocol):
 
     def check_timeouts(self, now: float) -> None:
         config = self.config
-        if self.partial_since is not None and config.request_timeout and \
+        if self.budget_since is not None and now - self.budget_since > BUDGET_WAIT:
+            self.state.refusals(self.peer, "waited %gs for memory (--max-buffer-memory spent): its "
+                                "message cannot progress, closing the connection" % BUDGET_WAIT)
+            self.transport.abort()
+        elif self.partial_since is not None and config.request_timeout and \
                 now - self.partial_since > config.request_timeout:
             self.state.refusals(self.peer, "request still incomplete after %gs" % config.request_timeout)
             self.transport.abort()

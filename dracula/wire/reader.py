@@ -36,7 +36,7 @@ class Message:
 
 class Reader:
     __slots__ = ("buf", "start", "end", "wire", "scanner", "max_size", "max_depth", "max_container",
-                 "max_string", "specs")
+                 "max_string", "specs", "budget", "charged", "ticket")
 
     def __init__(self, max_size: int, max_depth: int, max_container: int, max_string: int | None = None,
                  specs=None):
@@ -50,6 +50,9 @@ class Reader:
         self.max_container = max_container
         self.max_string = max_size if max_string is None else max_string
         self.specs = specs  # method name (bytes) -> arguments thrift_spec, for the scanners
+        self.budget = None  # budget.Budget: growth past INITIAL_SIZE is charged to it
+        self.charged = 0
+        self.ticket = None  # the budget's answer to a growth still waiting for memory
 
     @classmethod
     def for_config(cls, config, specs=None) -> "Reader":
@@ -71,12 +74,51 @@ class Reader:
             if self.start and kept < len(buf) // 2:
                 buf[:kept] = buf[self.start:self.end]
             else:
+                if self.budget is not None:
+                    self._charge(len(buf))
                 buf.extend(bytes(len(buf)))
                 if self.start:
                     buf[:kept] = buf[self.start:self.end]
             self.start = 0
             self.end = kept
         return memoryview(buf)[self.end:]
+
+    def make_room(self, wake) -> bool:
+        """Before the next read: True when get_buffer() can receive without growing past the
+        budget. False when the buffer must double and the budget cannot give the bytes yet:
+        wake() is called (from the thread that gave memory back) once they are granted; then
+        call again. Only buffer growth asks, so small requests never wait."""
+        buf = self.buf
+        if self.budget is None or buf is None or len(buf) - self.end >= MIN_FREE:
+            return True
+        if self.start and self.end - self.start < len(buf) // 2:
+            return True  # get_buffer() makes room by moving the bytes to the front
+        ticket = self.ticket
+        if ticket is None:
+            ticket = self.ticket = self.budget.request(len(buf), wake)
+        return ticket.granted  # get_buffer() grows into it (the buffer may be exported now)
+
+    def _charge(self, size: int) -> None:
+        ticket = self.ticket
+        if ticket is not None and ticket.granted and ticket.size == size:
+            self.ticket = None  # granted by make_room()
+        else:  # make_room() was not asked first: count it anyway
+            self.budget.force(size)
+        self.charged += size
+
+    @property
+    def waiting(self) -> bool:
+        """Its growth waits for the budget."""
+        return self.ticket is not None
+
+    def release(self) -> None:
+        """The connection closed: give its memory back to the budget."""
+        if self.ticket is not None:
+            self.budget.cancel(self.ticket)
+            self.ticket = None
+        if self.charged:
+            self.budget.give(self.charged)
+            self.charged = 0
 
     def received(self, n: int) -> None:
         self.end += n
@@ -171,3 +213,5 @@ class Reader:
         self.start = self.end = 0
         if len(self.buf) > SHRINK_ABOVE:
             self.buf = bytearray(INITIAL_SIZE)
+            if self.budget is not None:
+                self.release()
