@@ -35,6 +35,7 @@ class Budget:
         self.waiters = collections.deque()  # Tickets not yet granted, oldest first
         self.lock = threading.Lock()
         self.observer = observer
+        self.wait_limit = BUDGET_WAIT
 
     def request(self, size: int, wake) -> Ticket:
         """Charge `size` bytes now if they fit and nobody waits before us (ticket.granted);

@@ -50,10 +50,11 @@ class Call:
         was refused and is finished (`reply` holds the TApplicationException, if any)."""
         state = self.state
         if state.observer is not None:
-            self.started = _perf_counter()
+            # A backend may have started the clock at the read that completed the request.
+            self.started = self.started or _perf_counter()
             state.observer.call_started()
         elif state.overload is not None:
-            self.started = _perf_counter()  # the queue timeout's clock
+            self.started = self.started or _perf_counter()  # the queue timeout's clock
         msg = self.msg
         self.method = method = state.methods.get(msg.name)
         if method is None:

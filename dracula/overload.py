@@ -18,7 +18,7 @@ from thriftpy2.thrift import TApplicationException
 LOADSHEDDING = 11
 MAX_REQUESTS, QUEUE_TIMEOUT = "max_requests", "queue_timeout"
 # /healthz (with --unhealthy-when-shedding) fails while more than this share of the calls of
-# the last complete second were shed.
+# the last second (this one-second window and the one before) were shed.
 HARD_SHEDDING = 0.5
 
 
@@ -74,11 +74,12 @@ class Overload:
         return Overloaded("waited over %gs to start" % self.queue_timeout)
 
     def shedding_hard(self) -> bool:
-        """More than HARD_SHEDDING of the last complete second's calls were shed."""
+        """More than HARD_SHEDDING of the recent calls were shed."""
         with self.lock:
             self._tick()
-            total = self.last_admitted + self.last_shed
-            return total > 0 and self.last_shed > HARD_SHEDDING * total
+            shed = self.last_shed + self.shed_now
+            total = self.last_admitted + self.admitted + shed
+            return total > 0 and shed > HARD_SHEDDING * total
 
     def _tick(self) -> None:
         now = time.monotonic()

@@ -17,7 +17,6 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from ..budget import BUDGET_WAIT
 from ..config import FIRST_REQUEST_GRACE
 from ..calls import Call
 from ..dispatch import ASYNC, BLOCKING
@@ -239,10 +238,10 @@ class ThreadedBackend:
         granted = threading.Event()
         if reader.make_room(granted.set):
             return True
-        if granted.wait(BUDGET_WAIT) and reader.make_room(granted.set):
+        if granted.wait(reader.budget.wait_limit) and reader.make_room(granted.set):
             return True
         self.state.refusals(peer, "waited %gs for memory (--max-buffer-memory spent): its message "
-                            "cannot progress, closing the connection" % BUDGET_WAIT)
+                            "cannot progress, closing the connection" % self.state.budget.wait_limit)
         return False
 
     def _answer(self, conn, reader, peer) -> bool:

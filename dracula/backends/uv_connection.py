@@ -14,7 +14,6 @@ import functools
 import logging
 import time
 
-from ..budget import BUDGET_WAIT
 from ..calls import Call
 from ..dispatch import ASYNC, SYNC
 from ..logs import format_peer
@@ -45,6 +44,7 @@ class Connection(asyncio.BufferedProtocol):
         self.active_at = self.time()  # last time bytes arrived or a reply left
         self.partial_since = None  # when the request now arriving began (slowloris clock)
         self.budget_since = None  # when reading paused to wait for the memory budget
+        self.read_at = 0.0  # with shedding on: when the read being dispatched completed
         self.opened_at = 0.0
 
     # -- transport callbacks ---------------------------------------------------------------
@@ -111,6 +111,8 @@ class Connection(asyncio.BufferedProtocol):
         reader.received(nbytes)
         if self.observer is not None:
             self.observer.received(nbytes)
+        if self.state.overload is not None:  # a busy reactor's delay counts as queueing
+            self.read_at = time.perf_counter()
         out = []
         keep_open = True
         room = self.config.write_high_water - self.transport.get_write_buffer_size()
@@ -181,12 +183,17 @@ class Connection(asyncio.BufferedProtocol):
     # -- requests --------------------------------------------------------------------------
     def _handle(self, msg, out: list) -> None:
         call = Call(self.state, msg, self.codec, self.framed, self.peer)
+        if self.read_at:
+            call.started = self.read_at
         if not call.admit():
             self._emit(call.reply, out)
             return
         kind = call.method.kind
         coroutine = None
         if kind is SYNC:
+            if self.read_at and call.shed_if_late():  # queued behind slow calls of this read
+                self._emit(call.reply, out)
+                return
             coroutine = call.run_inline()
             if coroutine is None:
                 reply = call.reply
@@ -267,9 +274,9 @@ class Connection(asyncio.BufferedProtocol):
 
     def check_timeouts(self, now: float) -> None:
         config = self.config
-        if self.budget_since is not None and now - self.budget_since > BUDGET_WAIT:
+        if self.budget_since is not None and now - self.budget_since > self.state.budget.wait_limit:
             self.state.refusals(self.peer, "waited %gs for memory (--max-buffer-memory spent): its "
-                                "message cannot progress, closing the connection" % BUDGET_WAIT)
+                                "message cannot progress, closing the connection" % self.state.budget.wait_limit)
             self.transport.abort()
         elif self.partial_since is not None and config.request_timeout and \
                 now - self.partial_since > config.request_timeout:
