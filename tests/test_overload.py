@@ -314,3 +314,30 @@ def test_queue_timeout_counts_a_busy_reactor():
                 assert reply.value.type == LOADSHEDDING
         assert handler.started == 0  # neither late call ran
         assert_served_quickly(server.port)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_queue_timeout_sheds_at_the_door_when_the_queue_is_predicted_too_long(backend):
+    handler = HeldHandler()
+    options = dict(blocking_threads=1, queue_timeout=0.2)
+    if backend == "thread":
+        options["handler_timeout"] = TIMEOUT
+    with running(Showcase, handler, backend, **options) as server:
+        overload = server.state.overload
+        try:
+            running_call = held_call(server.port)
+            assert wait_until(lambda: handler.started == 1)
+            queued = held_call(server.port)  # nothing measured yet: predicted wait 0, queued
+            assert wait_until(lambda: overload.pool_queued == 1)
+            overload.run_time = 1.0  # as if handlers took 1 s: one queued call means ~1 s more
+            with client(server.port) as c:
+                with pytest.raises(TApplicationException) as shed:
+                    c.sleep_blocking(1)
+                assert_overloaded(shed.value, "a wait of about 1s for a thread")
+            overload.run_time = 0.0
+        finally:
+            handler.release.set()
+        assert running_call.result() == "held"
+        queued.join()  # answered (held, or shed if it waited past 0.2 s): either way not lost
+        assert handler.started <= 2
+        assert wait_until(lambda: overload.pool_queued == 0 and overload.in_flight == 0)

@@ -21,7 +21,7 @@ from ..config import FIRST_REQUEST_GRACE
 from ..calls import Call
 from ..dispatch import ASYNC, BLOCKING
 from ..logs import format_peer
-from ..overload import blocking_target
+from ..overload import pool_job
 from ..wire.errors import WireError
 from ..wire.reader import MIN_FREE
 
@@ -301,8 +301,10 @@ class ThreadedBackend:
         if method.kind is ASYNC:
             future = self._await(call.awaited())
         elif method.kind is BLOCKING and timeout:
-            fn, args = blocking_target(call, self.state.overload)
-            future = self.state.pool.submit(fn, *args)
+            job = pool_job(call, self.state.overload)
+            if job is None:  # shed: the pool's queue is too long
+                return call.reply
+            future = self.state.pool.submit(job[0], *job[1])
         else:
             coroutine = call.run_inline()
             if coroutine is None:

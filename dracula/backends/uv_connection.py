@@ -17,7 +17,7 @@ import time
 from ..calls import Call
 from ..dispatch import ASYNC, SYNC
 from ..logs import format_peer
-from ..overload import blocking_target
+from ..overload import pool_job
 from ..wire.errors import WireError
 from ..wire.reader import MIN_FREE
 
@@ -204,14 +204,19 @@ class Connection(asyncio.BufferedProtocol):
                         out.append(reply)
                 return
             kind = ASYNC
+        job = None
+        if kind is not ASYNC:
+            job = pool_job(call, self.state.overload)
+            if job is None:  # shed: the pool's queue is too long
+                self._emit(call.reply, out)
+                return
         loop = self.state.loop
         slot = [None, False]
         self.slots.append(slot)
         if kind is ASYNC:
             future = asyncio.ensure_future(call.awaited(coroutine), loop=loop)
         else:
-            fn, args = blocking_target(call, self.state.overload)
-            future = loop.run_in_executor(self.state.pool, fn, *args)
+            future = loop.run_in_executor(self.state.pool, job[0], *job[1])
         future.add_done_callback(functools.partial(self._finished, call, slot, kind is ASYNC))
         timeout = self.config.handler_timeout
         if timeout:
