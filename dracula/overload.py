@@ -20,6 +20,10 @@ MAX_REQUESTS, QUEUE_TIMEOUT = "max_requests", "queue_timeout"
 # /healthz (with --unhealthy-when-shedding) fails while more than this share of the calls of
 # the last second (this one-second window and the one before) were shed.
 HARD_SHEDDING = 0.5
+# A @blocking call whose predicted wait for a pool thread is past this share of the queue
+# timeout is refused at the door: the prediction is rough (run times vary), and a margin keeps
+# admitted calls from waiting past the timeout and being refused late, after the wait.
+DOOR_SHARE = 0.5
 
 
 class Overloaded(TApplicationException):
@@ -106,16 +110,17 @@ class Overload:
         return self.pool_queued * self.run_time / self.pool_threads
 
     def shed_at_door(self, call) -> bool:
-        """Refuse a @blocking call at once when its predicted queue wait is past the queue
-        timeout: its client learns in microseconds, not after the wait it would be refused for."""
+        """Refuse a @blocking call at once when its predicted queue wait is past DOOR_SHARE of
+        the queue timeout: its client learns in microseconds, not after the wait it would be
+        refused for."""
         wait = self.predicted_wait()
-        if wait <= self.queue_timeout:
+        if wait <= DOOR_SHARE * self.queue_timeout:
             return False
         with self.lock:
             self._tick()
             self.shed_now += 1
         self._shed_observed(QUEUE_TIMEOUT)
-        call.finish(error=Overloaded("a wait of about %.2gs for a thread, over %gs" % (wait, self.queue_timeout)))
+        call.finish(error=Overloaded("a wait of about %.2gs for a thread" % wait))
         return True
 
 
