@@ -106,11 +106,6 @@ class Reader:
             self.budget.force(size)
         self.charged += size
 
-    @property
-    def waiting(self) -> bool:
-        """Its growth waits for the budget."""
-        return self.ticket is not None
-
     def release(self) -> None:
         """The connection closed: give its memory back to the budget."""
         if self.ticket is not None:
