@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import socket
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from thriftpy2.protocol import (TBinaryProtocolFactory, TCompactProtocolFactory,
                                 TMultiplexedProtocol)
@@ -23,6 +23,7 @@ from thriftpy2.transport import (TBufferedTransportFactory, TFramedTransportFact
                                  TTransportException)
 
 from . import jsonmap
+from .call_header import header_protocol
 from .config import Config
 from .jsonmap import JsonMapError
 from .loader import LoadError, load_service
@@ -30,13 +31,17 @@ from .loader import LoadError, load_service
 EXIT_OK, EXIT_RAISED, EXIT_USAGE, EXIT_CONNECTION = 0, 1, 2, 3
 
 TRANSPORTS = {"buffered": TBufferedTransportFactory, "framed": TFramedTransportFactory}
+HEADER = "header"  # THeader, with --protocol inside: dracula/call_header.py
+TRANSPORT_NAMES = (*TRANSPORTS, HEADER)
 PROTOCOLS = {"binary": TBinaryProtocolFactory, "compact": TCompactProtocolFactory}
 
-# TApplicationException.type → name (Apache Thrift's numbering, 8..10 included).
+# TApplicationException.type → name (Apache Thrift's numbering, 8..10 included; 11 and 12
+# are fbthrift's, which a THeader server answers for a call past its client_timeout).
 APPLICATION_ERRORS = {
     0: "UNKNOWN", 1: "UNKNOWN_METHOD", 2: "INVALID_MESSAGE_TYPE", 3: "WRONG_METHOD_NAME",
     4: "BAD_SEQUENCE_ID", 5: "MISSING_RESULT", 6: "INTERNAL_ERROR", 7: "PROTOCOL_ERROR",
     8: "INVALID_TRANSFORM", 9: "INVALID_PROTOCOL", 10: "UNSUPPORTED_CLIENT_TYPE",
+    11: "LOADSHEDDING", 12: "TIMEOUT",
 }
 
 
@@ -56,6 +61,7 @@ class Target:
     protocol: str = "binary"
     timeout: float = 10.0              # seconds, for connecting and for each read; 0: none
     service_name: str | None = None    # wrap in TMultiplexedProtocol under this name
+    headers: dict = field(default_factory=dict)  # THeader request headers (transport "header")
 
 
 def parse_args_json(text):
@@ -90,13 +96,19 @@ def connect(target: Target):
     family = socket.AF_INET6 if ":" in target.host else socket.AF_INET
     timeout_ms = target.timeout * 1000 if target.timeout and target.timeout > 0 else None
     sock = TSocket(target.host, target.port, socket_family=family, socket_timeout=timeout_ms)
-    transport = TRANSPORTS[target.transport]().get_transport(sock)
+    protocol = None
+    if target.transport == HEADER:
+        protocol = header_protocol(sock, target.protocol, target.headers)
+        transport = protocol.trans
+    else:
+        transport = TRANSPORTS[target.transport]().get_transport(sock)
     try:
         transport.open()
     except (TTransportException, OSError) as e:
         raise CallFailed(EXIT_CONNECTION, "cannot connect to %s:%s: %s"
                          % (target.host, target.port, _reason(e))) from None
-    protocol = PROTOCOLS[target.protocol]().get_protocol(transport)
+    if protocol is None:
+        protocol = PROTOCOLS[target.protocol]().get_protocol(transport)
     if target.service_name:
         protocol = TMultiplexedProtocol(protocol, target.service_name)
     return transport, protocol
@@ -152,7 +164,8 @@ def outcome_json(service, method: str, kind: str, payload):
 
 
 def call(service_spec: str, method: str, args_value, target: Target):
-    """The whole call → (exit status, JSON to print); CallFailed for exits 2 and 3."""
+    """The whole call → (exit status, JSON to print, the reply's THeader headers);
+    CallFailed for exits 2 and 3."""
     service, args = prepare(service_spec, method, args_value)
     transport, protocol = connect(target)
     try:
@@ -162,7 +175,7 @@ def call(service_spec: str, method: str, args_value, target: Target):
                          % (target.host, target.port, method, _reason(e))) from None
     finally:
         transport.close()
-    return outcome_json(service, method, kind, payload)
+    return (*outcome_json(service, method, kind, payload), getattr(transport, "response_headers", {}))
 
 
 def _reason(error) -> str:
@@ -180,6 +193,20 @@ def _reason(error) -> str:
     return "%s: %s" % (type(error).__name__, error)
 
 
+def parse_headers(texts, transport: str) -> dict:
+    """--header KEY=VALUE arguments → {KEY: VALUE}; CallFailed(2) for a malformed one, or for
+    headers on a transport that cannot carry them."""
+    headers = {}
+    for text in texts:
+        key, equals, value = text.partition("=")
+        if not equals or not key:
+            raise CallFailed(EXIT_USAGE, "--header expects KEY=VALUE, got %r" % text)
+        headers[key] = value
+    if headers and transport != HEADER:
+        raise CallFailed(EXIT_USAGE, "--header needs --transport header (%s carries no headers)" % transport)
+    return headers
+
+
 def dumps(value) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, allow_nan=False)
 
@@ -190,14 +217,18 @@ def command(args, stdin=None, stdout=None, stderr=None) -> int:
     target = Target(host=args.host, port=args.port, transport=args.transport,
                     protocol=args.protocol, timeout=args.timeout, service_name=args.service_name)
     try:
+        target.headers = parse_headers(args.headers, target.transport)
         if not 0 < target.port < 65536:
             raise CallFailed(EXIT_USAGE, "--port must be 1..65535, got %d" % target.port)
         if target.timeout < 0:
             raise CallFailed(EXIT_USAGE, "--timeout must be >= 0 (0 waits for ever)")
         text = stdin.read() if args.args_json == "-" else args.args_json
-        code, value = call(args.service, args.method, parse_args_json(text), target)
+        code, value, response_headers = call(args.service, args.method, parse_args_json(text), target)
     except CallFailed as e:
         print("dracula: error: %s" % e, file=stderr)
         return e.code
+    if args.verbose:
+        for key, header in response_headers.items():
+            print("< %s: %s" % (key, header), file=stderr)
     stdout.write(dumps(value) + "\n")
     return code

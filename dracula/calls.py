@@ -17,21 +17,32 @@ import types
 
 from thriftpy2.thrift import TApplicationException, TMessageType
 
+from .context import CallContext, current as _current, deadline_of
 from .overload import LOADSHEDDING, Overloaded
 from .wire.errors import WireError
+from .wire.theader import encode_frame
 
 log = logging.getLogger("dracula.dispatch")
 
 CALL, REPLY, EXCEPTION, ONEWAY = (TMessageType.CALL, TMessageType.REPLY,
                                   TMessageType.EXCEPTION, TMessageType.ONEWAY)
 OK, DECLARED, ERROR = "ok", "exception", "error"
+# Apache Thrift's names; thriftpy2 stops at 7, fbthrift adds 11 and 12.
+APP_TYPE_NAMES = {value: name for name, value in vars(TApplicationException).items()
+                  if name.isupper() and isinstance(value, int)}
+APP_TYPE_NAMES.update({8: "INVALID_TRANSFORM", 9: "INVALID_PROTOCOL", 10: "UNSUPPORTED_CLIENT_TYPE",
+                       11: "LOADSHEDDING", 12: "TIMEOUT"})
 _CoroutineType = types.CoroutineType
 _perf_counter = time.perf_counter
+_monotonic = time.monotonic
+
+
+TIMEOUT = 12  # fbthrift's TApplicationException type for a call past its client's deadline
 
 
 class Call:
     __slots__ = ("state", "msg", "codec", "framed", "peer", "method", "args", "reply", "outcome",
-                 "started", "counted")
+                 "started", "deadline", "_context", "counted")
 
     def __init__(self, state, msg, codec, framed: bool, peer):
         self.state = state
@@ -42,6 +53,7 @@ class Call:
         self.method = None
         self.reply = None
         self.started = 0.0
+        self._context = None
         self.counted = False  # in the process's in-flight count (--max-requests/--queue-timeout)
 
     # -- decode and policy -----------------------------------------------------------------
@@ -58,26 +70,26 @@ class Call:
         msg = self.msg
         self.method = method = state.methods.get(msg.name)
         if method is None:
-            return self.refuse(TApplicationException.UNKNOWN_METHOD,
-                                "unknown method %s" % msg.name.decode("utf-8", "replace"))
+            return self._refused(TApplicationException.UNKNOWN_METHOD,
+                                 "unknown method %s" % msg.name.decode("utf-8", "replace"))
         if msg.mtype != CALL and msg.mtype != ONEWAY:
-            return self.refuse(TApplicationException.INVALID_MESSAGE_TYPE,
-                                "message type %d is not a call" % msg.mtype)
+            return self._refused(TApplicationException.INVALID_MESSAGE_TYPE,
+                                 "message type %d is not a call" % msg.mtype)
         args = method.args_cls()
         if len(msg.body) > 1:  # a lone STOP byte leaves every argument unset: nothing to decode
             try:
                 self.codec.decode(msg.body, args)
             except WireError as e:
-                state.refusals(self.peer, e.reason)
-                return self.refuse(TApplicationException.PROTOCOL_ERROR, e.reason)
+                return self._refused(TApplicationException.PROTOCOL_ERROR, e.reason)
             for name in method.required:
                 if getattr(args, name) is None:
-                    return self.refuse(TApplicationException.PROTOCOL_ERROR,
-                                       "required argument %s of %s is missing" % (name, method.qualname))
+                    return self._refused(TApplicationException.PROTOCOL_ERROR,
+                                         "required argument %s of %s is missing" % (name, method.qualname))
         elif method.required:
-            return self.refuse(TApplicationException.PROTOCOL_ERROR, "required argument %s of %s is missing"
-                               % (method.required[0], method.qualname))
+            return self._refused(TApplicationException.PROTOCOL_ERROR, "required argument %s of %s is missing"
+                                 % (method.required[0], method.qualname))
         self.args = method.get_args(args)
+        self.deadline = None if msg.header is None else deadline_of(msg.header, _monotonic())
         if state.overload is not None:
             return self._enter(state.overload)
         return True
@@ -102,10 +114,43 @@ class Call:
         self.finish(error=error)
         return True
 
+    @property
+    def context(self) -> CallContext:
+        """What `dracula.current_call()` returns (made on first use)."""
+        if self._context is None:
+            method, msg = self.method, self.msg
+            headers = msg.header.headers if msg.header is not None else {}
+            self._context = CallContext(method.service_name, method.name, self.peer, headers, self.deadline)
+        return self._context
+
+    def time_limit(self, handler_timeout: float) -> float:
+        """Seconds a call off the loop may run before its caller gets an error: the handler
+        timeout or what is left until the client's deadline, whichever comes first (0: none)."""
+        if self.deadline is None:
+            return handler_timeout
+        left = max(0.001, self.deadline - _monotonic())
+        return min(left, handler_timeout) if handler_timeout else left
+
+    def _expired(self):
+        """A TIMEOUT error when the client's deadline passed before the handler started."""
+        if self.deadline is not None and _monotonic() >= self.deadline:
+            return TApplicationException(TIMEOUT, "%s: the client's deadline passed before the call started"
+                                         % self.method.qualname)
+        return None
+
+    def _refused(self, app_type: int, message: str) -> bool:
+        """Refuse a call the client sent, with its one refusal line saying what followed."""
+        self.refuse(app_type, message)
+        what = "answered %s" % APP_TYPE_NAMES.get(app_type, app_type) if self.reply is not None else "oneway: not answered"
+        self.state.refusals(self.peer, "%s (%s)" % (message, what))
+        return False
+
     def refuse(self, app_type: int, message: str) -> bool:
         """Answer with a TApplicationException instead of running the handler (False)."""
         if self.msg.mtype != ONEWAY:
             self.reply = self._failure(app_type, message)
+            if self.msg.header is not None:
+                self.reply = self._in_header_frame(self.reply)
         self.outcome = ERROR
         self._observe()
         return False
@@ -115,11 +160,14 @@ class Call:
         """Call a plain handler here and now; the reply is then in `reply`. Returns the
         coroutine instead when the handler turned out to be async (an `async def` behind a
         plain decorator): the backend awaits it with `awaited()`."""
+        token = _current.set(self)
         try:
             value = self.method.fn(*self.args)
         except (Exception, SystemExit) as e:
             self.finish(error=e)
             return None
+        finally:
+            _current.reset(token)
         if value.__class__ is _CoroutineType:
             return value
         method = self.method
@@ -131,6 +179,8 @@ class Call:
                 self.outcome = OK
             except Exception:
                 self.reply = self._value_reply(value)  # logs it, answers INTERNAL_ERROR
+            if self.msg.header is not None:
+                self.reply = self._in_header_frame(self.reply)
             if self.started:
                 self._observe()
             return None
@@ -140,6 +190,12 @@ class Call:
     async def awaited(self, coroutine=None):
         """Call a coroutine handler (or await the `coroutine` run_inline returned); its reply
         bytes (also left in `reply`)."""
+        _current.set(self)  # the task runs in its own copy of the context
+        expired = self._expired()
+        if expired is not None:
+            if coroutine is not None:
+                coroutine.close()
+            return self.finish(error=expired)
         if self.counted and self.shed_if_late():  # the loop was too busy to start it in time
             if coroutine is not None:
                 coroutine.close()
@@ -151,6 +207,18 @@ class Call:
         except Exception as e:
             return self.finish(error=e)
         return self.finish(value)
+
+    def run_blocking(self):
+        """A @blocking handler's body, in a pool thread: its value (encoded on the caller's
+        thread by finish())."""
+        expired = self._expired()
+        if expired is not None:
+            raise expired
+        token = _current.set(self)
+        try:
+            return self.method.fn(*self.args)
+        finally:
+            _current.reset(token)
 
     def finish(self, value=None, error: BaseException | None = None):
         """Encode the handler's outcome; the reply bytes (None when none is expected)."""
@@ -164,12 +232,20 @@ class Call:
             self.reply = self._error_reply(error)
         else:
             self.reply = self._value_reply(value)
+        if self.msg.header is not None and self.reply is not None:
+            self.reply = self._in_header_frame(self.reply)
         self._observe()
         return self.reply
 
     def timed_out(self, seconds: float):
-        """The reply for a handler still running after `seconds` (it is not interrupted)."""
+        """The reply for a handler still running (or still queued) after `seconds`; it is not
+        interrupted. TIMEOUT when the client's deadline set the limit, as fbthrift answers."""
         qualname = self.method.qualname
+        handler_timeout = self.state.config.handler_timeout
+        if self.deadline is not None and (not handler_timeout or seconds < handler_timeout):
+            log.warning("%s passed its client's deadline (%gs); its caller gets TIMEOUT", qualname, seconds)
+            return self.finish(error=TApplicationException(
+                TIMEOUT, "%s: the client's deadline passed after %gs" % (qualname, seconds)))
         log.error("%s did not finish within %gs; its caller gets an error", qualname, seconds)
         return self.finish(error=TApplicationException(
             TApplicationException.INTERNAL_ERROR, "%s did not finish within %gs" % (qualname, seconds)))
@@ -225,6 +301,15 @@ class Call:
             log.error("cannot encode %r: %s", exc, e)
             return self.codec.encode(name, EXCEPTION, self.msg.seqid, TApplicationException(
                 TApplicationException.INTERNAL_ERROR, "the error could not be encoded"), self.framed)
+
+    def _in_header_frame(self, reply: bytes) -> bytes:
+        """A THeader request's reply goes back in a THeader frame, with the handler's headers."""
+        headers = self._context.response_headers if self._context is not None else None
+        try:
+            return encode_frame(reply, self.msg.header, headers)
+        except ValueError as e:  # response headers too large for a THeader header
+            log.error("%s: %s", self.method.qualname if self.method else "reply", e)
+            return encode_frame(self._failure(TApplicationException.INTERNAL_ERROR, str(e)), self.msg.header)
 
     def _observe(self) -> None:
         if not self.started:

@@ -7,7 +7,7 @@ import os
 import sys
 
 from . import __version__
-from .call import PROTOCOLS, TRANSPORTS, Target
+from .call import PROTOCOLS, TRANSPORT_NAMES, Target
 from .config import Config, ConfigError
 from .loader import LoadError, load_handler, load_service
 from .logs import configure
@@ -15,13 +15,15 @@ from .options import OPTIONS
 from .listen import BindError
 from .server import Server
 from .supervisor import Supervisor
+from .wire import impl as scanner_impl
 
 EXIT_USAGE = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dracula", description="Thrift RPC server for thriftpy2 services.")
-    parser.add_argument("--version", action="version", version="dracula " + __version__)
+    parser.add_argument("--version", action="version",
+                        version="dracula %s (%s scanner)" % (__version__, scanner_impl.IMPLEMENTATION))
     commands = parser.add_subparsers(dest="command", required=True)
     add_serve_parser(commands)
     add_call_parser(commands)
@@ -76,8 +78,13 @@ def add_call_parser(commands) -> None:
     target = Target()
     call.add_argument("--host", default=target.host)
     call.add_argument("--port", type=int, default=target.port)
-    call.add_argument("--transport", choices=tuple(TRANSPORTS), default=target.transport)
+    call.add_argument("--transport", choices=TRANSPORT_NAMES, default=target.transport,
+                      help="header: THeader, with --protocol inside (default: %(default)s)")
     call.add_argument("--protocol", choices=tuple(PROTOCOLS), default=target.protocol)
+    call.add_argument("--header", dest="headers", action="append", default=[], metavar="KEY=VALUE",
+                      help="a THeader request header (repeatable; --transport header only)")
+    call.add_argument("-v", "--verbose", action="store_true",
+                      help="print the reply's THeader headers on stderr, one '< key: value' line each")
     call.add_argument("--timeout", type=float, default=target.timeout, metavar="SECONDS",
                       help="for connecting and for each read; 0 waits for ever (default: %g)" % target.timeout)
     call.add_argument("--service-name", default=None, metavar="NAME",

@@ -10,6 +10,7 @@ Nothing here runs when both options are off: ServerState.overload is then None.
 """
 from __future__ import annotations
 
+import functools
 import threading
 import time
 
@@ -131,27 +132,26 @@ def make_overload(config, observer=None) -> Overload | None:
 
 
 def pool_job(call, overload):
-    """(fn, args) for a pool thread to run a @blocking call: the handler itself, or (with a
-    queue timeout) the handler behind a check of how long the call waited for a thread. None
-    when the call was shed at the door instead (its reply is ready)."""
-    fn, args = call.method.fn, call.args
+    """What a pool thread runs for a @blocking call: call.run_blocking, or (with a queue
+    timeout) that behind a check of how long the call waited for a thread. None when the call
+    was shed at the door instead (its reply is ready)."""
     if overload is None or not overload.queue_timeout:
-        return fn, args
+        return call.run_blocking
     if overload.shed_at_door(call):
         return None
     with overload.lock:
         overload.pool_queued += 1
-    return _queued, (overload, call.started, fn, args)
+    return functools.partial(_queued, overload, call)
 
 
-def _queued(overload, started, fn, args):
+def _queued(overload, call):
     with overload.lock:
         overload.pool_queued -= 1
-    late = overload.waited_too_long(started)
+    late = overload.waited_too_long(call.started)
     if late is not None:
         raise late
     began = time.perf_counter()
     try:
-        return fn(*args)
+        return call.run_blocking()
     finally:  # a float store: a lost update between threads only skews the average slightly
         overload.run_time = 0.8 * overload.run_time + 0.2 * (time.perf_counter() - began)

@@ -1,10 +1,12 @@
 """Server lifecycle: bind, serve on the chosen backend, stop on signals, drain gracefully."""
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import signal
 import threading
+from typing import Any, Sequence
 
 from .backends import backend_class
 from .config import Config
@@ -14,22 +16,31 @@ from .observe import CallObserver
 from .state import ServerState
 from .tls import server_context
 from .listen import address_of, listen
+from .wire import impl as scanner_impl
 
 log = logging.getLogger("dracula")
 
 
 class Server:
-    """A bound server. `serve()` blocks until `close()` (or SIGINT/SIGTERM in the main thread)
-    and returns once in-flight requests are answered or the graceful timeout has passed."""
+    """A bound server for `services`, (name, thriftpy2 service, handler) triples: the first one
+    also answers plain method names, every one answers `name:method` (multiplexed clients).
 
-    def __init__(self, services, config: Config):
+    `serve()` blocks on a loop (or threads) of its own until `close()` (or SIGINT/SIGTERM in the
+    main thread); `await serve_async()` serves on the caller's running loop instead. Both return
+    once in-flight requests are answered or the graceful timeout has passed. `port` (and `host`)
+    are known from construction on: the socket is bound and listening already."""
+
+    def __init__(self, services: Sequence[tuple[str, Any, Any]], config: Config) -> None:
         self.config = config.validate()
         # Each server has its own metrics registry (workers: summed through the multiprocess
         # directory by the supervisor).
         self.registry = new_registry() if config.metrics_port is not None else None
         self.state = ServerState(config, Dispatcher(services), make_observer(config, self.registry))
-        self.service_names = [name for name, _, _ in services]
+        self.services: dict[str, Any] = {name: service for name, service, _ in services}
+        self.service_names = list(self.services)
         self.sock = listen(config)
+        self.host: str
+        self.port: int | None
         self.host, self.port = address_of(self.sock)
         self.started = threading.Event()
         self.stopped = threading.Event()
@@ -39,27 +50,59 @@ class Server:
             self.status = serve_status(config.metrics_host or config.host, config.metrics_port,
                                        self.healthy, registry=self.registry)
         self._backend = backend_class(config.backend)(self.state, self.sock, server_context(config))
+        self._served = False  # a Server serves once: its socket closes when it stops
+        # Coroutines waiting for `started` or `stopped`, each on its own loop (any thread).
+        self._waiters: list[tuple[threading.Event, asyncio.Future[None]]] = []
+        self._waiters_lock = threading.Lock()
 
     def serve(self) -> None:
+        """Serve until close() (or SIGINT/SIGTERM, when called in the main thread) has drained."""
+        self._begin()
         restore = self._install_signal_handlers()
         try:
             self._backend.run(self._on_ready)
         finally:
-            for signum, previous in restore:
-                signal.signal(signum, previous)
-            self.sock.close()
-            if self.status is not None:
-                self.status.shutdown()
-                self.status.server_close()
-            if config_uds_owned(self.config):
-                _unlink(self.config.uds)
-            self.stopped.set()
-            log.info("dracula stopped")
+            self._finish(restore)
+
+    async def serve_async(self, install_signals: bool = False) -> None:
+        """Serve on the running event loop (uvloop or plain asyncio) until `close()` or
+        `await shutdown()` has drained. Signal handlers (SIGINT/SIGTERM: drain and return) are
+        installed only if asked, and only in the main thread. Cancelling it stops at once,
+        without the drain. Needs the uv backend: the thread backend serves with `serve()`."""
+        if self.config.backend != "uv":
+            raise RuntimeError("serve_async() runs the uv backend on your loop; the %r backend "
+                               "runs threads of its own: call serve() (in a thread) instead"
+                               % self.config.backend)
+        if self.config.worker_fd is not None:
+            raise RuntimeError("a prefork worker is run by its supervisor with serve()")
+        self._begin()
+        restore = self._install_signal_handlers() if install_signals else []
+        try:
+            await self._backend.serve(self._on_ready)
+        finally:
+            self._finish(restore)
 
     def close(self) -> None:
         """Stop accepting, answer what was read, then make serve() return. Thread-safe."""
         self.closing = True
         self._backend.stop()
+
+    async def shutdown(self) -> None:
+        """close(), then wait until serving has stopped (the drain is over), from any loop."""
+        self.close()
+        if self._served:
+            await self._until(self.stopped)
+
+    async def wait_started(self) -> None:
+        """Wait until the server accepts, from any loop; RuntimeError if it stopped first."""
+        await self._until(self.started)
+
+    async def _until(self, event: threading.Event) -> None:
+        waiter = asyncio.get_running_loop().create_future()
+        with self._waiters_lock:
+            self._waiters.append((event, waiter))
+        self._wake_waiters()  # the event may have been set already
+        await waiter
 
     def healthy(self) -> bool:
         """Ready for traffic: accepting, not draining and (--unhealthy-when-shedding) not
@@ -69,21 +112,56 @@ class Server:
     @property
     def drain_timed_out(self) -> bool:
         """The last stop hit the graceful timeout (calls may still run in threads)."""
-        return self._backend.timed_out
+        return bool(self._backend.timed_out)
+
+    def _begin(self) -> None:
+        if self._served:
+            raise RuntimeError("a Server serves once; make a new one to serve again")
+        self._served = True
+
+    def _finish(self, restore: list[tuple[int, Any]]) -> None:
+        for signum, previous in restore:
+            signal.signal(signum, previous)
+        self.sock.close()
+        if self.status is not None:
+            self.status.shutdown()
+            self.status.server_close()
+        if self.config.uds and config_uds_owned(self.config):
+            _unlink(self.config.uds)
+        self.stopped.set()
+        self._wake_waiters()
+        log.info("dracula stopped")
 
     def _on_ready(self) -> None:
         self.started.set()  # before the log line: whoever reads it may probe /healthz at once
+        self._wake_waiters()
         where = self.host if self.port is None else "%s:%d" % (self.host, self.port)
-        log.info("dracula serving %s on %s (%s backend, pid %d)", ", ".join(self.service_names),
-                 where, self.config.backend, os.getpid())
+        log.info("dracula serving %s on %s (%s backend, %s scanner, pid %d)", ", ".join(self.service_names),
+                 where, self.config.backend, scanner_impl.IMPLEMENTATION, os.getpid())
+        scanner_impl.warn_if_degraded(log)
         if self.config.ready_fd is not None:  # tell the supervisor this worker accepts
             os.write(self.config.ready_fd, b"R")
             os.close(self.config.ready_fd)
 
-    def _install_signal_handlers(self):
+    def _wake_waiters(self) -> None:
+        """Resolve the waiters whose event is set (or that can no longer be: stopped first)."""
+        with self._waiters_lock:
+            ready: list[tuple[threading.Event, asyncio.Future[None]]] = []
+            waiting: list[tuple[threading.Event, asyncio.Future[None]]] = []
+            for item in self._waiters:
+                (ready if item[0].is_set() or self.stopped.is_set() else waiting).append(item)
+            self._waiters = waiting
+        for event, waiter in ready:
+            error = None if event.is_set() else RuntimeError("the server stopped before it started")
+            try:
+                waiter.get_loop().call_soon_threadsafe(_resolve, waiter, error)
+            except RuntimeError:  # that loop has closed: nobody is waiting any more
+                pass
+
+    def _install_signal_handlers(self) -> list[tuple[int, Any]]:
         if threading.current_thread() is not threading.main_thread():
             return []
-        restore = []
+        restore: list[tuple[int, Any]] = []
         for signum in (signal.SIGINT, signal.SIGTERM):
             restore.append((signum, signal.signal(signum, self._on_signal)))
         if self.config.worker_fd is not None:
@@ -92,19 +170,28 @@ class Server:
                 restore.append((signum, signal.signal(signum, signal.SIG_IGN)))
         return restore
 
-    def _on_signal(self, signum, frame) -> None:
+    def _on_signal(self, signum: int, frame: Any) -> None:
         log.info("received %s: stopping", signal.Signals(signum).name)
         self.close()
 
-    def __enter__(self):
+    def __enter__(self) -> "Server":
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
         self.sock.close()
 
 
-def config_uds_owned(config) -> bool:
+def _resolve(waiter: "asyncio.Future[None]", error: BaseException | None) -> None:
+    if waiter.done():
+        return
+    if error is None:
+        waiter.set_result(None)
+    else:
+        waiter.set_exception(error)
+
+
+def config_uds_owned(config: Config) -> bool:
     """The Unix socket file is this process's to remove (a worker leaves it to the supervisor)."""
     return bool(config.uds) and config.worker_fd is None
 
@@ -116,7 +203,7 @@ def _unlink(path: str) -> None:
         pass
 
 
-def make_observer(config, registry=None):
+def make_observer(config: Config, registry: Any = None) -> CallObserver | None:
     """A CallObserver only when calls are logged or measured: nothing is paid when both are off."""
     if not config.access_log and config.metrics_port is None:
         return None

@@ -9,7 +9,7 @@ import threading
 from thriftpy2.thrift import TApplicationException
 
 from .budget import make_budget
-from .calls import Call
+from .calls import APP_TYPE_NAMES, Call
 from .config import FIRST_REQUEST_GRACE
 from .logs import RefusalLog, format_peer
 from .overload import make_overload
@@ -120,10 +120,11 @@ class ServerState:
         reply = None
         if error.reply_to is not None:
             name, mtype, seqid, _ = error.reply_to
-            call = Call(self, Message(name, mtype, seqid, None), self.codec_for(wire.protocol), wire.framed, peer)
-            call.refuse(TApplicationException.PROTOCOL_ERROR, error.reason)
+            call = Call(self, Message(name, mtype, seqid, None, error.theader), self.codec_for(wire.protocol),
+                        wire.frames_replies, peer)
+            call.refuse(error.app_type, error.reason)
             reply = call.reply
-        answered = "answered PROTOCOL_ERROR" if reply is not None else None
+        answered = "answered %s" % APP_TYPE_NAMES.get(error.app_type, error.app_type) if reply is not None else None
         closing = "closing the connection" if error.fatal else None
         self.refusals(peer, "%s (%s)" % (error.reason, ", ".join(filter(None, (answered, closing)))))
         return reply

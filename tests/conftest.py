@@ -2,11 +2,16 @@ import contextlib
 
 import pytest
 
+from examples.pingpong import PingHandler
 from examples.showcase import ShowcaseHandler
 
 from .cli_server import CliServer
-from .helpers import BACKENDS, running, showcase_thrift
+from .helpers import BACKENDS, pingpong_thrift, running, running_services, showcase_thrift
 from .ops_app import OpsApp
+
+# dracula's own pytest plugin (dracula/testing.py): a no-op where the installed entry point
+# (named like the module) has registered it already.
+pytest_plugins = ["dracula.testing"]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -20,9 +25,8 @@ def showcase_handler():
 
 
 @pytest.fixture
-def showcase_server(backend, showcase_handler):
-    with running(showcase_thrift.Showcase, showcase_handler, backend=backend) as server:
-        yield server
+def showcase_server(backend, showcase_handler, dracula_server):
+    return dracula_server(showcase_thrift.Showcase, showcase_handler, backend=backend)
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +34,16 @@ def showcase_servers():
     """One Showcase server per backend, shared by a module's tests."""
     with contextlib.ExitStack() as stack:
         yield {backend: stack.enter_context(running(showcase_thrift.Showcase, ShowcaseHandler(), backend=backend))
+               for backend in BACKENDS}
+
+
+@pytest.fixture(scope="module")
+def multiplexed_servers():
+    """Per backend, one server for PingService and Showcase under those names (multiplexed)."""
+    with contextlib.ExitStack() as stack:
+        yield {backend: stack.enter_context(running_services(
+                   [("PingService", pingpong_thrift.PingService, PingHandler()),
+                    ("Showcase", showcase_thrift.Showcase, ShowcaseHandler())], backend))
                for backend in BACKENDS}
 
 

@@ -2,7 +2,6 @@
 waits, and this process's memory and file descriptors."""
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
 import threading
@@ -11,6 +10,8 @@ import time
 import thriftpy2
 
 import dracula
+# One wrapper for a server in a thread of this process: the pytest plugin's.
+from dracula.testing import running, serving_in_thread as serving  # noqa: F401 - re-exported
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IDL = os.path.join(ROOT, "idl")
@@ -20,26 +21,6 @@ showcase_thrift = thriftpy2.load(os.path.join(IDL, "showcase.thrift"))
 hash_thrift = thriftpy2.load(os.path.join(IDL, "hash.thrift"))
 
 BACKENDS = ("uv", "thread")
-
-
-@contextlib.contextmanager
-def serving(server):
-    """Run a built dracula Server in a thread of this process; yields it (its .port is bound)."""
-    thread = threading.Thread(target=server.serve, name="test-server", daemon=True)
-    thread.start()
-    assert server.started.wait(10), "server did not start"
-    try:
-        yield server
-    finally:
-        server.close()
-        thread.join(30)
-        assert not thread.is_alive(), "server did not stop"
-
-
-def running(service, handler, backend="uv", **options):
-    """A dracula server for one service, in a thread of this process."""
-    return serving(dracula.make_server(service, handler, host="127.0.0.1", port=0, backend=backend,
-                                       **options))
 
 
 def running_services(services, backend="uv"):

@@ -30,8 +30,9 @@ from thriftpy2.transport.buffered import TBufferedTransportFactory
 from thriftpy2.transport.framed import TFramedTransportFactory
 
 from examples.pingpong import PingHandler
+from examples.showcase import ShowcaseHandler
 
-from .helpers import pingpong_thrift, running, showcase_thrift as t
+from .helpers import pingpong_thrift, showcase_thrift as t
 from .wire_client import Connection, encode_call, encode_message
 
 SAFETY_TIMEOUT = 10  # seconds: turns a hang into a failure; never used to synchronise
@@ -85,33 +86,69 @@ SYNC_CLIENTS = {
 }
 
 
+def exercise_showcase(c):
+    """Every kind of outcome through one client: values, declared and undeclared exceptions,
+    oneway, coroutine and blocking handlers."""
+    assert c.ping() is None
+    assert c.add(2**62, 2**62 - 1) == 2**63 - 1
+    assert c.add(-5, 3) == -2
+    sent = sample_shape()
+    check_shape(c.echo_shape(sent), sent)
+    with pytest.raises(t.NotFound) as info:
+        c.lookup("missing")
+    assert (info.value.key, info.value.code) == ("missing", 404)
+    with pytest.raises(t.Invalid) as info:
+        c.lookup("")
+    assert info.value.reason == "empty key"
+    assert c.lookup("ok") == "OK"
+    with pytest.raises(TApplicationException) as info:
+        c.fail("sync client boom")
+    assert info.value.type == INTERNAL_ERROR and "sync client boom" in info.value.message
+    c.record("event")
+    assert c.recorded() == ["event"]
+    assert c.sleep_async(1) == "slept 1 ms"
+    assert c.sleep_blocking(1) == "slept 1 ms"
+    assert c.ping() is None
+
+
 @pytest.mark.parametrize("kind", list(SYNC_CLIENTS))
 def test_thriftpy2_sync_client(showcase_server, kind):
     c = thriftpy2.rpc.make_client(t.Showcase, "127.0.0.1", showcase_server.port,
                                   timeout=SAFETY_TIMEOUT * 1000, **SYNC_CLIENTS[kind])
     try:
-        assert c.ping() is None
-        assert c.add(2**62, 2**62 - 1) == 2**63 - 1
-        assert c.add(-5, 3) == -2
-        sent = sample_shape()
-        check_shape(c.echo_shape(sent), sent)
-        with pytest.raises(t.NotFound) as info:
-            c.lookup("missing")
-        assert (info.value.key, info.value.code) == ("missing", 404)
-        with pytest.raises(t.Invalid) as info:
-            c.lookup("")
-        assert info.value.reason == "empty key"
-        assert c.lookup("ok") == "OK"
-        with pytest.raises(TApplicationException) as info:
-            c.fail("sync client boom")
-        assert info.value.type == INTERNAL_ERROR and "sync client boom" in info.value.message
-        c.record("event")
-        assert c.recorded() == ["event"]
-        assert c.sleep_async(1) == "slept 1 ms"
-        assert c.sleep_blocking(1) == "slept 1 ms"
-        assert c.ping() is None
+        exercise_showcase(c)
     finally:
         c.close()
+
+
+@pytest.mark.parametrize("protocol", ["binary", "compact"])
+@pytest.mark.parametrize("transport", ["buffered", "framed"])
+def test_plugin_client_of_each_protocol_and_transport(showcase_server, dracula_client, protocol, transport):
+    # dracula's pytest plugin (dracula/testing.py): the client it makes speaks what it is asked to.
+    exercise_showcase(dracula_client(showcase_server, protocol=protocol, transport=transport))
+
+
+def test_plugin_clients_of_several_services_from_a_mapping(backend, dracula_server, dracula_client):
+    # make_server({name: (service, handler)}) multiplexes as `dracula serve --service` does: the
+    # first service also answers plain names; each answers `name:method`.
+    server = dracula_server({"Showcase": (t.Showcase, ShowcaseHandler()),
+                             "Ping": (pingpong_thrift.PingService, PingHandler())}, backend=backend)
+    assert server.service_names == ["Showcase", "Ping"]
+    exercise_showcase(dracula_client(server))
+    multiplexed = dracula_client(server, service="Showcase", transport="framed")
+    assert multiplexed.add(40, 2) == 42
+    assert multiplexed.recorded() == ["event"]  # the same handler as the plain names'
+    ping = dracula_client(server, service="Ping", protocol="compact")
+    assert [ping.ping() for _ in range(3)] == ["pong"] * 3
+    # A plain `ping` is the first service's (void): a PingService client finds no result in it.
+    plain = thriftpy2.rpc.make_client(pingpong_thrift.PingService, "127.0.0.1", server.port,
+                                      timeout=SAFETY_TIMEOUT * 1000)
+    try:
+        with pytest.raises(TApplicationException) as info:
+            plain.ping()
+        assert info.value.type == TApplicationException.MISSING_RESULT
+    finally:
+        plain.close()
 
 
 def test_thriftpy2_sync_clients_of_every_kind_at_once(showcase_server):
@@ -398,13 +435,13 @@ def test_apache_thrift_client(showcase_server, kind):
 
 
 @pytest.mark.parametrize("kind", ["buffered", "framed"])
-def test_apache_thrift_client_pingservice(backend, kind):
-    with running(pingpong_thrift.PingService, PingHandler(), backend=backend) as server:
-        c = ApacheClient(server.port, methods=PING_SERVICE, **APACHE_KINDS[kind])
-        try:
-            assert [c.call("ping") for _ in range(3)] == ["pong"] * 3
-        finally:
-            c.close()
+def test_apache_thrift_client_pingservice(backend, kind, dracula_server):
+    server = dracula_server(pingpong_thrift.PingService, PingHandler(), backend=backend)
+    c = ApacheClient(server.port, methods=PING_SERVICE, **APACHE_KINDS[kind])
+    try:
+        assert [c.call("ping") for _ in range(3)] == ["pong"] * 3
+    finally:
+        c.close()
 
 
 # -- pipelining ---------------------------------------------------------------------------------

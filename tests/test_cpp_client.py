@@ -4,7 +4,7 @@ both backends: binary/compact × buffered/framed, plain and multiplexed.
 The client is compiled once per session into a temporary directory. The test skips, saying
 why, only where g++ or Apache Thrift's C++ headers/library are missing (Debian: `apt-get
 install g++ libthrift-dev libboost-dev`; libthrift-dev's headers include boost headers but the
-package does not depend on libboost-dev).
+package does not depend on libboost-dev); with CI=true it fails instead.
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import pytest
 from examples.pingpong import PingHandler
 from examples.showcase import ShowcaseHandler
 
+from .client_programs import missing_toolchain
 from .helpers import BACKENDS, ROOT, pingpong_thrift, running_services, showcase_thrift as t
 
 SOURCE = os.path.join(ROOT, "tests", "cpp", "showcase_client.cpp")
@@ -48,21 +49,21 @@ def _first_error(output: str) -> str:
 
 @pytest.fixture(scope="session")
 def cpp_client(tmp_path_factory):
-    """Path of the compiled client; skips where the toolchain or library is missing."""
+    """Path of the compiled client; skips (fails on CI) where the toolchain or library is missing."""
     gxx = shutil.which("g++")
     if gxx is None:
-        pytest.skip("g++ is not installed (%s)" % APT_HINT)
+        missing_toolchain("g++ is not installed (%s)" % APT_HINT)
     probe = subprocess.run([gxx, *CXXFLAGS, "-E", "-x", "c++", "-o", os.devnull, "-"],
                            input="#include <thrift/protocol/TBinaryProtocol.h>\n"
                                  "#include <thrift/transport/TSocket.h>\n",
                            capture_output=True, text=True, timeout=120)
     if probe.returncode != 0:
-        pytest.skip("Apache Thrift C++ headers are not usable: %s (%s)"
-                    % (_first_error(probe.stderr), APT_HINT))
+        missing_toolchain("Apache Thrift C++ headers are not usable: %s (%s)"
+                          % (_first_error(probe.stderr), APT_HINT))
     lib = subprocess.run([gxx, "-print-file-name=libthrift.so"], capture_output=True, text=True,
                          timeout=60).stdout.strip()
     if not os.path.isabs(lib):
-        pytest.skip("Apache Thrift C++ library (libthrift.so) is not installed (%s)" % APT_HINT)
+        missing_toolchain("Apache Thrift C++ library (libthrift.so) is not installed (%s)" % APT_HINT)
     binary = str(tmp_path_factory.mktemp("cpp") / "showcase_client")
     built = subprocess.run([gxx, *CXXFLAGS, "-o", binary, SOURCE, "-lthrift"],
                            capture_output=True, text=True, timeout=300)

@@ -18,25 +18,16 @@ from thriftpy2.thrift import TApplicationException, TMessageType
 import dracula
 from examples.showcase import ShowcaseHandler
 
-from .helpers import IDL, running, showcase_thrift as t
+from .helpers import IDL, showcase_thrift as t
 from .wire_client import Connection, encode_call, encode_message
 
 SHOWCASE_IDL = os.path.join(IDL, "showcase.thrift")
 SAFETY_TIMEOUT = 10  # seconds: only so that a broken server fails the test instead of hanging it
 
 
-def make_client(port, timeout_s=SAFETY_TIMEOUT, **kwargs):
-    return thriftpy2.rpc.make_client(t.Showcase, "127.0.0.1", port, timeout=timeout_s * 1000,
-                                     **kwargs)
-
-
 @pytest.fixture
-def client(showcase_server):
-    c = make_client(showcase_server.port)
-    try:
-        yield c
-    finally:
-        c.close()
+def client(showcase_server, dracula_client):
+    return dracula_client(showcase_server, timeout=SAFETY_TIMEOUT)
 
 
 # -- raw wire helpers ---------------------------------------------------------------------------
@@ -73,22 +64,19 @@ def test_seqids_are_echoed_verbatim(showcase_server, framed):
         assert exc.type == TApplicationException.UNKNOWN_METHOD
 
 
-def test_missing_result_for_non_void_method(backend):
+def test_missing_result_for_non_void_method(backend, dracula_server, dracula_client):
     # A handler returning None from a non-void method: a REPLY without `success`; the client
     # reports MISSING_RESULT and the connection carries on.
     class Handler(ShowcaseHandler):
         def add(self, a, b):
             return None
 
-    with running(t.Showcase, Handler(), backend=backend) as server:
-        c = make_client(server.port)
-        try:
-            with pytest.raises(TApplicationException) as info:
-                c.add(1, 2)
-            assert info.value.type == TApplicationException.MISSING_RESULT
-            assert c.lookup("ok") == "OK"
-        finally:
-            c.close()
+    server = dracula_server(t.Showcase, Handler(), backend=backend)
+    c = dracula_client(server)
+    with pytest.raises(TApplicationException) as info:
+        c.add(1, 2)
+    assert info.value.type == TApplicationException.MISSING_RESULT
+    assert c.lookup("ok") == "OK"
 
 
 # -- oneway -------------------------------------------------------------------------------------
@@ -125,20 +113,20 @@ def test_oneway_message_type_for_a_two_way_method_gets_no_reply(showcase_server)
 
 
 @pytest.mark.parametrize("framed", [False, True], ids=["unframed", "framed"])
-def test_oneway_handler_that_raises_writes_nothing_and_keeps_connection(backend, framed):
+def test_oneway_handler_that_raises_writes_nothing_and_keeps_connection(backend, framed, dracula_server):
     class Handler(ShowcaseHandler):
         def record(self, event):
             super().record(event)
             raise RuntimeError("oneway handler failed")
 
     handler = Handler()
-    with running(t.Showcase, handler, backend=backend) as server:
-        with Connection(server.port, framed, timeout=SAFETY_TIMEOUT) as conn:
-            conn.send(encode_call("record", 1, framed, mtype=TMessageType.ONEWAY, event="x")
-                      + encode_call("record", 2, framed, mtype=TMessageType.CALL, event="y")
-                      + encode_call("recorded", 3, framed))
-            name, mtype, seqid, result = conn.read_message()
-            assert (name, mtype, seqid, result.success) == ("recorded", TMessageType.REPLY, 3, ["x", "y"])
+    server = dracula_server(t.Showcase, handler, backend=backend)
+    with Connection(server.port, framed, timeout=SAFETY_TIMEOUT) as conn:
+        conn.send(encode_call("record", 1, framed, mtype=TMessageType.ONEWAY, event="x")
+                  + encode_call("record", 2, framed, mtype=TMessageType.CALL, event="y")
+                  + encode_call("recorded", 3, framed))
+        name, mtype, seqid, result = conn.read_message()
+        assert (name, mtype, seqid, result.success) == ("recorded", TMessageType.REPLY, 3, ["x", "y"])
 
 
 def test_oneway_to_unknown_method_gets_no_reply(showcase_server):
@@ -200,24 +188,22 @@ def _other_name_handler():
     return OtherHandler()
 
 
-def test_exceptions_from_a_handler_that_loaded_the_idl_under_another_name(backend):
-    with running(t.Showcase, _other_name_handler(), backend=backend) as server:
-        c = make_client(server.port)
-        try:
-            with pytest.raises(t.NotFound) as info:
-                c.lookup("missing")
-            assert (info.value.key, info.value.code) == ("missing", 410)
-            with pytest.raises(t.Invalid) as info:
-                c.lookup("")
-            assert info.value.reason == "blank"
-            shapes = c.shapes(2)
-            assert [s.name for s in shapes] == ["0", "1"]
-            assert shapes[1].points == [t.Point(x=1, y=1)] and shapes[1].color == t.Color.BLUE
-            got = c.echo_scalars(t.Scalars(flag=True, text="z"))
-            assert (got.flag, got.text, got.color) == (True, "z", t.Color.GREEN)
-            assert c.ping() is None
-        finally:
-            c.close()
+def test_exceptions_from_a_handler_that_loaded_the_idl_under_another_name(
+        backend, dracula_server, dracula_client):
+    server = dracula_server(t.Showcase, _other_name_handler(), backend=backend)
+    c = dracula_client(server)
+    with pytest.raises(t.NotFound) as info:
+        c.lookup("missing")
+    assert (info.value.key, info.value.code) == ("missing", 410)
+    with pytest.raises(t.Invalid) as info:
+        c.lookup("")
+    assert info.value.reason == "blank"
+    shapes = c.shapes(2)
+    assert [s.name for s in shapes] == ["0", "1"]
+    assert shapes[1].points == [t.Point(x=1, y=1)] and shapes[1].color == t.Color.BLUE
+    got = c.echo_scalars(t.Scalars(flag=True, text="z"))
+    assert (got.flag, got.text, got.color) == (True, "z", t.Color.GREEN)
+    assert c.ping() is None
 
 
 def test_showcase_example_handler_uses_its_own_idl_module():
@@ -226,7 +212,7 @@ def test_showcase_example_handler_uses_its_own_idl_module():
     assert showcase.showcase_thrift.NotFound is not t.NotFound
 
 
-def test_look_alike_exception_without_thrift_spec_is_undeclared(backend):
+def test_look_alike_exception_without_thrift_spec_is_undeclared(backend, dracula_server, dracula_client):
     # Same class name as a declared exception, but a plain Python exception: not declared.
     class NotFound(Exception):
         pass
@@ -235,50 +221,41 @@ def test_look_alike_exception_without_thrift_spec_is_undeclared(backend):
         def lookup(self, key):
             raise NotFound("plain python")
 
-    with running(t.Showcase, Handler(), backend=backend) as server:
-        c = make_client(server.port)
-        try:
-            with pytest.raises(TApplicationException) as info:
-                c.lookup("x")
-            assert info.value.type == TApplicationException.INTERNAL_ERROR
-            assert "plain python" in info.value.message
-            assert c.ping() is None
-        finally:
-            c.close()
+    server = dracula_server(t.Showcase, Handler(), backend=backend)
+    c = dracula_client(server)
+    with pytest.raises(TApplicationException) as info:
+        c.lookup("x")
+    assert info.value.type == TApplicationException.INTERNAL_ERROR
+    assert "plain python" in info.value.message
+    assert c.ping() is None
 
 
-def test_exception_declared_by_another_method_is_undeclared_here(backend):
+def test_exception_declared_by_another_method_is_undeclared_here(backend, dracula_server, dracula_client):
     # NotFound is declared by lookup, not by add: raised from add it is an undeclared error.
     class Handler(ShowcaseHandler):
         def add(self, a, b):
             raise t.NotFound(key="k", code=1)
 
-    with running(t.Showcase, Handler(), backend=backend) as server:
-        c = make_client(server.port)
-        try:
-            with pytest.raises(TApplicationException) as info:
-                c.add(1, 2)
-            assert info.value.type == TApplicationException.INTERNAL_ERROR
-            assert c.lookup("a") == "A"
-        finally:
-            c.close()
+    server = dracula_server(t.Showcase, Handler(), backend=backend)
+    c = dracula_client(server)
+    with pytest.raises(TApplicationException) as info:
+        c.add(1, 2)
+    assert info.value.type == TApplicationException.INTERNAL_ERROR
+    assert c.lookup("a") == "A"
 
 
-def test_handler_raising_tapplicationexception_passes_it_through(backend):
+def test_handler_raising_tapplicationexception_passes_it_through(backend, dracula_server, dracula_client):
     class Handler(ShowcaseHandler):
         def add(self, a, b):
             raise TApplicationException(TApplicationException.BAD_SEQUENCE_ID, "custom refusal")
 
-    with running(t.Showcase, Handler(), backend=backend) as server:
-        c = make_client(server.port)
-        try:
-            with pytest.raises(TApplicationException) as info:
-                c.add(1, 2)
-            assert info.value.type == TApplicationException.BAD_SEQUENCE_ID
-            assert info.value.message == "custom refusal"
-            assert c.ping() is None
-        finally:
-            c.close()
+    server = dracula_server(t.Showcase, Handler(), backend=backend)
+    c = dracula_client(server)
+    with pytest.raises(TApplicationException) as info:
+        c.add(1, 2)
+    assert info.value.type == TApplicationException.BAD_SEQUENCE_ID
+    assert info.value.message == "custom refusal"
+    assert c.ping() is None
 
 
 # -- undeclared exceptions, unknown methods, wrong return types ---------------------------------
@@ -340,20 +317,17 @@ def test_unknown_method_by_hand_keeps_connection(showcase_server, framed):
         assert (name, mtype, seqid, result.success) == ("add", TMessageType.REPLY, 22, 11)
 
 
-def test_method_the_handler_does_not_implement_is_unknown(backend):
+def test_method_the_handler_does_not_implement_is_unknown(backend, dracula_server, dracula_client):
     class Partial:
         def ping(self):
             return None
 
-    with running(t.Showcase, Partial(), backend=backend) as server:
-        c = make_client(server.port)
-        try:
-            with pytest.raises(TApplicationException) as info:
-                c.add(1, 2)
-            assert info.value.type == TApplicationException.UNKNOWN_METHOD
-            assert c.ping() is None
-        finally:
-            c.close()
+    server = dracula_server(t.Showcase, Partial(), backend=backend)
+    c = dracula_client(server)
+    with pytest.raises(TApplicationException) as info:
+        c.add(1, 2)
+    assert info.value.type == TApplicationException.UNKNOWN_METHOD
+    assert c.ping() is None
 
 
 def test_wrong_return_type_is_internal_error_and_next_call_is_fine(client):
@@ -364,22 +338,22 @@ def test_wrong_return_type_is_internal_error_and_next_call_is_fine(client):
     assert client.add(1, 2) == 3
 
 
-def test_wrong_type_deep_inside_a_container(backend):
+def test_wrong_type_deep_inside_a_container(backend, dracula_server):
     # The encoder fails half-way through a reply: nothing half-written may reach the client.
     class Handler(ShowcaseHandler):
         def shapes(self, n):
             good = super().shapes(n)
             return good + [t.Shape(name="bad", points=[t.Point(x="not an int", y=0)])]
 
-    with running(t.Showcase, Handler(), backend=backend) as server:
-        with Connection(server.port, timeout=SAFETY_TIMEOUT) as conn:
-            conn.send(encode_call("shapes", 1, n=50) + encode_call("echo_shape", 2, shape=t.Shape(name="next")))
-            name, mtype, seqid, exc = conn.read_message()
-            assert (name, mtype, seqid) == ("shapes", TMessageType.EXCEPTION, 1)
-            assert exc.type == TApplicationException.INTERNAL_ERROR
-            name, mtype, seqid, result = conn.read_message()
-            assert (name, mtype, seqid) == ("echo_shape", TMessageType.REPLY, 2)
-            assert result.success.name == "next" and result.success.points is None
+    server = dracula_server(t.Showcase, Handler(), backend=backend)
+    with Connection(server.port, timeout=SAFETY_TIMEOUT) as conn:
+        conn.send(encode_call("shapes", 1, n=50) + encode_call("echo_shape", 2, shape=t.Shape(name="next")))
+        name, mtype, seqid, exc = conn.read_message()
+        assert (name, mtype, seqid) == ("shapes", TMessageType.EXCEPTION, 1)
+        assert exc.type == TApplicationException.INTERNAL_ERROR
+        name, mtype, seqid, result = conn.read_message()
+        assert (name, mtype, seqid) == ("echo_shape", TMessageType.REPLY, 2)
+        assert result.success.name == "next" and result.success.points is None
 
 
 def _raise_unencodable(problem):
@@ -412,7 +386,7 @@ def _join_dead_connection_threads():
 @pytest.mark.parametrize("problem", ["declared-bad-field", "undeclared-unencodable-message"])
 @pytest.mark.parametrize("kind", ["sync", "async", "blocking"])
 def test_exception_that_cannot_be_encoded_is_internal_error_and_connection_survives(
-        backend, kind, problem):
+        backend, kind, problem, dracula_server, dracula_client):
     # Like a return value of the wrong type, an exception the codec cannot write must become an
     # INTERNAL_ERROR reply on a connection that stays usable: not a dropped connection, and not
     # a call that never gets any reply.
@@ -428,17 +402,15 @@ def test_exception_that_cannot_be_encoded_is_internal_error_and_connection_survi
             def lookup(self, key):
                 _raise_unencodable(problem)
 
-    with running(t.Showcase, Handler(), backend=backend, graceful_timeout=1) as server:
-        c = make_client(server.port, timeout_s=3)  # a call that hangs fails in 3 s, not 10
-        try:
-            failed = _outcome(c.lookup, "k")
-            if failed[0] == "raised" and not isinstance(failed[1], TApplicationException):
-                then_ping = then_add = ("not tried: the connection is broken", failed[1])
-            else:
-                then_ping = _outcome(c.ping)
-                then_add = _outcome(c.add, 1, 2)
-        finally:
-            c.close()
+    server = dracula_server(t.Showcase, Handler(), backend=backend, graceful_timeout=1)
+    c = dracula_client(server, timeout=3)  # a call that hangs fails in 3 s, not 10
+    failed = _outcome(c.lookup, "k")
+    if failed[0] == "raised" and not isinstance(failed[1], TApplicationException):
+        then_ping = then_add = ("not tried: the connection is broken", failed[1])
+    else:
+        then_ping = _outcome(c.ping)
+        then_add = _outcome(c.add, 1, 2)
+    c.close()  # its server connection thread ends: settle it before asserting
     _join_dead_connection_threads()
     assert failed[0] == "raised" and isinstance(failed[1], TApplicationException), failed
     assert failed[1].type == TApplicationException.INTERNAL_ERROR, failed
@@ -465,7 +437,7 @@ def test_async_and_blocking_handlers_return(client):
     assert client.ping() is None
 
 
-def test_async_and_blocking_handler_exceptions(backend):
+def test_async_and_blocking_handler_exceptions(backend, dracula_server, dracula_client):
     class Handler(ShowcaseHandler):
         async def lookup(self, key):
             await asyncio.sleep(0)
@@ -481,25 +453,22 @@ def test_async_and_blocking_handler_exceptions(backend):
         def add(self, a, b):
             return a + b
 
-    with running(t.Showcase, Handler(), backend=backend) as server:
-        c = make_client(server.port)
-        try:
-            with pytest.raises(t.NotFound):
-                c.lookup("missing")
-            with pytest.raises(TApplicationException) as info:
-                c.lookup("x")
-            assert info.value.type == TApplicationException.INTERNAL_ERROR
-            assert "async says no" in info.value.message
-            with pytest.raises(TApplicationException) as info:
-                c.fail("m")
-            assert info.value.type == TApplicationException.INTERNAL_ERROR
-            assert "blocking: m" in info.value.message
-            assert c.add(2, 5) == 7
-        finally:
-            c.close()
+    server = dracula_server(t.Showcase, Handler(), backend=backend)
+    c = dracula_client(server)
+    with pytest.raises(t.NotFound):
+        c.lookup("missing")
+    with pytest.raises(TApplicationException) as info:
+        c.lookup("x")
+    assert info.value.type == TApplicationException.INTERNAL_ERROR
+    assert "async says no" in info.value.message
+    with pytest.raises(TApplicationException) as info:
+        c.fail("m")
+    assert info.value.type == TApplicationException.INTERNAL_ERROR
+    assert "blocking: m" in info.value.message
+    assert c.add(2, 5) == 7
 
 
-def test_async_and_blocking_wrong_return_types(backend):
+def test_async_and_blocking_wrong_return_types(backend, dracula_server, dracula_client):
     class Handler(ShowcaseHandler):
         async def wrong_type(self):
             await asyncio.sleep(0)
@@ -509,16 +478,13 @@ def test_async_and_blocking_wrong_return_types(backend):
         def echo_scalars(self, s):
             return ["not", "a", "struct"]
 
-    with running(t.Showcase, Handler(), backend=backend) as server:
-        c = make_client(server.port)
-        try:
-            for call_it in (c.wrong_type, lambda: c.echo_scalars(t.Scalars())):
-                with pytest.raises(TApplicationException) as info:
-                    call_it()
-                assert info.value.type == TApplicationException.INTERNAL_ERROR
-                assert c.add(1, 1) == 2
-        finally:
-            c.close()
+    server = dracula_server(t.Showcase, Handler(), backend=backend)
+    c = dracula_client(server)
+    for call_it in (c.wrong_type, lambda: c.echo_scalars(t.Scalars())):
+        with pytest.raises(TApplicationException) as info:
+            call_it()
+        assert info.value.type == TApplicationException.INTERNAL_ERROR
+        assert c.add(1, 1) == 2
 
 
 def plain_decorator(fn):
@@ -529,7 +495,7 @@ def plain_decorator(fn):
     return wrapper
 
 
-def test_coroutine_handler_behind_a_plain_decorator_is_awaited(backend):
+def test_coroutine_handler_behind_a_plain_decorator_is_awaited(backend, dracula_server, dracula_client):
     # thriftpy2's own asyncio server awaits whatever a handler method returns, so aio handlers
     # wrapped in ordinary (non-async) decorators work there: moving the same handler object to
     # dracula must not turn them into INTERNAL_ERRORs or, for void methods, into calls that
@@ -549,16 +515,13 @@ def test_coroutine_handler_behind_a_plain_decorator_is_awaited(backend):
             await asyncio.sleep(0)
             ran.append("ping")
 
-    with running(t.Showcase, Handler(), backend=backend) as server:
-        c = make_client(server.port)
-        try:
-            assert c.lookup("k") == "k!"
-            with pytest.raises(t.NotFound):
-                c.lookup("missing")
-            assert c.ping() is None
-            assert ran == ["ping"]
-        finally:
-            c.close()
+    server = dracula_server(t.Showcase, Handler(), backend=backend)
+    c = dracula_client(server)
+    assert c.lookup("k") == "k!"
+    with pytest.raises(t.NotFound):
+        c.lookup("missing")
+    assert c.ping() is None
+    assert ran == ["ping"]
 
 
 class GatedHandler(ShowcaseHandler):
@@ -595,35 +558,33 @@ class GatedHandler(ShowcaseHandler):
 
 
 @pytest.mark.parametrize("method", ["sleep_blocking", "sleep_async"])
-def test_slow_call_does_not_stall_other_connections(backend, method):
+def test_slow_call_does_not_stall_other_connections(backend, method, dracula_server, dracula_client):
     handler = GatedHandler()
-    with running(t.Showcase, handler, backend=backend) as server:
-        a, b = make_client(server.port), make_client(server.port)
-        outcome = []
-        caller = threading.Thread(target=lambda: outcome.append(getattr(a, method)(2000)))
-        try:
-            caller.start()
-            assert handler.entered.wait(SAFETY_TIMEOUT), "the slow call never reached its handler"
-            # A's call is in its handler and cannot finish until the gate opens: B must be served.
-            assert b.ping() is None
-            assert b.add(1, 2) == 3
-            assert b.lookup("b") == "B"
-            assert caller.is_alive() and outcome == []
-            handler.open_gate()
-            caller.join(SAFETY_TIMEOUT)
-            assert not caller.is_alive()
-            assert outcome == ["released 2000"]
-            assert a.ping() is None
-        finally:
-            handler.open_gate()
-            caller.join(SAFETY_TIMEOUT)
-            a.close()
-            b.close()
+    server = dracula_server(t.Showcase, handler, backend=backend)
+    a, b = dracula_client(server), dracula_client(server)
+    outcome = []
+    caller = threading.Thread(target=lambda: outcome.append(getattr(a, method)(2000)))
+    try:
+        caller.start()
+        assert handler.entered.wait(SAFETY_TIMEOUT), "the slow call never reached its handler"
+        # A's call is in its handler and cannot finish until the gate opens: B must be served.
+        assert b.ping() is None
+        assert b.add(1, 2) == 3
+        assert b.lookup("b") == "B"
+        assert caller.is_alive() and outcome == []
+        handler.open_gate()
+        caller.join(SAFETY_TIMEOUT)
+        assert not caller.is_alive()
+        assert outcome == ["released 2000"]
+        assert a.ping() is None
+    finally:
+        handler.open_gate()
+        caller.join(SAFETY_TIMEOUT)
 
 
-def test_showcase_sleep_blocking_does_not_stall_another_connection(showcase_server):
+def test_showcase_sleep_blocking_does_not_stall_another_connection(showcase_server, dracula_client):
     # The brief's form, with the stock handler: B's ping returns while A's 2 s call is in flight.
-    a, b = make_client(showcase_server.port), make_client(showcase_server.port)
+    a, b = dracula_client(showcase_server), dracula_client(showcase_server)
     result = []
     started = threading.Event()
 
@@ -641,30 +602,28 @@ def test_showcase_sleep_blocking_does_not_stall_another_connection(showcase_serv
         assert result == ["slept 2000 ms"]
     finally:
         caller.join(SAFETY_TIMEOUT)
-        a.close()
-        b.close()
 
 
 @pytest.mark.parametrize("method", ["sleep_blocking", "sleep_async"])
 @pytest.mark.parametrize("framed", [False, True], ids=["unframed", "framed"])
-def test_replies_keep_request_order_behind_a_slow_call(backend, method, framed):
+def test_replies_keep_request_order_behind_a_slow_call(backend, method, framed, dracula_server):
     # On one connection: a slow call, then quick ones. The quick ones may run first (the uv
     # backend runs them while the slow one is parked), but their replies must wait their turn.
     handler = GatedHandler()
-    with running(t.Showcase, handler, backend=backend) as server:
-        with Connection(server.port, framed, timeout=SAFETY_TIMEOUT) as conn:
-            conn.send(encode_call(method, 1, framed, ms=5) + encode_call("ping", 2, framed)
-                      + encode_call("add", 3, framed, a=1, b=2) + encode_call("fail", 4, framed, message="f"))
-            assert handler.entered.wait(SAFETY_TIMEOUT)
-            if backend == "uv":
-                assert handler.pinged.wait(SAFETY_TIMEOUT), "uv did not run the next call meanwhile"
-            handler.open_gate()
-            replies = [conn.read_message() for _ in range(4)]
-            assert [r[2] for r in replies] == [1, 2, 3, 4]
-            assert [r[0] for r in replies] == [method, "ping", "add", "fail"]
-            assert replies[0][3].success == "released 5"
-            assert replies[2][3].success == 3
-            assert replies[3][1] == TMessageType.EXCEPTION
+    server = dracula_server(t.Showcase, handler, backend=backend)
+    with Connection(server.port, framed, timeout=SAFETY_TIMEOUT) as conn:
+        conn.send(encode_call(method, 1, framed, ms=5) + encode_call("ping", 2, framed)
+                  + encode_call("add", 3, framed, a=1, b=2) + encode_call("fail", 4, framed, message="f"))
+        assert handler.entered.wait(SAFETY_TIMEOUT)
+        if backend == "uv":
+            assert handler.pinged.wait(SAFETY_TIMEOUT), "uv did not run the next call meanwhile"
+        handler.open_gate()
+        replies = [conn.read_message() for _ in range(4)]
+        assert [r[2] for r in replies] == [1, 2, 3, 4]
+        assert [r[0] for r in replies] == [method, "ping", "add", "fail"]
+        assert replies[0][3].success == "released 5"
+        assert replies[2][3].success == 3
+        assert replies[3][1] == TMessageType.EXCEPTION
 
 
 def test_many_concurrent_async_calls_on_one_connection_keep_order(showcase_server):

@@ -22,7 +22,7 @@ from thriftpy2.protocol.binary import TBinaryProtocol
 from thriftpy2.protocol.compact import TCompactProtocol
 from thriftpy2.thrift import TApplicationException, TMessageType, TType
 
-from dracula.wire.binary_scan import BinaryScanner
+from dracula.wire.impl import BinaryScanner  # compiled or pure, as the server runs it
 from dracula.wire.codec import BinaryCodec
 from dracula.wire.errors import WireError
 from dracula.wire.reader import Reader

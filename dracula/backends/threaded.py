@@ -260,7 +260,7 @@ class ThreadedBackend:
                     break
                 if conn.codec is None:
                     conn.codec = self.state.codec_for(reader.wire.protocol)
-                reply = self._handle(Call(self.state, msg, conn.codec, reader.wire.framed, peer))
+                reply = self._handle(Call(self.state, msg, conn.codec, reader.wire.frames_replies, peer))
             if reply is not None:
                 out.append(reply)
                 queued += len(reply)
@@ -297,27 +297,29 @@ class ThreadedBackend:
         if not call.admit():
             return call.reply
         method = call.method
-        timeout = self.config.handler_timeout or None
-        if method.kind is ASYNC:
-            future = self._await(call.awaited())
-        elif method.kind is BLOCKING and timeout:
+        timeout = call.time_limit(self.config.handler_timeout) or None
+        if method.kind is BLOCKING and timeout and self.state.pool is not None:
             job = pool_job(call, self.state.overload)
             if job is None:  # shed: the pool's queue is too long
                 return call.reply
-            future = self.state.pool.submit(job[0], *job[1])
-        else:
+            try:
+                value = self.state.pool.submit(job).result(timeout)
+            except concurrent.futures.TimeoutError:
+                return call.timed_out(timeout)
+            except (Exception, SystemExit) as e:
+                return call.finish(error=e)
+            return call.finish(value)
+        coroutine = None
+        if method.kind is not ASYNC:
             coroutine = call.run_inline()
             if coroutine is None:
                 return call.reply
-            future = self._await(call.awaited(coroutine))
+        future = self._await(call.awaited(coroutine))
         try:
-            value = future.result(timeout)
+            return future.result(timeout)  # the reply: awaited() encodes it
         except concurrent.futures.TimeoutError:
             future.cancel()
             return call.timed_out(timeout)
-        except (Exception, SystemExit) as e:  # raised by a @blocking handler in the pool
-            return call.finish(error=e)
-        return value if method.kind is not BLOCKING else call.finish(value)
 
     def _await(self, coroutine):
         if self.coro_loop is None:  # the first coroutine from a handler that did not look async

@@ -27,17 +27,30 @@ class UVBackend:
         self.ssl_context = ssl_context
         self.loop = None
         self._stop = None
+        self._server = None  # the asyncio server, once listening
+        self._sweeper = None
         self._stop_requested = False
         self.timed_out = False  # the drain hit the graceful timeout
 
     def run(self, on_ready) -> None:
-        self.loop = self.state.loop = uvloop.new_event_loop()
+        """Serve on a new uvloop loop of this thread's own, until stop() has drained."""
+        loop = uvloop.new_event_loop()
         try:
-            self.loop.run_until_complete(self._serve(on_ready))
+            loop.run_until_complete(self.serve(on_ready))
+        finally:
+            loop.close()
+
+    async def serve(self, on_ready) -> None:
+        """Serve on the running loop (uvloop or plain asyncio) until stop() has drained."""
+        self.loop = self.state.loop = asyncio.get_running_loop()
+        try:
+            await self._serve(on_ready)
+        except asyncio.CancelledError:
+            self._abort()  # a cancelled serve stops at once: stop() is the graceful way
+            raise
         finally:
             if self.state.pool is not None:
                 self.state.pool.shutdown(wait=False, cancel_futures=True)
-            self.loop.close()
 
     def stop(self) -> None:
         """Begin a graceful stop; safe from any thread and from signal handlers."""
@@ -49,16 +62,24 @@ class UVBackend:
             except RuntimeError:  # the loop closed in between
                 pass
 
+    def _abort(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        for conn in list(self.state.connections):
+            conn.transport.abort()
+
     async def _serve(self, on_ready) -> None:
         state = self.state
         self._stop = asyncio.Event()
         if any(m.kind == BLOCKING for m in state.methods.values()):
             state.pool = ThreadPoolExecutor(self.config.thread_count, thread_name_prefix="dracula-blocking")
-        server = await self.loop.create_server(
+        server = self._server = await self.loop.create_server(
             lambda: Connection(state), sock=self.sock, backlog=self.config.backlog,
             ssl=self.ssl_context,
             ssl_handshake_timeout=(self.config.request_timeout or None) if self.ssl_context else None)
-        sweeper = self._start_sweeper()
+        sweeper = self._sweeper = self._start_sweeper()
         on_ready()
         if not self._stop_requested:
             await self._stop.wait()

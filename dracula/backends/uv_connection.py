@@ -129,7 +129,7 @@ class Connection(asyncio.BufferedProtocol):
                 break
             if self.codec is None:
                 self.codec = self.state.codec_for(reader.wire.protocol)
-                self.framed = reader.wire.framed
+                self.framed = reader.wire.frames_replies
             queued = len(out)
             self._handle(msg, out)
             if len(out) != queued:  # at most one reply per request
@@ -216,11 +216,11 @@ class Connection(asyncio.BufferedProtocol):
         if kind is ASYNC:
             future = asyncio.ensure_future(call.awaited(coroutine), loop=loop)
         else:
-            future = loop.run_in_executor(self.state.pool, job[0], *job[1])
+            future = loop.run_in_executor(self.state.pool, job)
         future.add_done_callback(functools.partial(self._finished, call, slot, kind is ASYNC))
-        timeout = self.config.handler_timeout
+        timeout = call.time_limit(self.config.handler_timeout)
         if timeout:
-            slot.append(loop.call_later(timeout, self._timed_out, call, slot, future))
+            slot.append(loop.call_later(timeout, self._timed_out, call, slot, future, timeout))
 
     def _emit(self, reply, out: list) -> None:
         if reply is None:
@@ -251,8 +251,8 @@ class Connection(asyncio.BufferedProtocol):
             reply = None
         self._settle(slot, reply)
 
-    def _timed_out(self, call, slot, future) -> None:
-        self._settle(slot, call.timed_out(self.config.handler_timeout))
+    def _timed_out(self, call, slot, future, timeout: float) -> None:
+        self._settle(slot, call.timed_out(timeout))
         future.cancel()  # stops a coroutine; a thread cannot be stopped and runs on unheard
 
     def _settle(self, slot, reply) -> None:

@@ -5,6 +5,8 @@
   LEN(4) 0x80|0x82|0x00 ...     framed: binary strict, compact, or non-strict binary (its
                                 4-byte name length starts with 0x00 for names under 16 MiB)
   LEN(4) [A-Za-z_]              unframed non-strict binary: LEN was the method name's length
+  LEN(4) 0x0FFF ...             THeader (theader.py): its protocol id, the frame's 15th byte,
+                                says binary (0) or compact (2)
   anything else                 refused
 """
 from __future__ import annotations
@@ -19,12 +21,25 @@ STRICT_BINARY_BYTE = 0x80
 COMPACT_BYTE = 0x82
 
 
+# The most bytes detect() looks at: a THeader frame's protocol id is its 15th byte.
+HEAD_BYTES = 15
+THEADER_MIN_FRAME = 14  # magic, flags, sequence id, header size, and one word of header
+
+
 @dataclass(frozen=True)
 class Wire:
     framed: bool
     protocol: str  # BINARY or COMPACT
+    theader: bool = False  # THeader frames (framed too): replies go back in a THeader frame
+
+    @property
+    def frames_replies(self) -> bool:
+        """Replies get a plain frame length (a THeader reply is wrapped by theader.py instead)."""
+        return self.framed and not self.theader
 
     def __str__(self) -> str:
+        if self.theader:
+            return "THeader %s" % self.protocol
         return "%s %s" % ("framed" if self.framed else "unframed", self.protocol)
 
 
@@ -32,10 +47,12 @@ UNFRAMED_BINARY = Wire(False, BINARY)
 UNFRAMED_COMPACT = Wire(False, COMPACT)
 FRAMED_BINARY = Wire(True, BINARY)
 FRAMED_COMPACT = Wire(True, COMPACT)
+THEADER_BINARY = Wire(True, BINARY, True)
+THEADER_COMPACT = Wire(True, COMPACT, True)
 
 
 def detect(head: bytes | bytearray | memoryview) -> Wire | None:
-    """The connection's Wire, or None until enough bytes have arrived (at most 5)."""
+    """The connection's Wire, or None until enough bytes have arrived (at most HEAD_BYTES)."""
     if not head:
         return None
     first = head[0]
@@ -58,4 +75,27 @@ def detect(head: bytes | bytearray | memoryview) -> Wire | None:
         # Non-strict binary without framing: a name length, then the name, which starts like
         # an identifier ('{' or '[' here is framed JSON, not ours).
         return UNFRAMED_BINARY
+    if fifth == 0x0F:
+        return _detect_theader(head)
     raise WireError("frame payload starts with 0x%02x: not binary or compact" % fifth)
+
+
+def _detect_theader(head) -> Wire | None:
+    if len(head) < 6:
+        return None
+    if head[5] != 0xFF:
+        raise WireError("frame payload starts with 0x0f%02x: not THeader's magic 0x0fff" % head[5])
+    size = int.from_bytes(head[:4], "big")
+    if size < THEADER_MIN_FRAME:
+        # Refused now: waiting for a 15th byte that is not part of the frame could wait for ever.
+        raise WireError("THeader frame of %d bytes cannot hold its header" % size)
+    if len(head) < HEAD_BYTES:
+        return None
+    if head[12] == 0 and head[13] == 0:
+        raise WireError("THeader header is empty: it has no protocol id")
+    protocol_id = head[14]
+    if protocol_id == 0:
+        return THEADER_BINARY
+    if protocol_id == 2:
+        return THEADER_COMPACT
+    raise WireError("THeader protocol id %d: only binary (0) and compact (2) are served" % protocol_id)

@@ -4,39 +4,45 @@ Both backends read into `get_buffer()` (the uv backend hands it to libuv, the th
 recv_into) and then pull whole messages with `next_message()`. Memory follows what the client
 actually sent: the buffer starts small, doubles only when filled, and shrinks back once a large
 message has been consumed; a declared frame length alone allocates nothing.
+
+THeader frames are split like framed ones; theader.py parses each frame's header (and inflates
+a zlib payload within the size limit), and the message inside is scanned like a framed body.
 """
 from __future__ import annotations
 
 import struct
 
-from .binary_scan import BinaryScanner
-from .compact_scan import CompactScanner
-from .detect import BINARY, detect
+from .detect import BINARY, HEAD_BYTES, detect
 from .errors import WireError
+from .impl import BinaryScanner, CompactScanner
+from .theader import parse_header, untransform
 
 _i32 = struct.Struct("!i").unpack_from
 
+CALL = 1
 INITIAL_SIZE = 8 * 1024
 MIN_FREE = 2 * 1024
 SHRINK_ABOVE = 64 * 1024
 
 
 class Message:
-    """One decoded message header and the undecoded bytes of its arguments struct."""
+    """One decoded message header and the undecoded bytes of its arguments struct; `header` is
+    the theader.HeaderFrame it came in (None unless THeader), which its reply must go back in."""
 
     # started/peer/label are set only when calls are observed (observe.py).
-    __slots__ = ("name", "mtype", "seqid", "body", "started", "peer", "label")
+    __slots__ = ("name", "mtype", "seqid", "body", "header")
 
-    def __init__(self, name: bytes, mtype: int, seqid: int, body):
+    def __init__(self, name: bytes, mtype: int, seqid: int, body, header=None):
         self.name = name
         self.mtype = mtype
         self.seqid = seqid
         self.body = body
+        self.header = header
 
 
 class Reader:
     __slots__ = ("buf", "start", "end", "wire", "scanner", "max_size", "max_depth", "max_container",
-                 "max_string", "specs", "budget", "charged", "ticket")
+                 "max_string", "specs", "persistent", "budget", "charged", "ticket")
 
     def __init__(self, max_size: int, max_depth: int, max_container: int, max_string: int | None = None,
                  specs=None):
@@ -50,6 +56,7 @@ class Reader:
         self.max_container = max_container
         self.max_string = max_size if max_string is None else max_string
         self.specs = specs  # method name (bytes) -> arguments thrift_spec, for the scanners
+        self.persistent = None  # a THeader connection's persistent headers
         self.budget = None  # budget.Budget: growth past INITIAL_SIZE is charged to it
         self.charged = 0
         self.ticket = None  # the budget's answer to a growth still waiting for memory
@@ -129,7 +136,10 @@ class Reader:
             if not self._detect():
                 return None
             scanner = self.scanner
-        if self.wire.framed:
+        wire = self.wire
+        if wire.framed:
+            if wire.theader:
+                return self._next_theader()
             return self._next_frame()
         if end - start < scanner.need:
             return None
@@ -155,9 +165,11 @@ class Reader:
         return Message(name, mtype, seqid, body)
 
     def _detect(self) -> bool:
-        self.wire = detect(self.buf[self.start:min(self.end, self.start + 5)])
+        self.wire = detect(self.buf[self.start:min(self.end, self.start + HEAD_BYTES)])
         if self.wire is None:
             return False
+        if self.wire.theader:
+            self.persistent = {}
         scanner = BinaryScanner if self.wire.protocol == BINARY else CompactScanner
         self.scanner = scanner(self.max_depth, self.max_container, self.max_string, self.specs)
         return True
@@ -187,6 +199,68 @@ class Reader:
             self._consume(4 + size)
             raise
         return self._take(start + 4, n, 4 + size)
+
+    def _next_theader(self) -> Message | None:
+        start = self.start
+        if self.end - start < 4:
+            return None
+        size = _i32(self.buf, start)[0]
+        if size <= 0 or size > self.max_size:
+            raise WireError("frame of %d bytes (limit %d)" % (size, self.max_size))
+        frame_end = start + 4 + size
+        if self.end < frame_end:
+            return None
+        try:
+            header, data, base, stop = self._unwrap(start + 4, frame_end)
+            scanner = self.scanner
+            scanner.reset()
+            try:
+                n = scanner.scan(data, base, stop, stop)
+                if n < 0:
+                    raise WireError("message overruns its %d-byte THeader payload" % (stop - base))
+            except WireError as e:
+                e.fatal = False  # the frame boundary still holds
+                e.reply_to = scanner.header or (b"", CALL, header.seqid, 0)
+                e.theader = header
+                raise
+        except WireError as e:
+            # Without the frame's sequence id there is no one to answer: close, never silence.
+            if e.reply_to is None:
+                e.fatal = True
+            self._consume(4 + size)
+            raise
+        name, mtype, seqid, body_at = scanner.header
+        scanner.header = None
+        scanner.pos = scanner.need = 0
+        body = data[base + body_at:base + n]
+        self._consume(4 + size)
+        return Message(name, mtype, seqid, body, header)
+
+    def _unwrap(self, start: int, end: int):
+        """The frame's HeaderFrame, and where its payload lies for the scanner: (data, start,
+        end) in the receive buffer, or in the inflated bytes (the limits apply to those)."""
+        buf = self.buf
+        try:
+            header = parse_header(buf, start, end, self.persistent)
+        except WireError as e:
+            frame = e.theader
+            if frame is not None:
+                if frame.protocol is None:
+                    frame.protocol = self.wire.protocol
+                e.reply_to = (b"", CALL, frame.seqid, 0)
+            raise
+        if header.protocol != self.wire.protocol:
+            # The codec was chosen by the connection's first frame.
+            raise WireError("THeader frame in %s on a %s connection" % (header.protocol, self.wire))
+        if header.transforms:
+            try:
+                data = untransform(header, buf[header.payload_at:end], self.max_size)
+            except WireError as e:
+                e.reply_to = (b"", CALL, header.seqid, 0)
+                e.theader = header
+                raise
+            return header, data, 0, len(data)
+        return header, buf, header.payload_at, end
 
     def _take(self, base: int, length: int, consumed: int) -> Message:
         scanner = self.scanner

@@ -1,0 +1,50 @@
+"""What a handler can learn about the call it is serving: `dracula.current_call()`.
+
+The Call being served is kept in a context variable, so plain, `async` and `@dracula.blocking`
+handlers each see their own call under any concurrency (a coroutine's task and a pool thread
+get the variable set for them). The CallContext view is made only when a handler asks for it.
+"""
+from __future__ import annotations
+
+import contextvars
+
+from .wire.theader import client_timeout
+
+current = contextvars.ContextVar("dracula_call")
+
+
+class CallContext:
+    """The current call: `.service`, `.method`, `.peer`, `.headers` (the request's THeader
+    headers, str -> str; empty for other transports), `.response_headers` (a dict the handler
+    fills; sent on THeader replies, ignored elsewhere) and `.deadline` (a time.monotonic()
+    value from the client's `client_timeout` header, or None)."""
+
+    __slots__ = ("service", "method", "peer", "headers", "response_headers", "deadline")
+
+    def __init__(self, service: str, method: str, peer, headers: dict, deadline: float | None):
+        self.service = service
+        self.method = method
+        self.peer = peer
+        self.headers = headers
+        self.response_headers: dict = {}
+        self.deadline = deadline
+
+    def __repr__(self) -> str:
+        return "<CallContext %s.%s from %s>" % (self.service, self.method, self.peer)
+
+
+def deadline_of(header, received: float) -> float | None:
+    """The deadline a THeader request's `client_timeout` sets, counted from its arrival."""
+    if header is None:
+        return None
+    seconds = client_timeout(header.headers)
+    return None if seconds is None else received + seconds
+
+
+def current_call() -> CallContext:
+    """The context of the call this handler is serving. Raises LookupError outside a call."""
+    call = current.get(None)
+    if call is None:
+        raise LookupError("dracula.current_call() is only available while a handler runs")
+    return call.context
+
