@@ -1,5 +1,6 @@
-"""The process-wide ingress budget (--max-buffer-memory): bytes that all connections together
-may hold in receive buffers grown past their first 8 KiB for partly received messages.
+"""The process-wide memory budget (--max-buffer-memory): bytes that all connections together
+may hold in receive buffers grown past their first 8 KiB for partly received messages, and in
+replies their clients are not reading (past a connection's write high-water mark).
 
 Only buffer growth is charged (wire/reader.py asks before it doubles a buffer, and gives the
 bytes back when the buffer shrinks or the connection closes), so the lock here is taken on
@@ -51,6 +52,17 @@ class Budget:
             used, waiting = self.used, len(self.waiters)
         self._observe(used, waiting)
         return ticket
+
+    def try_take(self, size: int) -> bool:
+        """Charge `size` bytes if they fit now (replies waiting to be sent: they cannot wait
+        in line, so they ask without queueing)."""
+        with self.lock:
+            if self.used + size > self.limit:
+                return False
+            self.used += size
+            used, waiting = self.used, len(self.waiters)
+        self._observe(used, waiting)
+        return True
 
     def force(self, size: int) -> None:
         """Charge growth that could not be asked for first (it is counted, never refused)."""

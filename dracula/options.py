@@ -124,7 +124,8 @@ OPTIONS = [
     # 256 MiB: 16 messages of the default largest frame in flight at once; small requests fit
     # a connection's first 8 KiB buffer and never draw on it.
     Option("max_buffer_memory", 256 * MIB, "bytes all connections of a process may hold in "
-           "partly received messages; past it large uploads wait (0: no limit)", "limits",
+           "partly received messages and unread replies; past it large uploads wait and "
+           "non-reading clients are closed (0: no limit)", "limits",
            check=not_negative, metavar="BYTES", shown="256 MiB"),
     Option("max_requests", None, "calls in flight per process (running or queued); past it a "
            "new call is answered overloaded at once", "limits", type=int, check=at_least(1),

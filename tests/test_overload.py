@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import socket
 import subprocess
 import threading
@@ -341,3 +342,32 @@ def test_queue_timeout_sheds_at_the_door_when_the_queue_is_predicted_too_long(ba
         queued.join()  # answered (held, or shed if it waited past 0.2 s): either way not lost
         assert handler.started <= 2
         assert wait_until(lambda: overload.pool_queued == 0 and overload.in_flight == 0)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_unread_replies_count_against_the_budget(backend, caplog):
+    # Two clients pipeline 200 calls with ~100 KB replies each and read nothing: one's unsent
+    # replies past the write high-water mark fit the budget, both do not, so one of them is
+    # closed (whichever stalls second) and the other still gets every reply once it reads.
+    caplog.set_level(logging.WARNING, logger="dracula.refused")
+    high = 512 * 1024
+    with running(Showcase, ShowcaseHandler(), backend, max_buffer_memory=2 * high,
+                 write_high_water=high, write_low_water=high // 4) as server:
+        budget = server.state.budget
+        calls = b"".join(encode_call("shapes", seqid, n=400) for seqid in range(200))
+        with Connection(server.port) as a, Connection(server.port) as b:
+            a.send(calls)
+            b.send(calls)
+
+            def refused():
+                return [r.getMessage() for r in caplog.records if "reply bytes" in r.getMessage()]
+            assert wait_until(refused)
+            assert len(refused()) == 1
+            assert budget.used <= budget.limit
+            assert_served_quickly(server.port)
+            closed_port = int(re.search(r"refused [\d.]+:(\d+):", refused()[0]).group(1))
+            survivor = a if closed_port == b.sock.getsockname()[1] else b
+            assert closed_port in (a.sock.getsockname()[1], b.sock.getsockname()[1])
+            for _ in range(200):
+                assert len(survivor.read_reply("shapes").value) == 400
+        assert wait_until(lambda: budget.used == 0)

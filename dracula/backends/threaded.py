@@ -267,19 +267,35 @@ class ThreadedBackend:
                 if queued >= self.config.write_high_water:
                     # Send before taking more: a read full of small calls with large replies
                     # must not pile up memory.
-                    self._send(conn.sock, out)
+                    if not self._send(conn.sock, out, peer):
+                        return False
                     out, queued = [], 0
             if not keep_open:
                 break
-        if out:
-            self._send(conn.sock, out)
+        if out and not self._send(conn.sock, out, peer):
+            return False
         return keep_open
 
-    def _send(self, sock, out) -> None:
+    def _send(self, sock, out, peer) -> bool:
+        """Send replies; False (logged) when they may not be held: the memory budget."""
         data = b"".join(out)
         if self.state.observer is not None:  # counted first: the client may look once it has the reply
             self.state.observer.sent(len(data))
-        sock.sendall(data)
+        budget = self.state.budget
+        if budget is None or len(data) < self.config.write_high_water:
+            sock.sendall(data)
+            return True
+        # A batch this large may wait in sendall for a client that does not read: it counts
+        # against the process's memory budget while it waits.
+        if not budget.try_take(len(data)):
+            self.state.refusals(peer, "%d reply bytes to send and --max-buffer-memory spent: "
+                                "closing the connection" % len(data))
+            return False
+        try:
+            sock.sendall(data)
+        finally:
+            budget.give(len(data))
+        return True
 
     def _recv_timeout(self, partial_since, conn):
         """Seconds the next recv may wait: what is left of the request timeout while a

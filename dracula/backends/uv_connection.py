@@ -44,6 +44,7 @@ class Connection(asyncio.BufferedProtocol):
         self.active_at = self.time()  # last time bytes arrived or a reply left
         self.partial_since = None  # when the request now arriving began (slowloris clock)
         self.budget_since = None  # when reading paused to wait for the memory budget
+        self.write_charged = 0  # unsent reply bytes charged to the budget while writing is paused
         self.read_at = 0.0  # with shedding on: when the read being dispatched completed
         self.opened_at = 0.0
 
@@ -59,6 +60,7 @@ class Connection(asyncio.BufferedProtocol):
     def connection_lost(self, exc) -> None:
         self.closed = True
         self.reader.release()
+        self._uncharge_unsent()
         self.state.connection_closed(self)
 
     def evict(self) -> None:
@@ -69,9 +71,29 @@ class Connection(asyncio.BufferedProtocol):
         # The client is not reading its replies: stop reading its requests.
         self.writing_paused = True
         self.transport.pause_reading()
+        if self.state.budget is not None:
+            self._charge_unsent()
+
+    def _charge_unsent(self) -> None:
+        """Replies past the high-water mark count against the process's memory budget; when
+        it is spent, a client that does not read its replies is closed rather than let the
+        sum of all write buffers grow."""
+        size = self.transport.get_write_buffer_size()
+        if self.state.budget.try_take(size):
+            self.write_charged = size
+            return
+        self.state.refusals(self.peer, "%d reply bytes unread and --max-buffer-memory spent: "
+                            "closing the connection" % size)
+        self.state.loop.call_soon(self.transport.abort)  # not inside the write that paused
+
+    def _uncharge_unsent(self) -> None:
+        if self.write_charged:
+            self.state.budget.give(self.write_charged)
+            self.write_charged = 0
 
     def resume_writing(self) -> None:
         self.writing_paused = False
+        self._uncharge_unsent()
         if not self.closed and self.budget_since is None:
             self.transport.resume_reading()
             if self.backlogged:
