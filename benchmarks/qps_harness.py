@@ -118,12 +118,14 @@ def metadata(args, baselines: list, planned_rows: int) -> dict:
     }
 
 
-def measure(spec: servers.ServerSpec, workload, connections: int, args) -> dict:
-    """One table row: `spec` serving `workload` under `connections` connections."""
-    row = {"server": spec.name, "framed": spec.framed, "workload": workload.name,
+def measure(spec: servers.ServerSpec, workload, connections: int, args, wire=servers.callwire,
+            label: str | None = None) -> dict:
+    """One table row: `spec` serving `workload` under `connections` connections; `wire` encodes
+    the request and probes the reply (callwire: binary), `label` names the row (spec.name)."""
+    row = {"server": label or spec.name, "framed": spec.framed, "workload": workload.name,
            "connections": connections}
     server = servers.RunningServer(spec, host=args.host, backlog=args.backlog, cpus=args.server_cpu_set,
-                                   workload=workload)
+                                   workload=workload, wire=wire)
     row["request_bytes"] = len(server.request)
     try:
         try:
@@ -160,14 +162,16 @@ def measure(spec: servers.ServerSpec, workload, connections: int, args) -> dict:
 
 
 def run_cells(cells: list, args, meta: dict) -> list:
-    """Measure each (workload, connections, server name) in turn; the rows. Ctrl-C (or
-    `timeout -s INT`) stops early: the rows measured so far, and meta["interrupted"]."""
+    """Measure each (workload, connections, server name or ServerSpec[, wire, label]) in turn;
+    the rows. Ctrl-C (or `timeout -s INT`) stops early: the rows measured so far, and
+    meta["interrupted"]."""
     rows = []
     try:
-        for workload, count, name in cells:
+        for workload, count, server, *variant in cells:
             if rows and args.pause:
                 time.sleep(args.pause)
-            rows.append(measure(servers.lookup(name), workload, count, args))
+            spec = servers.lookup(server) if isinstance(server, str) else server
+            rows.append(measure(spec, workload, count, args, *variant))
     except KeyboardInterrupt:
         meta["interrupted"] = True
         sys.stderr.write("\ninterrupted: %d of %d rows measured\n" % (len(rows), meta["planned_rows"]))

@@ -202,8 +202,9 @@ class RunningServer:
     """
 
     def __init__(self, spec: ServerSpec, host: str = "127.0.0.1", backlog: int = DEFAULT_BACKLOG,
-                 start_timeout: float = 30.0, cpus=None, workload=workloads.PING):
+                 start_timeout: float = 30.0, cpus=None, workload=workloads.PING, wire=callwire):
         self.spec = spec
+        self.wire = wire  # encode_call() and probe(): callwire's, or another transport's
         self.workload = workload
         self.host = host
         self.backlog = backlog
@@ -212,7 +213,7 @@ class RunningServer:
         self.port = None
         self.proc = None
         self.reply = None
-        self.request = callwire.encode_call(workload, framed=spec.framed)
+        self.request = wire.encode_call(workload, framed=spec.framed)
         self._log = None
 
     @property
@@ -250,8 +251,8 @@ class RunningServer:
             if self.proc.poll() is not None:
                 raise ServerFailed("%s exited with %s:\n%s" % (self.spec.name, self.proc.returncode, self.output()))
             try:
-                self.reply = callwire.probe(self.host, self.port, self.spec.framed, self.request,
-                                            self.workload)
+                self.reply = self.wire.probe(self.host, self.port, self.spec.framed, self.request,
+                                             self.workload)
                 return self
             except callwire.ProbeError as e:
                 self.stop()

@@ -14,14 +14,15 @@ import struct
 import pytest
 import thriftpy2
 from thriftpy2.protocol.binary import TBinaryProtocol
+from thriftpy2.protocol.cybin import TCyBinaryProtocol
 from thriftpy2.thrift import TMessageType
-from thriftpy2.transport.memory import TMemoryBuffer
+from thriftpy2.transport.memory import TCyMemoryBuffer, TMemoryBuffer
 
 from dracula.config import Config
 from dracula.calls import REPLY, Call
 from dracula.dispatch import Dispatcher
 from dracula.state import ServerState
-from dracula.wire.binary_scan import BinaryScanner
+from dracula.wire import impl
 from dracula.wire.codec import BinaryCodec
 from dracula.wire.detect import FRAMED_BINARY, UNFRAMED_BINARY, detect
 from dracula.wire.reader import Reader
@@ -116,33 +117,69 @@ def test_detect(benchmark, head, wire):
     assert benchmark(detect, head) == wire
 
 
-def test_binary_scanner_small_call(benchmark):
+SCANNERS = {"compiled": impl.CompiledBinaryScanner, "pure": impl.PureBinaryScanner}
+ARG_SPECS = {name.encode(): getattr(showcase_thrift.Showcase, name + "_args").thrift_spec
+             for name in showcase_thrift.Showcase.thrift_services}
+
+
+def binary_scanner(kind: str):
+    if SCANNERS[kind] is None:
+        pytest.skip("the compiled scanner is not built: " + str(impl.UNAVAILABLE))
+    return SCANNERS[kind](CONFIG.max_depth, CONFIG.max_container_size, CONFIG.string_limit, ARG_SPECS)
+
+
+def scan_benchmark(benchmark, kind: str, call: bytearray):
+    scanner = binary_scanner(kind)
+    end = len(call)
+
+    def scan():
+        scanner.reset()
+        return scanner.scan(call, 0, end, end)
+
+    assert benchmark(scan) == len(call)
+
+
+@pytest.mark.parametrize("kind", SCANNERS)
+def test_binary_scanner_small_call(benchmark, kind):
     """Scan a small unframed call: Showcase.add(i64, i64)."""
-    call = bytearray(encode_call(showcase_thrift.Showcase, "add", a=2**40, b=-7))
-    scanner = BinaryScanner(CONFIG.max_depth, CONFIG.max_container_size)
-    end = len(call)
-
-    def scan():
-        scanner.reset()
-        return scanner.scan(call, 0, end, end)
-
-    assert benchmark(scan) == len(call)
+    scan_benchmark(benchmark, kind, bytearray(encode_call(showcase_thrift.Showcase, "add", a=2**40, b=-7)))
 
 
-def test_binary_scanner_struct_call(benchmark):
-    """Scan a call carrying a struct with a list of structs, a map and a set."""
+# Shapes of 10, 1,000 and 10,000 points, with a label (3 points) per 100 points and a tag per 10:
+# the scanner's cost beside the decode it guards (the compiled scanner's goal: <= 0.15x).
+SHAPE_POINTS = {"small": 10, "medium": 1000, "large": 10_000}
+
+
+def shape_call(points: int) -> bytearray:
     Shape, Point = showcase_thrift.Shape, showcase_thrift.Point
-    shape = Shape(name="triangle", points=[Point(x=i, y=-i) for i in range(3)], color=2,
-                  labels={"corner": [Point(x=0, y=0)]}, tags={1, 2, 3}, blob=b"\x00" * 16)
-    call = bytearray(encode_call(showcase_thrift.Showcase, "echo_shape", shape=shape))
-    scanner = BinaryScanner(CONFIG.max_depth, CONFIG.max_container_size)
-    end = len(call)
+    shape = Shape(name="shape", points=[Point(x=i, y=-i) for i in range(points)], color=2,
+                  labels={"label%d" % i: [Point(x=i, y=i)] * 3 for i in range(max(1, points // 100))},
+                  tags=set(range(max(1, points // 10))), blob=b"\x00" * 64)
+    return bytearray(encode_call(showcase_thrift.Showcase, "echo_shape", shape=shape))
 
-    def scan():
-        scanner.reset()
-        return scanner.scan(call, 0, end, end)
 
-    assert benchmark(scan) == len(call)
+@pytest.mark.parametrize("size", SHAPE_POINTS)
+@pytest.mark.parametrize("kind", SCANNERS)
+def test_scan_shape(benchmark, kind, size):
+    benchmark.group = "shape %s: scan vs decode" % size
+    scan_benchmark(benchmark, kind, shape_call(SHAPE_POINTS[size]))
+
+
+@pytest.mark.parametrize("size", SHAPE_POINTS)
+def test_decode_shape(benchmark, size):
+    """thriftpy2's Cython codec decoding the arguments the scanners walk (the body only)."""
+    benchmark.group = "shape %s: scan vs decode" % size
+    call = shape_call(SHAPE_POINTS[size])
+    scanner = binary_scanner("pure")
+    scanner.scan(call, 0, len(call), len(call))
+    body = bytes(call[scanner.header[3]:])
+
+    def decode():
+        args = showcase_thrift.Showcase.echo_shape_args()
+        TCyBinaryProtocol(TCyMemoryBuffer(body)).read_struct(args)
+        return args
+
+    assert len(benchmark(decode).shape.points) == SHAPE_POINTS[size]
 
 
 def one_call(state, msg, codec, framed):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any, AsyncIterator, Mapping
+from typing import Any, AsyncIterator, Mapping, Sequence
 
 from .config import Config, ConfigError
 from .context import CallContext, current_call
@@ -17,13 +17,14 @@ Services = Mapping[str, "tuple[Any, Any]"]
 
 
 def make_server(service: Any, handler: Any = None, host: str = Config.host, port: int = Config.port,
-                backend: str = Config.backend, **options: Any) -> Server:
+                backend: str = Config.backend, middleware: Sequence[Any] = (), **options: Any) -> Server:
     """A bound Server for one thriftpy2 service and its handler, or for several services.
 
     The leading arguments mirror `thriftpy2.rpc.make_server`, so switching is one import.
     Several services: pass `{name: (service, handler), ...}` as `service` (and no handler); they
     are multiplexed exactly as `dracula serve --service` does, the first one also answering
-    plain method names. `options` are Config fields (max_frame_size=..., graceful_timeout=...).
+    plain method names. `middleware`: hooks around every call, in order (dracula/middleware.py).
+    `options` are Config fields (max_frame_size=..., graceful_timeout=...).
     Port 0 binds a free port; the server's `.port` reports it. Call `.serve()` (blocking) or
     `await .serve_async()` (on your loop) to run, `.close()` to stop.
     """
@@ -34,7 +35,7 @@ def make_server(service: Any, handler: Any = None, host: str = Config.host, port
     if unknown:
         raise TypeError("unknown option(s): %s" % ", ".join(sorted(unknown)))
     config = Config(host=host, port=port, backend=backend, **options)
-    return Server(_service_triples(service, handler), config)
+    return Server(_service_triples(service, handler), config, middleware)
 
 
 def _service_triples(service: Any, handler: Any) -> list[tuple[str, Any, Any]]:

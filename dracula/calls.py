@@ -11,6 +11,7 @@ thread. A Call is used by one thread at a time.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import types
@@ -18,6 +19,7 @@ import types
 from thriftpy2.thrift import TApplicationException, TMessageType
 
 from .context import CallContext, current as _current, deadline_of
+from .dispatch import ASYNC, BLOCKING
 from .overload import LOADSHEDDING, Overloaded
 from .wire.errors import WireError
 from .wire.theader import encode_frame
@@ -61,12 +63,12 @@ class Call:
         """True when the handler may run (`method` and `args` are set); False when the call
         was refused and is finished (`reply` holds the TApplicationException, if any)."""
         state = self.state
-        if state.observer is not None:
-            # A backend may have started the clock at the read that completed the request.
+        if state.observed:
+            # A backend may have started the clock at the read that completed the request
+            # (with shedding on: the queue timeout's clock).
             self.started = self.started or _perf_counter()
-            state.observer.call_started()
-        elif state.overload is not None:
-            self.started = self.started or _perf_counter()  # the queue timeout's clock
+            if state.observer is not None:
+                state.observer.call_started()
         msg = self.msg
         self.method = method = state.methods.get(msg.name)
         if method is None:
@@ -90,8 +92,10 @@ class Call:
                                  % (method.required[0], method.qualname))
         self.args = method.get_args(args)
         self.deadline = None if msg.header is None else deadline_of(msg.header, _monotonic())
-        if state.overload is not None:
-            return self._enter(state.overload)
+        if state.overload is not None and not self._enter(state.overload):
+            return False
+        if state.middleware is not None:
+            return state.middleware.before(self)
         return True
 
     def _enter(self, overload) -> bool:
@@ -120,7 +124,11 @@ class Call:
         if self._context is None:
             method, msg = self.method, self.msg
             headers = msg.header.headers if msg.header is not None else {}
-            self._context = CallContext(method.service_name, method.name, self.peer, headers, self.deadline)
+            if method is None:  # refused before its method was known
+                service, name = None, msg.name.decode("utf-8", "replace")
+            else:
+                service, name = method.service_name, method.name
+            self._context = CallContext(service, name, self.peer, headers, getattr(self, "deadline", None))
         return self._context
 
     def time_limit(self, handler_timeout: float) -> float:
@@ -200,13 +208,31 @@ class Call:
             if coroutine is not None:
                 coroutine.close()
             return self.reply
+        middleware = self.state.middleware
+        if middleware is not None and middleware.is_async and not await middleware.before_async(self):
+            return self.reply
         try:
-            value = await (coroutine if coroutine is not None else self.method.fn(*self.args))
+            value = None
+            if coroutine is None:
+                coroutine, value = self._start()
+            if coroutine is not None:
+                value = await coroutine
         except SystemExit as e:  # the handler's error, not the server's: asyncio would re-raise it
             return self.finish(error=RuntimeError("handler raised SystemExit(%s)" % (e.code,)))
         except Exception as e:
             return self.finish(error=e)
         return self.finish(value)
+
+    def _start(self):
+        """(what to await, None) or (None, the value): async middleware sends every call down
+        the coroutine path, so a plain handler may run here and a @blocking one in the pool."""
+        method = self.method
+        if method.kind is BLOCKING:
+            return asyncio.get_running_loop().run_in_executor(self.state.pool, self.run_blocking), None
+        value = method.fn(*self.args)
+        if method.kind is ASYNC or value.__class__ is _CoroutineType:
+            return value, None
+        return None, value
 
     def run_blocking(self):
         """A @blocking handler's body, in a pool thread: its value (encoded on the caller's
@@ -312,12 +338,14 @@ class Call:
             return encode_frame(self._failure(TApplicationException.INTERNAL_ERROR, str(e)), self.msg.header)
 
     def _observe(self) -> None:
-        if not self.started:
-            return  # observed once, even if a late outcome follows a timeout
-        state = self.state
-        if self.counted:
-            self.counted = False
-            state.overload.leave()
-        if state.observer is not None:
-            state.observer.call_finished(self, _perf_counter() - self.started)
-        self.started = 0.0
+        if self.started:
+            seconds = _perf_counter() - self.started
+            self.started = 0.0  # observed once, even if a late outcome follows a timeout
+            state = self.state
+            if self.counted:
+                self.counted = False
+                state.overload.leave()
+            if state.observer is not None:
+                state.observer.call_finished(self, seconds)
+            if state.middleware is not None:
+                state.middleware.finished(self, seconds, state.loop)

@@ -42,6 +42,9 @@ def add_serve_parser(commands) -> None:
                        help="serve one more service on the same port (repeatable); multiplexed "
                             "clients reach it as NAME:method (NAME defaults to SERVICE); the "
                             "first service also answers plain method names")
+    serve.add_argument("--middleware", action="append", default=[], metavar="MODULE:ATTR",
+                       help="a hook around every call (repeatable, applied in order): a class, "
+                            "factory or instance with before(call) and/or after(call, outcome, seconds)")
     serve.add_argument("--app-dir", default=".", metavar="DIR",
                        help="put this directory first on sys.path (default: .)")
     serve.add_argument("--workers", type=int, default=None, metavar="N",
@@ -103,12 +106,13 @@ def serve(args, argv) -> int:
         config = Config(**{name: value for name, value in vars(args).items()
                            if name in Config.__dataclass_fields__}).validate()
         services = load_services(args)  # in a supervisor too: bad code fails before any fork
+        middleware = [load_handler(spec, args.app_dir) for spec in args.middleware]
         if args.workers is not None:
             if args.workers < 1:
                 raise ConfigError("--workers must be at least 1")
             supervisor = Supervisor(config, worker_argv(argv), args.workers)
         else:
-            server = Server(services, config)
+            server = Server(services, config, middleware)
     except (LoadError, ConfigError, BindError) as e:
         print("dracula: error: %s" % e, file=sys.stderr)
         return EXIT_USAGE

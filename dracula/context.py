@@ -17,9 +17,10 @@ class CallContext:
     """The current call: `.service`, `.method`, `.peer`, `.headers` (the request's THeader
     headers, str -> str; empty for other transports), `.response_headers` (a dict the handler
     fills; sent on THeader replies, ignored elsewhere) and `.deadline` (a time.monotonic()
-    value from the client's `client_timeout` header, or None)."""
+    value from the client's `client_timeout` header, or None). `.state` is a free-form dict
+    for middleware to keep what it needs from `before` to `after` (a span, a timer)."""
 
-    __slots__ = ("service", "method", "peer", "headers", "response_headers", "deadline")
+    __slots__ = ("service", "method", "peer", "headers", "response_headers", "deadline", "state")
 
     def __init__(self, service: str, method: str, peer, headers: dict, deadline: float | None):
         self.service = service
@@ -28,6 +29,7 @@ class CallContext:
         self.headers = headers
         self.response_headers: dict = {}
         self.deadline = deadline
+        self.state: dict = {}
 
     def __repr__(self) -> str:
         return "<CallContext %s.%s from %s>" % (self.service, self.method, self.peer)

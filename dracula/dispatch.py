@@ -26,7 +26,7 @@ def _field_shape(cls) -> dict:
 
 
 class Method:
-    __slots__ = ("service_name", "name", "reply_name", "args_cls", "result_cls", "fn", "kind",
+    __slots__ = ("service_name", "name", "reply_name", "args_cls", "result_cls", "fn", "kind", "route",
                  "oneway", "get_args", "required", "exceptions", "_shapes")
 
     def __init__(self, service_name: str, service, name: str, fn):
@@ -42,6 +42,9 @@ class Method:
             self.kind = BLOCKING
         else:
             self.kind = SYNC
+        # Where a backend runs it: as `kind` says, unless async middleware sends every call
+        # down the coroutine path (ServerState sets that once).
+        self.route = self.kind
         self.oneway = bool(getattr(self.result_cls, "oneway", False))
         specs = list(self.args_cls.thrift_spec.values())
         names = [spec[1] for spec in specs]  # IDL order: handlers take positional arguments

@@ -30,12 +30,13 @@ class Server:
     once in-flight requests are answered or the graceful timeout has passed. `port` (and `host`)
     are known from construction on: the socket is bound and listening already."""
 
-    def __init__(self, services: Sequence[tuple[str, Any, Any]], config: Config) -> None:
+    def __init__(self, services: Sequence[tuple[str, Any, Any]], config: Config,
+                 middleware: Sequence[Any] = ()) -> None:
         self.config = config.validate()
         # Each server has its own metrics registry (workers: summed through the multiprocess
         # directory by the supervisor).
         self.registry = new_registry() if config.metrics_port is not None else None
-        self.state = ServerState(config, Dispatcher(services), make_observer(config, self.registry))
+        self.state = ServerState(config, Dispatcher(services), make_observer(config, self.registry), middleware)
         self.services: dict[str, Any] = {name: service for name, service, _ in services}
         self.service_names = list(self.services)
         self.sock = listen(config)

@@ -11,20 +11,28 @@ from thriftpy2.thrift import TApplicationException
 from .budget import make_budget
 from .calls import APP_TYPE_NAMES, Call
 from .config import FIRST_REQUEST_GRACE
+from .dispatch import ASYNC
 from .logs import RefusalLog, format_peer
+from .middleware import Chain
 from .overload import make_overload
 from .wire.codec import make_codec
 from .wire.reader import Message, Reader
 
 
 class ServerState:
-    def __init__(self, config, dispatcher, observer=None):
+    def __init__(self, config, dispatcher, observer=None, middleware=()):
         self.config = config
         self.methods = dispatcher.methods
         self.arg_specs = dispatcher.arg_specs
         self.observer = observer  # observe.CallObserver, or None when nothing is logged or measured
+        self.middleware = Chain(middleware) if middleware else None
+        if self.middleware is not None and self.middleware.is_async:
+            for method in self.methods.values():
+                method.route = ASYNC
         self.refusals = RefusalLog()
         self.overload = make_overload(config, observer)  # None unless calls may be shed
+        # Calls are timed: for the observer, middleware, or the queue timeout's clock.
+        self.observed = observer is not None or self.middleware is not None or self.overload is not None
         self.budget = make_budget(config, observer)  # None: --max-buffer-memory 0
         self.evictions = RefusalLog(logger="dracula.evicted", verb="evicted idle connection", noun="evictions")
         self.peer_counts = {}  # client address -> open connections (with a per-peer limit)

@@ -1,4 +1,5 @@
 import contextlib
+import logging
 
 import pytest
 
@@ -6,7 +7,13 @@ from examples.pingpong import PingHandler
 from examples.showcase import ShowcaseHandler
 
 from .cli_server import CliServer
-from .helpers import BACKENDS, pingpong_thrift, running, running_services, showcase_thrift
+from .helpers import (
+    BACKENDS,
+    pingpong_thrift,
+    running,
+    running_services,
+    showcase_thrift,
+)
 from .ops_app import OpsApp
 
 # dracula's own pytest plugin (dracula/testing.py): a no-op where the installed entry point
@@ -78,3 +85,10 @@ def serve(app, cli_server):
 
     yield start
     app.release_all()
+
+
+@pytest.fixture
+def refused_log(caplog):
+    """caplog, capturing the server's "dracula.refused" lines."""
+    caplog.set_level(logging.WARNING, logger="dracula.refused")
+    return caplog

@@ -28,7 +28,18 @@ import dracula
 from examples.showcase import ShowcaseHandler
 
 from .helpers import open_fds, reset_peak, running, showcase_thrift, vm, wait_until
-from .wire_client import SockTransport, assert_served, client, connect, encode_call, make_client, read_reply
+from .refusal_log import assert_one_refusal, refusal_lines, refusals_of
+from .wire_client import (
+    SockTransport,
+    assert_served,
+    client,
+    closed_by_server,
+    connect,
+    encode_call,
+    make_client,
+    peer_of,
+    read_reply,
+)
 
 Showcase = showcase_thrift.Showcase
 Shape, Point = showcase_thrift.Shape, showcase_thrift.Point
@@ -39,20 +50,6 @@ INTERNAL_ERROR = TApplicationException.INTERNAL_ERROR
 
 
 # -- plumbing -------------------------------------------------------------------------------------
-
-def closed_by_server(sock, timeout=TIMEOUT) -> bool:
-    """True once the server has closed `sock` (EOF or reset) with nothing more to say; False
-    if it stays open for `timeout` seconds. Bytes from the server here are a failure."""
-    sock.settimeout(timeout)
-    try:
-        data = sock.recv(65536)
-    except socket.timeout:
-        return False
-    except ConnectionResetError:
-        return True
-    assert data == b"", "the server sent %r where it should have closed" % data[:100]
-    return True
-
 
 def still_open(sock, seconds) -> bool:
     """True if the server neither closed nor wrote to `sock` within `seconds` (a poll)."""
@@ -65,37 +62,6 @@ def still_open(sock, seconds) -> bool:
         return False
     assert data == b"", "unexpected bytes %r" % data
     return False
-
-
-def peer_of(sock) -> str:
-    host, port = sock.getsockname()[:2]
-    return "%s:%d" % (host, port)
-
-
-def refusal_lines(caplog):
-    return [r.getMessage() for r in caplog.records if r.name == "dracula.refused"]
-
-
-def refusals_of(caplog, peer):
-    prefix = "refused %s: " % peer
-    return [line for line in refusal_lines(caplog) if line.startswith(prefix)]
-
-
-def assert_one_refusal(caplog, peer, reason_pattern):
-    """Exactly one "dracula.refused" line for this peer, giving the reason. (The server logs
-    before it closes or answers, so the line is there once the client has seen the outcome;
-    the poll only absorbs a slow log handler.)"""
-    wait_until(lambda: refusals_of(caplog, peer), 5)
-    lines = refusals_of(caplog, peer)
-    assert len(lines) == 1, "refusal lines for %s: %r (all: %r)" % (peer, lines, refusal_lines(caplog)[:30])
-    assert re.search(reason_pattern, lines[0]), lines[0]
-    return lines[0]
-
-
-@pytest.fixture
-def refused_log(caplog):
-    caplog.set_level(logging.WARNING, logger="dracula.refused")
-    return caplog
 
 
 # -- connection cap -------------------------------------------------------------------------------

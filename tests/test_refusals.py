@@ -28,14 +28,25 @@ import thriftpy2
 from prometheus_client.parser import text_string_to_metric_families
 from thriftpy2.thrift import TApplicationException, TMessageType, TType
 
+from dracula.wire.theader import INVALID_TRANSFORM, MAX_PERSISTENT_BYTES, parse_frame
 from examples.showcase import ShowcaseHandler
 
-from dracula.wire.theader import INVALID_TRANSFORM, MAX_PERSISTENT_BYTES, parse_frame
-
 from .helpers import ROOT, free_port, running, showcase_thrift, wait_until
+from .refusal_log import refusal_lines, refusals_of
 from .theader_frames import info, raw_frame
-from .wire_client import (BytesReader, Reply, SockTransport, assert_served, client, connect, frame, make_client,
-                          read_reply)
+from .wire_client import (
+    BytesReader,
+    Reply,
+    SockTransport,
+    assert_served,
+    client,
+    closed_by_server,
+    connect,
+    frame,
+    make_client,
+    peer_of,
+    read_reply,
+)
 
 SEQID = 666  # the refused message's
 NEXT = 667  # a good call sent after it on the same connection, where the connection goes on
@@ -363,39 +374,12 @@ def format_regex(fmt: str) -> str:
     return re.sub(r"%0?\d*[dsx]", ".+?", re.escape(fmt))
 
 
-def peer_of(sock) -> str:
-    host, port = sock.getsockname()[:2]
-    return "%s:%d" % (host, port)
-
-
-def refusal_lines(caplog):
-    return [r.getMessage() for r in caplog.records if r.name == "dracula.refused"]
-
-
-def refusals_of(caplog, peer):
-    return [line for line in refusal_lines(caplog) if line.startswith("refused %s: " % peer)]
-
-
 def send(sock, data):
     """Send what the server lets us: it may close while the refused bytes are still arriving."""
     try:
         sock.sendall(data)
     except (BrokenPipeError, ConnectionResetError):
         pass
-
-
-def closed_by_server(sock, timeout=WITHIN) -> bool:
-    """True once the server has closed `sock` (EOF or reset) without a byte; False if it is
-    still open after `timeout` seconds."""
-    sock.settimeout(timeout)
-    try:
-        data = sock.recv(65536)
-    except socket.timeout:
-        return False
-    except ConnectionResetError:
-        return True
-    assert data == b"", "the server sent %r where it should have closed" % data[:100]
-    return True
 
 
 def read_theader_reply(trans) -> Reply:
@@ -421,12 +405,6 @@ def read_within(trans, transport, what):
         pytest.fail("the server closed instead of sending the %s: %r" % (what, e))
 
 
-@pytest.fixture
-def refused_log(caplog):
-    caplog.set_level(logging.WARNING, logger="dracula.refused")
-    return caplog
-
-
 # -- the walk -------------------------------------------------------------------------------------
 
 def see_outcome(sock, row, protocol, transport):
@@ -447,7 +425,7 @@ def see_outcome(sock, row, protocol, transport):
     started = time.monotonic()
     send(sock, data)
     if row.outcome == CLOSE:
-        assert closed_by_server(sock), "neither a reply nor a close within %gs" % WITHIN
+        assert closed_by_server(sock, WITHIN), "neither a reply nor a close within %gs" % WITHIN
         assert trans.received == received, "bytes written back before the close"
     else:
         kind, _, seqid, exc = read_within(trans, transport, "TApplicationException")
@@ -456,7 +434,7 @@ def see_outcome(sock, row, protocol, transport):
         if goes_on:
             assert read_within(trans, transport, "reply to the next call") == ("reply", "add", NEXT, 3)
         else:
-            assert closed_by_server(sock), "connection left open after an unframed refusal"
+            assert closed_by_server(sock, WITHIN), "connection left open after an unframed refusal"
     assert time.monotonic() - started < WITHIN + 0.5, "the outcome took %.2fs" % (time.monotonic() - started)
 
 

@@ -9,7 +9,9 @@ import struct
 from typing import NamedTuple
 
 import thriftpy2.rpc
-from thriftpy2.protocol.binary import TBinaryProtocol  # pure Python: reads any read(n) object
+from thriftpy2.protocol.binary import (
+    TBinaryProtocol,  # pure Python: reads any read(n) object
+)
 from thriftpy2.protocol.compact import TCompactProtocol
 from thriftpy2.thrift import TApplicationException, TMessageType
 from thriftpy2.transport.memory import TMemoryBuffer
@@ -212,3 +214,23 @@ def assert_served(port, a=20, b=22):
     with client(port) as c:
         assert c.add(a, b) == a + b
         assert c.reverse(b"abc") == b"cba"
+
+
+def closed_by_server(sock, timeout=20.0) -> bool:
+    """True once the server has closed `sock` (EOF or reset) with nothing more to say; False
+    if it stays open for `timeout` seconds. Bytes from the server here are a failure."""
+    sock.settimeout(timeout)
+    try:
+        data = sock.recv(65536)
+    except socket.timeout:
+        return False
+    except ConnectionResetError:
+        return True
+    assert data == b"", "the server sent %r where it should have closed" % data[:100]
+    return True
+
+
+def peer_of(sock) -> str:
+    """How the server's log lines name this client socket."""
+    host, port = sock.getsockname()[:2]
+    return "%s:%d" % (host, port)

@@ -1,17 +1,23 @@
 """The reference floor: a bare uvloop server that answers calls with nothing around it.
 
-No framework: one `asyncio.Protocol` per connection; `data_received` appends the bytes to a
-buffer and walks them (`message_end`) to find where each message ends, thriftpy2's Cython codec
-(TCyMemoryBuffer + TCyBinaryProtocol) decodes the header (`read_message_begin`) and the
-arguments (`args.read`), the handler is called, and the reply is encoded with the same codec and
-written. Replies to messages that arrived in one read go out in one write. It is what any
-reactor-based Thrift server must at least do per call on unframed transport (it has to find a
-message's end before it may decode it), so it is the speed a framework should match.
+No framework: one `asyncio.Protocol` per connection; `data_received` hands the bytes straight to
+thriftpy2's Cython codec (TCyBufferedTransport over the received bytes + TCyBinaryProtocol),
+which decodes the header (`read_message_begin`) and the arguments (`args.read`); the handler is
+called, and the reply is encoded with the same codec and written. Replies to messages that
+arrived in one read go out in one write.
 
-What it leaves out, on purpose: every safety check (it trusts every length and type code; the
-Cython buffer does not check them either: see DESIGN.md "Known hazards"), error replies,
-oneway calls, and the IDL: the walk skips values by their wire types alone. Unframed strict
-binary, as thriftpy2 clients send by default.
+Unframed transport has no length prefix, so the floor decodes optimistically, as thriftpy2's own
+servers effectively do (they decode straight off the socket): a message is decoded from whatever
+bytes are buffered, and if they run out (NeedMore) the bytes are kept and the decode starts over
+from the message's first byte once more have come. Retries wait until the buffer has doubled
+since the last attempt, so the decode work for a message arriving in many reads stays linear;
+when the stream then stalls short of doubling (the client sent the whole message and waits) a
+retry runs after STALL_S of silence. It is the least any reactor-based Thrift server must do per
+call on unframed transport, so it is the speed a framework should match.
+
+What it leaves out, on purpose: every safety check (it trusts every length and type code: see
+DESIGN.md "Known hazards"), error replies (a message it cannot decode closes the connection),
+oneway calls and framed transport. Unframed strict binary, as thriftpy2 clients send by default.
 """
 from __future__ import annotations
 
@@ -23,105 +29,88 @@ import _common
 import uvloop
 from thriftpy2.protocol.cybin import TCyBinaryProtocol
 from thriftpy2.thrift import TMessageType
+from thriftpy2.transport.buffered import TCyBufferedTransport
 from thriftpy2.transport.memory import TCyMemoryBuffer
 
-VERSION_1 = 0x80010000
-STOP, STRING, STRUCT, MAP, SET, LIST = 0, 11, 12, 13, 14, 15
-FIXED = [0] * 256  # bytes a value of a fixed-width wire type takes
-for _t, _n in ((2, 1), (3, 1), (4, 8), (6, 2), (8, 4), (10, 8)):
-    FIXED[_t] = _n
-HEAD = [0] * 256  # bytes before a variable-size value's contents: length, element types
-HEAD[STRING], HEAD[LIST], HEAD[SET], HEAD[MAP] = 4, 5, 5, 6
+STALL_S = 0.001  # silence after which an incomplete message is retried before its buffer doubles
+MIN_READ_BUFFER = 4096
 
 
-def message_end(buf: bytearray):
-    """A generator walking the message at the start of `buf` as bytes are appended to it:
-    it yields while the message is incomplete (call next() again after appending) and
-    returns the message's length, or -1 when it is not strict binary.
+class NeedMore(Exception):
+    """The buffered bytes ended inside a message."""
 
-    Unchecked: a resumable walk of the wire types, with fixed-width values, strings and
-    fixed-width containers stepped over in one jump and never read."""
-    while len(buf) < 8:
-        yield
-    if int.from_bytes(buf[0:4], "big") & 0xFFFF0000 != VERSION_1:
-        return -1
-    have = len(buf)  # bytes present; refreshed after every yield
-    pos = 12 + int.from_bytes(buf[4:8], "big")  # version, name length, name, seqid
-    stack = [None]  # None: inside a struct; [element types, values left]: inside a container
-    while stack:
-        frame = stack[-1]
-        if frame is None:
-            while True:  # step over fixed-width fields here, without a trip round the stack
-                while have <= pos:
-                    yield
-                    have = len(buf)
-                t = buf[pos]
-                if t == STOP or not FIXED[t]:
-                    break
-                pos += 3 + FIXED[t]
-            if t == STOP:
-                pos += 1
-                stack.pop()
-                continue
-            pos += 3  # type byte, field id
+
+class BufferedBytes:
+    """What TCyBufferedTransport reads from: all the buffered bytes in its first read, then
+    NeedMore (noting the size asked, which tells the transport's unread byte count)."""
+
+    __slots__ = ("data", "handed", "asked")
+
+    def __init__(self):
+        self.data, self.handed, self.asked = b"", False, 0
+
+    def read(self, n):
+        if self.handed:
+            self.asked = n
+            raise NeedMore
+        if n < len(self.data):  # the transport's buffer would overflow: Decoder sizes it first
+            raise AssertionError("read buffer smaller than the data")
+        self.handed = True
+        return self.data
+
+
+class Decoder:
+    """Decodes the messages of one run of buffered bytes, one after another, with the Cython
+    codec; one for the whole (single-threaded) server."""
+
+    def __init__(self):
+        self.source = BufferedBytes()
+        self.size = 0  # the transport's read buffer size: always larger than the data
+        self.trans = self.iprot = None
+
+    def start(self, data) -> None:
+        if self.trans is None or len(data) >= self.size:
+            self.size = max(MIN_READ_BUFFER, 2 * len(data))
+            self.trans = TCyBufferedTransport(self.source, self.size)
+            self.iprot = TCyBinaryProtocol(self.trans)
         else:
-            types, left = frame
-            if not left:
-                stack.pop()
-                continue
-            t = types[left % len(types)]  # a map's 2n values alternate key, value
-            frame[1] = left - 1
-            if FIXED[t]:
-                pos += FIXED[t]
-                continue
-        while have < pos + HEAD[t]:
-            yield
-            have = len(buf)
-        if t == STRING:
-            pos += 4 + int.from_bytes(buf[pos:pos + 4], "big")
-        elif t == STRUCT:
-            stack.append(None)
-        elif t == LIST or t == SET:
-            et, n = buf[pos], int.from_bytes(buf[pos + 1:pos + 5], "big")
-            pos += 5
-            if FIXED[et]:
-                pos += n * FIXED[et]
-            elif n:
-                stack.append([(et,), n])
-        elif t == MAP:
-            kt, vt, n = buf[pos], buf[pos + 1], int.from_bytes(buf[pos + 2:pos + 6], "big")
-            pos += 6
-            if FIXED[kt] and FIXED[vt]:
-                pos += n * (FIXED[kt] + FIXED[vt])
-            elif n:
-                stack.append([(kt, vt), 2 * n])
-        else:  # binary protocol type 18 (binary) is written as STRING (11); nothing else is valid
-            return -1
-    while len(buf) < pos:
-        yield
-    return pos
+            self.trans.clean()
+        self.source.data, self.source.handed = data, False
+
+    def unread(self) -> int:
+        """Bytes of the data past the messages decoded so far. The probe reads one byte more
+        than the data holds, so the transport asks the source for (buffer size - unread)."""
+        try:
+            self.trans.read(len(self.source.data) + 1)
+        except NeedMore:
+            return self.size - self.source.asked
+        raise AssertionError("the transport had more bytes than it was given")
+
+    def discard(self) -> None:
+        """After NeedMore the transport may have grown its buffer: build a fresh one next time."""
+        self.trans = None
 
 
 class Codec:
-    """One pair of Cython buffers for the whole (single-threaded) server."""
+    """The decoder and a Cython output buffer for the whole (single-threaded) server."""
 
     def __init__(self):
-        self.inbuf = TCyMemoryBuffer()
-        self.iprot = TCyBinaryProtocol(self.inbuf)
-        self.outbuf = TCyMemoryBuffer()
+        self.decoder = Decoder()
+        self.outbuf = TCyMemoryBuffer()  # written to only: its reads are the unchecked ones
         self.oprot = TCyBinaryProtocol(self.outbuf)
 
-    def call(self, methods, message) -> bytes:
-        """Decode one whole CALL message, call the handler, the encoded REPLY (b"": unknown)."""
-        self.inbuf.setvalue(message)
-        name, _mtype, seqid = self.iprot.read_message_begin()
+    def call(self, methods) -> bytes:
+        """Decode the next CALL message, call the handler, the encoded REPLY (b"": unknown
+        method). Raises NeedMore when the buffered bytes end inside the message."""
+        iprot = self.decoder.iprot
+        name, _mtype, seqid = iprot.read_message_begin()
         method = methods.get(name)
         if method is None:
             return b""
         args_cls, result_cls, fn, arg_names = method
         args = args_cls()
-        args.read(self.iprot)
-        self.iprot.read_message_end()
+        args.read(iprot)
+        iprot.read_message_end()
         result = result_cls()
         result.success = fn(*[getattr(args, arg) for arg in arg_names])
         oprot = self.oprot
@@ -132,39 +121,82 @@ class Codec:
         self.outbuf.clean()
         return reply
 
+    def calls(self, methods, data):
+        """Answer every whole message in `data`: (the replies, the bytes of an incomplete last
+        message or None when none is left, whether to close: a message it cannot answer)."""
+        decoder = self.decoder
+        decoder.start(data)
+        replies = []
+        unread = len(data)  # from the start of the message being decoded
+        while True:
+            try:
+                reply = self.call(methods)
+            except NeedMore:
+                decoder.discard()
+                return replies, data[len(data) - unread:], False
+            except Exception:  # not a call it can decode: no error replies in the floor
+                decoder.discard()
+                return replies, None, True
+            if not reply:
+                return replies, None, True
+            replies.append(reply)
+            unread = decoder.unread()
+            if not unread:
+                return replies, None, False
+
 
 class CallProtocol(asyncio.Protocol):
     def __init__(self, methods, codec):
         self.methods = methods
         self.codec = codec
-        self.buf = bytearray()
-        self.walk = None  # the walk of the message at the start of buf, once one has begun
+        self.pending = None  # the bytes of an incomplete message, once one has come
+        self.retry_at = 0  # retry the decode once pending holds this many bytes
+        self.stall = None  # the timer that retries a stalled incomplete message
+        self.fresh = False  # bytes came since the stall timer was armed
         self.transport = None
 
     def connection_made(self, transport):
         self.transport = transport
 
+    def connection_lost(self, exc):
+        if self.stall is not None:
+            self.stall.cancel()
+
     def data_received(self, data):
-        buf = self.buf
-        buf += data
-        out = []
-        while buf:
-            if self.walk is None:
-                self.walk = message_end(buf)
-            try:
-                next(self.walk)
-                break  # incomplete: wait for more bytes
-            except StopIteration as done:
-                end = done.value
-            self.walk = None
-            reply = self.codec.call(self.methods, buf[:end]) if end > 0 else b""
-            if not reply:
-                self.transport.close()
-                return
-            out.append(reply)
-            del buf[:end]
-        if out:
-            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+        if self.pending is None:
+            self.answer(data)
+            return
+        self.pending += data
+        if len(self.pending) >= self.retry_at:
+            self.answer(self.pending)
+        else:
+            self.fresh = True
+            if self.stall is None:
+                self.stall = asyncio.get_running_loop().call_later(STALL_S, self.stalled)
+
+    def stalled(self):
+        self.stall = None
+        if self.fresh:  # still arriving: wait for silence or for the buffer to double
+            self.fresh = False
+            self.stall = asyncio.get_running_loop().call_later(STALL_S, self.stalled)
+        elif self.pending is not None:
+            self.answer(self.pending)
+
+    def answer(self, data):
+        replies, rest, close = self.codec.calls(self.methods, data)
+        if replies:
+            self.transport.write(replies[0] if len(replies) == 1 else b"".join(replies))
+        if close:
+            self.transport.close()
+            return
+        if rest is None:
+            self.pending = None
+        else:
+            self.pending = bytearray(rest)
+            self.retry_at = 2 * len(rest)
+        if self.stall is not None:
+            self.stall.cancel()
+            self.stall = None
 
 
 def method_table(service, handler):

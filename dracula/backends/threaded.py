@@ -68,7 +68,8 @@ class ThreadedBackend:
 
     def run(self, on_ready) -> None:
         methods = self.state.methods.values()
-        if any(m.kind == ASYNC for m in methods):
+        middleware = self.state.middleware
+        if any(m.route == ASYNC for m in methods) or (middleware is not None and middleware.needs_loop):
             self._start_coroutine_loop()
         if self.config.handler_timeout and any(m.kind == BLOCKING for m in methods):
             # Only a timeout needs the pool: without one a @blocking handler just runs on its
@@ -214,6 +215,9 @@ class ThreadedBackend:
                 if conn.evicted:  # closed for room while these bytes were on their way: unread
                     return
                 conn.busy = conn.used = True
+                # Stamped on arrival, not after the reply: the client may send on another
+                # connection the moment it has the reply, before this thread is back here.
+                conn.active_at = time.monotonic()
             reader.received(n)
             if observer is not None:
                 observer.received(n)
@@ -226,7 +230,6 @@ class ThreadedBackend:
             with self.lock:
                 conn.busy = False
                 conn.partial = bool(reader.buffered)
-                conn.active_at = time.monotonic()
                 if self.stopping.is_set() and not reader.buffered:
                     return
 
@@ -314,7 +317,7 @@ class ThreadedBackend:
             return call.reply
         method = call.method
         timeout = call.time_limit(self.config.handler_timeout) or None
-        if method.kind is BLOCKING and timeout and self.state.pool is not None:
+        if method.route is BLOCKING and timeout and self.state.pool is not None:
             job = pool_job(call, self.state.overload)
             if job is None:  # shed: the pool's queue is too long
                 return call.reply
@@ -326,7 +329,7 @@ class ThreadedBackend:
                 return call.finish(error=e)
             return call.finish(value)
         coroutine = None
-        if method.kind is not ASYNC:
+        if method.route is not ASYNC:
             coroutine = call.run_inline()
             if coroutine is None:
                 return call.reply
@@ -345,7 +348,7 @@ class ThreadedBackend:
         return asyncio.run_coroutine_threadsafe(coroutine, self.coro_loop)
 
     def _start_coroutine_loop(self) -> None:
-        self.coro_loop = asyncio.new_event_loop()
+        self.coro_loop = self.state.loop = asyncio.new_event_loop()
         threading.Thread(target=self.coro_loop.run_forever, name="dracula-coroutines", daemon=True).start()
 
 

@@ -210,7 +210,7 @@ class Connection(asyncio.BufferedProtocol):
         if not call.admit():
             self._emit(call.reply, out)
             return
-        kind = call.method.kind
+        kind = call.method.route
         coroutine = None
         if kind is SYNC:
             if self.read_at and call.shed_if_late():  # queued behind slow calls of this read

@@ -7,6 +7,7 @@ bytes are read through a raw pointer, the stack is a C array, and the IDL (Pytho
 tuples) is consulted only where it changes what comes next: for struct, list, set and map
 values, never for scalars or strings, whose walk does not depend on it.
 """
+cimport cython
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.mem cimport PyMem_Realloc, PyMem_Free
@@ -111,9 +112,6 @@ cdef void _init_tables():
 
 _init_tables()
 
-_BIN = (11, 18)  # STRING, BINARY: one wire layout (spec_guard.BIN_TYPES)
-
-
 cdef inline int32_t _i32(const unsigned char* p) noexcept:
     return <int32_t>((<uint32_t>p[0] << 24) | (<uint32_t>p[1] << 16) | (<uint32_t>p[2] << 8) | p[3])
 
@@ -128,20 +126,30 @@ cdef inline bint _valid_compact(int t) noexcept:
 
 # --- spec_guard, over Python spec objects (called once per container, not per element) ---
 
-cdef tuple _split(spec):
-    if type(spec) is int:
-        return (spec, None)
-    return tuple(spec)
+cdef inline bint _is_bin(idl_type) except -1:
+    """`idl_type in spec_guard.BIN_TYPES` (STRING or BINARY: one wire layout)."""
+    return idl_type == 11 or idl_type == 18
 
 
-cdef bint _same(int wire_type, idl_type):
-    return idl_type == wire_type or ((wire_type == 11 or wire_type == 18) and idl_type in _BIN)
+cdef inline bint _same(int wire_type, idl_type) except -1:
+    return idl_type == wire_type or ((wire_type == 11 or wire_type == 18) and _is_bin(idl_type))
+
+
+cdef inline object _get(mapping, key):
+    """mapping.get(key), without the method lookup for a dict (specs are thriftpy2's dicts)."""
+    if type(mapping) is dict:
+        return (<dict>mapping).get(key)
+    return mapping.get(key)
 
 
 cdef object _element_spec(spec, int wire_type, bint strict):
+    """spec_guard.element_spec."""
     if spec is None:
         return None
-    idl_type, sub = _split(spec)
+    if type(spec) is int:
+        idl_type, sub = spec, None
+    else:
+        idl_type, sub = spec
     if _same(wire_type, idl_type):
         return sub
     if strict:
@@ -150,25 +158,32 @@ cdef object _element_spec(spec, int wire_type, bint strict):
 
 
 cdef tuple _entry_specs(spec, int key_type, int value_type):
+    """spec_guard.entry_specs."""
     if spec is None:
         return (None, None)
-    idl_key, key_sub = _split(spec[0])
-    idl_value, value_sub = _split(spec[1])
-    if ((key_type == 11 or key_type == 18) and idl_key not in _BIN) or \
-            ((value_type == 11 or value_type == 18) and idl_value not in _BIN):
+    key_spec, value_spec = spec[0], spec[1]
+    if type(key_spec) is int:
+        idl_key, key_sub = key_spec, None
+    else:
+        idl_key, key_sub = key_spec
+    if type(value_spec) is int:
+        idl_value, value_sub = value_spec, None
+    else:
+        idl_value, value_sub = value_spec
+    if ((key_type == 11 or key_type == 18) and not _is_bin(idl_key)) or \
+            ((value_type == 11 or value_type == 18) and not _is_bin(idl_value)):
         raise WireError("map declares string entries where the IDL has types %d/%d" % (idl_key, idl_value))
     if _same(key_type, idl_key) and _same(value_type, idl_value):
         return (key_sub, value_sub)
     return (None, None)
 
 
-cdef object _field_sub(fields, int64_t fid, int wire_ttype, bint wire_bin):
-    """The sub-spec a struct field is read with: its IDL entry's when the wire type matches."""
-    spec = fields.get(fid)
-    if spec is not None:
-        spec0 = spec[0]
-        if spec0 == wire_ttype or (spec0 in _BIN and wire_bin):
-            return spec[2] if len(spec) > 3 else None
+cdef object _field_sub(fields, int64_t fid, int wire_ttype):
+    """The sub-spec a struct/container field is read with: its IDL entry's when the wire type
+    matches (the wire types asked about here are never STRING/BINARY)."""
+    spec = _get(fields, fid)
+    if spec is not None and spec[0] == wire_ttype:
+        return spec[2] if len(spec) > 3 else None
     return None
 
 
@@ -223,10 +238,12 @@ cdef class _Scanner:
         return [(self.frames[i].kind, self.frames[i].t1, self.frames[i].t2, self.frames[i].left)
                 for i in range(self.depth)]
 
+    @cython.final
     cdef void _clear(self) noexcept:
         while self.depth:
             self._pop()
 
+    @cython.final
     cdef inline void _pop(self) noexcept:
         self.depth -= 1
         cdef Frame* fr = &self.frames[self.depth]
@@ -235,6 +252,7 @@ cdef class _Scanner:
         Py_XDECREF(fr.f1)
         Py_XDECREF(fr.f2)
 
+    @cython.final
     cdef int _push(self, int kind, int t1, int t2, int64_t left, object s1, object s2) except -1:
         cdef Frame* grown
         if self.depth == self.capacity:
@@ -258,6 +276,7 @@ cdef class _Scanner:
         self.depth += 1
         return 0
 
+    @cython.final
     cdef int _push_struct(self, Py_ssize_t parent, bint second, object sub) except -1:
         """Open a struct read with `sub` (a struct class or None); `parent` is the container
         frame it is an element of (its thrift_spec is cached there), or -1."""
@@ -278,6 +297,7 @@ cdef class _Scanner:
                 fr.f1 = cached
         return self._push(IN_STRUCT, 0, 0, 0, <object>cached, None)
 
+    @cython.final
     cdef object _element(self, Frame* fr, int* t, bint* second):
         """A container frame's next element: its type in t, its spec returned."""
         if fr.kind == IN_LIST or not (fr.left & 1):
@@ -288,11 +308,13 @@ cdef class _Scanner:
         second[0] = True
         return None if fr.s2 is NULL else <object>fr.s2
 
+    @cython.final
     cdef int _nesting(self) except -1:
         if self.depth >= self.max_depth:
             raise WireError("nesting deeper than %d" % self.max_depth)
         return 0
 
+    @cython.final
     cdef Py_ssize_t _finish(self, Py_ssize_t pos, Py_ssize_t base, Py_ssize_t end, Py_ssize_t limit,
                             Py_ssize_t need) except -2:
         self.pos = pos - base
@@ -312,6 +334,7 @@ cdef int _open(object buf, Py_buffer* view, Py_ssize_t base, Py_ssize_t end, Py_
     return 0
 
 
+@cython.final
 cdef class BinaryScanner(_Scanner):
     """Scans one binary-protocol message at a time (binary_scan.BinaryScanner, compiled)."""
 
@@ -336,7 +359,7 @@ cdef class BinaryScanner(_Scanner):
                 self.pos = pos + 1 - base
                 return self.pos
             self._clear()
-            self._push(IN_STRUCT, 0, 0, 0, self.specs.get(self.header[0]), None)
+            self._push(IN_STRUCT, 0, 0, 0, _get(self.specs, self.header[0]), None)
         return self._walk(b, base, end, limit)
 
     cdef Py_ssize_t _walk(self, const unsigned char* b, Py_ssize_t base, Py_ssize_t end,
@@ -363,7 +386,7 @@ cdef class BinaryScanner(_Scanner):
                 parent = -1
                 sub = None
                 if fr.s1 is not NULL and (t == B_STRUCT or t == B_LIST or t == B_SET or t == B_MAP):
-                    sub = _field_sub(<object>fr.s1, _i16(b + pos + 1), t, False)
+                    sub = _field_sub(<object>fr.s1, _i16(b + pos + 1), t)
             else:
                 if not fr.left:
                     self._pop()
@@ -505,6 +528,7 @@ cdef inline Py_ssize_t _varint(const unsigned char* b, Py_ssize_t p, Py_ssize_t 
     return -1
 
 
+@cython.final
 cdef class CompactScanner(_Scanner):
     """Scans one compact-protocol message at a time (compact_scan.CompactScanner, compiled)."""
 
@@ -517,7 +541,7 @@ cdef class CompactScanner(_Scanner):
                 if not self._header(<const unsigned char*>view.buf, base, end, limit):
                     return -1
                 self._clear()
-                self._push(IN_STRUCT, 0, 0, 0, self.specs.get(self.header[0]), None)
+                self._push(IN_STRUCT, 0, 0, 0, _get(self.specs, self.header[0]), None)
             return self._walk(<const unsigned char*>view.buf, base, end, limit)
         finally:
             PyBuffer_Release(&view)
@@ -557,7 +581,7 @@ cdef class CompactScanner(_Scanner):
                 parent = -1
                 sub = None
                 if fr.s1 is not NULL and (t == C_STRUCT or t == C_LIST or t == C_SET or t == C_MAP):
-                    sub = _field_sub(<object>fr.s1, fid, C_TTYPE[t], t == C_BINARY)
+                    sub = _field_sub(<object>fr.s1, fid, C_TTYPE[t])
             else:
                 if not fr.left:
                     self._pop()
