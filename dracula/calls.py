@@ -20,7 +20,7 @@ from thriftpy2.thrift import TApplicationException, TMessageType
 
 from .context import CallContext, current as _current, deadline_of
 from .dispatch import ASYNC, BLOCKING
-from .overload import LOADSHEDDING, Overloaded
+from .overload import LOADSHEDDING, Overloaded, pool_job
 from .wire.errors import WireError
 from .wire.theader import encode_frame
 
@@ -228,7 +228,8 @@ class Call:
         the coroutine path, so a plain handler may run here and a @blocking one in the pool."""
         method = self.method
         if method.kind is BLOCKING:
-            return asyncio.get_running_loop().run_in_executor(self.state.pool, self.run_blocking), None
+            job = pool_job(self, self.state.overload)  # raises Overloaded past the queue timeout
+            return asyncio.get_running_loop().run_in_executor(self.state.pool, job), None
         value = method.fn(*self.args)
         if method.kind is ASYNC or value.__class__ is _CoroutineType:
             return value, None

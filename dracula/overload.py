@@ -110,19 +110,18 @@ class Overload:
         """Seconds a @blocking call queued now would wait for a pool thread (an estimate)."""
         return self.pool_queued * self.run_time / self.pool_threads
 
-    def shed_at_door(self, call) -> bool:
-        """Refuse a @blocking call at once when its predicted queue wait is past DOOR_SHARE of
-        the queue timeout: its client learns in microseconds, not after the wait it would be
-        refused for."""
+    def check_door(self) -> None:
+        """Raise Overloaded for a @blocking call whose predicted queue wait is past DOOR_SHARE
+        of the queue timeout: its client learns in microseconds, not after the wait it would
+        be refused for."""
         wait = self.predicted_wait()
         if wait <= DOOR_SHARE * self.queue_timeout:
-            return False
+            return
         with self.lock:
             self._tick()
             self.shed_now += 1
         self._shed_observed(QUEUE_TIMEOUT)
-        call.finish(error=Overloaded("a wait of about %.2gs for a thread" % wait))
-        return True
+        raise Overloaded("a wait of about %.2gs for a thread" % wait)
 
 
 def make_overload(config, observer=None) -> Overload | None:
@@ -133,12 +132,11 @@ def make_overload(config, observer=None) -> Overload | None:
 
 def pool_job(call, overload):
     """What a pool thread runs for a @blocking call: call.run_blocking, or (with a queue
-    timeout) that behind a check of how long the call waited for a thread. None when the call
-    was shed at the door instead (its reply is ready)."""
+    timeout) that behind a check of how long the call waited for a thread. Raises Overloaded
+    when the call is shed at the door instead."""
     if overload is None or not overload.queue_timeout:
         return call.run_blocking
-    if overload.shed_at_door(call):
-        return None
+    overload.check_door()
     with overload.lock:
         overload.pool_queued += 1
     return functools.partial(_queued, overload, call)

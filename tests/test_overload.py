@@ -317,10 +317,18 @@ def test_queue_timeout_counts_a_busy_reactor():
         assert_served_quickly(server.port)
 
 
+class AsyncBefore:
+    """An async `before` hook: every call then takes the coroutine path (Call._start)."""
+
+    async def before(self, call):
+        pass
+
+
+@pytest.mark.parametrize("middleware", [(), (AsyncBefore(),)], ids=["plain", "async-middleware"])
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_queue_timeout_sheds_at_the_door_when_the_queue_is_predicted_too_long(backend):
+def test_queue_timeout_sheds_at_the_door_when_the_queue_is_predicted_too_long(backend, middleware):
     handler = HeldHandler()
-    options = dict(blocking_threads=1, queue_timeout=0.2)
+    options = dict(blocking_threads=1, queue_timeout=0.2, middleware=middleware)
     if backend == "thread":
         options["handler_timeout"] = TIMEOUT
     with running(Showcase, handler, backend, **options) as server:

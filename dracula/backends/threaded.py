@@ -318,11 +318,8 @@ class ThreadedBackend:
         method = call.method
         timeout = call.time_limit(self.config.handler_timeout) or None
         if method.route is BLOCKING and timeout and self.state.pool is not None:
-            job = pool_job(call, self.state.overload)
-            if job is None:  # shed: the pool's queue is too long
-                return call.reply
             try:
-                value = self.state.pool.submit(job).result(timeout)
+                value = self.state.pool.submit(pool_job(call, self.state.overload)).result(timeout)
             except concurrent.futures.TimeoutError:
                 return call.timed_out(timeout)
             except (Exception, SystemExit) as e:

@@ -17,7 +17,7 @@ import time
 from ..calls import Call
 from ..dispatch import ASYNC, SYNC
 from ..logs import format_peer
-from ..overload import pool_job
+from ..overload import Overloaded, pool_job
 from ..wire.errors import WireError
 from ..wire.reader import MIN_FREE
 
@@ -228,9 +228,10 @@ class Connection(asyncio.BufferedProtocol):
             kind = ASYNC
         job = None
         if kind is not ASYNC:
-            job = pool_job(call, self.state.overload)
-            if job is None:  # shed: the pool's queue is too long
-                self._emit(call.reply, out)
+            try:
+                job = pool_job(call, self.state.overload)
+            except Overloaded as e:  # the pool's queue is too long
+                self._emit(call.finish(error=e), out)
                 return
         loop = self.state.loop
         slot = [None, False]
