@@ -100,7 +100,7 @@ def probe(host: str, port: int, framed: bool, request: bytes, workload=workloads
             sock.settimeout(max(0.01, deadline - time.monotonic()))
             try:
                 chunk = sock.recv(65536)
-            except socket.timeout:
+            except TimeoutError:
                 raise ProbeError("no complete reply within %.0f s (got %r)" % (timeout, got[:200])) from None
             if not chunk:
                 raise ProbeError("connection closed after %d reply bytes: %r" % (len(got), got[:200]))

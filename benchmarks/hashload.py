@@ -56,7 +56,6 @@ from thriftpy2.thrift import TApplicationException, TMessageType
 from thriftpy2.transport.memory import TMemoryBuffer
 
 import loadgen
-import servers
 from loadgen import HIST_MIN_S, HIST_RESOLUTION, HIST_SIZE, LoadgenError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -125,7 +124,7 @@ def probe(host: str, port: int, request: bytes, input_str: str = SEED_INPUT,
             sock.settimeout(max(0.01, deadline - time.monotonic()))
             try:
                 chunk = sock.recv(65536)
-            except socket.timeout:
+            except TimeoutError:
                 raise ProbeError("no whole reply within %.0f s (got %r)" % (timeout, got[:200])) from None
             if not chunk:
                 raise ProbeError("connection closed after %d reply bytes: %r" % (len(got), got[:200]))
@@ -305,7 +304,7 @@ class _Client:
         for first in range(0, len(self.conns), self.batch):
             batch = self.conns[first:first + self.batch]
             results = await asyncio.gather(*(self._open(c, self.connect_timeout) for c in batch))
-            for conn, ok in zip(batch, results):
+            for conn, ok in zip(batch, results, strict=True):
                 conn.schedule(conn.call if ok else conn.reconnect)
                 opened += ok
             self.pipe.send(("ramp", opened, first + len(batch)))
@@ -324,7 +323,8 @@ class _Client:
     async def _report(self) -> None:
         while self.running:
             await asyncio.sleep(1.0)
-            self.pipe.send(("progress", self.ok + self.ramp_ok, sum(self.errors.values()) + sum(self.ramp_errors.values()),
+            errors = sum(self.errors.values()) + sum(self.ramp_errors.values())
+            self.pipe.send(("progress", self.ok + self.ramp_ok, errors,
                             sum(1 for c in self.conns if c.transport is not None)))
 
     def _on_pipe(self) -> None:
@@ -336,7 +336,8 @@ class _Client:
         self.running = True
         self.window_set = self.loop.create_future()
         self.loop.add_reader(self.pipe.fileno(), self._on_pipe)
-        tasks = [self.loop.create_task(self._sweep()), self.loop.create_task(self._report())]
+        # Held so they are not collected: the event loop keeps only weak references to tasks.
+        _tasks = [self.loop.create_task(self._sweep()), self.loop.create_task(self._report())]
         opened = await self._ramp()
         self.pipe.send(("ramped", opened, len(self.conns)))
         self.t_measure, self.t_end = await self.window_set
@@ -414,7 +415,7 @@ def run(host: str, port: int, request: bytes, reply: bytes, connections: int, se
                  for _ in shares]
 
         def pump(wait: float) -> None:
-            waiting = [p for p, s in zip(pipes, state) if s["result"] is None]
+            waiting = [p for p, s in zip(pipes, state, strict=True) if s["result"] is None]
             for pipe in multiprocessing.connection.wait(waiting, wait):
                 i = pipes.index(pipe)
                 try:

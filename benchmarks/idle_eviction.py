@@ -18,7 +18,6 @@ import sys
 import time
 import urllib.request
 
-import callwire
 from servers import SERVERS, RunningServer, ServerSpec, free_port
 
 TIMEOUT = 10.0
@@ -27,7 +26,7 @@ TIMEOUT = 10.0
 def spec_for(backend: str, cap: int, metrics_port: int) -> ServerSpec:
     base = SERVERS["dracula-" + backend]
     return ServerSpec(base.name, base.framed, base.about,
-                      base.argv + ("--max-connections", str(cap), "--metrics-port", str(metrics_port)))
+                      (*base.argv, "--max-connections", str(cap), "--metrics-port", str(metrics_port)))
 
 
 def first_call(port: int, request: bytes, expected: bytes):

@@ -230,7 +230,8 @@ class _Client:
                 conn.send(now)
             else:
                 self.reconnect_later(conn)
-        tasks = [self.loop.create_task(self._sweep()), self.loop.create_task(self._report_progress())]
+        # Held so they are not collected: the event loop keeps only weak references to tasks.
+        _tasks = [self.loop.create_task(self._sweep()), self.loop.create_task(self._report_progress())]
         await self._sleep_until(self.t_measure)
         cpu_start = time.process_time()
         await self._sleep_until(self.t_end)
@@ -300,7 +301,7 @@ def _client_main(pipe, spec, client_class=None) -> None:
 
 
 def max_connections_per_process() -> int:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     limit = hard if hard != resource.RLIM_INFINITY else 1 << 20
     return max(1, limit - FD_RESERVE)
 
@@ -392,7 +393,7 @@ def run(host: str, port: int, request: bytes, reply: bytes, framed: bool, connec
                  for _ in shares]
 
         def pump(timeout: float) -> None:
-            waiting = [p for p, s in zip(pipes, state) if s["result"] is None]
+            waiting = [p for p, s in zip(pipes, state, strict=True) if s["result"] is None]
             for pipe in multiprocessing.connection.wait(waiting, timeout):
                 i = pipes.index(pipe)
                 try:

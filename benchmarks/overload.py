@@ -50,7 +50,7 @@ def goodput(args) -> list:
         if args.servers and spec.name not in args.servers:
             continue
         for load in args.loads:
-            connections = int(round(load * CAPACITY))
+            connections = round(load * CAPACITY)
             with RunningServer(spec, workload=SLEEP) as server:
                 print("%s at %gx (%d connections)..." % (spec.name, load, connections), file=sys.stderr)
                 row = overload_load.run(server.host, server.port, server.request, server.reply, connections,

@@ -25,7 +25,8 @@ def add_options(parser: argparse.ArgumentParser, default_servers: tuple) -> None
     """The options every throughput script shares (not --connections or the baselines)."""
     parser.add_argument("--servers", default=",".join(default_servers),
                         help="comma-separated, from: %s, or dracula-uv-wN / dracula-thread-wN "
-                             "(--workers N) (default: %s)" % (", ".join(servers.SERVERS),
+                             "(--workers N), or dracula-uv@PATH / dracula-thread@PATH (the "
+                             "checkout at PATH: before/after in one run) (default: %s)" % (", ".join(servers.SERVERS),
                                                               ",".join(default_servers)))
     parser.add_argument("--server-cpus", metavar="LIST", default=None,
                         help="pin each server (and its workers) to these CPUs, as taskset -c: e.g. 0 "
@@ -54,7 +55,7 @@ def check_options(parser: argparse.ArgumentParser, args) -> tuple:
     names = [n.strip() for n in args.servers.split(",") if n.strip()]
     unknown = [n for n in names if servers.lookup(n) is None]
     if unknown:
-        parser.error("unknown server(s): %s (known: %s, dracula-uv-wN, dracula-thread-wN)" % (
+        parser.error("unknown server(s): %s (known: %s, dracula-uv-wN, dracula-thread-wN, dracula-uv@PATH)" % (
             ", ".join(unknown), ", ".join(servers.SERVERS)))
     try:
         args.server_cpu_set = servers.parse_cpus(args.server_cpus)
@@ -119,13 +120,15 @@ def metadata(args, baselines: list, planned_rows: int) -> dict:
 
 
 def measure(spec: servers.ServerSpec, workload, connections: int, args, wire=servers.callwire,
-            label: str | None = None) -> dict:
+            label: str | None = None, make_server=servers.RunningServer) -> dict:
     """One table row: `spec` serving `workload` under `connections` connections; `wire` encodes
-    the request and probes the reply (callwire: binary), `label` names the row (spec.name)."""
+    the request and probes the reply (callwire: binary), `label` names the row (spec.name).
+    `make_server`: RunningServer or anything that starts, probes, measures and stops like it
+    (fleet_qps.py's HAProxy fleet)."""
     row = {"server": label or spec.name, "framed": spec.framed, "workload": workload.name,
            "connections": connections}
-    server = servers.RunningServer(spec, host=args.host, backlog=args.backlog, cpus=args.server_cpu_set,
-                                   workload=workload, wire=wire)
+    server = make_server(spec, host=args.host, backlog=args.backlog, cpus=args.server_cpu_set,
+                         workload=workload, wire=wire)
     row["request_bytes"] = len(server.request)
     try:
         try:

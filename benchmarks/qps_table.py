@@ -71,14 +71,14 @@ class HashServer(servers.RunningServer):
         dracula_backend, handler, about = BACKENDS[backend]
         argv = ("-m", "dracula", "serve", "idl/hash.thrift:HashService", handler,
                 "--app-dir", servers.ROOT, "--host", "{host}", "--port", "0", "--backlog", "{backlog}",
-                "--backend", dracula_backend, "--log-level", "info") + tuple(extra_args)
+                "--backend", dracula_backend, "--log-level", "info", *extra_args)
         super().__init__(servers.ServerSpec(backend, False, about, argv), host=host, backlog=backlog,
                          start_timeout=start_timeout)
         self.handler = handler
         self.request = hashload.encode_call()
 
-    def start(self) -> "HashServer":
-        self._log = tempfile.TemporaryFile(mode="w+b")
+    def start(self) -> HashServer:
+        self._log = tempfile.TemporaryFile(mode="w+b")  # noqa: SIM115 - outlives start(); stop() closes it
         self.proc = subprocess.Popen(self.spec.command(self.host, 0, self.backlog), cwd=servers.ROOT,
                                      stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + self.start_timeout
@@ -100,7 +100,7 @@ class HashServer(servers.RunningServer):
         except (OSError, hashload.ProbeError) as e:
             self.stop()
             raise servers.ServerFailed("%s answered the probe call wrongly: %s\n%s" % (
-                self.spec.name, e, self.output()))
+                self.spec.name, e, self.output())) from e
         return self
 
 
@@ -144,7 +144,7 @@ def measure(backend: str, connections: int, args) -> dict:
         row.update(result)
         if "measure" in cpu and "end" in cpu:
             (s0, c0), (s1, c1) = cpu["measure"], cpu["end"]
-            per_client = [max(0.0, b - a) for a, b in zip(c0, c1)]
+            per_client = [max(0.0, b - a) for a, b in zip(c0, c1, strict=True)]
             row["server_cpu_s"] = round(max(0.0, s1 - s0), 3)
             row["client_cpu_s"] = round(sum(per_client), 3)
             row["client_cpu_max_s"] = round(max(per_client), 3)  # the busiest client process
@@ -276,8 +276,8 @@ def markdown(rows: list, backends: list, counts: list, meta: dict) -> str:
         "",
         details_table(rows),
         "",
-        "CPU: user + system seconds over the measured window (server process with its threads; all "
-        "client processes together, and the busiest one). Compare rows of one run only.",
+        ("CPU: user + system seconds over the measured window (server process with its threads; all "
+         "client processes together, and the busiest one). Compare rows of one run only."),
     ]
     extra = notes(rows, meta)
     if extra:
@@ -294,7 +294,7 @@ def plot(rows: list, backends: list, counts: list, meta: dict, path: str):
     except ImportError:
         return "matplotlib is not installed (pip install -e '.[bench]'): no qps_table.png"
     fig, ax = plt.subplots(figsize=(9, 5.5))
-    xs = [0] + sorted(counts)
+    xs = [0, *sorted(counts)]
     ax.plot(xs, [ideal_qps(c, meta["think_min"], meta["think_max"]) for c in xs], linestyle="--",
             color="grey", label="ideal (%.2f QPS/connection)" % (2.0 / (meta["think_min"] + meta["think_max"])))
     errors_seen = False

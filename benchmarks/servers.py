@@ -76,15 +76,23 @@ SERVERS = {spec.name: spec for spec in (
 
 
 WORKERS_NAME = re.compile(r"dracula-(uv|thread)-w([1-9][0-9]*)$")
+OTHER_TREE_NAME = re.compile(r"dracula-(uv|thread)@(.+)$")
 WORKER_READY = re.compile(r"worker \d+ accepting")
 
 
 def lookup(name: str):
-    """The ServerSpec for `name`: one of SERVERS, or `dracula-uv-wN` / `dracula-thread-wN`
-    (`dracula serve --workers N`: a supervisor and N worker processes sharing one socket).
+    """The ServerSpec for `name`: one of SERVERS, `dracula-uv-wN` / `dracula-thread-wN`
+    (`dracula serve --workers N`: a supervisor and N worker processes sharing one socket), or
+    `dracula-uv@PATH` / `dracula-thread@PATH` (the dracula of the checkout at PATH).
     None when the name is unknown."""
     if name in SERVERS:
         return SERVERS[name]
+    other = OTHER_TREE_NAME.match(name)
+    if other:  # before/after in one run: dracula from another checkout (e.g. a git worktree)
+        backend, tree = other.group(1), os.path.abspath(other.group(2))
+        run = "import runpy, sys; sys.path.insert(0, %r); runpy.run_module('dracula', run_name='__main__')" % tree
+        return ServerSpec(name, False, "dracula --backend %s from %s" % (backend, tree),
+                          ("-c", run, *_dracula(backend)[2:]))
     found = WORKERS_NAME.match(name)
     if not found:
         return None
@@ -240,9 +248,9 @@ class RunningServer:
                                    % (self.spec.name, self.spec.workers, self.start_timeout, self.output()))
             time.sleep(0.05)
 
-    def start(self) -> "RunningServer":
+    def start(self) -> RunningServer:
         self.port = free_port(self.host)
-        self._log = tempfile.TemporaryFile(mode="w+b")
+        self._log = tempfile.TemporaryFile(mode="w+b")  # noqa: SIM115 - outlives start(); stop() closes it
         self.proc = self._popen(self.spec.command(self.host, self.port, self.backlog, self.workload))
         deadline = time.monotonic() + self.start_timeout
         if self.spec.workers:
@@ -256,12 +264,12 @@ class RunningServer:
                 return self
             except callwire.ProbeError as e:
                 self.stop()
-                raise ServerFailed("%s answered the probe wrongly: %s\n%s" % (self.spec.name, e, self.output()))
-            except OSError:
+                raise ServerFailed("%s answered the probe wrongly: %s\n%s" % (self.spec.name, e, self.output())) from e
+            except OSError as e:
                 if time.monotonic() > deadline:
                     self.stop()
                     raise ServerFailed("%s did not accept connections within %.0f s:\n%s"
-                                       % (self.spec.name, self.start_timeout, self.output()))
+                                       % (self.spec.name, self.start_timeout, self.output())) from e
                 time.sleep(0.05)
 
     def cpu_seconds(self) -> float:

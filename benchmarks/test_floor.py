@@ -19,7 +19,7 @@ import callwire
 import workloads
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "peers"))
-import floor  # noqa: E402  (peers/ is not a package: the peers import _common the same way)
+import floor
 
 PIECES = (1, 7, 4096, 262144)
 NAMES = sorted(workloads.WORKLOADS)
@@ -93,7 +93,7 @@ def test_a_truncated_message_raises_need_more(name):
     protocol = connect(workload)
     decoder = protocol.codec.decoder
     step = 1 if len(call) < 1000 else 97
-    for end in list(range(1, len(call), step)) + [len(call) - 1]:
+    for end in [*range(1, len(call), step), len(call) - 1]:
         decoder.start(call[:end])
         with pytest.raises(floor.NeedMore):
             protocol.codec.call(protocol.methods)

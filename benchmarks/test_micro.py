@@ -18,8 +18,8 @@ from thriftpy2.protocol.cybin import TCyBinaryProtocol
 from thriftpy2.thrift import TMessageType
 from thriftpy2.transport.memory import TCyMemoryBuffer, TMemoryBuffer
 
-from dracula.config import Config
 from dracula.calls import REPLY, Call
+from dracula.config import Config
 from dracula.dispatch import Dispatcher
 from dracula.state import ServerState
 from dracula.wire import impl

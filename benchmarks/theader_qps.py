@@ -25,7 +25,6 @@ import callwire
 import qps_harness
 import servers
 import workloads
-
 from dracula.wire.detect import BINARY
 from dracula.wire.theader import request_frame
 

@@ -15,14 +15,14 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-from typing import Callable
+from collections.abc import Callable
 
 import thriftpy2
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_idl(idl: str):
     """The IDL (a path relative to the repo root) as a thriftpy2 module, loaded once."""
     stem = os.path.splitext(os.path.basename(idl))[0]
@@ -85,4 +85,4 @@ def _payload(size: str) -> Workload:
         % (points, labels, label_points, tags, blob))
 
 
-WORKLOADS = {w.name: w for w in (PING,) + tuple(_payload(size) for size in PAYLOAD_SIZES)}
+WORKLOADS = {w.name: w for w in (PING, *(_payload(size) for size in PAYLOAD_SIZES))}

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any, AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
 
 from .config import Config, ConfigError
 from .context import CallContext, current_call
@@ -72,4 +73,5 @@ async def serving(service: Any, handler: Any = None, host: str = "127.0.0.1", po
             await task
 
 
-__all__ = ["make_server", "serving", "blocking", "current_call", "CallContext", "Server", "Config", "ConfigError", "BindError"]
+__all__ = ["make_server", "serving", "blocking", "current_call", "CallContext", "Server", "Config", "ConfigError",
+           "BindError"]

@@ -33,7 +33,7 @@ class Budget:
     def __init__(self, limit: int, observer=None):
         self.limit = limit
         self.used = 0
-        self.waiters = collections.deque()  # Tickets not yet granted, oldest first
+        self.waiters: collections.deque[Ticket] = collections.deque()  # not yet granted, oldest first
         self.lock = threading.Lock()
         self.observer = observer
         self.wait_limit = BUDGET_WAIT

@@ -15,12 +15,10 @@ import socket
 import sys
 from dataclasses import dataclass, field
 
-from thriftpy2.protocol import (TBinaryProtocolFactory, TCompactProtocolFactory,
-                                TMultiplexedProtocol)
+from thriftpy2.protocol import TBinaryProtocolFactory, TCompactProtocolFactory, TMultiplexedProtocol
 from thriftpy2.protocol.exc import TProtocolException
 from thriftpy2.thrift import TApplicationException, TMessageType
-from thriftpy2.transport import (TBufferedTransportFactory, TFramedTransportFactory, TSocket,
-                                 TTransportException)
+from thriftpy2.transport import TBufferedTransportFactory, TFramedTransportFactory, TSocket, TTransportException
 
 from . import jsonmap
 from .call_header import header_protocol
@@ -30,7 +28,8 @@ from .loader import LoadError, load_service
 
 EXIT_OK, EXIT_RAISED, EXIT_USAGE, EXIT_CONNECTION = 0, 1, 2, 3
 
-TRANSPORTS = {"buffered": TBufferedTransportFactory, "framed": TFramedTransportFactory}
+TRANSPORTS: dict[str, type[TBufferedTransportFactory] | type[TFramedTransportFactory]] = {
+    "buffered": TBufferedTransportFactory, "framed": TFramedTransportFactory}
 HEADER = "header"  # THeader, with --protocol inside: dracula/call_header.py
 TRANSPORT_NAMES = (*TRANSPORTS, HEADER)
 PROTOCOLS = {"binary": TBinaryProtocolFactory, "compact": TCompactProtocolFactory}

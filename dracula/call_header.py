@@ -26,9 +26,9 @@ class THeaderClientTransport:
         self.sock = sock
         self.protocol = PROTOCOLS[protocol][1]
         self.headers = headers or {}
-        self.response_headers = {}
+        self.response_headers: dict[str, str] = {}
         self._out = bytearray()
-        self._in = None  # the reply payload, once read
+        self._in: bytes | None = None  # the reply payload, once read
         self._pos = 0
 
     def is_open(self) -> bool:
@@ -53,6 +53,7 @@ class THeaderClientTransport:
     def read(self, n: int) -> bytes:
         if self._in is None:
             self._read_reply()
+        assert self._in is not None  # _read_reply() set it
         chunk = self._in[self._pos:self._pos + n]
         self._pos += len(chunk)
         return chunk
@@ -63,6 +64,7 @@ class THeaderClientTransport:
             raise TTransportException(TTransportException.UNKNOWN,
                                       "reply frame of %d bytes (limit %d)" % (size, MAX_REPLY_SIZE))
         frame = parse_frame(self._read_exactly(size), MAX_REPLY_SIZE)  # WireError: not THeader
+        assert frame.payload is not None  # parse_frame() sets it
         self._in, self._pos = bytes(frame.payload), 0
         self.response_headers = frame.headers
 

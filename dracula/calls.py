@@ -15,14 +15,18 @@ import asyncio
 import logging
 import time
 import types
+from typing import TYPE_CHECKING
 
 from thriftpy2.thrift import TApplicationException, TMessageType
 
 from .context import CallContext, current as _current, deadline_of
 from .dispatch import ASYNC, BLOCKING
-from .overload import LOADSHEDDING, Overloaded, pool_job
+from .overload import LOADSHEDDING, overloaded_message, pool_job
 from .wire.errors import WireError
 from .wire.theader import encode_frame
+
+if TYPE_CHECKING:
+    from .dispatch import Method
 
 log = logging.getLogger("dracula.dispatch")
 
@@ -45,6 +49,9 @@ TIMEOUT = 12  # fbthrift's TApplicationException type for a call past its client
 class Call:
     __slots__ = ("state", "msg", "codec", "framed", "peer", "method", "args", "reply", "outcome",
                  "started", "deadline", "_context", "counted")
+    method: Method | None  # set by admit(); None for an unknown method. Past admit() it is set.
+    reply: bytes | None
+    _context: CallContext | None
 
     def __init__(self, state, msg, codec, framed: bool, peer):
         self.state = state
@@ -102,7 +109,7 @@ class Call:
         """Count the call in flight, or shed it (--max-requests)."""
         reason = overload.enter()
         if reason is not None:
-            return self.refuse(LOADSHEDDING, Overloaded(reason).message)
+            return self.refuse(LOADSHEDDING, overloaded_message(reason))
         self.counted = True
         return True
 
@@ -142,6 +149,7 @@ class Call:
     def _expired(self):
         """A TIMEOUT error when the client's deadline passed before the handler started."""
         if self.deadline is not None and _monotonic() >= self.deadline:
+            assert self.method is not None  # only admitted calls expire
             return TApplicationException(TIMEOUT, "%s: the client's deadline passed before the call started"
                                          % self.method.qualname)
         return None
@@ -149,16 +157,16 @@ class Call:
     def _refused(self, app_type: int, message: str) -> bool:
         """Refuse a call the client sent, with its one refusal line saying what followed."""
         self.refuse(app_type, message)
-        what = "answered %s" % APP_TYPE_NAMES.get(app_type, app_type) if self.reply is not None else "oneway: not answered"
+        what = ("answered %s" % APP_TYPE_NAMES.get(app_type, app_type) if self.reply is not None
+                else "oneway: not answered")
         self.state.refusals(self.peer, "%s (%s)" % (message, what))
         return False
 
     def refuse(self, app_type: int, message: str) -> bool:
         """Answer with a TApplicationException instead of running the handler (False)."""
         if self.msg.mtype != ONEWAY:
-            self.reply = self._failure(app_type, message)
-            if self.msg.header is not None:
-                self.reply = self._in_header_frame(self.reply)
+            reply = self._failure(app_type, message)
+            self.reply = reply if self.msg.header is None else self._in_header_frame(reply)
         self.outcome = ERROR
         self._observe()
         return False
@@ -168,9 +176,11 @@ class Call:
         """Call a plain handler here and now; the reply is then in `reply`. Returns the
         coroutine instead when the handler turned out to be async (an `async def` behind a
         plain decorator): the backend awaits it with `awaited()`."""
+        method = self.method
+        assert method is not None  # admitted
         token = _current.set(self)
         try:
-            value = self.method.fn(*self.args)
+            value = method.fn(*self.args)
         except (Exception, SystemExit) as e:
             self.finish(error=e)
             return None
@@ -178,17 +188,15 @@ class Call:
             _current.reset(token)
         if value.__class__ is _CoroutineType:
             return value
-        method = self.method
         if self.msg.mtype == CALL and not method.oneway:  # the common case, inlined
             result = method.result_cls()
             result.success = value
             try:
-                self.reply = self.codec.encode(method.reply_name, REPLY, self.msg.seqid, result, self.framed)
+                reply = self.codec.encode(method.reply_name, REPLY, self.msg.seqid, result, self.framed)
                 self.outcome = OK
             except Exception:
-                self.reply = self._value_reply(value)  # logs it, answers INTERNAL_ERROR
-            if self.msg.header is not None:
-                self.reply = self._in_header_frame(self.reply)
+                reply = self._value_reply(value)  # logs it, answers INTERNAL_ERROR
+            self.reply = reply if self.msg.header is None else self._in_header_frame(reply)
             if self.started:
                 self._observe()
             return None
@@ -227,6 +235,7 @@ class Call:
         """(what to await, None) or (None, the value): async middleware sends every call down
         the coroutine path, so a plain handler may run here and a @blocking one in the pool."""
         method = self.method
+        assert method is not None  # admitted
         if method.kind is BLOCKING:
             job = pool_job(self, self.state.overload)  # raises Overloaded past the queue timeout
             return asyncio.get_running_loop().run_in_executor(self.state.pool, job), None
@@ -241,6 +250,7 @@ class Call:
         expired = self._expired()
         if expired is not None:
             raise expired
+        assert self.method is not None  # admitted
         token = _current.set(self)
         try:
             return self.method.fn(*self.args)
@@ -250,6 +260,7 @@ class Call:
     def finish(self, value=None, error: BaseException | None = None):
         """Encode the handler's outcome; the reply bytes (None when none is expected)."""
         method = self.method
+        assert method is not None  # admitted
         if self.msg.mtype != CALL or method.oneway:
             if error is not None and not isinstance(error, TApplicationException):
                 log.error("oneway %s raised", method.qualname, exc_info=error)
@@ -267,6 +278,7 @@ class Call:
     def timed_out(self, seconds: float):
         """The reply for a handler still running (or still queued) after `seconds`; it is not
         interrupted. TIMEOUT when the client's deadline set the limit, as fbthrift answers."""
+        assert self.method is not None  # admitted
         qualname = self.method.qualname
         handler_timeout = self.state.config.handler_timeout
         if self.deadline is not None and (not handler_timeout or seconds < handler_timeout):
@@ -280,6 +292,7 @@ class Call:
     # -- outcome -> bytes ------------------------------------------------------------------
     def _value_reply(self, value):
         method = self.method
+        assert method is not None  # admitted
         result = method.result_cls()
         result.success = value
         try:
@@ -294,6 +307,7 @@ class Call:
 
     def _error_reply(self, exc: BaseException):
         method = self.method
+        assert method is not None  # admitted
         if isinstance(exc, TApplicationException):
             self.outcome = ERROR
             return self._encode_exception(exc)

@@ -9,10 +9,10 @@ import sys
 from . import __version__
 from .call import PROTOCOLS, TRANSPORT_NAMES, Target
 from .config import Config, ConfigError
+from .listen import BindError
 from .loader import LoadError, load_handler, load_service
 from .logs import configure
 from .options import OPTIONS
-from .listen import BindError
 from .server import Server
 from .supervisor import Supervisor
 from .wire import impl as scanner_impl
@@ -157,7 +157,7 @@ def load_services(args):
             raise LoadError("expected --service [NAME=]IDL_PATH:SERVICE=HANDLER, got %r" % item)
     if not specs:
         raise LoadError("nothing to serve: give IDL_PATH:SERVICE HANDLER or --service")
-    services = []
+    services: list[tuple[str, type, object]] = []
     for name, service_spec, handler_spec in specs:
         service_name, service = load_service(service_spec)
         name = name or service_name

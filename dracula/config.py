@@ -7,6 +7,7 @@ exactly one place.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import os
 import resource
 
@@ -25,7 +26,7 @@ class ConfigError(ValueError):
 
 def _declared_fields(cls):
     """`cls` as a dataclass with one field per declared option, then its own (internal) fields."""
-    own = cls.__dict__.get("__annotations__", {})
+    own = inspect.get_annotations(cls)
     cls.__annotations__ = {option.name: option.annotation for option in OPTIONS} | own
     for option in OPTIONS:
         setattr(cls, option.name, option.default)
@@ -39,7 +40,7 @@ class Config:
     worker_fd: int | None = None
     ready_fd: int | None = None
 
-    def validate(self) -> "Config":
+    def validate(self) -> Config:
         for option in OPTIONS:
             problem = option.problem(getattr(self, option.name))
             if problem:

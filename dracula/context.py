@@ -7,22 +7,27 @@ get the variable set for them). The CallContext view is made only when a handler
 from __future__ import annotations
 
 import contextvars
+from typing import TYPE_CHECKING
 
 from .wire.theader import client_timeout
 
-current = contextvars.ContextVar("dracula_call")
+if TYPE_CHECKING:
+    from .calls import Call
+
+current: contextvars.ContextVar[Call] = contextvars.ContextVar("dracula_call")
 
 
 class CallContext:
-    """The current call: `.service`, `.method`, `.peer`, `.headers` (the request's THeader
-    headers, str -> str; empty for other transports), `.response_headers` (a dict the handler
-    fills; sent on THeader replies, ignored elsewhere) and `.deadline` (a time.monotonic()
-    value from the client's `client_timeout` header, or None). `.state` is a free-form dict
+    """The current call: `.service` (None when refused before its method was known), `.method`,
+    `.peer`, `.headers` (the request's THeader headers, str -> str; empty for other transports),
+    `.response_headers` (a dict the handler fills; sent on THeader replies, ignored elsewhere)
+    and `.deadline` (a time.monotonic() value from the client's `client_timeout` header, or
+    None). `.state` is a free-form dict
     for middleware to keep what it needs from `before` to `after` (a span, a timer)."""
 
     __slots__ = ("service", "method", "peer", "headers", "response_headers", "deadline", "state")
 
-    def __init__(self, service: str, method: str, peer, headers: dict, deadline: float | None):
+    def __init__(self, service: str | None, method: str, peer, headers: dict, deadline: float | None):
         self.service = service
         self.method = method
         self.peer = peer

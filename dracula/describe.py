@@ -31,9 +31,9 @@ class Idl:
 
     def __init__(self, root):
         self.root = root
-        self.names = {}   # class → name as spelled in the root IDL
-        self.kinds = {}   # class → "enum" | "struct" | "union" | "exception" | "service"
-        self.rank = {}    # class → (module order, line): declaration order
+        self.names: dict[type, str] = {}   # class → name as spelled in the root IDL
+        self.kinds: dict[type, str] = {}   # class → "enum" | "struct" | "union" | "exception" | "service"
+        self.rank: dict[type, tuple[int, int]] = {}    # class → (module order, line): declaration order
         seen, queue = set(), [(root, "")]
         while queue:
             module, prefix = queue.pop(0)
@@ -46,8 +46,7 @@ class Idl:
                     self.names.setdefault(cls, prefix + cls.__name__)
                     self.kinds.setdefault(cls, kind)
                     self.rank.setdefault(cls, (len(seen), getattr(cls, "__thrift_lineno__", 0) or 0))
-            for included in meta.get("includes", ()):
-                queue.append((included, included.__name__ + "."))
+            queue.extend((included, included.__name__ + ".") for included in meta.get("includes", ()))
 
     def declared(self, module=None):
         """Types (not services) declared in `module` (default: the root IDL), in file order."""

@@ -9,6 +9,8 @@ from __future__ import annotations
 import inspect
 import logging
 import operator
+from collections.abc import Callable
+from typing import Any
 
 log = logging.getLogger("dracula.dispatch")
 
@@ -28,6 +30,7 @@ def _field_shape(cls) -> dict:
 class Method:
     __slots__ = ("service_name", "name", "reply_name", "args_cls", "result_cls", "fn", "kind", "route",
                  "oneway", "get_args", "required", "exceptions", "_shapes")
+    get_args: Callable[[Any], tuple[Any, ...]]  # the arguments struct -> the handler's positional arguments
 
     def __init__(self, service_name: str, service, name: str, fn):
         self.service_name = service_name
@@ -58,7 +61,7 @@ class Method:
         self.required = tuple(spec[1] for spec in specs if spec[-1] is True)
         self.exceptions = tuple((spec[1], spec[2]) for fid, spec in sorted(self.result_cls.thrift_spec.items())
                                 if spec[1] != "success")
-        self._shapes = {}
+        self._shapes: dict[type, dict] = {}
 
     @property
     def qualname(self) -> str:
@@ -87,7 +90,7 @@ class Dispatcher:
     def __init__(self, services):
         """`services`: (name, thriftpy2 service class, handler) triples; the first one also
         answers plain method names, every one answers `name:method`."""
-        self.methods = {}
+        by_name: dict[str, Method] = {}
         self.services = []
         for index, (service_name, service, handler) in enumerate(services):
             self.services.append(service_name)
@@ -98,9 +101,9 @@ class Dispatcher:
                                 type(handler).__name__, service_name, name)
                     continue
                 method = Method(service_name, service, name, fn)
-                self.methods["%s:%s" % (service_name, name)] = method
+                by_name["%s:%s" % (service_name, name)] = method
                 if index == 0:
-                    self.methods[name] = method
-        self.methods = {key.encode(): method for key, method in self.methods.items()}
+                    by_name[name] = method
+        self.methods = {key.encode(): method for key, method in by_name.items()}
         # What the scanners follow the IDL by (spec_guard.py).
         self.arg_specs = {key: method.args_cls.thrift_spec for key, method in self.methods.items()}

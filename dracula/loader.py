@@ -8,6 +8,7 @@ import importlib
 import inspect
 import os
 import sys
+from typing import Any
 
 import thriftpy2
 
@@ -61,7 +62,7 @@ def load_handler(spec: str, app_dir: str = "."):
         raise LoadError("handler module %r failed to import: %s" % (module_name, e)) from None
     except Exception as e:
         raise LoadError("handler module %r failed to import: %s: %s" % (module_name, type(e).__name__, e)) from None
-    target = module
+    target: Any = module
     for part in attr.split("."):
         try:
             target = getattr(target, part)

@@ -28,6 +28,7 @@ from thriftpy2.thrift import TApplicationException
 from .context import current
 
 log = logging.getLogger("dracula.middleware")
+_scheduled: set[asyncio.Future] = set()  # fire-and-forget hooks still running on this loop
 
 
 class Chain:
@@ -99,7 +100,9 @@ def _schedule(awaitable, loop) -> None:
         if loop is not None:
             asyncio.run_coroutine_threadsafe(awaitable, loop)
         return
-    asyncio.ensure_future(awaitable)
+    task = asyncio.ensure_future(awaitable)
+    _scheduled.add(task)  # held until done: the event loop keeps only weak references to tasks
+    task.add_done_callback(_scheduled.discard)
 
 
 def _name(hook) -> str:

@@ -6,8 +6,10 @@ here and one README row.
 """
 from __future__ import annotations
 
+import builtins
 import dataclasses
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 BACKENDS = ("uv", "thread")
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
@@ -48,7 +50,7 @@ class Option:
         return "--" + self.name.replace("_", "-")
 
     @property
-    def value_type(self) -> type:
+    def value_type(self) -> builtins.type:  # `type` here is the field above
         return self.type or type(self.default)
 
     @property
@@ -144,6 +146,14 @@ OPTIONS = [
            "caller gets an error", "timeouts", check=off_or_positive, metavar="SECONDS", shown="0 = none"),
     Option("graceful_timeout", 30.0, "on SIGTERM/SIGINT, time to finish in-flight requests",
            "timeouts", check=not_negative, metavar="SECONDS"),
+    # A load balancer probing /healthz needs a few probe periods to stop sending new connections.
+    Option("drain_delay", 0.0, "on SIGTERM/SIGINT, answer 503 on /healthz for this long while still "
+           "serving and accepting, then drain", "timeouts", check=not_negative, metavar="SECONDS"),
+    # Pooled clients never reconnect on their own: closing old connections between calls moves
+    # them to instances added since. Jittered so that one pool's connections do not all go at once.
+    Option("max_connection_age", 0.0, "close a connection older than this (jittered 10 percent each way) at a "
+           "moment it has no call in flight or arriving", "timeouts", check=off_or_positive,
+           metavar="SECONDS", shown="0 = never"),
     # -- threads
     # uv backend: @dracula.blocking handlers; thread backend: coroutine handlers' loop.
     # None: min(32, cpu + 4), as concurrent.futures does.

@@ -31,8 +31,12 @@ class Overloaded(TApplicationException):
     """Raised where a call is shed; answered like any TApplicationException."""
 
     def __init__(self, reason: str):
-        super().__init__(LOADSHEDDING, "server overloaded (%s): try again later" % reason)
+        super().__init__(LOADSHEDDING, overloaded_message(reason))
         self.reason = reason
+
+
+def overloaded_message(reason: str) -> str:
+    return "server overloaded (%s): try again later" % reason
 
 
 class Overload:

@@ -6,16 +6,17 @@ import logging
 import os
 import signal
 import threading
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from .backends import backend_class
 from .config import Config
 from .dispatch import Dispatcher
+from .listen import address_of, listen
 from .metrics import Metrics, new_registry, serve_status
 from .observe import CallObserver
 from .state import ServerState
 from .tls import server_context
-from .listen import address_of, listen
 from .wire import impl as scanner_impl
 
 log = logging.getLogger("dracula")
@@ -52,6 +53,7 @@ class Server:
                                        self.healthy, registry=self.registry)
         self._backend = backend_class(config.backend)(self.state, self.sock, server_context(config))
         self._served = False  # a Server serves once: its socket closes when it stops
+        self._delayed_stop: threading.Timer | None = None  # close() during --drain-delay
         # Coroutines waiting for `started` or `stopped`, each on its own loop (any thread).
         self._waiters: list[tuple[threading.Event, asyncio.Future[None]]] = []
         self._waiters_lock = threading.Lock()
@@ -84,8 +86,20 @@ class Server:
             self._finish(restore)
 
     def close(self) -> None:
-        """Stop accepting, answer what was read, then make serve() return. Thread-safe."""
+        """Report 503 on /healthz (for --drain-delay while still serving, so a load balancer
+        stops sending new connections), then stop accepting, answer what was read, and make
+        serve() return. Thread-safe. A second close() skips what is left of the delay."""
+        first = not self.closing
         self.closing = True
+        delay = self.config.drain_delay
+        if first and delay > 0 and self._served and not self.stopped.is_set():
+            log.info("draining: /healthz answers 503 for %gs while still serving", delay)
+            self._delayed_stop = threading.Timer(delay, self._backend.stop)
+            self._delayed_stop.daemon = True
+            self._delayed_stop.start()
+            return
+        if self._delayed_stop is not None:
+            self._delayed_stop.cancel()
         self._backend.stop()
 
     async def shutdown(self) -> None:
@@ -121,6 +135,8 @@ class Server:
         self._served = True
 
     def _finish(self, restore: list[tuple[int, Any]]) -> None:
+        if self._delayed_stop is not None:
+            self._delayed_stop.cancel()
         for signum, previous in restore:
             signal.signal(signum, previous)
         self.sock.close()
@@ -162,20 +178,19 @@ class Server:
     def _install_signal_handlers(self) -> list[tuple[int, Any]]:
         if threading.current_thread() is not threading.main_thread():
             return []
-        restore: list[tuple[int, Any]] = []
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            restore.append((signum, signal.signal(signum, self._on_signal)))
+        restore: list[tuple[int, Any]] = [(signum, signal.signal(signum, self._on_signal))
+                                          for signum in (signal.SIGINT, signal.SIGTERM)]
         if self.config.worker_fd is not None:
             # The supervisor owns reloads and scaling: a terminal's hang-up must not kill workers.
-            for signum in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU):
-                restore.append((signum, signal.signal(signum, signal.SIG_IGN)))
+            restore.extend((signum, signal.signal(signum, signal.SIG_IGN))
+                           for signum in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU))
         return restore
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         log.info("received %s: stopping", signal.Signals(signum).name)
         self.close()
 
-    def __enter__(self) -> "Server":
+    def __enter__(self) -> Server:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -183,7 +198,7 @@ class Server:
         self.sock.close()
 
 
-def _resolve(waiter: "asyncio.Future[None]", error: BaseException | None) -> None:
+def _resolve(waiter: asyncio.Future[None], error: BaseException | None) -> None:
     if waiter.done():
         return
     if error is None:

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import threading
 
-from thriftpy2.thrift import TApplicationException
-
 from .budget import make_budget
 from .calls import APP_TYPE_NAMES, Call
 from .config import FIRST_REQUEST_GRACE

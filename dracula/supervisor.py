@@ -59,10 +59,10 @@ class Supervisor:
         self.start_failures = 0
         self.signals: list[int] = []
         self.stopping = False
-        self.reload_started = None
+        self.reload_started: float | None = None
         self.env = dict(os.environ)
         self.status = None
-        self.metrics_dir = None
+        self.metrics_dir: str | None = None
         if config.metrics_port is not None:
             # Workers record into one multiprocess directory; this process serves the sum.
             self.metrics_dir = tempfile.mkdtemp(prefix="dracula-metrics-")
@@ -95,6 +95,7 @@ class Supervisor:
             if self.status is not None:
                 self.status.shutdown()
                 self.status.server_close()
+            if self.metrics_dir is not None:
                 shutil.rmtree(self.metrics_dir, ignore_errors=True)
             if self.config.uds:
                 try:
@@ -150,10 +151,9 @@ class Supervisor:
         elif signum == signal.SIGTTIN and not self.stopping:
             self.target += 1
             log.info("received SIGTTIN: %d worker(s)", self.target)
-        elif signum == signal.SIGTTOU and not self.stopping:
-            if self.target > 1:
-                self.target -= 1
-                log.info("received SIGTTOU: %d worker(s)", self.target)
+        elif signum == signal.SIGTTOU and not self.stopping and self.target > 1:
+            self.target -= 1
+            log.info("received SIGTTOU: %d worker(s)", self.target)
 
     # -- workers -----------------------------------------------------------------------------
     def _spawn(self) -> None:
@@ -206,7 +206,7 @@ class Supervisor:
             log.info("new workers accept: draining %d old worker(s)", len(old))
             for worker in old:
                 self._retire(worker)
-        elif time.monotonic() - self.reload_started > READY_TIMEOUT:
+        elif self.reload_started is not None and time.monotonic() - self.reload_started > READY_TIMEOUT:
             log.error("new workers did not start within %gs: keeping the old ones", READY_TIMEOUT)
             self._abort_reload()
 
@@ -230,7 +230,7 @@ class Supervisor:
         self.stopping = True
         for worker in self.workers:
             self._retire(worker)
-        deadline = time.monotonic() + self.config.graceful_timeout + 5
+        deadline = time.monotonic() + self.config.drain_delay + self.config.graceful_timeout + 5
         for worker in list(self.workers):
             try:
                 worker.proc.wait(max(0.0, deadline - time.monotonic()))

@@ -17,12 +17,12 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import thriftpy2.rpc
-from thriftpy2.protocol import (TCompactProtocolFactory, TCyBinaryProtocolFactory,
-                                TMultiplexedProtocolFactory)
+from thriftpy2.protocol import TCompactProtocolFactory, TCyBinaryProtocolFactory, TMultiplexedProtocolFactory
 from thriftpy2.thrift import TClient
 from thriftpy2.transport import TCyBufferedTransportFactory, TCyFramedTransportFactory
 

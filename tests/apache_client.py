@@ -18,8 +18,8 @@ import collections
 from thrift.protocol import TBinaryProtocol, TCompactProtocol
 from thrift.protocol.TMultiplexedProtocol import TMultiplexedProtocol
 from thrift.Thrift import TApplicationException, TException, TMessageType, TType
-from thrift.TRecursive import fix_spec
 from thrift.transport import TSocket, TTransport
+from thrift.TRecursive import fix_spec
 
 stats = collections.Counter()  # "fast_encode", "fast_decode", "slow_encode", "slow_decode"
 

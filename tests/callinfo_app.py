@@ -77,7 +77,7 @@ class CallInfoHandler:
 # -- an Apache client for tests/context.thrift ----------------------------------------------------
 
 class tag_args(apache._Args):
-    fields = [(1, "tag", TType.STRING, "writeString")]
+    fields = ((1, "tag", TType.STRING, "writeString"),)
     thrift_spec = apache._spec((1, TType.STRING, "tag", "UTF8"))
 
 

@@ -10,6 +10,7 @@ import time
 import thriftpy2
 
 import dracula
+
 # One wrapper for a server in a thread of this process: the pytest plugin's.
 from dracula.testing import running, serving_in_thread as serving  # noqa: F401 - re-exported
 
@@ -80,7 +81,7 @@ class Background:
     def _run(self, fn, args, kwargs):
         try:
             self.value = fn(*args, **kwargs)
-        except BaseException as e:  # noqa: BLE001 - handed to the test
+        except BaseException as e:  # handed to the test
             self.error = e
 
     def done(self) -> bool:

@@ -15,8 +15,7 @@ from thriftpy2.server import TThreadedServer
 from thriftpy2.thrift import TMultiplexedProcessor, TProcessor
 from thriftpy2.transport import TBufferedTransportFactory, TFramedTransportFactory, TServerSocket
 
-from examples.showcase import ShowcaseHandler
-from examples.showcase import showcase_thrift as handler_thrift
+from examples.showcase import ShowcaseHandler, showcase_thrift as handler_thrift
 
 from .cli_server import run_cli
 from .helpers import ROOT, free_port, running, showcase_thrift
@@ -87,7 +86,7 @@ def wait_accepting(port, seconds=10.0):
             return
         except ConnectionRefusedError:
             if time.monotonic() > deadline:
-                raise AssertionError("thriftpy2 server did not start listening on %d" % port)
+                raise AssertionError("thriftpy2 server did not start listening on %d" % port) from None
             time.sleep(0.01)
 
 

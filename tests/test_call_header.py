@@ -6,7 +6,6 @@ import json
 import pytest
 
 import dracula
-
 from examples.showcase import ShowcaseHandler, showcase_thrift as handler_thrift
 
 from .cli_server import assert_one_line_error, run_cli

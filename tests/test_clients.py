@@ -14,16 +14,14 @@ import pytest
 import thriftpy2.rpc
 from thrift.protocol import TBinaryProtocol as ApacheBinary
 from thrift.protocol.TMultiplexedProtocol import TMultiplexedProtocol
-from thrift.Thrift import TApplicationException as ApacheAppException
-from thrift.Thrift import TMessageType as ApacheMessageType
-from thrift.Thrift import TType
+from thrift.Thrift import TApplicationException as ApacheAppException, TMessageType as ApacheMessageType, TType
 from thrift.transport import TSocket, TTransport
 from thriftpy2.contrib.aio.protocol import TAsyncBinaryProtocolFactory
-from thriftpy2.contrib.aio.transport import (TAsyncBufferedTransportFactory,
-                                             TAsyncFramedTransportFactory)
+from thriftpy2.contrib.aio.transport import TAsyncBufferedTransportFactory, TAsyncFramedTransportFactory
 from thriftpy2.protocol import TCyBinaryProtocolFactory, TMultiplexedProtocolFactory
 from thriftpy2.protocol.binary import TBinaryProtocolFactory
 from thriftpy2.thrift import TApplicationException, TMessageType
+
 # thriftpy2.transport's own names are the Cython classes; the pure-Python ones live in submodules.
 from thriftpy2.transport import TCyBufferedTransportFactory, TCyFramedTransportFactory
 from thriftpy2.transport.buffered import TBufferedTransportFactory
@@ -63,7 +61,7 @@ def check_shape(got, sent):
 # The pure-Python binary protocol only works over the pure-Python transports (thriftpy2's
 # Cython transports refuse the memoryviews it writes), so each pairs with its own kind.
 SYNC_CLIENTS = {
-    "buffered-cy": dict(),  # make_client's defaults: Cython buffered transport and protocol
+    "buffered-cy": {},  # make_client's defaults: Cython buffered transport and protocol
     "framed-cy": dict(trans_factory=TCyFramedTransportFactory(),
                       proto_factory=TCyBinaryProtocolFactory()),
     "buffered-py": dict(trans_factory=TBufferedTransportFactory(),
@@ -375,7 +373,7 @@ class ApacheClient:
             result_fields.append((0, "success", success))
         result = apache_read(p, ("struct", result_fields))
         p.readMessageEnd()
-        for fid, (fname, _) in exceptions.items():
+        for fname, _ in exceptions.values():
             if fname in result:
                 raise ApacheUserException(fname, result[fname])
         if success is None:
@@ -491,7 +489,7 @@ def test_pipelined_requests_reply_in_order(showcase_server, framed, chunk):
                     if expect is not None]
         got = [conn.read_message() for _ in expected]
         assert [(g[2], g[0]) for g in got] == [(seqid, name) for seqid, name, _ in expected]
-        for (seqid, name, (what, value)), (_, mtype, _, body) in zip(expected, got):
+        for (seqid, name, (what, value)), (_, mtype, _, body) in zip(expected, got, strict=True):
             if what == "error":
                 assert mtype == TMessageType.EXCEPTION
                 assert body.type == INTERNAL_ERROR and value in body.message

@@ -343,7 +343,7 @@ def test_wrong_type_deep_inside_a_container(backend, dracula_server):
     class Handler(ShowcaseHandler):
         def shapes(self, n):
             good = super().shapes(n)
-            return good + [t.Shape(name="bad", points=[t.Point(x="not an int", y=0)])]
+            return [*good, t.Shape(name="bad", points=[t.Point(x="not an int", y=0)])]
 
     server = dracula_server(t.Showcase, Handler(), backend=backend)
     with Connection(server.port, timeout=SAFETY_TIMEOUT) as conn:
@@ -368,7 +368,7 @@ def _raise_unencodable(problem):
 def _outcome(fn, *args):
     try:
         return ("returned", fn(*args))
-    except Exception as e:  # noqa: BLE001 - the test compares outcomes after the server is gone
+    except Exception as e:  # the test compares outcomes after the server is gone
         return ("raised", e)
 
 
@@ -422,7 +422,7 @@ def test_invalid_message_type_is_refused_and_connection_kept(showcase_server):
     # A REPLY sent to the server is not a call.
     with Connection(showcase_server.port, timeout=SAFETY_TIMEOUT) as conn:
         conn.send(encode_call("add", 31, mtype=TMessageType.REPLY, a=1, b=1) + encode_call("add", 32, a=2, b=2))
-        name, mtype, seqid, exc = conn.read_message()
+        _name, mtype, seqid, exc = conn.read_message()
         assert (mtype, seqid) == (TMessageType.EXCEPTION, 31)
         assert exc.type == TApplicationException.INVALID_MESSAGE_TYPE
         assert conn.read_message()[2:] == (32, t.Showcase.add_result(success=4))
@@ -642,9 +642,9 @@ def test_multiplexed_method_names_route_to_the_service(showcase_server):
     with Connection(showcase_server.port, timeout=SAFETY_TIMEOUT) as conn:
         conn.send(encode_message("Showcase:add", TMessageType.CALL, 1, t.Showcase.add_args(a=20, b=22))
                   + encode_message("Nope:add", TMessageType.CALL, 2, t.Showcase.add_args(a=1, b=1)))
-        name, mtype, seqid, result = conn.read_message()
+        _name, mtype, seqid, result = conn.read_message()
         assert (mtype, seqid) == (TMessageType.REPLY, 1)
         assert result.success == 42
-        name, mtype, seqid, exc = conn.read_message()
+        _name, mtype, seqid, exc = conn.read_message()
         assert (mtype, seqid) == (TMessageType.EXCEPTION, 2)
         assert exc.type == TApplicationException.UNKNOWN_METHOD

@@ -12,8 +12,10 @@ import thriftpy2.rpc
 from thriftpy2.protocol.binary import TBinaryProtocolFactory
 from thriftpy2.protocol.cybin import TCyBinaryProtocolFactory
 from thriftpy2.thrift import TApplicationException
-from thriftpy2.transport import TBufferedTransportFactory as TCyBufferedTransportFactory
-from thriftpy2.transport import TFramedTransportFactory as TCyFramedTransportFactory
+from thriftpy2.transport import (
+    TBufferedTransportFactory as TCyBufferedTransportFactory,
+    TFramedTransportFactory as TCyFramedTransportFactory,
+)
 from thriftpy2.transport.buffered import TBufferedTransportFactory
 from thriftpy2.transport.framed import TFramedTransportFactory
 

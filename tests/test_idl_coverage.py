@@ -248,7 +248,7 @@ def test_declared_exceptions_from_both_files(client):
 
 def test_constants(client):
     assert client.default_item() == cov.DEFAULT_ITEM
-    assert cov.DEFAULT_ITEM == Item(name="default", count=1, level=Level.LOW)
+    assert Item(name="default", count=1, level=Level.LOW) == cov.DEFAULT_ITEM
     bag = client.constants()
     starter = [Item(**fields) for fields in cov.STARTER]
     assert bag.catalog == {"starter": starter, "default": [cov.DEFAULT_ITEM]}

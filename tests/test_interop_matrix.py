@@ -21,10 +21,8 @@ import pytest
 import thriftpy2.rpc
 from thrift.Thrift import TApplicationException as ApacheAppError
 from thriftpy2.contrib.aio.protocol import TAsyncBinaryProtocolFactory, TAsyncCompactProtocolFactory
-from thriftpy2.contrib.aio.transport import (TAsyncBufferedTransportFactory,
-                                             TAsyncFramedTransportFactory)
-from thriftpy2.protocol import (TCompactProtocolFactory, TCyBinaryProtocolFactory,
-                                TMultiplexedProtocolFactory)
+from thriftpy2.contrib.aio.transport import TAsyncBufferedTransportFactory, TAsyncFramedTransportFactory
+from thriftpy2.protocol import TCompactProtocolFactory, TCyBinaryProtocolFactory, TMultiplexedProtocolFactory
 from thriftpy2.protocol.binary import TBinaryProtocolFactory
 from thriftpy2.thrift import TApplicationException
 from thriftpy2.transport import TCyBufferedTransportFactory, TCyFramedTransportFactory

@@ -82,4 +82,4 @@ def test_java_client_multiplexed(java_client, multiplexed_servers, protocol, tra
     port = str(multiplexed_servers[backend].port)
     lines = run_client([*java_client, "127.0.0.1", port, protocol, transport,
                         "Showcase", "PingService"])
-    assert lines == EXPECTED + ["ping pong"]
+    assert lines == [*EXPECTED, "ping pong"]

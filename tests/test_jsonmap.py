@@ -7,8 +7,16 @@ from thriftpy2.protocol import TBinaryProtocol, TCompactProtocol
 from thriftpy2.thrift import TType
 from thriftpy2.transport import TMemoryBuffer
 
-from dracula.jsonmap import (JsonMapError, args_from_json, describe_type, from_json, result_to_json,
-                             struct_from_json, struct_to_json, to_json)
+from dracula.jsonmap import (
+    JsonMapError,
+    args_from_json,
+    describe_type,
+    from_json,
+    result_to_json,
+    struct_from_json,
+    struct_to_json,
+    to_json,
+)
 
 from .helpers import showcase_thrift as st
 
@@ -157,8 +165,8 @@ def test_describe_type_spells_idl_types():
      "shape.points[1].y", "missing required field"),
     ("echo_shape", {"shape": {"points": [{"x": 1, "y": None}]}},
      "shape.points[0].y", "missing required field"),
-    ("echo_shape", {"shape": {"colour": "RED"}}, "shape.colour", "unknown field (Shape has: name, points, "
-     "color, labels, tags, blob)"),
+    ("echo_shape", {"shape": {"colour": "RED"}}, "shape.colour",
+     "unknown field (Shape has: name, points, color, labels, tags, blob)"),
     ("echo_shape", {"shap": {}}, "shap", "unknown argument (echo_shape() takes: shape)"),
     ("echo_shape", {"shape": {"color": "PURPLE"}}, "shape.color",
      'unknown Color name "PURPLE" (names: RED, GREEN, BLUE)'),

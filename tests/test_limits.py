@@ -56,7 +56,7 @@ def still_open(sock, seconds) -> bool:
     sock.settimeout(seconds)
     try:
         data = sock.recv(1)
-    except socket.timeout:
+    except TimeoutError:
         return True
     except ConnectionResetError:
         return False
@@ -123,7 +123,7 @@ def test_connection_cap_refuses_when_no_connection_is_idle(backend, refused_log)
         busy = [connect(port) for _ in range(cap)]
         try:
             calls = [encode_call("add", i, a=i, b=1) for i in range(cap)]
-            for sock, call in zip(busy, calls):
+            for sock, call in zip(busy, calls, strict=True):
                 sock.sendall(call[:10])  # the header only: a request partly received
             # The server has read those first bytes once a probe connection stops being
             # evicted-or-refused ambiguity: wait until a newcomer is refused.
@@ -134,7 +134,7 @@ def test_connection_cap_refuses_when_no_connection_is_idle(backend, refused_log)
             assert_one_refusal(refused_log, peer_of(extra), r"connection limit of %d reached and no connection "
                                                             r"is idle" % cap)
             extra.close()
-            for i, (sock, call) in enumerate(zip(busy, calls)):
+            for i, (sock, call) in enumerate(zip(busy, calls, strict=True)):
                 sock.sendall(call[10:])
                 assert read_reply(SockTransport(sock)) == ("reply", "add", i, i + 1)
         finally:
@@ -158,7 +158,7 @@ def test_connection_cap_keeps_serving_after_a_close(backend):
                     with client(port) as c:
                         served.append(c.add(5, 5))
                         return True
-                except Exception:  # noqa: BLE001 - refused until the server sees the close
+                except Exception:  # refused until the server sees the close
                     return False
 
             assert wait_until(new_connection_served, 10, 0.05), "no connection served after one closed"
@@ -572,7 +572,7 @@ def test_client_that_never_reads_stops_being_read(backend):
                 for _ in range(2_000_000 // per_batch):
                     bad.sendall(batch)
                     sent += per_batch
-            except socket.timeout:
+            except TimeoutError:
                 blocked = True  # expected: the server stopped reading from us
             peak = vm("VmHWM") - baseline
             print("\nnever-reading client, %s: %d calls (%.0f kB) sent before the sender blocked; "
@@ -633,7 +633,7 @@ def test_refusal_log_cannot_be_flooded(backend, refused_log):
         with connect(port) as sock:
             sock.sendall(b"\xff")
             assert closed_by_server(sock)
-        assert wait_until(lambda: any(SUMMARY.match(l) for l in refusal_lines(refused_log)[len(lines):]), 5), \
+        assert wait_until(lambda: any(SUMMARY.match(line) for line in refusal_lines(refused_log)[len(lines):]), 5), \
             refusal_lines(refused_log)[len(lines):]
         lines = refusal_lines(refused_log)
         refused = [line for line in lines if line.startswith("refused ")]

@@ -169,9 +169,8 @@ def test_before_refuses_with_its_application_exception(serve, handler, method):
 
 def test_before_raising_anything_else_is_an_internal_error_and_logged(serve, handler, caplog):
     client = serve(BrokenBefore()).client()
-    with caplog.at_level(logging.ERROR, logger="dracula.middleware"):
-        with pytest.raises(TApplicationException) as caught:
-            client.plain("t")
+    with caplog.at_level(logging.ERROR, logger="dracula.middleware"), pytest.raises(TApplicationException) as caught:
+        client.plain("t")
     assert caught.value.type == TApplicationException.INTERNAL_ERROR
     assert "ValueError: hook bug" in caught.value.message
     assert handler.runs["plain"] == 0
@@ -210,10 +209,9 @@ def test_async_after_runs_on_a_server_without_async_handlers(backend):
     from .helpers import pingpong_thrift
     log = []
     with running(pingpong_thrift.PingService, PingHandler(), backend=backend,
-                 middleware=[AsyncAfterRecorder("a", log)]) as server:
-        with contextlib.closing(client_of(server)) as client:
-            assert client.ping() == "pong"
-            assert _entries(log, 2) == [("before", "a", "ping"), ("after", "a", "ping", "ok")]
+                 middleware=[AsyncAfterRecorder("a", log)]) as server, contextlib.closing(client_of(server)) as client:
+        assert client.ping() == "pong"
+        assert _entries(log, 2) == [("before", "a", "ping"), ("after", "a", "ping", "ok")]
 
 
 def test_sync_and_async_befores_keep_their_order(serve):

@@ -69,7 +69,7 @@ def test_node_client_multiplexed(node_client, multiplexed_servers, protocol, tra
     # to: a reply named "Showcase:add" instead of "add" is an error there.
     lines = run_node(node_client, multiplexed_servers[backend], protocol, transport,
                      "Showcase", "PingService")
-    assert lines == EXPECTED + ["ping pong"]
+    assert lines == [*EXPECTED, "ping pong"]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -83,4 +83,4 @@ def test_node_client_theader(node_client, showcase_servers, protocol, backend):
 def test_node_client_theader_multiplexed(node_client, multiplexed_servers, protocol, backend):
     lines = run_node(node_client, multiplexed_servers[backend], protocol, "header",
                      "Showcase", "PingService")
-    assert lines == EXPECTED + ["ping pong"]
+    assert lines == [*EXPECTED, "ping pong"]

@@ -2,6 +2,7 @@
 (Prometheus /metrics, /healthz), in-process, as `dracula serve`, and summed over --workers."""
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import re
@@ -147,7 +148,7 @@ def check_histogram(samples, method, count):
                      key=lambda b: b[0])
     assert buckets, "no dracula_call_seconds buckets for %s" % method
     assert buckets[-1][0] == float("inf") and buckets[-1][1] == count, buckets
-    assert all(a[1] <= b[1] for a, b in zip(buckets, buckets[1:])), buckets
+    assert all(a[1] <= b[1] for a, b in itertools.pairwise(buckets)), buckets
     assert value(samples, "dracula_call_seconds_count", method=method) == count
     assert 0 < value(samples, "dracula_call_seconds_sum", method=method) < 60 * count
 
@@ -209,7 +210,7 @@ def test_metrics_count_bytes_exactly(serve, backend):
 def test_metrics_are_summed_over_workers(serve, app, backend):
     metrics_port = free_port()
     served = serve("--port", "0", "--backend", backend, "--workers", "2", "--metrics-port", str(metrics_port))
-    workers = set(int(m.group(1)) for m in served.wait_for(r"worker (\d+) accepting", count=2))
+    workers = {int(m.group(1)) for m in served.wait_for(r"worker (\d+) accepting", count=2)}
     n = 0
     pids = set()
     # New connections until both workers have answered (at least 20 calls).

@@ -21,12 +21,13 @@ INTERNAL_FIELDS = {"worker_fd", "ready_fd"}  # set by the supervisor for its wor
 
 def readme_table(heading: str) -> list[dict]:
     """The rows of the (one) table under `heading` in README.md, as {column header: cell}."""
-    text = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as readme:
+        text = readme.read()
     section = text.split("\n" + heading + "\n", 1)[1].split("\n## ", 1)[0]
     lines = [line.strip() for line in section.splitlines() if line.startswith("|")]
     cells = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
     header, rows = cells[0], cells[2:]  # cells[1] is the |---| line
-    return [dict(zip(header, row)) for row in rows]
+    return [dict(zip(header, row, strict=False)) for row in rows]  # a markdown row may be short
 
 
 def documented_defaults() -> dict:
@@ -43,7 +44,7 @@ def documented_defaults() -> dict:
             if len(values) == 1:
                 values *= len(flags)
             assert len(values) == len(flags), "README row %r: defaults %r" % (flags_cell, default)
-            documented.update(zip(flags, values))
+            documented.update(zip(flags, values, strict=True))
     return documented
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import socket
 import subprocess
 import threading
 import time
@@ -25,8 +24,8 @@ import dracula
 from examples.showcase import ShowcaseHandler
 
 from . import apache_client
-from .test_cpp_client import cpp_client  # noqa: F401 - the compiled C++ client (a fixture)
 from .helpers import BACKENDS, Background, free_port, running, showcase_thrift, wait_until
+from .test_cpp_client import cpp_client  # noqa: F401 - the compiled C++ client (a fixture)
 from .test_observability import http_get, scrape, value
 from .wire_client import Connection, client, encode_call
 
@@ -227,7 +226,7 @@ def closed(sock) -> bool:
     sock.settimeout(0.05)
     try:
         return sock.recv(1) == b""
-    except socket.timeout:
+    except TimeoutError:
         return False
     except ConnectionError:
         return True

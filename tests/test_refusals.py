@@ -21,7 +21,8 @@ import struct
 import time
 import urllib.request
 import zlib
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import pytest
 import thriftpy2
@@ -198,7 +199,7 @@ class Row(NamedTuple):
     outcome: str
     protocols: tuple = (BINARY, COMPACT)
     transports: tuple = ("unframed", "framed")
-    config: dict = {}
+    config: dict = {}  # noqa: RUF012 - a NamedTuple field's default, only read
     app_error: int = PROTOCOL_ERROR
     message: bool = True  # False: `build` gives the wire bytes as they are, framing included
     after_good_call: bool = False  # refused as the connection's second message
@@ -399,7 +400,7 @@ def read_within(trans, transport, what):
         if transport == "theader":
             return read_theader_reply(trans)
         return read_reply(trans, transport == "framed")
-    except socket.timeout:
+    except TimeoutError:
         pytest.fail("no %s within %gs: the refusal ended in silence" % (what, WITHIN))
     except (EOFError, ConnectionResetError) as e:
         pytest.fail("the server closed instead of sending the %s: %r" % (what, e))
@@ -457,7 +458,8 @@ def test_refusal_finishes(row, protocol, transport, backend, refused_log):
             assert len(lines) == 1, "refusal lines for %s: %r" % (peer, refusal_lines(refused_log))
             suffix = expected_suffix(row.outcome, transport != "unframed", row.app_error)
             pattern = "refused %s: %s %s" % (re.escape(peer), format_regex(reason_of(row, protocol)), re.escape(suffix))
-            assert re.fullmatch(pattern, lines[0]), "%r does not say %r" % (lines[0], reason_of(row, protocol) + " " + suffix)
+            assert re.fullmatch(pattern, lines[0]), \
+                "%r does not say %r" % (lines[0], reason_of(row, protocol) + " " + suffix)
             assert bystander.add(2, 3) == 5
         finally:
             bystander.close()

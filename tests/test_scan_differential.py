@@ -16,8 +16,7 @@ import struct
 
 import pytest
 import thriftpy2
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 from thriftpy2.protocol.compact import TCompactProtocol
 from thriftpy2.protocol.cybin import TCyBinaryProtocol
 from thriftpy2.thrift import TMessageType
@@ -97,7 +96,7 @@ def in_pieces(message: bytes, cuts, shift: int, tail: int):
     may move in its buffer between calls (offsets are relative) and the next message's first
     bytes may follow it (unframed: the limit lies beyond the bytes)."""
     calls = []
-    for i, cut in enumerate(sorted(set(cuts)) + [len(message)]):
+    for i, cut in enumerate([*sorted(set(cuts)), len(message)]):
         base = (shift * i) % 7
         buf = bytearray(base) + bytearray(message[:cut]) + (b"\x80" * tail if cut == len(message) else b"")
         calls.append((buf, base, len(buf), base + len(message) + tail))
@@ -308,7 +307,7 @@ def mutated(draw, source):
         if op == "flip":
             data[at] ^= 1 << draw(st.integers(0, 7))
         elif op == "byte":
-            data[at] = draw(st.sampled_from([0, 1, 0x0F, 0x7F, 0x80, 0xFF] + B_TYPES))
+            data[at] = draw(st.sampled_from([0, 1, 0x0F, 0x7F, 0x80, 0xFF, *B_TYPES]))
         elif op == "i32":
             data[at:at + 4] = struct.pack("!i", draw(i32s | st.sampled_from([-1, 0, 1, 2**31 - 1])))
         elif op == "cut":

@@ -13,13 +13,11 @@ from thrift.transport import TSocket
 from thrift.transport.THeaderTransport import THeaderClientType, THeaderTransformID
 
 import dracula
-
 from examples.showcase import ShowcaseHandler
 
 from . import apache_client as apache
 from .helpers import running, showcase_thrift
 from .theader_frames import PROTOCOL_IDS, info, ping_frame, ping_payload, raw_frame
-
 
 KINDS = {
     "binary": ("binary", False),

@@ -18,8 +18,15 @@ from dracula.wire.codec import make_codec
 from dracula.wire.detect import THEADER_BINARY, THEADER_COMPACT, detect
 from dracula.wire.errors import WireError
 from dracula.wire.reader import Reader
-from dracula.wire.theader import (INVALID_PROTOCOL, INVALID_TRANSFORM, MAX_PERSISTENT_BYTES,
-                                  HeaderFrame, client_timeout, encode_frame, parse_frame)
+from dracula.wire.theader import (
+    INVALID_PROTOCOL,
+    INVALID_TRANSFORM,
+    MAX_PERSISTENT_BYTES,
+    HeaderFrame,
+    client_timeout,
+    encode_frame,
+    parse_frame,
+)
 
 from . import apache_client as apache
 from .helpers import showcase_thrift as t

@@ -10,12 +10,12 @@ import struct
 
 import pytest
 import thriftpy2.rpc
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 from thriftpy2.thrift import TApplicationException
 
-from .helpers import running, showcase_thrift as t
 from examples.showcase import ShowcaseHandler
+
+from .helpers import running, showcase_thrift as t
 
 I8 = (-(2**7), 2**7 - 1)
 I16 = (-(2**15), 2**15 - 1)

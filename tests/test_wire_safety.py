@@ -12,26 +12,35 @@ import socket
 import struct
 import threading
 import time
+from typing import ClassVar
 
 import pytest
 import thriftpy2
 import thriftpy2.rpc
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 from thriftpy2.protocol.binary import TBinaryProtocol
 from thriftpy2.protocol.compact import TCompactProtocol
 from thriftpy2.thrift import TApplicationException, TMessageType, TType
 
-from dracula.wire.impl import BinaryScanner  # compiled or pure, as the server runs it
 from dracula.wire.codec import BinaryCodec
 from dracula.wire.errors import WireError
+from dracula.wire.impl import BinaryScanner  # compiled or pure, as the server runs it
 from dracula.wire.reader import Reader
-
 from examples.showcase import ShowcaseHandler
 
 from .helpers import open_fds, reset_peak, running, showcase_thrift, vm, wait_until
-from .wire_client import (COMPACT_ID, BytesReader, SockTransport, assert_served, client, connect, encode_call,
-                          frame, read_frame, read_reply)
+from .wire_client import (
+    COMPACT_ID,
+    BytesReader,
+    SockTransport,
+    assert_served,
+    client,
+    connect,
+    encode_call,
+    frame,
+    read_frame,
+    read_reply,
+)
 
 Showcase = showcase_thrift.Showcase
 PROTOCOL_ERROR = TApplicationException.PROTOCOL_ERROR
@@ -318,7 +327,7 @@ def test_unframed_lie_within_limits_is_not_answered_while_others_are(showcase_se
         sock.sendall(b"x" * 1000)  # still short
         assert_still_serving(showcase_server)
         half_close(sock)
-        kind, seqid, value, _ = first_outcome(sock, "lookup", False)
+        kind, _seqid, value, _ = first_outcome(sock, "lookup", False)
         assert kind in ("exception", "closed"), (kind, value)
         assert closes(sock)
 
@@ -363,7 +372,8 @@ def test_wrong_field_types_reach_the_handler_as_none(showcase_server, framed):
     be), so the handler sees None for it. What the client gets is then up to the handler:
     `add(None, 5)` raises TypeError → INTERNAL_ERROR; `lookup(None)` raises the declared
     Invalid; the connection stays in sync and open either way."""
-    add = header(b"add", seqid=1) + field(STRING, 1) + i32(3) + b"abc" + field(TType.I64, 2) + struct.pack("!q", 5) + b"\x00"
+    add = (header(b"add", seqid=1) + field(STRING, 1) + i32(3) + b"abc"
+           + field(TType.I64, 2) + struct.pack("!q", 5) + b"\x00")
     lookup = header(b"lookup", seqid=2) + field(TType.I32, 1) + i32(7) + b"\x00"
     # A list whose element type differs from the IDL's is skipped whole: unique() of nothing.
     unique = header(b"unique", seqid=3) + field(LIST, 1) + bytes([TType.I32]) + i32(2) + i32(1) + i32(2) + b"\x00"
@@ -387,7 +397,7 @@ def test_missing_required_argument_gets_protocol_error(tmp_path, backend):
     strict = thriftpy2.load(str(idl), module_name="strict_thrift")
 
     class Handler:
-        calls = []
+        calls: ClassVar[list] = []  # read on the class once the server has stopped
 
         def twice(self, x, y):
             self.calls.append((x, y))
@@ -643,7 +653,7 @@ def test_million_element_list_in_4k_pieces():
     reader = new_reader()
     got = feed(reader, message, piece=4096)
     assert len(got) == 1
-    name, mtype, seqid, body = got[0]
+    name, _mtype, seqid, body = got[0]
     assert (name, seqid) == (b"unique", 42)
     assert body == message[len(header(b"unique")):]
     args = Showcase.unique_args()

@@ -191,7 +191,7 @@ class Hammer:
         while not self.stopping.is_set():
             try:
                 reply = call(self.target, "version", timeout=20)
-            except Exception as e:  # noqa: BLE001 - counted and reported
+            except Exception as e:  # counted and reported
                 with self.lock:
                     self.errors.append(repr(e))
             else:

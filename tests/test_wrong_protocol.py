@@ -79,8 +79,8 @@ PAYLOADS = {
     "http-get": lambda: b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: */*\r\n\r\n",
     "http-post-thrift": lambda: (b"POST /thrift HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                                  b"Content-Type: application/x-thrift\r\nContent-Length: 27\r\n\r\n"
-                                 + b"\x80\x01\x00\x01\x00\x00\x00\x03add\x00\x00\x00\x01"
-                                 + b"\x0a\x00\x01" + b"\x00" * 8),
+                                 b"\x80\x01\x00\x01\x00\x00\x00\x03add\x00\x00\x00\x01"
+                                 b"\x0a\x00\x01" + b"\x00" * 8),
     "http2-preface": lambda: b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
     "tls-client-hello": tls_client_hello,
     "ssh-banner": lambda: b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n",
@@ -95,7 +95,7 @@ def read_until_closed(sock):
             chunk = sock.recv(65536)
         except ConnectionResetError:
             return received, "reset"
-        except socket.timeout:
+        except TimeoutError:
             pytest.fail("the server neither refused nor closed the connection within %d s "
                         "(received %r): it is waiting for more bytes" % (CLOSE_TIMEOUT, received))
         if not chunk:

@@ -222,7 +222,7 @@ def closed_by_server(sock, timeout=20.0) -> bool:
     sock.settimeout(timeout)
     try:
         data = sock.recv(65536)
-    except socket.timeout:
+    except TimeoutError:
         return False
     except ConnectionResetError:
         return True

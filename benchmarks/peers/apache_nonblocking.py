@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import logging
 
-import _common
-from apache_generated import SERVICES
 from thrift.protocol.TBinaryProtocol import TBinaryProtocolAcceleratedFactory
 from thrift.server.TNonblockingServer import TNonblockingServer
 from thrift.Thrift import TApplicationException, TMessageType, TProcessor, TType
 from thrift.transport import TSocket, TTransport
+
+import _common
+from apache_generated import SERVICES
+
+log = logging.getLogger(__name__)
 
 
 class Processor(TProcessor):
@@ -30,7 +33,7 @@ class Processor(TProcessor):
         self._methods = methods  # name -> (args class, result class)
 
     def process(self, iprot, oprot):
-        (name, type, seqid) = iprot.readMessageBegin()
+        (name, _type, seqid) = iprot.readMessageBegin()
         if name not in self._methods:
             iprot.skip(TType.STRUCT)
             iprot.readMessageEnd()
@@ -56,11 +59,11 @@ class Processor(TProcessor):
         except TTransport.TTransportException:
             raise
         except TApplicationException as ex:
-            logging.exception("TApplication exception in handler")
+            log.exception("TApplication exception in handler")
             msg_type = TMessageType.EXCEPTION
             result = ex
         except Exception:
-            logging.exception("Unexpected exception in handler")
+            log.exception("Unexpected exception in handler")
             msg_type = TMessageType.EXCEPTION
             result = TApplicationException(TApplicationException.INTERNAL_ERROR, "Internal error")
         oprot.writeMessageBegin(name, msg_type, seqid)

@@ -25,12 +25,13 @@ import asyncio
 import signal
 import socket
 
-import _common
 import uvloop
 from thriftpy2.protocol.cybin import TCyBinaryProtocol
 from thriftpy2.thrift import TMessageType
 from thriftpy2.transport.buffered import TCyBufferedTransport
 from thriftpy2.transport.memory import TCyMemoryBuffer
+
+import _common
 
 STALL_S = 0.001  # silence after which an incomplete message is retried before its buffer doubles
 MIN_READ_BUFFER = 4096

@@ -16,9 +16,10 @@ import asyncio
 import functools
 import signal
 
-import _common
 import thriftpy2.rpc
 import uvloop
+
+import _common
 
 
 class AsyncTwin:

@@ -8,8 +8,9 @@ Two settings differ from make_server's defaults, both for a fair comparison:
 """
 from __future__ import annotations
 
-import _common
 import thriftpy2.rpc
+
+import _common
 
 
 def main() -> None:

@@ -17,11 +17,12 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from ..config import FIRST_REQUEST_GRACE
 from ..calls import Call
+from ..config import FIRST_REQUEST_GRACE
 from ..dispatch import ASYNC, BLOCKING
 from ..logs import format_peer
 from ..overload import pool_job
+from ..rebalance import retire_at as age_limit
 from ..wire.errors import WireError
 from ..wire.reader import MIN_FREE
 
@@ -63,7 +64,7 @@ class ThreadedBackend:
         self.ssl_context = ssl_context
         self.lock = threading.Lock()  # guards state.connections and each _Conn's flags
         self.stopping = threading.Event()
-        self.coro_loop = None
+        self.coro_loop: asyncio.AbstractEventLoop | None = None
         self.timed_out = False  # the drain hit the graceful timeout
 
     def run(self, on_ready) -> None:
@@ -134,7 +135,7 @@ class ThreadedBackend:
         with self.lock:
             conns = list(self.state.connections)
             for conn in conns:
-                if not conn.busy and conn.used:
+                if conn.idle and conn.used:  # never with a request partly received
                     _shutdown_read(conn.sock)
         if any(conn.busy for conn in conns):
             log.info("draining %d connection(s) with requests in flight", sum(c.busy for c in conns))
@@ -184,8 +185,6 @@ class ThreadedBackend:
 
     def _read_loop(self, conn) -> None:
         """Receive, answer every complete request, repeat until the client or a limit ends it."""
-        sock = conn.sock
-        peer = conn.peer
         reader = self.state.new_reader()
         try:
             self._receive(conn, reader)
@@ -197,15 +196,19 @@ class ThreadedBackend:
         peer = conn.peer
         observer = self.state.observer
         partial_since = None
+        max_age = self.config.max_connection_age
+        retire_at = age_limit(conn.opened_at, max_age) if max_age else None
         while True:
             if reader.budget is not None and not self._room_in_budget(reader, peer):
                 return
-            sock.settimeout(self._recv_timeout(partial_since, conn))
+            sock.settimeout(self._recv_timeout(partial_since, conn, retire_at))
             try:
                 n = sock.recv_into(reader.get_buffer())
-            except socket.timeout:
+            except TimeoutError:
                 if partial_since is not None:
                     self.state.refusals(peer, "request still incomplete after %gs" % self.config.request_timeout)
+                elif retire_at is not None and time.monotonic() >= retire_at:
+                    log.debug("closing %s: older than --max-connection-age", format_peer(peer))
                 else:
                     log.debug("closing %s: idle for %gs", format_peer(peer), self.config.idle_timeout)
                 return
@@ -230,8 +233,9 @@ class ThreadedBackend:
             with self.lock:
                 conn.busy = False
                 conn.partial = bool(reader.buffered)
-                if self.stopping.is_set() and not reader.buffered:
-                    return
+                if not reader.buffered and (self.stopping.is_set() or (
+                        retire_at is not None and time.monotonic() >= retire_at)):
+                    return  # between calls: a client may retry on a new connection
 
     def _room_in_budget(self, reader, peer) -> bool:
         """Wait (this connection only) until the budget lets the buffer grow for the message
@@ -300,15 +304,19 @@ class ThreadedBackend:
             budget.give(len(data))
         return True
 
-    def _recv_timeout(self, partial_since, conn):
+    def _recv_timeout(self, partial_since, conn, retire_at):
         """Seconds the next recv may wait: what is left of the request timeout while a
-        request is arriving, else the idle timeout (None: for ever); while stopping, a
-        connection that has sent nothing waits FIRST_REQUEST_GRACE for its first request."""
+        request is arriving, else the idle timeout or what is left of the connection's age
+        limit, whichever is first (None: for ever); while stopping, a connection that has sent
+        nothing waits FIRST_REQUEST_GRACE for its first request."""
         config = self.config
         if partial_since is not None and config.request_timeout:
             return max(0.001, config.request_timeout - (time.monotonic() - partial_since))
         if not conn.used and self.stopping.is_set():
             return FIRST_REQUEST_GRACE
+        if retire_at is not None:
+            left = max(0.001, retire_at - time.monotonic())
+            return min(left, config.idle_timeout) if config.idle_timeout else left
         return config.idle_timeout or None
 
     def _handle(self, call):
@@ -338,11 +346,14 @@ class ThreadedBackend:
             return call.timed_out(timeout)
 
     def _await(self, coroutine):
-        if self.coro_loop is None:  # the first coroutine from a handler that did not look async
+        loop = self.coro_loop
+        if loop is None:  # the first coroutine from a handler that did not look async
             with self.lock:
                 if self.coro_loop is None:
                     self._start_coroutine_loop()
-        return asyncio.run_coroutine_threadsafe(coroutine, self.coro_loop)
+            loop = self.coro_loop
+            assert loop is not None  # _start_coroutine_loop() set it
+        return asyncio.run_coroutine_threadsafe(coroutine, loop)
 
     def _start_coroutine_loop(self) -> None:
         self.coro_loop = self.state.loop = asyncio.new_event_loop()

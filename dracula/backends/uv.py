@@ -14,6 +14,8 @@ import uvloop
 from ..budget import BUDGET_WAIT
 from ..config import FIRST_REQUEST_GRACE
 from ..dispatch import BLOCKING
+from ..logs import format_peer
+from ..rebalance import Retirements
 from .uv_connection import Connection
 
 log = logging.getLogger("dracula.uv")
@@ -25,7 +27,7 @@ class UVBackend:
         self.config = state.config
         self.sock = sock
         self.ssl_context = ssl_context
-        self.loop = None
+        self.loop: asyncio.AbstractEventLoop | None = None
         self._stop = None
         self._server = None  # the asyncio server, once listening
         self._sweeper = None
@@ -75,7 +77,7 @@ class UVBackend:
         self._stop = asyncio.Event()
         if any(m.kind == BLOCKING for m in state.methods.values()):
             state.pool = ThreadPoolExecutor(self.config.thread_count, thread_name_prefix="dracula-blocking")
-        server = self._server = await self.loop.create_server(
+        server = self._server = await asyncio.get_running_loop().create_server(
             lambda: Connection(state), sock=self.sock, backlog=self.config.backlog,
             ssl=self.ssl_context,
             ssl_handshake_timeout=(self.config.request_timeout or None) if self.ssl_context else None)
@@ -89,13 +91,16 @@ class UVBackend:
             sweeper.cancel()
 
     def _start_sweeper(self):
-        """A periodic check for idle, slowloris and budget-starved connections, if a limit is on."""
-        timeouts = [t for t in (self.config.idle_timeout, self.config.request_timeout,
-                                BUDGET_WAIT if self.state.budget else 0) if t > 0]
-        if not timeouts:
+        """A periodic check for idle, slowloris, budget-starved and (--max-connection-age) old
+        connections, if any of those limits is on."""
+        config = self.config
+        limits = [t for t in (config.idle_timeout, config.request_timeout, config.max_connection_age,
+                              BUDGET_WAIT if self.state.budget else 0) if t > 0]
+        if not limits:
             return None
-        interval = min(1.0, min(timeouts) / 4)
+        interval = min(1.0, min(limits) / 4)
         state = self.state
+        aged = Retirements(config.max_connection_age) if config.max_connection_age > 0 else None
 
         async def sweep():
             while True:
@@ -103,18 +108,29 @@ class UVBackend:
                 now = time.monotonic()
                 for conn in list(state.connections):
                     conn.check_timeouts(now)
+                    # Between calls only (close_if_idle): a client may retry on a new connection.
+                    if aged is not None and aged.due(conn, now) and conn.close_if_idle():
+                        log.debug("closing %s: older than --max-connection-age", format_peer(conn.peer))
+                if aged is not None:
+                    aged.keep_only(state.connections)
 
-        return self.loop.create_task(sweep())
+        return asyncio.get_running_loop().create_task(sweep())
 
     async def _drain(self) -> None:
         state = self.state
         state.draining = True
-        all_closed = self.loop.create_future()
-        state.on_all_closed = lambda: all_closed.done() or all_closed.set_result(None)
+        loop = asyncio.get_running_loop()
+        all_closed = loop.create_future()
+
+        def on_all_closed() -> None:
+            if not all_closed.done():
+                all_closed.set_result(None)
+
+        state.on_all_closed = on_all_closed
         busy = sum(not conn.close_if_idle() for conn in list(state.connections))
         # A connection accepted moments ago may be about to send its first request: give it
         # FIRST_REQUEST_GRACE before closing it as idle.
-        grace = self.loop.call_later(min(FIRST_REQUEST_GRACE, self.config.graceful_timeout), self._close_fresh)
+        grace = loop.call_later(min(FIRST_REQUEST_GRACE, self.config.graceful_timeout), self._close_fresh)
         if state.connections:
             log.info("draining %d connection(s) with requests in flight", busy)
             try:

@@ -25,16 +25,17 @@ log = logging.getLogger("dracula.uv")
 
 
 class Connection(asyncio.BufferedProtocol):
+    transport: asyncio.Transport  # from connection_made(), which asyncio calls before any other callback
+
     def __init__(self, state):
         self.state = state
         self.config = state.config
         self.observer = state.observer
         self.reader = state.new_reader()
-        self.transport = None
         self.peer = None
         self.codec = None
         self.framed = False
-        self.slots = collections.deque()  # [reply, done] for calls off the loop, in request order
+        self.slots: collections.deque[list] = collections.deque()  # [reply, done] per call off the loop, in order
         self.later = []  # replies released by slots, written on the next loop turn
         self.closed = False
         self.eof = False
@@ -135,7 +136,7 @@ class Connection(asyncio.BufferedProtocol):
             self.observer.received(nbytes)
         if self.state.overload is not None:  # a busy reactor's delay counts as queueing
             self.read_at = time.perf_counter()
-        out = []
+        out: list[bytes] = []
         keep_open = True
         room = self.config.write_high_water - self.transport.get_write_buffer_size()
         while reader.start != reader.end:
@@ -210,6 +211,7 @@ class Connection(asyncio.BufferedProtocol):
         if not call.admit():
             self._emit(call.reply, out)
             return
+        assert call.method is not None  # admitted
         kind = call.method.route
         coroutine = None
         if kind is SYNC:

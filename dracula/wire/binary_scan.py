@@ -66,7 +66,8 @@ class BinaryScanner(ScanState):
                 self.stack = None
                 self.pos = pos + 1 - base
                 return self.pos
-            self.stack = [[_IN_STRUCT, self.specs.get(self.header[0])]]
+            # _scan_header() set the header (mypy keeps the narrowing to None across the call).
+            self.stack = [[_IN_STRUCT, self.specs.get(self.header[0])]]  # type: ignore[index]
         pos = base + self.pos
         stack = self.stack
         need = 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 import struct
 
 from thriftpy2.protocol.compact import TCompactProtocol
-from thriftpy2.protocol.cybin import TCyBinaryProtocol
+from thriftpy2.protocol.cybin import TCyBinaryProtocol  # type: ignore[attr-defined]  # Cython, no stub
 from thriftpy2.transport.buffered import TCyBufferedTransport
 from thriftpy2.transport.memory import TCyMemoryBuffer, TMemoryBuffer
 
@@ -49,7 +49,8 @@ class BinaryCodec:
 
     def __init__(self, max_depth: int):
         self.max_depth = max_depth
-        self._heads = {}  # (method name, message type) -> encoded header up to the seqid
+        # (method name, message type) -> encoded header up to the seqid
+        self._heads: dict[tuple[bytes, int], bytes] = {}
         self._new_buffers()
 
     def _new_buffers(self) -> None:

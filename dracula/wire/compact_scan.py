@@ -66,7 +66,8 @@ class CompactScanner(ScanState):
         if self.header is None:
             if not self._scan_header(buf, base, end, limit):
                 return -1
-            self.stack = [[_IN_STRUCT, self.specs.get(self.header[0]), 0]]
+            # _scan_header() set the header (mypy keeps the narrowing to None across the call).
+            self.stack = [[_IN_STRUCT, self.specs.get(self.header[0]), 0]]  # type: ignore[index]
         pos = base + self.pos
         stack = self.stack
         need = 0

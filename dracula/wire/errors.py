@@ -1,6 +1,11 @@
 """Why a connection's bytes were refused."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .theader import HeaderFrame
+
 PROTOCOL_ERROR = 7  # TApplicationException types a refusal maps to; theader.py adds its own
 
 
@@ -20,5 +25,5 @@ class WireError(Exception):
         self.reason = reason
         self.fatal = fatal
         self.app_type = app_type
-        self.reply_to = None
-        self.theader = None
+        self.reply_to: tuple[bytes, int, int, int] | None = None
+        self.theader: HeaderFrame | None = None

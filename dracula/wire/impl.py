@@ -8,10 +8,28 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import Any, Protocol
 
 from .binary_scan import BinaryScanner as PureBinaryScanner
 from .compact_scan import CompactScanner as PureCompactScanner
 
+
+class Scanner(Protocol):
+    """What the reader uses of a scanner, compiled or pure."""
+
+    header: tuple[bytes, int, int, int] | None  # (name, message type, seqid, body offset) once read
+    pos: int
+    need: int
+
+    def __init__(self, max_depth: int, max_container: int, max_string: int = 2**31 - 1,
+                 specs: Any = None) -> None: ...
+    def reset(self) -> None: ...
+    def scan(self, buf: Any, base: int, end: int, limit: int) -> int: ...
+
+
+CompiledBinaryScanner: type[Scanner] | None
+CompiledCompactScanner: type[Scanner] | None
+UNAVAILABLE: str | None
 try:
     from ._cscan import BinaryScanner as CompiledBinaryScanner, CompactScanner as CompiledCompactScanner
     UNAVAILABLE = None
@@ -19,7 +37,9 @@ except ImportError as e:  # installed without a C compiler: the pure scanners st
     CompiledBinaryScanner = CompiledCompactScanner = None
     UNAVAILABLE = str(e)
 
-if os.environ.get("DRACULA_PURE_PYTHON") == "1" or CompiledBinaryScanner is None:
+BinaryScanner: type[Scanner]
+CompactScanner: type[Scanner]
+if os.environ.get("DRACULA_PURE_PYTHON") == "1" or CompiledBinaryScanner is None or CompiledCompactScanner is None:
     IMPLEMENTATION = "pure"
     BinaryScanner, CompactScanner = PureBinaryScanner, PureCompactScanner
 else:

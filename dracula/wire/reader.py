@@ -11,11 +11,15 @@ a zlib payload within the size limit), and the message inside is scanned like a 
 from __future__ import annotations
 
 import struct
+from typing import TYPE_CHECKING
 
-from .detect import BINARY, HEAD_BYTES, detect
+from .detect import BINARY, HEAD_BYTES, Wire, detect
 from .errors import WireError
-from .impl import BinaryScanner, CompactScanner
+from .impl import BinaryScanner, CompactScanner, Scanner
 from .theader import parse_header, untransform
+
+if TYPE_CHECKING:
+    from ..budget import Budget, Ticket
 
 _i32 = struct.Struct("!i").unpack_from
 
@@ -43,6 +47,13 @@ class Message:
 class Reader:
     __slots__ = ("buf", "start", "end", "wire", "scanner", "max_size", "max_depth", "max_container",
                  "max_string", "specs", "persistent", "budget", "charged", "ticket")
+    # None until the first bytes arrive (buf) and until they show the protocol (wire, scanner).
+    buf: bytearray | None
+    wire: Wire | None
+    scanner: Scanner | None
+    persistent: dict[str, str] | None
+    budget: Budget | None  # set by ServerState.new_reader (None: no memory budget)
+    ticket: Ticket | None
 
     def __init__(self, max_size: int, max_depth: int, max_container: int, max_string: int | None = None,
                  specs=None):
@@ -62,7 +73,7 @@ class Reader:
         self.ticket = None  # the budget's answer to a growth still waiting for memory
 
     @classmethod
-    def for_config(cls, config, specs=None) -> "Reader":
+    def for_config(cls, config, specs=None) -> Reader:
         return cls(config.max_frame_size, config.max_depth, config.max_container_size, config.string_limit,
                    specs)
 
@@ -82,7 +93,7 @@ class Reader:
                 buf[:kept] = buf[self.start:self.end]
             else:
                 if self.budget is not None:
-                    self._charge(len(buf))
+                    self._charge(self.budget, len(buf))
                 buf.extend(bytes(len(buf)))
                 if self.start:
                     buf[:kept] = buf[self.start:self.end]
@@ -105,21 +116,24 @@ class Reader:
             ticket = self.ticket = self.budget.request(len(buf), wake)
         return ticket.granted  # get_buffer() grows into it (the buffer may be exported now)
 
-    def _charge(self, size: int) -> None:
+    def _charge(self, budget: Budget, size: int) -> None:
         ticket = self.ticket
         if ticket is not None and ticket.granted and ticket.size == size:
             self.ticket = None  # granted by make_room()
         else:  # make_room() was not asked first: count it anyway
-            self.budget.force(size)
+            budget.force(size)
         self.charged += size
 
     def release(self) -> None:
         """The connection closed: give its memory back to the budget."""
+        budget = self.budget
+        if budget is None:
+            return
         if self.ticket is not None:
-            self.budget.cancel(self.ticket)
+            budget.cancel(self.ticket)
             self.ticket = None
         if self.charged:
-            self.budget.give(self.charged)
+            budget.give(self.charged)
             self.charged = 0
 
     def received(self, n: int) -> None:
@@ -136,7 +150,8 @@ class Reader:
             if not self._detect():
                 return None
             scanner = self.scanner
-        wire = self.wire
+        wire, buf = self.wire, self.buf
+        assert scanner is not None and wire is not None and buf is not None  # bytes arrived, _detect() ran
         if wire.framed:
             if wire.theader:
                 return self._next_theader()
@@ -144,7 +159,7 @@ class Reader:
         if end - start < scanner.need:
             return None
         try:
-            n = scanner.scan(self.buf, start, end, start + self.max_size)
+            n = scanner.scan(buf, start, end, start + self.max_size)
             if n > self.max_size:
                 raise WireError("message of %d bytes (limit %d)" % (n, self.max_size))
         except WireError as e:
@@ -153,10 +168,12 @@ class Reader:
         if n < 0:
             return None
         # _take() inlined: this is the per-request path of thriftpy2's default transport.
-        name, mtype, seqid, body_at = scanner.header
+        header = scanner.header
+        assert header is not None  # a complete message has a header
+        name, mtype, seqid, body_at = header
         scanner.header = None
         scanner.pos = scanner.need = 0
-        body = self.buf[start + body_at:start + n]
+        body = buf[start + body_at:start + n]
         start += n
         if start == end:
             self._rewind()
@@ -165,28 +182,29 @@ class Reader:
         return Message(name, mtype, seqid, body)
 
     def _detect(self) -> bool:
-        self.wire = detect(self.buf[self.start:min(self.end, self.start + HEAD_BYTES)])
-        if self.wire is None:
+        assert self.buf is not None  # bytes arrived
+        self.wire = wire = detect(self.buf[self.start:min(self.end, self.start + HEAD_BYTES)])
+        if wire is None:
             return False
-        if self.wire.theader:
+        if wire.theader:
             self.persistent = {}
-        scanner = BinaryScanner if self.wire.protocol == BINARY else CompactScanner
+        scanner = BinaryScanner if wire.protocol == BINARY else CompactScanner
         self.scanner = scanner(self.max_depth, self.max_container, self.max_string, self.specs)
         return True
 
     def _next_frame(self) -> Message | None:
-        start = self.start
+        start, buf, scanner = self.start, self.buf, self.scanner
+        assert buf is not None and scanner is not None  # bytes arrived, _detect() ran
         if self.end - start < 4:
             return None
-        size = _i32(self.buf, start)[0]
+        size = _i32(buf, start)[0]
         if size <= 0 or size > self.max_size:
             raise WireError("frame of %d bytes (limit %d)" % (size, self.max_size))
         if self.end - start < 4 + size:
             return None
-        scanner = self.scanner
         scanner.reset()
         try:
-            n = scanner.scan(self.buf, start + 4, start + 4 + size, start + 4 + size)
+            n = scanner.scan(buf, start + 4, start + 4 + size, start + 4 + size)
             if n < 0:
                 raise WireError("message overruns its %d-byte frame" % size)
         except WireError as e:
@@ -201,10 +219,11 @@ class Reader:
         return self._take(start + 4, n, 4 + size)
 
     def _next_theader(self) -> Message | None:
-        start = self.start
+        start, buf, scanner = self.start, self.buf, self.scanner
+        assert buf is not None and scanner is not None  # bytes arrived, _detect() ran
         if self.end - start < 4:
             return None
-        size = _i32(self.buf, start)[0]
+        size = _i32(buf, start)[0]
         if size <= 0 or size > self.max_size:
             raise WireError("frame of %d bytes (limit %d)" % (size, self.max_size))
         frame_end = start + 4 + size
@@ -212,7 +231,6 @@ class Reader:
             return None
         try:
             header, data, base, stop = self._unwrap(start + 4, frame_end)
-            scanner = self.scanner
             scanner.reset()
             try:
                 n = scanner.scan(data, base, stop, stop)
@@ -229,6 +247,7 @@ class Reader:
                 e.fatal = True
             self._consume(4 + size)
             raise
+        assert scanner.header is not None  # a complete message has a header
         name, mtype, seqid, body_at = scanner.header
         scanner.header = None
         scanner.pos = scanner.need = 0
@@ -239,19 +258,20 @@ class Reader:
     def _unwrap(self, start: int, end: int):
         """The frame's HeaderFrame, and where its payload lies for the scanner: (data, start,
         end) in the receive buffer, or in the inflated bytes (the limits apply to those)."""
-        buf = self.buf
+        buf, wire = self.buf, self.wire
+        assert buf is not None and wire is not None  # bytes arrived, _detect() ran
         try:
             header = parse_header(buf, start, end, self.persistent)
         except WireError as e:
             frame = e.theader
             if frame is not None:
                 if frame.protocol is None:
-                    frame.protocol = self.wire.protocol
+                    frame.protocol = wire.protocol
                 e.reply_to = (b"", CALL, frame.seqid, 0)
             raise
-        if header.protocol != self.wire.protocol:
+        if header.protocol != wire.protocol:
             # The codec was chosen by the connection's first frame.
-            raise WireError("THeader frame in %s on a %s connection" % (header.protocol, self.wire))
+            raise WireError("THeader frame in %s on a %s connection" % (header.protocol, wire))
         if header.transforms:
             try:
                 data = untransform(header, buf[header.payload_at:end], self.max_size)
@@ -263,11 +283,12 @@ class Reader:
         return header, buf, header.payload_at, end
 
     def _take(self, base: int, length: int, consumed: int) -> Message:
-        scanner = self.scanner
+        scanner, buf = self.scanner, self.buf
+        assert scanner is not None and scanner.header is not None and buf is not None  # a message was scanned
         name, mtype, seqid, body_at = scanner.header
         scanner.header = None
         scanner.pos = scanner.need = 0
-        body = self.buf[base + body_at:base + length]
+        body = buf[base + body_at:base + length]
         self._consume(consumed)
         return Message(name, mtype, seqid, body)
 
@@ -280,7 +301,7 @@ class Reader:
         """Everything received was consumed: receive at the front again (and give back a
         buffer that grew for a large message)."""
         self.start = self.end = 0
-        if len(self.buf) > SHRINK_ABOVE:
+        if self.buf is not None and len(self.buf) > SHRINK_ABOVE:
             self.buf = bytearray(INITIAL_SIZE)
             if self.budget is not None:
                 self.release()

@@ -2,12 +2,16 @@
 message being scanned."""
 from __future__ import annotations
 
+from typing import Any
+
 
 class ScanState:
     """Offsets are relative to the message's first byte, so the reader may move the buffer's
     contents between calls to `scan`."""
 
     __slots__ = ("max_depth", "max_container", "max_string", "specs", "pos", "need", "stack", "header")
+    stack: list[list[Any]] | None  # the open struct and container frames, innermost last
+    header: tuple[bytes, int, int, int] | None
 
     def __init__(self, max_depth: int, max_container: int, max_string: int = 2**31 - 1, specs=None):
         self.specs = specs or {}  # method name (bytes) -> its arguments' thrift_spec

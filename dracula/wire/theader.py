@@ -72,7 +72,7 @@ class HeaderFrame:
         self.headers = {} if headers is None else headers
         self.persistent = {} if persistent is None else persistent
         self.payload_at = payload_at
-        self.payload = None
+        self.payload: bytes | bytearray | memoryview | None = None
 
     def __repr__(self) -> str:
         return "HeaderFrame(%s, seqid=%d, flags=0x%x, transforms=%r, headers=%r)" % (
@@ -206,8 +206,8 @@ def _read_transforms(buf, pos: int, end: int):
 
 def _read_info(buf, pos: int, end: int):
     """The KEYVALUE and PKEYVALUE headers; padding or an unknown info id ends the blocks."""
-    headers = {}
-    persistent = {}
+    headers: dict[str, str] = {}
+    persistent: dict[str, str] = {}
     while pos < end:
         info, pos = _varint(buf, pos, end, "info id")
         if info == INFO_KEYVALUE:

@@ -4,10 +4,15 @@
 // readMessageBegin, TApplicationException::read on T_EXCEPTION, and the result struct read
 // field by field, checking the reply's name and seqid as generated C++ clients do.
 //
-//   showcase_client HOST PORT binary|compact buffered|framed [SHOWCASE_NAME [PING_NAME]]
+//   showcase_client HOST PORT binary|compact buffered|framed|header [SHOWCASE_NAME [PING_NAME]]
 //
 // SHOWCASE_NAME: call Showcase through TMultiplexedProtocol under that service name.
 // PING_NAME: also call PingService.ping (multiplexed under that name) and print its reply.
+// header: THeader (THeaderProtocol with binary or compact inside). Every call then carries the
+// request header x-tag=cpp, and after add_after a line prints that reply's headers
+// ("reply_headers k=v,k=v" sorted by key, or "reply_headers -"). No zlib transform: libthrift
+// 0.17's THeaderTransport::untransform inflates a reply into the receive buffer sized for the
+// compressed frame, a heap overflow once the reply outgrows it (fixed upstream after 0.17).
 // One line per call on stdout; exit status 0 when every call got the reply it should parse,
 // 2 for bad usage, 3 for a reply that breaks the protocol (name, seqid, type, field types).
 #include <cstdint>
@@ -24,6 +29,7 @@
 #include <thrift/TApplicationException.h>
 #include <thrift/protocol/TBinaryProtocol.h>
 #include <thrift/protocol/TCompactProtocol.h>
+#include <thrift/protocol/THeaderProtocol.h>
 #include <thrift/protocol/TMultiplexedProtocol.h>
 #include <thrift/transport/TBufferTransports.h>
 #include <thrift/transport/TSocket.h>
@@ -259,16 +265,29 @@ std::string shape_text(const Shape& s) {
     return out.str();
 }
 
+std::string headers_text(const THeaderProtocol::StringToStringMap& headers) {
+    if (headers.empty()) return "-";
+    std::string out;
+    for (const auto& kv : headers) out += (out.empty() ? "" : ",") + kv.first + "=" + kv.second;
+    return out;  // std::map: already sorted by key
+}
+
 // -- calls -----------------------------------------------------------------------------------
 
 class Client {
   public:
-    explicit Client(std::shared_ptr<TProtocol> proto) : p_(std::move(proto)) {}
+    // header: the THeader protocol under `proto` (itself or the one a TMultiplexedProtocol
+    // wraps), or null for other transports.
+    explicit Client(std::shared_ptr<TProtocol> proto,
+                    std::shared_ptr<THeaderProtocol> header = nullptr)
+        : p_(std::move(proto)), header_(std::move(header)) {}
 
     // Writes the call; `args` writes the fields of the arguments struct.
     template <typename Args>
     void send(const std::string& method, Args args) {
         ++seqid_;
+        // THeaderTransport::flush clears the request headers: set them for every call.
+        if (header_) header_->setHeader("x-tag", "cpp");
         p_->writeMessageBegin(method, T_CALL, seqid_);
         p_->writeStructBegin((method + "_args").c_str());
         args(*p_);
@@ -451,6 +470,7 @@ class Client {
 
   private:
     std::shared_ptr<TProtocol> p_;
+    std::shared_ptr<THeaderProtocol> header_;
     int32_t seqid_ = 0;
 };
 
@@ -459,14 +479,16 @@ class Client {
 int main(int argc, char** argv) {
     if (argc < 5 || argc > 7) {
         std::cerr << "usage: " << argv[0]
-                  << " HOST PORT binary|compact buffered|framed [SHOWCASE_NAME [PING_NAME]]\n";
+                  << " HOST PORT binary|compact buffered|framed|header"
+                     " [SHOWCASE_NAME [PING_NAME]]\n";
         return 2;
     }
     const std::string host = argv[1], protocol = argv[3], transport = argv[4];
     const int port = std::stoi(argv[2]);
+    const bool header = transport == "header";
     if ((protocol != "binary" && protocol != "compact") ||
-        (transport != "buffered" && transport != "framed")) {
-        std::cerr << "protocol must be binary|compact, transport buffered|framed\n";
+        (transport != "buffered" && transport != "framed" && !header)) {
+        std::cerr << "protocol must be binary|compact, transport buffered|framed|header\n";
         return 2;
     }
 
@@ -474,18 +496,26 @@ int main(int argc, char** argv) {
     socket->setRecvTimeout(10000);  // a hang becomes a failure
     socket->setSendTimeout(10000);
     std::shared_ptr<TTransport> trans;
-    if (transport == "framed") trans = std::make_shared<TFramedTransport>(socket);
-    else trans = std::make_shared<TBufferedTransport>(socket);
     std::shared_ptr<TProtocol> proto;
-    if (protocol == "compact") proto = std::make_shared<TCompactProtocol>(trans);
-    else proto = std::make_shared<TBinaryProtocol>(trans);
+    std::shared_ptr<THeaderProtocol> header_proto;
+    if (header) {
+        header_proto = std::make_shared<THeaderProtocol>(
+            socket, protocol == "compact" ? T_COMPACT_PROTOCOL : T_BINARY_PROTOCOL);
+        proto = header_proto;
+        trans = proto->getTransport();
+    } else {
+        if (transport == "framed") trans = std::make_shared<TFramedTransport>(socket);
+        else trans = std::make_shared<TBufferedTransport>(socket);
+        if (protocol == "compact") proto = std::make_shared<TCompactProtocol>(trans);
+        else proto = std::make_shared<TBinaryProtocol>(trans);
+    }
 
     std::shared_ptr<TProtocol> showcase_proto = proto;
     if (argc >= 6) showcase_proto = std::make_shared<TMultiplexedProtocol>(proto, argv[5]);
 
     try {
         trans->open();
-        Client c(showcase_proto);
+        Client c(showcase_proto, header_proto);
         std::cout << "add " << c.add((int64_t{1} << 40) + 1, -3) << "\n";
         std::cout << "add_max " << c.add(INT64_MAX - 1, 1) << "\n";
 
@@ -519,9 +549,11 @@ int main(int argc, char** argv) {
                       << "\n";
         }
         std::cout << "add_after " << c.add(40, 2) << "\n";
+        if (header_proto)
+            std::cout << "reply_headers " << headers_text(header_proto->getHeaders()) << "\n";
 
         if (argc == 7) {
-            Client ping(std::make_shared<TMultiplexedProtocol>(proto, argv[6]));
+            Client ping(std::make_shared<TMultiplexedProtocol>(proto, argv[6]), header_proto);
             std::cout << "ping " << ping.ping_pong() << "\n";
         }
         trans->close();
