@@ -1,4 +1,5 @@
-"""Builds dracula's optional C extension (the compiled message scanners, dracula/wire/_cscan.pyx).
+"""Builds dracula's optional C extensions: the compiled message scanners (dracula/wire/_cscan.pyx)
+and the compiled THeader parser and encoder (dracula/wire/_ctheader.pyx).
 
 Everything else lives in pyproject.toml. The extension is optional: without a C compiler (or
 without Cython) the install still succeeds and dracula runs its pure-Python scanners, saying so
@@ -10,7 +11,7 @@ import sys
 from setuptools import setup
 from setuptools.command.build_ext import build_ext
 
-SOURCE = os.path.join("dracula", "wire", "_cscan.pyx")
+SOURCES = [os.path.join("dracula", "wire", name) for name in ("_cscan.pyx", "_ctheader.pyx")]
 
 
 class OptionalBuildExt(build_ext):
@@ -40,7 +41,7 @@ def extensions():
     except ImportError:
         print("dracula: Cython is not installed; the pure-Python scanner will be used", file=sys.stderr)
         return []
-    return cythonize([SOURCE], compiler_directives={"language_level": "3"}, quiet=True)
+    return cythonize(SOURCES, compiler_directives={"language_level": "3"}, quiet=True)
 
 
 setup(ext_modules=extensions(), cmdclass={"build_ext": OptionalBuildExt})

@@ -1,17 +1,22 @@
-"""Which scanner implementation this process uses: the compiled one (dracula/wire/_cscan.pyx)
-unless DRACULA_PURE_PYTHON=1 asks for the pure-Python reference or the extension was not built.
+"""Which scanner and THeader implementation this process uses: the compiled ones
+(dracula/wire/_cscan.pyx, dracula/wire/_ctheader.pyx) unless DRACULA_PURE_PYTHON=1 asks for the
+pure-Python reference or the extensions were not built.
 
-Both give the same verdicts (tests/test_scan_differential.py); the compiled one walks a message
-many times faster than the pure one, which costs more than the decode it protects.
+Both give the same verdicts (tests/test_scan_differential.py, tests/test_theader_differential.py);
+the compiled scanner walks a message many times faster than the pure one, which costs more than
+the decode it protects; the compiled THeader parser and encoder keep the header's cost per call
+small beside framed binary. theader.py picks its functions from THEADER_IMPLEMENTATION.
 """
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from .binary_scan import BinaryScanner as PureBinaryScanner
 from .compact_scan import CompactScanner as PureCompactScanner
+from .theader_frame import HeaderFrame
 
 
 class Scanner(Protocol):
@@ -37,9 +42,20 @@ except ImportError as e:  # installed without a C compiler: the pure scanners st
     CompiledBinaryScanner = CompiledCompactScanner = None
     UNAVAILABLE = str(e)
 
+compiled_parse_header: Callable[..., HeaderFrame] | None
+compiled_encode_frame: Callable[..., bytes] | None
+try:
+    from ._ctheader import encode_frame as compiled_encode_frame, parse_header as compiled_parse_header
+except ImportError as e:  # the same: theader.py's pure functions stand in
+    compiled_encode_frame = compiled_parse_header = None
+    UNAVAILABLE = UNAVAILABLE or str(e)
+
+PURE_ASKED = os.environ.get("DRACULA_PURE_PYTHON") == "1"
+THEADER_IMPLEMENTATION = "pure" if PURE_ASKED or compiled_parse_header is None else "compiled"
+
 BinaryScanner: type[Scanner]
 CompactScanner: type[Scanner]
-if os.environ.get("DRACULA_PURE_PYTHON") == "1" or CompiledBinaryScanner is None or CompiledCompactScanner is None:
+if PURE_ASKED or CompiledBinaryScanner is None or CompiledCompactScanner is None:
     IMPLEMENTATION = "pure"
     BinaryScanner, CompactScanner = PureBinaryScanner, PureCompactScanner
 else:
@@ -48,7 +64,8 @@ else:
 
 
 def warn_if_degraded(log: logging.Logger) -> None:
-    """One warning line when the compiled scanner was wanted but could not be imported."""
-    if UNAVAILABLE is not None and IMPLEMENTATION == "pure" and os.environ.get("DRACULA_PURE_PYTHON") != "1":
-        log.warning("compiled scanner unavailable (%s); using the pure-Python scanner, "
-                    "which costs more than the decode it guards", UNAVAILABLE)
+    """One warning line when the compiled code was wanted but could not be imported."""
+    if UNAVAILABLE is not None and not PURE_ASKED:
+        log.warning("compiled scanner or THeader code unavailable (%s); using the pure-Python code "
+                    "(scanner: %s, THeader: %s), which costs more than the decode it guards",
+                    UNAVAILABLE, IMPLEMENTATION, THEADER_IMPLEMENTATION)

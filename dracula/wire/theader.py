@@ -12,71 +12,38 @@ frame costs work in proportion to its size; the one transform served, zlib, stop
 the message size limit. An unknown transform is refused (the spec says the server MUST answer
 with an error); an unknown info id ends the info blocks (the spec says they are ignorable).
 Persistent headers (PKEYVALUE, fbthrift's) hold for the rest of the connection.
+
+parse_header and encode_frame, run once per call, have compiled twins (_ctheader.pyx) that impl.py
+chooses as it chooses the scanners; the pure-Python ones here stay the reference and the fallback
+(pure_parse_header, pure_encode_frame; tests/test_theader_differential.py holds both to the same
+results). The frame's layout constants and HeaderFrame live in theader_frame.py, shared by both.
 """
 from __future__ import annotations
 
 import struct
 import zlib
 
-from .detect import BINARY, COMPACT
+from . import impl
 from .errors import WireError
-
-MAGIC = 0x0FFF
-FIXED_SIZE = 10  # magic, flags, sequence id, header size: the frame's bytes before its header
-MAX_HEADER_SIZE = 0xFFFF * 4  # the header size field counts 4-byte words in 16 bits
-
-PROTOCOL_IDS = {0: BINARY, 2: COMPACT}
-ID_OF_PROTOCOL = {BINARY: 0, COMPACT: 2}
-
-ZLIB = 0x01
-TRANSFORM_NAMES = {1: "zlib", 2: "hmac", 3: "snappy", 4: "qlz", 5: "zstd"}
-
-INFO_PADDING = 0x00
-INFO_KEYVALUE = 0x01
-INFO_PKEYVALUE = 0x02
-
-# A client can add persistent headers in every frame; this caps what one connection keeps.
-MAX_PERSISTENT_BYTES = 64 * 1024
-
-# fbthrift's header: the client's timeout for the call, in milliseconds as decimal digits.
-CLIENT_TIMEOUT_HEADER = "client_timeout"
-
-# TApplicationException types (Apache's numbering) for the refusals below.
-INVALID_TRANSFORM = 8
-INVALID_PROTOCOL = 9
+from .theader_frame import (
+    CLIENT_TIMEOUT_HEADER,
+    FIXED_SIZE,
+    ID_OF_PROTOCOL,
+    INFO_KEYVALUE,
+    INFO_PKEYVALUE,
+    INVALID_PROTOCOL,
+    INVALID_TRANSFORM,
+    MAGIC,
+    MAX_HEADER_SIZE,
+    MAX_PERSISTENT_BYTES,
+    PROTOCOL_IDS,
+    TRANSFORM_NAMES,
+    ZLIB,
+    HeaderFrame,
+)
 
 _fixed = struct.Struct("!HHiH")  # magic, flags, sequence id, header size / 4
 _frame_head = struct.Struct("!IHHiH")  # the same, after the frame length
-
-
-class HeaderFrame:
-    """What one THeader frame said besides its payload.
-
-    protocol: BINARY or COMPACT (detect.py's names); seqid, flags: echoed in the reply;
-    transforms: transform ids as listed on the wire (the reply applies the same ones);
-    headers: the call's headers, str -> str: the connection's persistent headers overlaid by this
-    frame's KEYVALUE headers (as fbthrift presents them); persistent: the PKEYVALUE headers this
-    frame carried; payload_at: where the payload starts in the buffer parse_header read;
-    payload: the untransformed payload, set by parse_frame only.
-    """
-
-    __slots__ = ("protocol", "seqid", "flags", "transforms", "headers", "persistent", "payload_at",
-                 "payload")
-
-    def __init__(self, protocol, seqid: int, flags: int, transforms=(), headers=None, persistent=None,
-                 payload_at: int = 0):
-        self.protocol = protocol
-        self.seqid = seqid
-        self.flags = flags
-        self.transforms = transforms
-        self.headers = {} if headers is None else headers
-        self.persistent = {} if persistent is None else persistent
-        self.payload_at = payload_at
-        self.payload: bytes | bytearray | memoryview | None = None
-
-    def __repr__(self) -> str:
-        return "HeaderFrame(%s, seqid=%d, flags=0x%x, transforms=%r, headers=%r)" % (
-            self.protocol, self.seqid, self.flags, self.transforms, self.headers)
 
 
 def parse_frame(frame, max_size: int, persistent: dict | None = None) -> HeaderFrame:
@@ -98,9 +65,15 @@ def parse_header(buf, start: int, end: int, persistent: dict | None = None) -> H
     magic, flags, seqid, words = _fixed.unpack_from(buf, start)
     if magic != MAGIC:
         raise WireError("frame starts with 0x%04x, not THeader's magic 0x0fff" % magic, fatal=False)
-    frame = HeaderFrame(None, seqid, flags)
     pos = start + FIXED_SIZE
     header_end = pos + 4 * words
+    if words == 1 and header_end <= end and buf[pos + 1] == 0 and buf[pos + 2] == 0:
+        # The commonest frame: one protocol id byte, no transforms, no info headers.
+        protocol = PROTOCOL_IDS.get(buf[pos])
+        if protocol is not None:
+            return HeaderFrame(protocol, seqid, flags, (), dict(persistent) if persistent else {}, {},
+                               header_end)
+    frame = HeaderFrame(None, seqid, flags)
     try:
         if header_end > end:
             raise WireError("THeader header of %d bytes runs past its %d-byte frame"
@@ -295,3 +268,10 @@ def _put_string(out: bytearray, s) -> None:
     data = s.encode("utf-8", "surrogateescape") if isinstance(s, str) else bytes(s)
     _put_varint(out, len(data))
     out += data
+
+
+# The compiled twins (dracula/wire/_ctheader.pyx) replace the two per-call functions unless
+# impl.py chose the pure-Python code; parse_frame and request_frame call whichever is chosen.
+pure_parse_header, pure_encode_frame = parse_header, encode_frame
+if impl.THEADER_IMPLEMENTATION == "compiled" and impl.compiled_parse_header and impl.compiled_encode_frame:
+    parse_header, encode_frame = impl.compiled_parse_header, impl.compiled_encode_frame

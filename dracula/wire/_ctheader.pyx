@@ -1,0 +1,346 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""Compiled twins of theader.parse_header and theader.encode_frame.
+
+Same results, same WireError reasons, fatal flags, app types and `theader` attributes
+(tests/test_theader_differential.py holds them to it); theader.py's pure-Python functions stay
+the reference and the fallback. What makes these fast: the header is read through a raw pointer
+with C varints, and the reply header is written into a C buffer copied once into the frame.
+Error messages are formatted as the pure module formats them, from Python ints.
+"""
+from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
+from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE
+from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.mem cimport PyMem_Malloc, PyMem_Realloc, PyMem_Free
+from cpython.unicode cimport PyUnicode_DecodeUTF8
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
+from libc.string cimport memcpy
+
+import zlib
+
+from dracula.wire.detect import BINARY, COMPACT
+from dracula.wire.errors import WireError
+from dracula.wire.theader_frame import (FIXED_SIZE, ID_OF_PROTOCOL, INFO_KEYVALUE, INFO_PKEYVALUE,
+                                        INVALID_PROTOCOL, INVALID_TRANSFORM, MAGIC, MAX_HEADER_SIZE,
+                                        MAX_PERSISTENT_BYTES, TRANSFORM_NAMES, ZLIB, HeaderFrame)
+
+cdef object _new_frame = HeaderFrame.__new__
+cdef tuple _NO_TRANSFORMS = ()
+cdef tuple _ZLIB_ONLY = (ZLIB,)
+
+
+# -- parse_header --------------------------------------------------------------------------------
+
+cdef struct _Header:
+    # The header bytes being read: pointer, position and end.
+    const uint8_t *p
+    Py_ssize_t pos
+    Py_ssize_t end
+
+
+cdef uint64_t _varint(_Header *h, str what) except? 0xFFFFFFFFFFFFFFFF:
+    """theader._varint: an unsigned varint of at most 5 bytes that ends before h.end."""
+    cdef uint64_t result = 0
+    cdef int shift = 0
+    cdef Py_ssize_t pos = h.pos
+    cdef Py_ssize_t stop = h.end if h.end < pos + 5 else pos + 5
+    cdef uint8_t byte
+    while pos < stop:
+        byte = h.p[pos]
+        pos += 1
+        result |= (<uint64_t>(byte & 0x7F)) << shift
+        if not byte & 0x80:
+            h.pos = pos
+            return result
+        shift += 7
+    h.pos = pos
+    if pos == h.end:
+        raise WireError("THeader %s runs past the header" % what, fatal=False)
+    raise WireError("THeader %s: varint longer than 5 bytes" % what, fatal=False)
+
+
+cdef tuple _read_transforms(_Header *h):
+    cdef uint64_t count = _varint(h, "transform count")
+    cdef uint64_t transform
+    cdef uint64_t i
+    cdef bint seen_zlib = False
+    if count > <uint64_t>(h.end - h.pos):  # every transform id takes at least one byte
+        raise WireError("THeader declares %d transforms in %d header bytes" % (count, h.end - h.pos),
+                        fatal=False)
+    for i in range(count):
+        transform = _varint(h, "transform id")
+        if transform != ZLIB:
+            raise WireError("THeader transform %d (%s) is not supported: only zlib (1) is"
+                            % (transform, TRANSFORM_NAMES.get(transform, "unknown")),
+                            fatal=False, app_type=INVALID_TRANSFORM)
+        if seen_zlib:
+            raise WireError("THeader transform %d listed twice" % transform, fatal=False,
+                            app_type=INVALID_TRANSFORM)
+        seen_zlib = True
+    return _ZLIB_ONLY if seen_zlib else _NO_TRANSFORMS
+
+
+cdef str _string(_Header *h):
+    cdef uint64_t n
+    if h.pos < h.end and h.p[h.pos] < 0x80:  # one-byte length: nearly every header
+        n = h.p[h.pos]
+        h.pos += 1
+    else:
+        n = _varint(h, "header string length")
+    if n > <uint64_t>(h.end - h.pos):
+        raise WireError("THeader header string of %d bytes runs past the header (%d left)"
+                        % (n, h.end - h.pos), fatal=False)
+    # surrogateescape: bytes that are not UTF-8 survive, unaltered, a round trip as str.
+    value = PyUnicode_DecodeUTF8(<const char *>h.p + h.pos, <Py_ssize_t>n, "surrogateescape")
+    h.pos += <Py_ssize_t>n
+    return value
+
+
+cdef void _read_pairs(_Header *h, dict into) except *:
+    cdef uint64_t count = _varint(h, "header count")
+    cdef uint64_t i
+    if count > <uint64_t>((h.end - h.pos) // 2):  # every pair takes at least two length bytes
+        raise WireError("THeader declares %d headers in %d header bytes" % (count, h.end - h.pos),
+                        fatal=False)
+    for i in range(count):
+        key = _string(h)
+        into[key] = _string(h)
+
+
+cdef void _read_info(_Header *h, dict headers, dict persistent) except *:
+    """The KEYVALUE and PKEYVALUE headers; padding or an unknown info id ends the blocks."""
+    cdef uint64_t info
+    while h.pos < h.end:
+        info = _varint(h, "info id")
+        if info == INFO_KEYVALUE:
+            _read_pairs(h, headers)
+        elif info == INFO_PKEYVALUE:
+            _read_pairs(h, persistent)
+        else:
+            break
+
+
+cdef _keep_persistent(dict persistent, dict new):
+    persistent.update(new)
+    cdef Py_ssize_t size = 0
+    for k, v in persistent.items():
+        size += len(k) + len(v)
+    if size > MAX_PERSISTENT_BYTES:
+        persistent.clear()
+        raise WireError("persistent THeader headers of %d bytes (limit %d)" % (size, MAX_PERSISTENT_BYTES))
+
+
+cdef _frame(protocol, int32_t seqid, int flags, tuple transforms, dict headers, dict persistent,
+            Py_ssize_t payload_at):
+    """A HeaderFrame without running its Python __init__ (the slots are set directly)."""
+    frame = _new_frame(HeaderFrame)
+    frame.protocol = protocol
+    frame.seqid = seqid
+    frame.flags = flags
+    frame.transforms = transforms
+    frame.headers = headers
+    frame.persistent = persistent
+    frame.payload_at = payload_at
+    frame.payload = None
+    return frame
+
+
+def parse_header(buf, Py_ssize_t start, Py_ssize_t end, dict persistent=None):
+    """theader.parse_header, compiled: the frame in buf[start:end] (after its length) parsed up
+    to its payload. Requires 0 <= start and end <= len(buf)."""
+    cdef Py_buffer view
+    PyObject_GetBuffer(buf, &view, PyBUF_SIMPLE)
+    try:
+        if start < 0 or end > view.len:
+            raise ValueError("frame [%d:%d] outside a buffer of %d bytes" % (start, end, view.len))
+        return _parse(<const uint8_t *>view.buf, start, end, persistent)
+    finally:
+        PyBuffer_Release(&view)
+
+
+cdef _parse(const uint8_t *p, Py_ssize_t start, Py_ssize_t end, dict persistent):
+    if end - start < FIXED_SIZE:
+        raise WireError("THeader frame of %d bytes is shorter than its %d-byte fixed header"
+                        % (end - start, FIXED_SIZE), fatal=False)
+    cdef int magic = p[start] << 8 | p[start + 1]
+    if magic != MAGIC:
+        raise WireError("frame starts with 0x%04x, not THeader's magic 0x0fff" % magic, fatal=False)
+    cdef int flags = p[start + 2] << 8 | p[start + 3]
+    cdef int32_t seqid = <int32_t>(<uint64_t>p[start + 4] << 24 | p[start + 5] << 16
+                                   | p[start + 6] << 8 | p[start + 7])
+    cdef Py_ssize_t words = p[start + 8] << 8 | p[start + 9]
+    cdef _Header header
+    cdef _Header *h = &header
+    h.p = p
+    h.pos = start + FIXED_SIZE
+    h.end = h.pos + 4 * words
+    protocol = None
+    cdef dict own = {}
+    cdef dict own_persistent = {}
+    cdef uint64_t protocol_id
+    try:
+        if h.end > end:
+            raise WireError("THeader header of %d bytes runs past its %d-byte frame"
+                            % (4 * words, end - start), fatal=False)
+        if words == 0:
+            raise WireError("THeader header is empty: it has no protocol id", fatal=False)
+        protocol_id = _varint(h, "protocol id")
+        if protocol_id == 0:
+            protocol = BINARY
+        elif protocol_id == 2:
+            protocol = COMPACT
+        else:
+            # Nothing can be answered in a protocol not spoken here: the connection ends.
+            raise WireError("THeader protocol id %d: only binary (0) and compact (2) are served"
+                            % protocol_id, app_type=INVALID_PROTOCOL)
+        transforms = _read_transforms(h)
+        _read_info(h, own, own_persistent)
+    except WireError as e:
+        if not e.fatal:
+            e.theader = _frame(protocol, seqid, flags, _NO_TRANSFORMS, {}, {}, 0)
+        raise
+    if own_persistent and persistent is not None:
+        _keep_persistent(persistent, own_persistent)
+    if persistent:
+        merged = persistent.copy()  # the call's own header wins over a persistent one
+        merged.update(own)
+        own = merged
+    elif own_persistent:
+        merged = own_persistent.copy()
+        merged.update(own)
+        own = merged
+    return _frame(protocol, seqid, flags, transforms, own, own_persistent, start + FIXED_SIZE + 4 * words)
+
+
+# -- encode_frame --------------------------------------------------------------------------------
+
+cdef struct _Out:
+    char *data
+    Py_ssize_t size
+    Py_ssize_t capacity
+    char *stack  # the initial storage; data points elsewhere once it grew
+
+
+cdef int _reserve(_Out *out, Py_ssize_t more) except -1:
+    cdef Py_ssize_t need = out.size + more
+    cdef Py_ssize_t capacity
+    cdef char *grown
+    if need <= out.capacity:
+        return 0
+    capacity = max(need, 2 * out.capacity)
+    if out.data == out.stack:
+        grown = <char *>PyMem_Malloc(capacity)
+        if grown != NULL:
+            memcpy(grown, out.data, out.size)
+    else:
+        grown = <char *>PyMem_Realloc(out.data, capacity)
+    if grown == NULL:
+        raise MemoryError()
+    out.data = grown
+    out.capacity = capacity
+    return 0
+
+
+cdef int _put_varint(_Out *out, uint64_t n) except -1:
+    _reserve(out, 10)
+    while n > 0x7F:
+        out.data[out.size] = <char>(n & 0x7F | 0x80)
+        out.size += 1
+        n >>= 7
+    out.data[out.size] = <char>n
+    out.size += 1
+    return 0
+
+
+cdef int _put_string(_Out *out, s) except -1:
+    cdef bytes data
+    if type(s) is bytes:
+        data = <bytes>s
+    elif isinstance(s, str):
+        data = (<str>s).encode("utf-8", "surrogateescape")
+    else:
+        data = bytes(s)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
+    _put_varint(out, <uint64_t>n)
+    _reserve(out, n)
+    memcpy(out.data + out.size, PyBytes_AS_STRING(data), n)
+    out.size += n
+    return 0
+
+
+cdef bint _plain(request, payload):
+    """Whether the request's fields and the payload are what the compiled path writes the way
+    the pure one does (a reply to a parsed frame always is); else the pure one runs."""
+    if type(payload) is not bytes and type(payload) is not bytearray:
+        return False
+    transforms = request.transforms
+    if transforms != _NO_TRANSFORMS and transforms != _ZLIB_ONLY:
+        return False
+    flags = request.flags
+    seqid = request.seqid
+    return (type(flags) is int and 0 <= flags <= 0xFFFF
+            and type(seqid) is int and -0x80000000 <= seqid <= 0x7FFFFFFF)
+
+
+def encode_frame(payload, request, headers=None):
+    """theader.encode_frame, compiled: the whole reply frame, its 4-byte length first."""
+    if not _plain(request, payload):
+        from dracula.wire.theader import pure_encode_frame
+        return pure_encode_frame(payload, request, headers)
+    cdef tuple transforms = request.transforms
+    if transforms:
+        payload = zlib.compress(payload)
+    cdef uint64_t protocol_id = ID_OF_PROTOCOL[request.protocol]
+    cdef char stack[256]
+    cdef _Out out
+    out.data = out.stack = stack
+    out.size = 0
+    out.capacity = sizeof(stack)
+    try:
+        _put_varint(&out, protocol_id)
+        _put_varint(&out, len(transforms))
+        if transforms:
+            _put_varint(&out, ZLIB)
+        if headers:
+            _put_varint(&out, INFO_KEYVALUE)
+            _put_varint(&out, len(headers))
+            for key, value in headers.items():
+                _put_string(&out, key)
+                _put_string(&out, value)
+        return _assemble(&out, payload, request.flags, request.seqid)
+    finally:
+        if out.data != out.stack:
+            PyMem_Free(out.data)
+
+
+cdef bytes _assemble(_Out *out, payload, int flags, int32_t seqid):
+    """Length, fixed header, padded header and payload in one bytes object."""
+    cdef Py_ssize_t padding = -out.size % 4
+    if padding < 0:
+        padding += 4
+    cdef Py_ssize_t head = out.size + padding
+    if head > MAX_HEADER_SIZE:
+        raise ValueError("reply headers of %d bytes do not fit THeader's %d-byte header"
+                         % (head, MAX_HEADER_SIZE))
+    cdef const char *body
+    cdef Py_ssize_t n
+    if type(payload) is bytes:
+        body, n = PyBytes_AS_STRING(payload), PyBytes_GET_SIZE(payload)
+    else:
+        body, n = PyByteArray_AS_STRING(payload), PyByteArray_GET_SIZE(payload)
+    cdef uint64_t size = FIXED_SIZE + head + n
+    cdef bytes frame = PyBytes_FromStringAndSize(NULL, 4 + size)
+    cdef unsigned char *w = <unsigned char *>PyBytes_AS_STRING(frame)
+    cdef uint64_t words = head // 4
+    cdef uint64_t sq = <uint64_t>(<int64_t>seqid) & 0xFFFFFFFFu
+    w[0] = (size >> 24) & 0xFF; w[1] = (size >> 16) & 0xFF; w[2] = (size >> 8) & 0xFF; w[3] = size & 0xFF
+    w[4] = MAGIC >> 8; w[5] = MAGIC & 0xFF
+    w[6] = (flags >> 8) & 0xFF; w[7] = flags & 0xFF
+    w[8] = (sq >> 24) & 0xFF; w[9] = (sq >> 16) & 0xFF; w[10] = (sq >> 8) & 0xFF; w[11] = sq & 0xFF
+    w[12] = (words >> 8) & 0xFF; w[13] = words & 0xFF
+    memcpy(w + 14, out.data, out.size)
+    cdef Py_ssize_t i
+    for i in range(padding):
+        w[14 + out.size + i] = 0
+    if n:
+        memcpy(w + 14 + head, body, n)
+    return frame

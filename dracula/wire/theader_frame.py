@@ -1,0 +1,60 @@
+"""A THeader frame's layout (Apache Thrift doc/specs/HeaderFormat.md) and what one frame said:
+shared by theader.py (the pure-Python parser and encoder) and _ctheader.pyx (their compiled twins).
+"""
+from __future__ import annotations
+
+from .detect import BINARY, COMPACT
+
+MAGIC = 0x0FFF
+FIXED_SIZE = 10  # magic, flags, sequence id, header size: the frame's bytes before its header
+MAX_HEADER_SIZE = 0xFFFF * 4  # the header size field counts 4-byte words in 16 bits
+
+PROTOCOL_IDS = {0: BINARY, 2: COMPACT}
+ID_OF_PROTOCOL = {BINARY: 0, COMPACT: 2}
+
+ZLIB = 0x01
+TRANSFORM_NAMES = {1: "zlib", 2: "hmac", 3: "snappy", 4: "qlz", 5: "zstd"}
+
+INFO_PADDING = 0x00
+INFO_KEYVALUE = 0x01
+INFO_PKEYVALUE = 0x02
+
+# A client can add persistent headers in every frame; this caps what one connection keeps.
+MAX_PERSISTENT_BYTES = 64 * 1024
+
+# fbthrift's header: the client's timeout for the call, in milliseconds as decimal digits.
+CLIENT_TIMEOUT_HEADER = "client_timeout"
+
+# TApplicationException types (Apache's numbering) for THeader's own refusals.
+INVALID_TRANSFORM = 8
+INVALID_PROTOCOL = 9
+
+
+class HeaderFrame:
+    """What one THeader frame said besides its payload.
+
+    protocol: BINARY or COMPACT (detect.py's names); seqid, flags: echoed in the reply;
+    transforms: transform ids as listed on the wire (the reply applies the same ones);
+    headers: the call's headers, str -> str: the connection's persistent headers overlaid by this
+    frame's KEYVALUE headers (as fbthrift presents them); persistent: the PKEYVALUE headers this
+    frame carried; payload_at: where the payload starts in the buffer parse_header read;
+    payload: the untransformed payload, set by parse_frame only.
+    """
+
+    __slots__ = ("protocol", "seqid", "flags", "transforms", "headers", "persistent", "payload_at",
+                 "payload")
+
+    def __init__(self, protocol, seqid: int, flags: int, transforms=(), headers=None, persistent=None,
+                 payload_at: int = 0):
+        self.protocol = protocol
+        self.seqid = seqid
+        self.flags = flags
+        self.transforms = transforms
+        self.headers = {} if headers is None else headers
+        self.persistent = {} if persistent is None else persistent
+        self.payload_at = payload_at
+        self.payload: bytes | bytearray | memoryview | None = None
+
+    def __repr__(self) -> str:
+        return "HeaderFrame(%s, seqid=%d, flags=0x%x, transforms=%r, headers=%r)" % (
+            self.protocol, self.seqid, self.flags, self.transforms, self.headers)
