@@ -21,6 +21,7 @@ from thriftpy2.thrift import TApplicationException, TMessageType
 
 from .context import CallContext, current as _current, deadline_of
 from .dispatch import ASYNC, BLOCKING
+from .overload import LOADSHEDDING, overloaded_message, pool_job
 from .wire.errors import WireError
 from .wire.theader import encode_frame
 
@@ -47,7 +48,7 @@ TIMEOUT = 12  # fbthrift's TApplicationException type for a call past its client
 
 class Call:
     __slots__ = ("state", "msg", "codec", "framed", "peer", "method", "args", "reply", "outcome",
-                 "started", "deadline", "_context")
+                 "started", "deadline", "_context", "counted")
     method: Method | None  # set by admit(); None for an unknown method. Past admit() it is set.
     reply: bytes | None
     _context: CallContext | None
@@ -62,6 +63,7 @@ class Call:
         self.reply = None
         self.started = 0.0
         self._context = None
+        self.counted = False  # in the process's in-flight count (--max-requests/--queue-timeout)
 
     # -- decode and policy -----------------------------------------------------------------
     def admit(self) -> bool:
@@ -69,7 +71,9 @@ class Call:
         was refused and is finished (`reply` holds the TApplicationException, if any)."""
         state = self.state
         if state.observed:
-            self.started = _perf_counter()
+            # A backend may have started the clock at the read that completed the request
+            # (with shedding on: the queue timeout's clock).
+            self.started = self.started or _perf_counter()
             if state.observer is not None:
                 state.observer.call_started()
         msg = self.msg
@@ -95,8 +99,30 @@ class Call:
                                  % (method.required[0], method.qualname))
         self.args = method.get_args(args)
         self.deadline = None if msg.header is None else deadline_of(msg.header, _monotonic())
+        if state.overload is not None and not self._enter(state.overload):
+            return False
         if state.middleware is not None:
             return state.middleware.before(self)
+        return True
+
+    def _enter(self, overload) -> bool:
+        """Count the call in flight, or shed it (--max-requests)."""
+        reason = overload.enter()
+        if reason is not None:
+            return self.refuse(LOADSHEDDING, overloaded_message(reason))
+        self.counted = True
+        return True
+
+    def shed_if_late(self) -> bool:
+        """True when the call waited past --queue-timeout before its handler could start: it
+        is then answered as overloaded (`reply`) instead of run."""
+        overload = self.state.overload
+        if not self.counted or not overload.queue_timeout:
+            return False
+        error = overload.waited_too_long(self.started)
+        if error is None:
+            return False
+        self.finish(error=error)
         return True
 
     @property
@@ -186,6 +212,10 @@ class Call:
             if coroutine is not None:
                 coroutine.close()
             return self.finish(error=expired)
+        if self.counted and self.shed_if_late():  # the loop was too busy to start it in time
+            if coroutine is not None:
+                coroutine.close()
+            return self.reply
         middleware = self.state.middleware
         if middleware is not None and middleware.is_async and not await middleware.before_async(self):
             return self.reply
@@ -207,7 +237,8 @@ class Call:
         method = self.method
         assert method is not None  # admitted
         if method.kind is BLOCKING:
-            return asyncio.get_running_loop().run_in_executor(self.state.pool, self.run_blocking), None
+            job = pool_job(self, self.state.overload)  # raises Overloaded past the queue timeout
+            return asyncio.get_running_loop().run_in_executor(self.state.pool, job), None
         value = method.fn(*self.args)
         if method.kind is ASYNC or value.__class__ is _CoroutineType:
             return value, None
@@ -326,6 +357,9 @@ class Call:
             seconds = _perf_counter() - self.started
             self.started = 0.0  # observed once, even if a late outcome follows a timeout
             state = self.state
+            if self.counted:
+                self.counted = False
+                state.overload.leave()
             if state.observer is not None:
                 state.observer.call_finished(self, seconds)
             if state.middleware is not None:

@@ -31,6 +31,13 @@ class Metrics:
                                "for a new one (the connection table was full)", registry=registry)
         self.received = Counter("dracula_received_bytes", "Bytes received from clients", registry=registry)
         self.sent = Counter("dracula_sent_bytes", "Bytes of replies written", registry=registry)
+        self.shed = Counter("dracula_shed_calls", "Calls answered overloaded instead of run, by "
+                            "reason (max_requests, queue_timeout)", ["reason"], registry=registry)
+        self.budget_bytes = Gauge("dracula_buffer_budget_bytes", "Receive-buffer bytes charged to "
+                                  "--max-buffer-memory", registry=registry, multiprocess_mode="livesum")
+        self.budget_paused = Gauge("dracula_budget_paused_connections", "Connections whose reading "
+                                   "waits for --max-buffer-memory", registry=registry,
+                                   multiprocess_mode="livesum")
 
 
 def new_registry():

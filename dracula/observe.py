@@ -60,3 +60,13 @@ class CallObserver:
     def sent(self, n: int) -> None:
         if self.metrics:
             self.metrics.sent.inc(n)
+
+    def call_shed(self, reason: str) -> None:
+        if self.metrics:
+            self.metrics.shed.labels(reason).inc()
+
+    def budget_changed(self, used: int, waiting: int) -> None:
+        """The ingress budget moved (only on buffer resizes): bytes charged, connections waiting."""
+        if self.metrics:
+            self.metrics.budget_bytes.set(used)
+            self.metrics.budget_paused.set(waiting)

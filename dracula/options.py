@@ -122,6 +122,19 @@ OPTIONS = [
            "reading pauses", "limits", metavar="BYTES", shown="1 MiB"),
     Option("write_low_water", 256 * 1024, "unsent reply bytes below which reading resumes",
            "limits", metavar="BYTES", shown="256 KiB"),
+    # -- overload: what all clients together may make one process hold (README "Overload")
+    # 256 MiB: 16 messages of the default largest frame in flight at once; small requests fit
+    # a connection's first 8 KiB buffer and never draw on it.
+    Option("max_buffer_memory", 256 * MIB, "bytes all connections of a process may hold in "
+           "partly received messages and unread replies; past it large uploads wait and "
+           "non-reading clients are closed (0: no limit)", "limits",
+           check=not_negative, metavar="BYTES", shown="256 MiB"),
+    Option("max_requests", None, "calls in flight per process (running or queued); past it a "
+           "new call is answered overloaded at once", "limits", type=int, check=at_least(1),
+           metavar="N", shown="none"),
+    Option("queue_timeout", 0.0, "a call that waited longer than this before its handler "
+           "started is answered overloaded instead of run", "timeouts", check=off_or_positive,
+           metavar="SECONDS", shown="0 = none"),
     # -- timeouts (seconds)
     # Thrift clients keep pooled connections open between calls: off by default.
     Option("idle_timeout", 0.0, "close a connection with no request in flight or arriving for "
@@ -152,6 +165,8 @@ OPTIONS = [
            "observability"),
     Option("metrics_port", None, "serve Prometheus /metrics and /healthz on this port",
            "observability", type=int, metavar="PORT", shown="off"),
+    Option("unhealthy_when_shedding", False, "/healthz answers 503 while over half the calls "
+           "of the last second were shed", "observability"),
     Option("metrics_host", None, "address for --metrics-port", "observability", type=str,
            metavar="HOST", shown="--host"),
 ]

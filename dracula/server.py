@@ -120,8 +120,9 @@ class Server:
         await waiter
 
     def healthy(self) -> bool:
-        """Ready for traffic: accepting and not draining (the /healthz answer)."""
-        return self.started.is_set() and not self.closing
+        """Ready for traffic: accepting, not draining and (--unhealthy-when-shedding) not
+        shedding hard (the /healthz answer)."""
+        return self.started.is_set() and not self.closing and self.state.healthy_load()
 
     @property
     def drain_timed_out(self) -> bool:

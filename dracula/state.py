@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import threading
 
+from .budget import make_budget
 from .calls import APP_TYPE_NAMES, Call
 from .config import FIRST_REQUEST_GRACE
 from .dispatch import ASYNC
 from .logs import RefusalLog, format_peer
 from .middleware import Chain
+from .overload import make_overload
 from .wire.codec import make_codec
 from .wire.reader import Message, Reader
 
@@ -22,11 +24,14 @@ class ServerState:
         self.arg_specs = dispatcher.arg_specs
         self.observer = observer  # observe.CallObserver, or None when nothing is logged or measured
         self.middleware = Chain(middleware) if middleware else None
-        self.observed = observer is not None or self.middleware is not None  # calls are timed
         if self.middleware is not None and self.middleware.is_async:
             for method in self.methods.values():
                 method.route = ASYNC
         self.refusals = RefusalLog()
+        self.overload = make_overload(config, observer)  # None unless calls may be shed
+        # Calls are timed: for the observer, middleware, or the queue timeout's clock.
+        self.observed = observer is not None or self.middleware is not None or self.overload is not None
+        self.budget = make_budget(config, observer)  # None: --max-buffer-memory 0
         self.evictions = RefusalLog(logger="dracula.evicted", verb="evicted idle connection", noun="evictions")
         self.peer_counts = {}  # client address -> open connections (with a per-peer limit)
         self.connections = set()
@@ -43,7 +48,14 @@ class ServerState:
         self._codecs = threading.local()
 
     def new_reader(self) -> Reader:
-        return Reader.for_config(self.config, self.arg_specs)
+        reader = Reader.for_config(self.config, self.arg_specs)
+        reader.budget = self.budget
+        return reader
+
+    def healthy_load(self) -> bool:
+        """False while shedding hard, where /healthz should say so (--unhealthy-when-shedding)."""
+        overload = self.overload
+        return not (self.config.unhealthy_when_shedding and overload is not None and overload.shedding_hard())
 
     def codec_for(self, protocol: str):
         codecs = self._codecs.__dict__

@@ -21,8 +21,10 @@ from ..calls import Call
 from ..config import FIRST_REQUEST_GRACE
 from ..dispatch import ASYNC, BLOCKING
 from ..logs import format_peer
+from ..overload import pool_job
 from ..rebalance import retire_at as age_limit
 from ..wire.errors import WireError
+from ..wire.reader import MIN_FREE
 
 log = logging.getLogger("dracula.thread")
 
@@ -183,14 +185,22 @@ class ThreadedBackend:
 
     def _read_loop(self, conn) -> None:
         """Receive, answer every complete request, repeat until the client or a limit ends it."""
+        reader = self.state.new_reader()
+        try:
+            self._receive(conn, reader)
+        finally:
+            reader.release()
+
+    def _receive(self, conn, reader) -> None:
         sock = conn.sock
         peer = conn.peer
-        reader = self.state.new_reader()
         observer = self.state.observer
         partial_since = None
         max_age = self.config.max_connection_age
         retire_at = age_limit(conn.opened_at, max_age) if max_age else None
         while True:
+            if reader.budget is not None and not self._room_in_budget(reader, peer):
+                return
             sock.settimeout(self._recv_timeout(partial_since, conn, retire_at))
             try:
                 n = sock.recv_into(reader.get_buffer())
@@ -227,6 +237,20 @@ class ThreadedBackend:
                         retire_at is not None and time.monotonic() >= retire_at)):
                     return  # between calls: a client may retry on a new connection
 
+    def _room_in_budget(self, reader, peer) -> bool:
+        """Wait (this connection only) until the budget lets the buffer grow for the message
+        arriving; False (logged) when it cannot progress within BUDGET_WAIT."""
+        if reader.buf is None or len(reader.buf) - reader.end >= MIN_FREE:
+            return True  # room without growing: the common case costs no Event
+        granted = threading.Event()
+        if reader.make_room(granted.set):
+            return True
+        if granted.wait(reader.budget.wait_limit) and reader.make_room(granted.set):
+            return True
+        self.state.refusals(peer, "waited %gs for memory (--max-buffer-memory spent): its message "
+                            "cannot progress, closing the connection" % self.state.budget.wait_limit)
+        return False
+
     def _answer(self, conn, reader, peer) -> bool:
         """Answer every complete request buffered; False when the connection must close."""
         out = []
@@ -250,19 +274,35 @@ class ThreadedBackend:
                 if queued >= self.config.write_high_water:
                     # Send before taking more: a read full of small calls with large replies
                     # must not pile up memory.
-                    self._send(conn.sock, out)
+                    if not self._send(conn.sock, out, peer):
+                        return False
                     out, queued = [], 0
             if not keep_open:
                 break
-        if out:
-            self._send(conn.sock, out)
+        if out and not self._send(conn.sock, out, peer):
+            return False
         return keep_open
 
-    def _send(self, sock, out) -> None:
+    def _send(self, sock, out, peer) -> bool:
+        """Send replies; False (logged) when they may not be held: the memory budget."""
         data = b"".join(out)
         if self.state.observer is not None:  # counted first: the client may look once it has the reply
             self.state.observer.sent(len(data))
-        sock.sendall(data)
+        budget = self.state.budget
+        if budget is None or len(data) < self.config.write_high_water:
+            sock.sendall(data)
+            return True
+        # A batch this large may wait in sendall for a client that does not read: it counts
+        # against the process's memory budget while it waits.
+        if not budget.try_take(len(data)):
+            self.state.refusals(peer, "%d reply bytes to send and --max-buffer-memory spent: "
+                                "closing the connection" % len(data))
+            return False
+        try:
+            sock.sendall(data)
+        finally:
+            budget.give(len(data))
+        return True
 
     def _recv_timeout(self, partial_since, conn, retire_at):
         """Seconds the next recv may wait: what is left of the request timeout while a
@@ -287,7 +327,7 @@ class ThreadedBackend:
         timeout = call.time_limit(self.config.handler_timeout) or None
         if method.route is BLOCKING and timeout and self.state.pool is not None:
             try:
-                value = self.state.pool.submit(call.run_blocking).result(timeout)
+                value = self.state.pool.submit(pool_job(call, self.state.overload)).result(timeout)
             except concurrent.futures.TimeoutError:
                 return call.timed_out(timeout)
             except (Exception, SystemExit) as e:

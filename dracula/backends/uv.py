@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import uvloop
 
+from ..budget import BUDGET_WAIT
 from ..config import FIRST_REQUEST_GRACE
 from ..dispatch import BLOCKING
 from ..logs import format_peer
@@ -90,10 +91,11 @@ class UVBackend:
             sweeper.cancel()
 
     def _start_sweeper(self):
-        """A periodic check for idle, slowloris and (--max-connection-age) old connections,
-        if any of those limits is on."""
+        """A periodic check for idle, slowloris, budget-starved and (--max-connection-age) old
+        connections, if any of those limits is on."""
         config = self.config
-        limits = [t for t in (config.idle_timeout, config.request_timeout, config.max_connection_age) if t > 0]
+        limits = [t for t in (config.idle_timeout, config.request_timeout, config.max_connection_age,
+                              BUDGET_WAIT if self.state.budget else 0) if t > 0]
         if not limits:
             return None
         interval = min(1.0, min(limits) / 4)

@@ -17,7 +17,9 @@ import time
 from ..calls import Call
 from ..dispatch import ASYNC, SYNC
 from ..logs import format_peer
+from ..overload import Overloaded, pool_job
 from ..wire.errors import WireError
+from ..wire.reader import MIN_FREE
 
 log = logging.getLogger("dracula.uv")
 
@@ -42,6 +44,9 @@ class Connection(asyncio.BufferedProtocol):
         self.time = time.monotonic  # the idle order needs finer steps than libuv's millisecond clock
         self.active_at = self.time()  # last time bytes arrived or a reply left
         self.partial_since = None  # when the request now arriving began (slowloris clock)
+        self.budget_since = None  # when reading paused to wait for the memory budget
+        self.write_charged = 0  # unsent reply bytes charged to the budget while writing is paused
+        self.read_at = 0.0  # with shedding on: when the read being dispatched completed
         self.opened_at = 0.0
 
     # -- transport callbacks ---------------------------------------------------------------
@@ -55,6 +60,8 @@ class Connection(asyncio.BufferedProtocol):
 
     def connection_lost(self, exc) -> None:
         self.closed = True
+        self.reader.release()
+        self._uncharge_unsent()
         self.state.connection_closed(self)
 
     def evict(self) -> None:
@@ -65,10 +72,30 @@ class Connection(asyncio.BufferedProtocol):
         # The client is not reading its replies: stop reading its requests.
         self.writing_paused = True
         self.transport.pause_reading()
+        if self.state.budget is not None:
+            self._charge_unsent()
+
+    def _charge_unsent(self) -> None:
+        """Replies past the high-water mark count against the process's memory budget; when
+        it is spent, a client that does not read its replies is closed rather than let the
+        sum of all write buffers grow."""
+        size = self.transport.get_write_buffer_size()
+        if self.state.budget.try_take(size):
+            self.write_charged = size
+            return
+        self.state.refusals(self.peer, "%d reply bytes unread and --max-buffer-memory spent: "
+                            "closing the connection" % size)
+        self.state.loop.call_soon(self.transport.abort)  # not inside the write that paused
+
+    def _uncharge_unsent(self) -> None:
+        if self.write_charged:
+            self.state.budget.give(self.write_charged)
+            self.write_charged = 0
 
     def resume_writing(self) -> None:
         self.writing_paused = False
-        if not self.closed:
+        self._uncharge_unsent()
+        if not self.closed and self.budget_since is None:
             self.transport.resume_reading()
             if self.backlogged:
                 self._resume_backlog()
@@ -78,7 +105,8 @@ class Connection(asyncio.BufferedProtocol):
         if self.closed or self.writing_paused or not self.backlogged:
             return
         self.backlogged = False
-        self.transport.resume_reading()
+        if self.budget_since is None:
+            self.transport.resume_reading()
         self.buffer_updated(0)
 
     def eof_received(self):
@@ -106,6 +134,8 @@ class Connection(asyncio.BufferedProtocol):
         reader.received(nbytes)
         if self.observer is not None:
             self.observer.received(nbytes)
+        if self.state.overload is not None:  # a busy reactor's delay counts as queueing
+            self.read_at = time.perf_counter()
         out: list[bytes] = []
         keep_open = True
         room = self.config.write_high_water - self.transport.get_write_buffer_size()
@@ -139,12 +169,34 @@ class Connection(asyncio.BufferedProtocol):
         self.active_at = now = self.time()
         if reader.start == reader.end:
             self.partial_since = None
-        elif self.partial_since is None:
-            self.partial_since = now
+        else:
+            if self.partial_since is None:
+                self.partial_since = now
+            if len(reader.buf) - reader.end < MIN_FREE and not reader.make_room(self._budget_wake):
+                self._wait_for_budget(now)
         if not keep_open:
             self.transport.close()
         elif self.state.draining:
             self.close_if_idle()
+
+    # -- the memory budget (--max-buffer-memory) ------------------------------------------
+    def _wait_for_budget(self, now: float) -> None:
+        """The buffer must grow for the message arriving and the process's budget is spent:
+        stop reading this connection (others go on) until memory is given back."""
+        if self.budget_since is None:
+            self.budget_since = now
+            self.transport.pause_reading()
+
+    def _budget_wake(self) -> None:
+        # Called by whoever gave memory back, inside their own callback: continue later.
+        self.state.loop.call_soon(self._budget_granted)
+
+    def _budget_granted(self) -> None:
+        if self.closed or not self.reader.make_room(self._budget_wake):
+            return
+        self.budget_since = None
+        if not (self.writing_paused or self.backlogged):
+            self.transport.resume_reading()
 
     def _write(self, data: bytes) -> None:
         if self.observer is not None:  # counted first: the client may look once it has the reply
@@ -154,6 +206,8 @@ class Connection(asyncio.BufferedProtocol):
     # -- requests --------------------------------------------------------------------------
     def _handle(self, msg, out: list) -> None:
         call = Call(self.state, msg, self.codec, self.framed, self.peer)
+        if self.read_at:
+            call.started = self.read_at
         if not call.admit():
             self._emit(call.reply, out)
             return
@@ -161,6 +215,9 @@ class Connection(asyncio.BufferedProtocol):
         kind = call.method.route
         coroutine = None
         if kind is SYNC:
+            if self.read_at and call.shed_if_late():  # queued behind slow calls of this read
+                self._emit(call.reply, out)
+                return
             coroutine = call.run_inline()
             if coroutine is None:
                 reply = call.reply
@@ -171,13 +228,20 @@ class Connection(asyncio.BufferedProtocol):
                         out.append(reply)
                 return
             kind = ASYNC
+        job = None
+        if kind is not ASYNC:
+            try:
+                job = pool_job(call, self.state.overload)
+            except Overloaded as e:  # the pool's queue is too long
+                self._emit(call.finish(error=e), out)
+                return
         loop = self.state.loop
         slot = [None, False]
         self.slots.append(slot)
         if kind is ASYNC:
             future = asyncio.ensure_future(call.awaited(coroutine), loop=loop)
         else:
-            future = loop.run_in_executor(self.state.pool, call.run_blocking)
+            future = loop.run_in_executor(self.state.pool, job)
         future.add_done_callback(functools.partial(self._finished, call, slot, kind is ASYNC))
         timeout = call.time_limit(self.config.handler_timeout)
         if timeout:
@@ -240,7 +304,11 @@ class Connection(asyncio.BufferedProtocol):
 
     def check_timeouts(self, now: float) -> None:
         config = self.config
-        if self.partial_since is not None and config.request_timeout and \
+        if self.budget_since is not None and now - self.budget_since > self.state.budget.wait_limit:
+            self.state.refusals(self.peer, "waited %gs for memory (--max-buffer-memory spent): its "
+                                "message cannot progress, closing the connection" % self.state.budget.wait_limit)
+            self.transport.abort()
+        elif self.partial_since is not None and config.request_timeout and \
                 now - self.partial_since > config.request_timeout:
             self.state.refusals(self.peer, "request still incomplete after %gs" % config.request_timeout)
             self.transport.abort()

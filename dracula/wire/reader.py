@@ -11,11 +11,15 @@ a zlib payload within the size limit), and the message inside is scanned like a 
 from __future__ import annotations
 
 import struct
+from typing import TYPE_CHECKING
 
 from .detect import BINARY, HEAD_BYTES, Wire, detect
 from .errors import WireError
 from .impl import BinaryScanner, CompactScanner, Scanner
 from .theader import parse_header, untransform
+
+if TYPE_CHECKING:
+    from ..budget import Budget, Ticket
 
 _i32 = struct.Struct("!i").unpack_from
 
@@ -42,12 +46,14 @@ class Message:
 
 class Reader:
     __slots__ = ("buf", "start", "end", "wire", "scanner", "max_size", "max_depth", "max_container",
-                 "max_string", "specs", "persistent")
+                 "max_string", "specs", "persistent", "budget", "charged", "ticket")
     # None until the first bytes arrive (buf) and until they show the protocol (wire, scanner).
     buf: bytearray | None
     wire: Wire | None
     scanner: Scanner | None
     persistent: dict[str, str] | None
+    budget: Budget | None  # set by ServerState.new_reader (None: no memory budget)
+    ticket: Ticket | None
 
     def __init__(self, max_size: int, max_depth: int, max_container: int, max_string: int | None = None,
                  specs=None):
@@ -62,6 +68,9 @@ class Reader:
         self.max_string = max_size if max_string is None else max_string
         self.specs = specs  # method name (bytes) -> arguments thrift_spec, for the scanners
         self.persistent = None  # a THeader connection's persistent headers
+        self.budget = None  # budget.Budget: growth past INITIAL_SIZE is charged to it
+        self.charged = 0
+        self.ticket = None  # the budget's answer to a growth still waiting for memory
 
     @classmethod
     def for_config(cls, config, specs=None) -> Reader:
@@ -83,12 +92,49 @@ class Reader:
             if self.start and kept < len(buf) // 2:
                 buf[:kept] = buf[self.start:self.end]
             else:
+                if self.budget is not None:
+                    self._charge(self.budget, len(buf))
                 buf.extend(bytes(len(buf)))
                 if self.start:
                     buf[:kept] = buf[self.start:self.end]
             self.start = 0
             self.end = kept
         return memoryview(buf)[self.end:]
+
+    def make_room(self, wake) -> bool:
+        """Before the next read: True when get_buffer() can receive without growing past the
+        budget. False when the buffer must double and the budget cannot give the bytes yet:
+        wake() is called (from the thread that gave memory back) once they are granted; then
+        call again. Only buffer growth asks, so small requests never wait."""
+        buf = self.buf
+        if self.budget is None or buf is None or len(buf) - self.end >= MIN_FREE:
+            return True
+        if self.start and self.end - self.start < len(buf) // 2:
+            return True  # get_buffer() makes room by moving the bytes to the front
+        ticket = self.ticket
+        if ticket is None:
+            ticket = self.ticket = self.budget.request(len(buf), wake)
+        return ticket.granted  # get_buffer() grows into it (the buffer may be exported now)
+
+    def _charge(self, budget: Budget, size: int) -> None:
+        ticket = self.ticket
+        if ticket is not None and ticket.granted and ticket.size == size:
+            self.ticket = None  # granted by make_room()
+        else:  # make_room() was not asked first: count it anyway
+            budget.force(size)
+        self.charged += size
+
+    def release(self) -> None:
+        """The connection closed: give its memory back to the budget."""
+        budget = self.budget
+        if budget is None:
+            return
+        if self.ticket is not None:
+            budget.cancel(self.ticket)
+            self.ticket = None
+        if self.charged:
+            budget.give(self.charged)
+            self.charged = 0
 
     def received(self, n: int) -> None:
         self.end += n
@@ -257,3 +303,5 @@ class Reader:
         self.start = self.end = 0
         if self.buf is not None and len(self.buf) > SHRINK_ABOVE:
             self.buf = bytearray(INITIAL_SIZE)
+            if self.budget is not None:
+                self.release()
