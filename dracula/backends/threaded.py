@@ -198,10 +198,14 @@ class ThreadedBackend:
         partial_since = None
         max_age = self.config.max_connection_age
         retire_at = age_limit(conn.opened_at, max_age) if max_age else None
+        timeout: float | None = -1.0  # none set yet
         while True:
             if reader.budget is not None and not self._room_in_budget(reader, peer):
                 return
-            sock.settimeout(self._recv_timeout(partial_since, conn, retire_at))
+            wanted = self._recv_timeout(partial_since, conn, retire_at)
+            if wanted != timeout:  # settimeout is a system call (FIONBIO): only on a change
+                sock.settimeout(wanted)
+                timeout = wanted
             try:
                 n = sock.recv_into(reader.get_buffer())
             except TimeoutError:
@@ -230,12 +234,13 @@ class ThreadedBackend:
                 partial_since = None
             elif partial_since is None:
                 partial_since = time.monotonic()
-            with self.lock:
-                conn.busy = False
-                conn.partial = bool(reader.buffered)
-                if not reader.buffered and (self.stopping.is_set() or (
-                        retire_at is not None and time.monotonic() >= retire_at)):
-                    return  # between calls: a client may retry on a new connection
+            # No lock: `partial` is set before `busy` clears, so an eviction never sees a
+            # connection with half a request as idle (only `busy` going up needs the lock).
+            conn.partial = bool(reader.buffered)
+            conn.busy = False
+            if not reader.buffered and (self.stopping.is_set() or (
+                    retire_at is not None and time.monotonic() >= retire_at)):
+                return  # between calls: a client may retry on a new connection
 
     def _room_in_budget(self, reader, peer) -> bool:
         """Wait (this connection only) until the budget lets the buffer grow for the message
