@@ -94,9 +94,11 @@ class Reader:
             else:
                 if self.budget is not None:
                     self._charge(self.budget, len(buf))
-                buf.extend(bytes(len(buf)))
-                if self.start:
-                    buf[:kept] = buf[self.start:self.end]
+                # A new buffer twice the size, not extend(): a large calloc comes zeroed from
+                # the kernel for free, where extend() would zero a temporary and copy it in.
+                grown = bytearray(2 * len(buf))
+                grown[:kept] = buf[self.start:self.end]
+                buf = self.buf = grown
             self.start = 0
             self.end = kept
         return memoryview(buf)[self.end:]
