@@ -194,16 +194,24 @@ class Reader:
         self.scanner = scanner(self.max_depth, self.max_container, self.max_string, self.specs)
         return True
 
-    def _next_frame(self) -> Message | None:
-        start, buf, scanner = self.start, self.buf, self.scanner
-        assert buf is not None and scanner is not None  # bytes arrived, _detect() ran
+    def _whole_frame(self) -> int:
+        """The size of the frame at `start` once all of it has arrived, else 0; a size past
+        the limit is refused on the 4-byte header, before any of the body is buffered."""
+        start, buf = self.start, self.buf
+        assert buf is not None  # bytes arrived
         if self.end - start < 4:
-            return None
+            return 0
         size = _i32(buf, start)[0]
         if size <= 0 or size > self.max_size:
             raise WireError("frame of %d bytes (limit %d)" % (size, self.max_size))
-        if self.end - start < 4 + size:
+        return size if self.end - start >= 4 + size else 0
+
+    def _next_frame(self) -> Message | None:
+        size = self._whole_frame()
+        if not size:
             return None
+        start, buf, scanner = self.start, self.buf, self.scanner
+        assert scanner is not None  # _detect() ran
         scanner.reset()
         try:
             n = scanner.scan(buf, start + 4, start + 4 + size, start + 4 + size)
@@ -221,16 +229,12 @@ class Reader:
         return self._take(start + 4, n, 4 + size)
 
     def _next_theader(self) -> Message | None:
+        size = self._whole_frame()
+        if not size:
+            return None
         start, buf, scanner = self.start, self.buf, self.scanner
         assert buf is not None and scanner is not None  # bytes arrived, _detect() ran
-        if self.end - start < 4:
-            return None
-        size = _i32(buf, start)[0]
-        if size <= 0 or size > self.max_size:
-            raise WireError("frame of %d bytes (limit %d)" % (size, self.max_size))
         frame_end = start + 4 + size
-        if self.end < frame_end:
-            return None
         try:
             header, data, base, stop = self._unwrap(start + 4, frame_end)
             scanner.reset()
