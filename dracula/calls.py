@@ -74,8 +74,6 @@ class Call:
             # A backend may have started the clock at the read that completed the request
             # (with shedding on: the queue timeout's clock).
             self.started = self.started or _perf_counter()
-            if state.observer is not None:
-                state.observer.call_started()
         msg = self.msg
         self.method = method = state.methods.get(msg.name)
         if method is None:
@@ -360,7 +358,5 @@ class Call:
             if self.counted:
                 self.counted = False
                 state.overload.leave()
-            if state.observer is not None:
-                state.observer.call_finished(self, seconds)
             if state.middleware is not None:
                 state.middleware.finished(self, seconds, state.loop)

@@ -1,11 +1,13 @@
-"""Per-call observation: the access log and Prometheus metrics.
+"""Observation: the access log and Prometheus metrics, both off by default.
 
-Both are off by default, and then nothing here runs (the server has no observer). With either
-on, every Call reports its start and its finish; the outcome is the Call's own:
+Per call they are built-in middleware (middleware.py), placed before any of the user's: they
+see every call that was read, with the Call's own outcome:
   ok         the handler returned (for oneway: it ran)
   exception  it raised an exception declared in the IDL
   error      the caller got a TApplicationException (undeclared exception, unknown method,
-             bad arguments, timeout, wrong return type)
+             bad arguments, timeout, wrong return type, shed)
+Per connection and per process (connections, bytes, evictions, shedding, the memory budget)
+the backends report to a ServerObserver, which exists only when metrics are on.
 """
 from __future__ import annotations
 
@@ -15,58 +17,72 @@ from .logs import format_peer
 
 access = logging.getLogger("dracula.access")
 UNKNOWN_METHOD_LABEL = "<unknown>"
+_RUNNING = "dracula.metrics.running"  # in CallContext.state: counted in flight by before()
 
 
-class CallObserver:
-    def __init__(self, metrics=None, access_log: bool = False):
+def qualname(call) -> str:
+    """Service.method, or the name the client sent when no such method exists."""
+    return call.method if call.service is None else "%s.%s" % (call.service, call.method)
+
+
+class AccessLog:
+    """--access-log: one line per call, `PEER Service.method OUTCOME NNNus`."""
+
+    def after(self, call, outcome: str, seconds: float) -> None:
+        access.info("%s %s %s %dus", format_peer(call.peer), qualname(call), outcome, seconds * 1e6)
+
+
+class CallMetrics:
+    """--metrics-port: calls by method and outcome, latency, calls in flight."""
+
+    def __init__(self, metrics):
         self.metrics = metrics
-        self.access_log = access_log
 
-    def call_started(self) -> None:
-        if self.metrics:
-            self.metrics.in_flight.inc()
+    def before(self, call) -> None:
+        self.metrics.in_flight.inc()
+        call.state[_RUNNING] = True
 
-    def call_finished(self, call, seconds: float) -> None:
-        method = call.method
-        if method is not None:
-            qualname = method.qualname
-        else:
-            qualname = call.msg.name.decode("utf-8", "replace")
-        if self.metrics:
-            # Client-chosen names must not mint metric series: unknown methods share one label.
-            label = qualname if method is not None else UNKNOWN_METHOD_LABEL
-            self.metrics.in_flight.dec()
-            self.metrics.calls.labels(label, call.outcome).inc()
-            self.metrics.latency.labels(label).observe(seconds)
-        if self.access_log:
-            access.info("%s %s %s %dus", format_peer(call.peer), qualname, call.outcome, seconds * 1e6)
+    def after(self, call, outcome: str, seconds: float) -> None:
+        metrics = self.metrics
+        if call.state.pop(_RUNNING, False):
+            metrics.in_flight.dec()
+        # Client-chosen names must not mint metric series: unknown methods share one label.
+        label = qualname(call) if call.service is not None else UNKNOWN_METHOD_LABEL
+        metrics.calls.labels(label, outcome).inc()
+        metrics.latency.labels(label).observe(seconds)
+
+
+def builtin_middleware(metrics, access_log: bool) -> list:
+    """The access log outermost (its `after` runs last, when the outcome is final), then the
+    metrics."""
+    return ([AccessLog()] if access_log else []) + ([CallMetrics(metrics)] if metrics is not None else [])
+
+
+class ServerObserver:
+    """What the backends, the connection table, the budget and shedding report to metrics."""
+
+    def __init__(self, metrics):
+        self.metrics = metrics
 
     def connection_opened(self) -> None:
-        if self.metrics:
-            self.metrics.connections.inc()
+        self.metrics.connections.inc()
 
     def connection_closed(self) -> None:
-        if self.metrics:
-            self.metrics.connections.dec()
+        self.metrics.connections.dec()
 
     def connection_evicted(self) -> None:
-        if self.metrics:
-            self.metrics.evicted.inc()
+        self.metrics.evicted.inc()
 
     def received(self, n: int) -> None:
-        if self.metrics:
-            self.metrics.received.inc(n)
+        self.metrics.received.inc(n)
 
     def sent(self, n: int) -> None:
-        if self.metrics:
-            self.metrics.sent.inc(n)
+        self.metrics.sent.inc(n)
 
     def call_shed(self, reason: str) -> None:
-        if self.metrics:
-            self.metrics.shed.labels(reason).inc()
+        self.metrics.shed.labels(reason).inc()
 
     def budget_changed(self, used: int, waiting: int) -> None:
         """The ingress budget moved (only on buffer resizes): bytes charged, connections waiting."""
-        if self.metrics:
-            self.metrics.budget_bytes.set(used)
-            self.metrics.budget_paused.set(waiting)
+        self.metrics.budget_bytes.set(used)
+        self.metrics.budget_paused.set(waiting)

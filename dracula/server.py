@@ -14,7 +14,7 @@ from .config import Config
 from .dispatch import Dispatcher
 from .listen import address_of, listen
 from .metrics import Metrics, new_registry, serve_status
-from .observe import CallObserver
+from .observe import ServerObserver, builtin_middleware
 from .state import ServerState
 from .tls import server_context
 from .wire import impl as scanner_impl
@@ -37,7 +37,9 @@ class Server:
         # Each server has its own metrics registry (workers: summed through the multiprocess
         # directory by the supervisor).
         self.registry = new_registry() if config.metrics_port is not None else None
-        self.state = ServerState(config, Dispatcher(services), make_observer(config, self.registry), middleware)
+        metrics = Metrics(self.registry) if self.registry is not None else None
+        self.state = ServerState(config, Dispatcher(services), ServerObserver(metrics) if metrics else None,
+                                 [*builtin_middleware(metrics, config.access_log), *middleware])
         self.services: dict[str, Any] = {name: service for name, service, _ in services}
         self.service_names = list(self.services)
         self.sock = listen(config)
@@ -217,11 +219,3 @@ def _unlink(path: str) -> None:
         os.unlink(path)
     except OSError:
         pass
-
-
-def make_observer(config: Config, registry: Any = None) -> CallObserver | None:
-    """A CallObserver only when calls are logged or measured: nothing is paid when both are off."""
-    if not config.access_log and config.metrics_port is None:
-        return None
-    metrics = Metrics(registry) if config.metrics_port is not None else None
-    return CallObserver(metrics, config.access_log)

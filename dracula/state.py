@@ -22,7 +22,7 @@ class ServerState:
         self.config = config
         self.methods = dispatcher.methods
         self.arg_specs = dispatcher.arg_specs
-        self.observer = observer  # observe.CallObserver, or None when nothing is logged or measured
+        self.observer = observer  # observe.ServerObserver, or None without metrics
         self.middleware = Chain(middleware) if middleware else None
         if self.middleware is not None and self.middleware.is_async:
             for method in self.methods.values():
@@ -30,7 +30,7 @@ class ServerState:
         self.refusals = RefusalLog()
         self.overload = make_overload(config, observer)  # None unless calls may be shed
         # Calls are timed: for the observer, middleware, or the queue timeout's clock.
-        self.observed = observer is not None or self.middleware is not None or self.overload is not None
+        self.observed = self.middleware is not None or self.overload is not None  # calls are timed
         self.budget = make_budget(config, observer)  # None: --max-buffer-memory 0
         self.evictions = RefusalLog(logger="dracula.evicted", verb="evicted idle connection", noun="evictions")
         self.peer_counts = {}  # client address -> open connections (with a per-peer limit)
