@@ -186,14 +186,8 @@ class Call:
             _current.reset(token)
         if value.__class__ is _CoroutineType:
             return value
-        if self.msg.mtype == CALL and not method.oneway:  # the common case, inlined
-            result = method.result_cls()
-            result.success = value
-            try:
-                reply = self.codec.encode(method.reply_name, REPLY, self.msg.seqid, result, self.framed)
-                self.outcome = OK
-            except Exception:
-                reply = self._value_reply(value)  # logs it, answers INTERNAL_ERROR
+        if self.msg.mtype == CALL and not method.oneway:  # the common case, without finish()
+            reply = self._value_reply(value)
             self.reply = reply if self.msg.header is None else self._in_header_frame(reply)
             if self.started:
                 self._observe()
