@@ -29,8 +29,9 @@ class ServerState:
                 method.route = ASYNC
         self.refusals = RefusalLog()
         self.overload = make_overload(config, observer)  # None unless calls may be shed
-        # Calls are timed: for the observer, middleware, or the queue timeout's clock.
-        self.observed = self.middleware is not None or self.overload is not None  # calls are timed
+        # Calls are timed for middleware (the access log and metrics are middleware too) and
+        # for the queue timeout's clock.
+        self.observed = self.middleware is not None or self.overload is not None
         self.budget = make_budget(config, observer)  # None: --max-buffer-memory 0
         self.evictions = RefusalLog(logger="dracula.evicted", verb="evicted idle connection", noun="evictions")
         self.peer_counts = {}  # client address -> open connections (with a per-peer limit)
