@@ -40,6 +40,7 @@ from .theader_frames import (
     raw_frame,
     varint,
 )
+from .wire_client import feed_reader
 
 MB = 1024 * 1024
 WIRES = {"binary": THEADER_BINARY, "compact": THEADER_COMPACT}
@@ -101,20 +102,7 @@ def new_reader(max_size=16 * MB, max_container=10_000_000):
 
 
 def feed(reader, data: bytes, piece=None) -> list:
-    """Hand `data` to the reader in pieces, as the backends do; the messages it returns."""
-    messages = []
-    piece = piece or len(data) or 1
-    for at in range(0, len(data), piece):
-        chunk = memoryview(data)[at:at + piece]
-        while len(chunk):
-            space = reader.get_buffer()
-            n = min(len(space), len(chunk))
-            space[:n] = chunk[:n]
-            space.release()  # as libuv and recv_into do: the reader may now grow its buffer
-            reader.received(n)
-            chunk = chunk[n:]
-            messages += drain(reader)
-    return messages
+    return feed_reader(reader, data, piece)
 
 
 def drain(reader) -> list:

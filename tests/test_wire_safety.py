@@ -37,6 +37,7 @@ from .wire_client import (
     client,
     connect,
     encode_call,
+    feed_reader,
     frame,
     read_frame,
     read_reply,
@@ -549,23 +550,7 @@ def test_fuzz_hostile_connections(showcase_server):
 
 def feed(reader, data, piece=None):
     """Deliver `data` to a Reader in pieces; the (name, mtype, seqid, body) of each message."""
-    out = []
-    piece = piece or len(data) or 1
-    for i in range(0, len(data), piece):
-        chunk = memoryview(data)[i:i + piece]
-        while len(chunk):
-            space = reader.get_buffer()
-            n = min(len(space), len(chunk))
-            space[:n] = chunk[:n]
-            space.release()  # as libuv and recv_into do: the reader may now grow its buffer
-            reader.received(n)
-            chunk = chunk[n:]
-            while True:
-                msg = reader.next_message()
-                if msg is None:
-                    break
-                out.append((msg.name, msg.mtype, msg.seqid, bytes(msg.body)))
-    return out
+    return [(msg.name, msg.mtype, msg.seqid, bytes(msg.body)) for msg in feed_reader(reader, data, piece)]
 
 
 def new_reader(max_size=16 * MB):

@@ -234,3 +234,21 @@ def peer_of(sock) -> str:
     """How the server's log lines name this client socket."""
     host, port = sock.getsockname()[:2]
     return "%s:%d" % (host, port)
+
+
+def feed_reader(reader, data: bytes, piece: int | None = None) -> list:
+    """Hand `data` to a dracula Reader in pieces, as the backends do; the Messages it returns."""
+    messages = []
+    piece = piece or len(data) or 1
+    for at in range(0, len(data), piece):
+        chunk = memoryview(data)[at:at + piece]
+        while len(chunk):
+            space = reader.get_buffer()
+            n = min(len(space), len(chunk))
+            space[:n] = chunk[:n]
+            space.release()  # as libuv and recv_into do: the reader may now grow its buffer
+            reader.received(n)
+            chunk = chunk[n:]
+            while (msg := reader.next_message()) is not None:
+                messages.append(msg)
+    return messages
