@@ -185,7 +185,9 @@ def fleet(tmp_path):
 
 def test_rolling_restart_loses_no_call_and_a_new_instance_gets_its_share(fleet):
     fleet.start(3)
-    load = Load(pingpong_thrift.PingService, "127.0.0.1", fleet.proxy_port, connections=50)
+    # Paced: on two shared cores a closed loop would measure each instance's CPU share, not
+    # the connections the balancer gave it.
+    load = Load(pingpong_thrift.PingService, "127.0.0.1", fleet.proxy_port, connections=50, interval=0.02)
     try:
         assert wait_until(lambda: load.ok >= 500 or load.failed, 20) and not load.failed, load.failed
         age = ("--max-connection-age", str(FLEET_AGE))
@@ -205,7 +207,7 @@ def test_rolling_restart_loses_no_call_and_a_new_instance_gets_its_share(fleet):
         assert wait_until(lambda: time.monotonic() >= settled, 3 * FLEET_AGE)  # the bound tested
         before = {slot: fleet.calls(slot) for slot in range(1, 5)}
         total = sum(before.values())
-        assert wait_until(lambda: sum(fleet.calls(s) for s in range(1, 5)) >= total + 20000, 60)
+        assert wait_until(lambda: sum(fleet.calls(s) for s in range(1, 5)) >= total + 10000, 60)
         served = {slot: fleet.calls(slot) - before[slot] for slot in range(1, 5)}
         mean = sum(served.values()) / 4
         connections = {slot: fleet.metric(slot, "dracula_connections") for slot in range(1, 5)}

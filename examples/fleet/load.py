@@ -9,15 +9,18 @@ from examples.fleet.retry import RetryingThriftpy2
 
 class Load:
     """`connections` threads calling `method` through host:port until stop(): `ok` answered
-    calls, `retried` calls sent twice, `failed` (after that one retry) with their errors."""
+    calls, `retried` calls sent twice, `failed` (after that one retry) with their errors.
+    `interval`: seconds each connection waits between calls (0: closed loop); paced, the calls
+    an instance serves follow the connections it holds, not how much CPU it gets."""
 
     def __init__(self, service, host: str, port: int, connections: int, method="ping", expect="pong",
-                 timeout_ms=10000):
+                 timeout_ms=10000, interval: float = 0.0):
         self.ok = self.retried = 0
         self.failed: list[str] = []
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._args = (service, host, port, method, expect, timeout_ms)
+        self._interval = interval
         self.threads = [threading.Thread(target=self._run, daemon=True, name="fleet-load-%d" % i)
                         for i in range(connections)]
         for thread in self.threads:
@@ -40,6 +43,8 @@ class Load:
                     else:
                         self.failed.append(error)
                     self.retried, client.retries = self.retried + client.retries, 0
+                if self._interval:
+                    self._stopping.wait(self._interval)
         finally:
             client.close()
 
