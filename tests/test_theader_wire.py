@@ -221,7 +221,8 @@ def test_detection_waits_for_the_protocol_id():
 
 
 @pytest.mark.parametrize("value, seconds", [("1500", 1.5), ("0", None), ("-5", None), ("1.5", None),
-                                            ("", None), ("٣", None), (None, None)])
+                                            ("", None), ("٣", None), (None, None),
+                                            ("86400000", 86400.0), ("9" * 400, None), ("9" * 5000, None)])
 def test_client_timeout_header(value, seconds):
     headers = {} if value is None else {"client_timeout": value}
     assert client_timeout(headers) == seconds

@@ -27,6 +27,7 @@ from . import impl
 from .errors import WireError
 from .theader_frame import (
     CLIENT_TIMEOUT_HEADER,
+    CLIENT_TIMEOUT_MAX_DIGITS,
     FIXED_SIZE,
     ID_OF_PROTOCOL,
     INFO_KEYVALUE,
@@ -149,10 +150,10 @@ def request_frame(payload, protocol, headers: dict | None = None, seqid: int = 0
 
 
 def client_timeout(headers: dict) -> float | None:
-    """The call's `client_timeout` header in seconds; None when absent, malformed or not
-    positive (fbthrift treats those as no timeout)."""
+    """The call's `client_timeout` header in seconds; None when absent, malformed, not positive
+    (fbthrift treats those as no timeout) or longer than CLIENT_TIMEOUT_MAX_DIGITS digits."""
     value = headers.get(CLIENT_TIMEOUT_HEADER)
-    if value is None or not value.isdigit() or not value.isascii():
+    if value is None or len(value) > CLIENT_TIMEOUT_MAX_DIGITS or not value.isdigit() or not value.isascii():
         return None
     ms = int(value)
     return ms / 1000.0 if ms > 0 else None

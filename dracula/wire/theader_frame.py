@@ -22,8 +22,10 @@ INFO_PKEYVALUE = 0x02
 # A client can add persistent headers in every frame; this caps what one connection keeps.
 MAX_PERSISTENT_BYTES = 64 * 1024
 
-# fbthrift's header: the client's timeout for the call, in milliseconds as decimal digits.
+# fbthrift's header: the client's timeout for the call, in milliseconds as decimal digits; more
+# digits than this (past 30,000 years) set no deadline rather than overflow a float.
 CLIENT_TIMEOUT_HEADER = "client_timeout"
+CLIENT_TIMEOUT_MAX_DIGITS = 15
 
 # TApplicationException types (Apache's numbering) for THeader's own refusals.
 INVALID_TRANSFORM = 8
