@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from thriftpy2.thrift import TApplicationException, TMessageType
 
-from .context import CallContext, current as _current, deadline_of
+from .context import CallContext, current as _current
 from .dispatch import ASYNC, BLOCKING
 from .overload import LOADSHEDDING, overloaded_message, pool_job
 from .wire.errors import WireError
@@ -96,7 +96,8 @@ class Call:
             return self._refused(TApplicationException.PROTOCOL_ERROR, "required argument %s of %s is missing"
                                  % (method.required[0], method.qualname))
         self.args = method.get_args(args)
-        self.deadline = None if msg.header is None else deadline_of(msg.header, _monotonic())
+        header = msg.header  # a THeader client_timeout counts from the call's arrival
+        self.deadline = None if header is None or header.timeout is None else _monotonic() + header.timeout
         if state.overload is not None and not self._enter(state.overload):
             return False
         if state.middleware is not None:

@@ -9,8 +9,6 @@ from __future__ import annotations
 import contextvars
 from typing import TYPE_CHECKING
 
-from .wire.theader import client_timeout
-
 if TYPE_CHECKING:
     from .calls import Call
 
@@ -38,14 +36,6 @@ class CallContext:
 
     def __repr__(self) -> str:
         return "<CallContext %s.%s from %s>" % (self.service, self.method, self.peer)
-
-
-def deadline_of(header, received: float) -> float | None:
-    """The deadline a THeader request's `client_timeout` sets, counted from its arrival."""
-    if header is None:
-        return None
-    seconds = client_timeout(header.headers)
-    return None if seconds is None else received + seconds
 
 
 def current_call() -> CallContext:

@@ -4,9 +4,12 @@
 Same results, same WireError reasons, fatal flags, app types and `theader` attributes
 (tests/test_theader_differential.py holds them to it); theader.py's pure-Python functions stay
 the reference and the fallback. What makes these fast: the header is read through a raw pointer
-with C varints, and the reply header is written into a C buffer copied once into the frame.
-Error messages are formatted as the pure module formats them, from Python ints.
+with C varints; the frame is an extension type (HeaderFrame) whose fields are C members, whose
+empty header dicts are made only if asked for, and whose client_timeout is read in C; the reply
+header is written into a C buffer copied once into the frame. Error messages are formatted as
+the pure module formats them, from Python ints.
 """
+cimport cython
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
@@ -19,13 +22,60 @@ import zlib
 
 from dracula.wire.detect import BINARY, COMPACT
 from dracula.wire.errors import WireError
-from dracula.wire.theader_frame import (FIXED_SIZE, ID_OF_PROTOCOL, INFO_KEYVALUE, INFO_PKEYVALUE,
+from dracula.wire.theader_frame import (CLIENT_TIMEOUT_HEADER, CLIENT_TIMEOUT_MAX_DIGITS, FIXED_SIZE,
+                                        ID_OF_PROTOCOL, INFO_KEYVALUE, INFO_PADDING, INFO_PKEYVALUE,
                                         INVALID_PROTOCOL, INVALID_TRANSFORM, MAGIC, MAX_HEADER_SIZE,
-                                        MAX_PERSISTENT_BYTES, TRANSFORM_NAMES, ZLIB, HeaderFrame)
+                                        MAX_PERSISTENT_BYTES, TRANSFORM_NAMES, ZLIB)
 
-cdef object _new_frame = HeaderFrame.__new__
 cdef tuple _NO_TRANSFORMS = ()
 cdef tuple _ZLIB_ONLY = (ZLIB,)
+
+
+@cython.freelist(64)
+cdef class HeaderFrame:
+    """theader_frame.HeaderFrame as an extension type: the same fields, __init__ and repr. The
+    parser fills and the encoder reads its fields as C struct members, not through Python
+    attribute lookups, which cost more than the header's own bytes on every THeader call.
+    A frame without headers makes its two dicts only when they are asked for."""
+
+    cdef public object protocol, seqid, flags, transforms, payload_at, timeout, payload
+    cdef object _headers, _persistent  # None until asked for: an empty dict
+
+    def __init__(self, protocol, seqid, flags, transforms=(), headers=None, persistent=None, payload_at=0,
+                 timeout=None):
+        self.protocol = protocol
+        self.seqid = seqid
+        self.flags = flags
+        self.transforms = transforms
+        self._headers = headers
+        self._persistent = persistent
+        self.payload_at = payload_at
+        self.timeout = timeout
+        self.payload = None
+
+    @property
+    def headers(self):
+        if self._headers is None:
+            self._headers = {}
+        return self._headers
+
+    @headers.setter
+    def headers(self, value):
+        self._headers = value
+
+    @property
+    def persistent(self):
+        if self._persistent is None:
+            self._persistent = {}
+        return self._persistent
+
+    @persistent.setter
+    def persistent(self, value):
+        self._persistent = value
+
+    def __repr__(self):
+        return "HeaderFrame(%s, seqid=%d, flags=0x%x, transforms=%r, headers=%r)" % (
+            self.protocol, self.seqid, self.flags, self.transforms, self.headers)
 
 
 # -- parse_header --------------------------------------------------------------------------------
@@ -129,24 +179,52 @@ cdef _keep_persistent(dict persistent, dict new):
         raise WireError("persistent THeader headers of %d bytes (limit %d)" % (size, MAX_PERSISTENT_BYTES))
 
 
-cdef _frame(protocol, int32_t seqid, int flags, tuple transforms, dict headers, dict persistent,
-            Py_ssize_t payload_at):
-    """A HeaderFrame without running its Python __init__ (the slots are set directly)."""
-    frame = _new_frame(HeaderFrame)
+cdef HeaderFrame _frame(protocol, int32_t seqid, int flags, tuple transforms, dict headers, dict persistent,
+                       Py_ssize_t payload_at):
+    """A HeaderFrame without running its __init__ (the fields are set directly); None for
+    `headers` or `persistent` stands for an empty dict, made if asked for."""
+    cdef HeaderFrame frame = HeaderFrame.__new__(HeaderFrame)
     frame.protocol = protocol
     frame.seqid = seqid
     frame.flags = flags
     frame.transforms = transforms
-    frame.headers = headers
-    frame.persistent = persistent
+    frame._headers = headers
+    frame._persistent = persistent
     frame.payload_at = payload_at
+    frame.timeout = None if headers is None else _timeout_of(headers)
     frame.payload = None
     return frame
+
+
+cdef object _timeout_of(dict headers):
+    """theader.client_timeout, compiled: the client_timeout header in seconds, or None."""
+    value = headers.get(CLIENT_TIMEOUT_HEADER)
+    if type(value) is not str:
+        return None
+    cdef str text = <str>value
+    cdef Py_ssize_t n = len(text)
+    if n == 0 or n > CLIENT_TIMEOUT_MAX_DIGITS:
+        return None
+    cdef uint64_t ms = 0
+    cdef Py_UCS4 c
+    cdef uint64_t digit
+    for c in text:
+        digit = <uint64_t>c - 48
+        if digit > 9:  # not an ASCII digit (below '0' wraps around)
+            return None
+        ms = ms * 10 + digit
+    return ms / 1000.0 if ms else None
 
 
 def parse_header(buf, Py_ssize_t start, Py_ssize_t end, dict persistent=None):
     """theader.parse_header, compiled: the frame in buf[start:end] (after its length) parsed up
     to its payload. Requires 0 <= start and end <= len(buf)."""
+    cdef Py_ssize_t size
+    if type(buf) is bytearray:  # a receive buffer: read in place (nothing here can resize it)
+        size = PyByteArray_GET_SIZE(buf)
+        if start < 0 or end > size:
+            raise ValueError("frame [%d:%d] outside a buffer of %d bytes" % (start, end, size))
+        return _parse(<const uint8_t *>PyByteArray_AS_STRING(buf), start, end, persistent)
     cdef Py_buffer view
     PyObject_GetBuffer(buf, &view, PyBUF_SIMPLE)
     try:
@@ -174,8 +252,8 @@ cdef _parse(const uint8_t *p, Py_ssize_t start, Py_ssize_t end, dict persistent)
     h.pos = start + FIXED_SIZE
     h.end = h.pos + 4 * words
     protocol = None
-    cdef dict own = {}
-    cdef dict own_persistent = {}
+    cdef dict own = None  # None: no headers (the frame makes an empty dict if asked)
+    cdef dict own_persistent = None
     cdef uint64_t protocol_id
     try:
         if h.end > end:
@@ -193,16 +271,20 @@ cdef _parse(const uint8_t *p, Py_ssize_t start, Py_ssize_t end, dict persistent)
             raise WireError("THeader protocol id %d: only binary (0) and compact (2) are served"
                             % protocol_id, app_type=INVALID_PROTOCOL)
         transforms = _read_transforms(h)
-        _read_info(h, own, own_persistent)
+        if h.pos < h.end and h.p[h.pos] != INFO_PADDING:  # else no info blocks: padding ends them
+            own = {}
+            own_persistent = {}
+            _read_info(h, own, own_persistent)
     except WireError as e:
         if not e.fatal:
-            e.theader = _frame(protocol, seqid, flags, _NO_TRANSFORMS, {}, {}, 0)
+            e.theader = _frame(protocol, seqid, flags, _NO_TRANSFORMS, None, None, 0)
         raise
     if own_persistent and persistent is not None:
         _keep_persistent(persistent, own_persistent)
     if persistent:
         merged = persistent.copy()  # the call's own header wins over a persistent one
-        merged.update(own)
+        if own:
+            merged.update(own)
         own = merged
     elif own_persistent:
         merged = own_persistent.copy()
@@ -267,29 +349,37 @@ cdef int _put_string(_Out *out, s) except -1:
     return 0
 
 
-cdef bint _plain(request, payload):
+cdef bint _plain(payload, transforms, flags, seqid):
     """Whether the request's fields and the payload are what the compiled path writes the way
     the pure one does (a reply to a parsed frame always is); else the pure one runs."""
     if type(payload) is not bytes and type(payload) is not bytearray:
         return False
-    transforms = request.transforms
     if transforms != _NO_TRANSFORMS and transforms != _ZLIB_ONLY:
         return False
-    flags = request.flags
-    seqid = request.seqid
     return (type(flags) is int and 0 <= flags <= 0xFFFF
             and type(seqid) is int and -0x80000000 <= seqid <= 0x7FFFFFFF)
 
 
 def encode_frame(payload, request, headers=None):
     """theader.encode_frame, compiled: the whole reply frame, its 4-byte length first."""
-    if not _plain(request, payload):
+    cdef HeaderFrame frame
+    if type(request) is HeaderFrame:  # what parse_header made: its fields without lookups
+        frame = <HeaderFrame>request
+        transforms, flags, seqid, protocol = frame.transforms, frame.flags, frame.seqid, frame.protocol
+    else:
+        transforms, flags, seqid, protocol = request.transforms, request.flags, request.seqid, request.protocol
+    if not _plain(payload, transforms, flags, seqid):
         from dracula.wire.theader import pure_encode_frame
         return pure_encode_frame(payload, request, headers)
-    cdef tuple transforms = request.transforms
     if transforms:
         payload = zlib.compress(payload)
-    cdef uint64_t protocol_id = ID_OF_PROTOCOL[request.protocol]
+    cdef uint64_t protocol_id
+    if protocol is BINARY:
+        protocol_id = 0
+    elif protocol is COMPACT:
+        protocol_id = 2
+    else:
+        protocol_id = ID_OF_PROTOCOL[protocol]  # a KeyError, as the pure encoder raises
     cdef char stack[256]
     cdef _Out out
     out.data = out.stack = stack
@@ -306,7 +396,7 @@ def encode_frame(payload, request, headers=None):
             for key, value in headers.items():
                 _put_string(&out, key)
                 _put_string(&out, value)
-        return _assemble(&out, payload, request.flags, request.seqid)
+        return _assemble(&out, payload, flags, seqid)
     finally:
         if out.data != out.stack:
             PyMem_Free(out.data)

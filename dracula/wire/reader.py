@@ -232,11 +232,19 @@ class Reader:
         size = self._whole_frame()
         if not size:
             return None
-        start, buf, scanner = self.start, self.buf, self.scanner
-        assert buf is not None and scanner is not None  # bytes arrived, _detect() ran
+        start, buf, scanner, wire = self.start, self.buf, self.scanner, self.wire
+        assert buf is not None and scanner is not None and wire is not None  # bytes arrived, _detect() ran
         frame_end = start + 4 + size
         try:
-            header, data, base, stop = self._unwrap(start + 4, frame_end)
+            try:
+                header = parse_header(buf, start + 4, frame_end, self.persistent)
+            except WireError as e:
+                self._answer_in(e)
+                raise
+            # The payload lies in the receive buffer, unless a transform must be undone first.
+            data, base, stop = buf, header.payload_at, frame_end
+            if header.transforms or header.protocol is not wire.protocol:
+                data, base, stop = self._untransformed(header, frame_end)
             scanner.reset()
             try:
                 n = scanner.scan(data, base, stop, stop)
@@ -261,32 +269,31 @@ class Reader:
         self._consume(4 + size)
         return Message(name, mtype, seqid, body, header)
 
-    def _unwrap(self, start: int, end: int):
-        """The frame's HeaderFrame, and where its payload lies for the scanner: (data, start,
-        end) in the receive buffer, or in the inflated bytes (the limits apply to those)."""
-        buf, wire = self.buf, self.wire
+    def _answer_in(self, e: WireError) -> None:
+        """A frame whose header was refused is answered in a THeader frame when its fixed
+        header was read (its sequence id is known)."""
+        frame = e.theader
+        if frame is not None:
+            if frame.protocol is None:
+                assert self.wire is not None  # _detect() ran
+                frame.protocol = self.wire.protocol
+            e.reply_to = (b"", CALL, frame.seqid, 0)
+
+    def _untransformed(self, header, end: int):
+        """Where the payload lies for the scanner once its transforms are undone: (data, start,
+        end) in the inflated bytes (the limits apply to those)."""
+        wire, buf = self.wire, self.buf
         assert buf is not None and wire is not None  # bytes arrived, _detect() ran
-        try:
-            header = parse_header(buf, start, end, self.persistent)
-        except WireError as e:
-            frame = e.theader
-            if frame is not None:
-                if frame.protocol is None:
-                    frame.protocol = wire.protocol
-                e.reply_to = (b"", CALL, frame.seqid, 0)
-            raise
         if header.protocol != wire.protocol:
             # The codec was chosen by the connection's first frame.
             raise WireError("THeader frame in %s on a %s connection" % (header.protocol, wire))
-        if header.transforms:
-            try:
-                data = untransform(header, buf[header.payload_at:end], self.max_size)
-            except WireError as e:
-                e.reply_to = (b"", CALL, header.seqid, 0)
-                e.theader = header
-                raise
-            return header, data, 0, len(data)
-        return header, buf, header.payload_at, end
+        try:
+            data = untransform(header, buf[header.payload_at:end], self.max_size)
+        except WireError as e:
+            e.reply_to = (b"", CALL, header.seqid, 0)
+            e.theader = header
+            raise
+        return data, 0, len(data)
 
     def _take(self, base: int, length: int, consumed: int) -> Message:
         scanner, buf = self.scanner, self.buf

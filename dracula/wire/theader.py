@@ -72,8 +72,10 @@ def parse_header(buf, start: int, end: int, persistent: dict | None = None) -> H
         # The commonest frame: one protocol id byte, no transforms, no info headers.
         protocol = PROTOCOL_IDS.get(buf[pos])
         if protocol is not None:
-            return HeaderFrame(protocol, seqid, flags, (), dict(persistent) if persistent else {}, {},
-                               header_end)
+            if not persistent:
+                return HeaderFrame(protocol, seqid, flags, (), {}, {}, header_end)
+            return HeaderFrame(protocol, seqid, flags, (), dict(persistent), {}, header_end,
+                               client_timeout(persistent))
     frame = HeaderFrame(None, seqid, flags)
     try:
         if header_end > end:
@@ -104,6 +106,7 @@ def parse_header(buf, start: int, end: int, persistent: dict | None = None) -> H
     frame.headers = own
     frame.persistent = own_persistent
     frame.payload_at = header_end
+    frame.timeout = client_timeout(own) if own else None
     return frame
 
 

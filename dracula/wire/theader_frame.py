@@ -40,14 +40,15 @@ class HeaderFrame:
     headers: the call's headers, str -> str: the connection's persistent headers overlaid by this
     frame's KEYVALUE headers (as fbthrift presents them); persistent: the PKEYVALUE headers this
     frame carried; payload_at: where the payload starts in the buffer parse_header read;
-    payload: the untransformed payload, set by parse_frame only.
+    timeout: the `client_timeout` header in seconds (None: absent, or not a usable number;
+    theader.client_timeout); payload: the untransformed payload, set by parse_frame only.
     """
 
     __slots__ = ("protocol", "seqid", "flags", "transforms", "headers", "persistent", "payload_at",
-                 "payload")
+                 "timeout", "payload")
 
     def __init__(self, protocol, seqid: int, flags: int, transforms=(), headers=None, persistent=None,
-                 payload_at: int = 0):
+                 payload_at: int = 0, timeout: float | None = None):
         self.protocol = protocol
         self.seqid = seqid
         self.flags = flags
@@ -55,6 +56,7 @@ class HeaderFrame:
         self.headers = {} if headers is None else headers
         self.persistent = {} if persistent is None else persistent
         self.payload_at = payload_at
+        self.timeout = timeout
         self.payload: bytes | bytearray | memoryview | None = None
 
     def __repr__(self) -> str:
