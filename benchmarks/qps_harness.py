@@ -204,9 +204,10 @@ def table(rows: list, baselines: list, show_workload: bool = False) -> str:
             (["server CPU µs/call"] if show_workload else []) + ["client CPU s"] +
             ["vs %s" % b for b in baselines])
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
-    base = {(r["server"], r.get("workload"), r["connections"]): r["qps"] for r in rows if r.get("qps")}
+    # A row is compared with its baseline's row of the same round (rows of --rounds runs).
+    base = {(r["server"], r.get("workload"), r["connections"], r.get("round")): r["qps"] for r in rows if r.get("qps")}
     for r in rows:
-        cells = [r["server"] + (" (framed)" if r["framed"] else "")]
+        cells = [r["server"] + (" (framed)" if r["framed"] else "") + (" #%d" % r["round"] if r.get("round") else "")]
         if show_workload:
             cells.append("%s (%s)" % (r["workload"], _size(r["request_bytes"])))
         cells.append(str(r["connections"]))
@@ -219,7 +220,7 @@ def table(rows: list, baselines: list, show_workload: bool = False) -> str:
                 cells.append(_fmt(_cpu_per_call(r), ",.0f"))
             cells.append(_fmt(r["client_cpu_s"], ".2f"))
             for b in baselines:
-                qps = base.get((b, r.get("workload"), r["connections"]))
+                qps = base.get((b, r.get("workload"), r["connections"], r.get("round")))
                 ratio = r["qps"] / qps if qps else None
                 cells.append(_fmt(ratio, ".2f") + ("x" if ratio is not None else ""))
         lines.append("| " + " | ".join(cells) + " |")

@@ -1,7 +1,7 @@
 """What THeader costs: ping and the small struct call, framed binary against THeader (binary
 inside), to the same server (`dracula serve --backend uv`), in one run, as a markdown table.
 
-    python benchmarks/theader_qps.py --connections 50 --seconds 10 --clients 2 [--json out.json]
+    python benchmarks/theader_qps.py --connections 50 --seconds 10 --clients 2 --rounds 3 [--json out.json]
 
 Rows per workload: framed binary (the baseline), THeader with no headers, and THeader carrying
 a W3C `traceparent` and fbthrift's `client_timeout` (what a traced fleet sends). Every request
@@ -9,14 +9,19 @@ is encoded once (THeader frames by dracula.wire.theader.request_frame around the
 message callwire.py encodes); each reply must equal, byte for byte, the probe's, which is
 decoded here independently of dracula: the THeader frame's fixed fields and header checked,
 its payload decoded by callwire (thriftpy2) to the workload's expected value. The "vs
-dracula-uv" column is each row's QPS over the framed-binary row of the same workload: the
-header's cost is 1 minus it. Compare rows of one run, never with another run's.
+dracula-uv" column is each row's QPS over the framed-binary row of the same workload and round:
+the header's cost is 1 minus it. Compare rows of one run, never with another run's.
+
+With --rounds N every row is measured N times, the rows of a round one after another, so that
+a shared machine's drift between rows falls on both sides of a ratio alike; the summary gives
+each row's median ratio over the rounds.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import socket
+import statistics
 import struct
 import sys
 import time
@@ -84,7 +89,11 @@ def main(argv=None) -> int:
                         help="connection count, or a comma-separated list of them (default: 50)")
     parser.add_argument("--workloads", default="ping,small", help="from: %s (default: ping,small)"
                         % ", ".join(workloads.WORKLOADS))
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="measure every row this many times, a round at a time (default: 1)")
     args = parser.parse_args(argv)
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     names, counts = qps_harness.check_options(parser, args)
     if names != [BASELINE]:
         parser.error("this benchmark compares transports on one server: --servers %s" % BASELINE)
@@ -94,13 +103,43 @@ def main(argv=None) -> int:
                 (THeaderWire(TRACED_HEADERS), "THeader + traceparent, client_timeout")]
     chosen = [workloads.WORKLOADS[w.strip()] for w in args.workloads.split(",") if w.strip()]
     cells = [(w, count, framed, wire, label) for w in chosen for count in counts for wire, label in variants]
-    meta = qps_harness.metadata(args, [BASELINE], len(cells))
+    meta = qps_harness.metadata(args, [BASELINE], len(cells) * args.rounds)
     meta["workloads"] = {w.name: w.about for w in chosen}
-    rows = qps_harness.run_cells(cells, args, meta)
+    meta["rounds"] = args.rounds
+    rows = []
+    for number in range(1, args.rounds + 1):
+        measured = qps_harness.run_cells(cells, args, meta)
+        if args.rounds > 1:
+            for row in measured:
+                row["round"] = number
+        rows += measured
+        if meta.get("interrupted"):
+            break
     preamble = ["", "Server: `dracula serve --backend uv`; the %s rows are framed binary; calls:" % BASELINE]
     preamble += ["- %s: %s" % (w.name, w.about) for w in chosen]
-    return qps_harness.report("THeader vs framed binary QPS", rows, meta, args, show_workload=True,
-                              preamble=preamble)
+    status = qps_harness.report("THeader vs framed binary QPS", rows, meta, args, show_workload=True,
+                                preamble=preamble)
+    if args.rounds > 1:
+        print()
+        print(median_ratios(rows, [label for _, label in variants]))
+    return status
+
+
+def median_ratios(rows: list, labels: list) -> str:
+    """Per workload, connection count and row: the median over the rounds of its QPS over the
+    framed-binary row of the same round."""
+    lines = ["| row | payload | connections | rounds | median vs %s | min | max |" % BASELINE,
+             "|---|---|---:|---:|---:|---:|---:|"]
+    qps = {(r["server"], r["workload"], r["connections"], r["round"]): r.get("qps") for r in rows}
+    for workload, count in dict.fromkeys((r["workload"], r["connections"]) for r in rows):
+        for label in labels:
+            ratios = [q / base for (name, w, c, rnd), q in qps.items()
+                      if (name, w, c) == (label, workload, count) and q
+                      and (base := qps.get((BASELINE, workload, count, rnd)))]
+            if ratios:
+                lines.append("| %s | %s | %d | %d | %.2fx | %.2fx | %.2fx |" % (
+                    label, workload, count, len(ratios), statistics.median(ratios), min(ratios), max(ratios)))
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
