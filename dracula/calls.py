@@ -189,7 +189,13 @@ class Call:
             return value
         if self.msg.mtype == CALL and not method.oneway:  # the common case, without finish()
             reply = self._value_reply(value)
-            self.reply = reply if self.msg.header is None else self._in_header_frame(reply)
+            header = self.msg.header
+            if header is None:
+                self.reply = reply
+            elif self._context is None:  # no response headers: a frame that cannot be too large
+                self.reply = encode_frame(reply, header)
+            else:
+                self.reply = self._in_header_frame(reply)
             if self.started:
                 self._observe()
             return None

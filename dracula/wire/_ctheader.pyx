@@ -13,19 +13,32 @@ cimport cython
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.long cimport PyLong_AsLongAndOverflow
 from cpython.mem cimport PyMem_Malloc, PyMem_Realloc, PyMem_Free
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
-from libc.string cimport memcpy
+from libc.string cimport memcmp, memcpy
 
 import zlib
 
-from dracula.wire.detect import BINARY, COMPACT
+from dracula.wire import detect
 from dracula.wire.errors import WireError
-from dracula.wire.theader_frame import (CLIENT_TIMEOUT_HEADER, CLIENT_TIMEOUT_MAX_DIGITS, FIXED_SIZE,
-                                        ID_OF_PROTOCOL, INFO_KEYVALUE, INFO_PADDING, INFO_PKEYVALUE,
-                                        INVALID_PROTOCOL, INVALID_TRANSFORM, MAGIC, MAX_HEADER_SIZE,
-                                        MAX_PERSISTENT_BYTES, TRANSFORM_NAMES, ZLIB)
+from dracula.wire import theader_frame as _layout
+from dracula.wire.theader_frame import (CLIENT_TIMEOUT_HEADER, ID_OF_PROTOCOL, INVALID_PROTOCOL,
+                                        INVALID_TRANSFORM, TRANSFORM_NAMES)
+
+# The layout's numbers as C values: a Python int in C arithmetic costs a conversion each time.
+cdef Py_ssize_t FIXED_SIZE = _layout.FIXED_SIZE
+cdef int MAGIC = _layout.MAGIC
+cdef Py_ssize_t MAX_HEADER_SIZE = _layout.MAX_HEADER_SIZE
+cdef Py_ssize_t MAX_PERSISTENT_BYTES = _layout.MAX_PERSISTENT_BYTES
+cdef Py_ssize_t CLIENT_TIMEOUT_MAX_DIGITS = _layout.CLIENT_TIMEOUT_MAX_DIGITS
+cdef uint64_t ZLIB = _layout.ZLIB
+cdef uint64_t INFO_PADDING = _layout.INFO_PADDING
+cdef uint64_t INFO_KEYVALUE = _layout.INFO_KEYVALUE
+cdef uint64_t INFO_PKEYVALUE = _layout.INFO_PKEYVALUE
+cdef object BINARY = detect.BINARY  # C globals: no module dict lookup per frame
+cdef object COMPACT = detect.COMPACT
 
 cdef tuple _NO_TRANSFORMS = ()
 cdef tuple _ZLIB_ONLY = (ZLIB,)
@@ -36,10 +49,13 @@ cdef class HeaderFrame:
     """theader_frame.HeaderFrame as an extension type: the same fields, __init__ and repr. The
     parser fills and the encoder reads its fields as C struct members, not through Python
     attribute lookups, which cost more than the header's own bytes on every THeader call.
-    A frame without headers makes its two dicts only when they are asked for."""
+    `headers` and `persistent` are made when first asked for: from the checked, undecoded
+    KEYVALUE blocks the parser kept (most handlers never look), or empty."""
 
     cdef public object protocol, seqid, flags, transforms, payload_at, timeout, payload
-    cdef object _headers, _persistent  # None until asked for: an empty dict
+    cdef object _headers, _persistent  # None until asked for
+    cdef bytes _raw  # the info blocks, to the header's end, while `headers` is not decoded
+    cdef dict _base  # with _raw: a copy of the connection's persistent headers, or None
 
     def __init__(self, protocol, seqid, flags, transforms=(), headers=None, persistent=None, payload_at=0,
                  timeout=None):
@@ -56,12 +72,14 @@ cdef class HeaderFrame:
     @property
     def headers(self):
         if self._headers is None:
-            self._headers = {}
+            self._headers = {} if self._raw is None else _decode_info(self._raw, self._base)
+            self._raw = self._base = None
         return self._headers
 
     @headers.setter
     def headers(self, value):
         self._headers = value
+        self._raw = self._base = None
 
     @property
     def persistent(self):
@@ -129,7 +147,8 @@ cdef tuple _read_transforms(_Header *h):
     return _ZLIB_ONLY if seen_zlib else _NO_TRANSFORMS
 
 
-cdef str _string(_Header *h):
+cdef Py_ssize_t _string_span(_Header *h, Py_ssize_t *size) except -1:
+    """Check the next header string and step over it: where its bytes start (`size` of them)."""
     cdef uint64_t n
     if h.pos < h.end and h.p[h.pos] < 0x80:  # one-byte length: nearly every header
         n = h.p[h.pos]
@@ -139,19 +158,30 @@ cdef str _string(_Header *h):
     if n > <uint64_t>(h.end - h.pos):
         raise WireError("THeader header string of %d bytes runs past the header (%d left)"
                         % (n, h.end - h.pos), fatal=False)
-    # surrogateescape: bytes that are not UTF-8 survive, unaltered, a round trip as str.
-    value = PyUnicode_DecodeUTF8(<const char *>h.p + h.pos, <Py_ssize_t>n, "surrogateescape")
+    cdef Py_ssize_t at = h.pos
+    size[0] = <Py_ssize_t>n
     h.pos += <Py_ssize_t>n
-    return value
+    return at
 
 
-cdef void _read_pairs(_Header *h, dict into) except *:
+cdef str _string(_Header *h):
+    cdef Py_ssize_t n
+    cdef Py_ssize_t at = _string_span(h, &n)
+    # surrogateescape: bytes that are not UTF-8 survive, unaltered, a round trip as str.
+    return PyUnicode_DecodeUTF8(<const char *>h.p + at, n, "surrogateescape")
+
+
+cdef uint64_t _pair_count(_Header *h) except? 0xFFFFFFFFFFFFFFFF:
     cdef uint64_t count = _varint(h, "header count")
-    cdef uint64_t i
     if count > <uint64_t>((h.end - h.pos) // 2):  # every pair takes at least two length bytes
         raise WireError("THeader declares %d headers in %d header bytes" % (count, h.end - h.pos),
                         fatal=False)
-    for i in range(count):
+    return count
+
+
+cdef void _read_pairs(_Header *h, dict into) except *:
+    cdef uint64_t i
+    for i in range(_pair_count(h)):
         key = _string(h)
         into[key] = _string(h)
 
@@ -167,6 +197,40 @@ cdef void _read_info(_Header *h, dict headers, dict persistent) except *:
             _read_pairs(h, persistent)
         else:
             break
+
+
+cdef struct _Walk:
+    # What _walk_info saw of the info blocks without decoding them.
+    bint persistent  # a PKEYVALUE block
+    Py_ssize_t timeout_at  # the last KEYVALUE client_timeout value's bytes (-1: none)
+    Py_ssize_t timeout_size
+
+
+cdef const char *_TIMEOUT_KEY = b"client_timeout"
+cdef Py_ssize_t _TIMEOUT_KEY_SIZE = 14
+
+
+cdef void _walk_info(_Header *h, _Walk *walk) except *:
+    """_read_info's walk with the same checks and refusals, decoding nothing: most frames'
+    headers are never looked at by the handler, so they are decoded only if asked for."""
+    cdef uint64_t info
+    cdef uint64_t i
+    cdef Py_ssize_t key_size, value_size, key_at, value_at
+    walk.persistent = False
+    walk.timeout_at = -1
+    walk.timeout_size = 0
+    while h.pos < h.end:
+        info = _varint(h, "info id")
+        if info != INFO_KEYVALUE and info != INFO_PKEYVALUE:
+            break
+        walk.persistent = walk.persistent or info == INFO_PKEYVALUE
+        for i in range(_pair_count(h)):
+            key_at = _string_span(h, &key_size)
+            value_at = _string_span(h, &value_size)
+            if info == INFO_KEYVALUE and key_size == _TIMEOUT_KEY_SIZE \
+                    and memcmp(h.p + key_at, _TIMEOUT_KEY, _TIMEOUT_KEY_SIZE) == 0:
+                walk.timeout_at = value_at
+                walk.timeout_size = value_size
 
 
 cdef _keep_persistent(dict persistent, dict new):
@@ -199,21 +263,40 @@ cdef HeaderFrame _frame(protocol, int32_t seqid, int flags, tuple transforms, di
 cdef object _timeout_of(dict headers):
     """theader.client_timeout, compiled: the client_timeout header in seconds, or None."""
     value = headers.get(CLIENT_TIMEOUT_HEADER)
-    if type(value) is not str:
-        return None
-    cdef str text = <str>value
-    cdef Py_ssize_t n = len(text)
+    if type(value) is not str or not (<str>value).isascii():
+        return None  # a non-ASCII character is never an ASCII digit
+    cdef bytes text = (<str>value).encode("ascii")
+    return _timeout_digits(<const uint8_t *>PyBytes_AS_STRING(text), PyBytes_GET_SIZE(text))
+
+
+cdef object _timeout_digits(const uint8_t *text, Py_ssize_t n):
+    """The client_timeout value in `text` (milliseconds as ASCII digits) in seconds, or None."""
     if n == 0 or n > CLIENT_TIMEOUT_MAX_DIGITS:
         return None
     cdef uint64_t ms = 0
-    cdef Py_UCS4 c
     cdef uint64_t digit
-    for c in text:
-        digit = <uint64_t>c - 48
+    cdef Py_ssize_t i
+    for i in range(n):
+        digit = <uint64_t>text[i] - 48
         if digit > 9:  # not an ASCII digit (below '0' wraps around)
             return None
         ms = ms * 10 + digit
     return ms / 1000.0 if ms else None
+
+
+cdef dict _decode_info(bytes raw, dict base):
+    """The headers of info blocks _walk_info checked (`raw`, to the header's end), over a copy
+    of the connection's persistent headers (`base`) if it had any."""
+    cdef _Header h
+    h.p = <const uint8_t *>PyBytes_AS_STRING(raw)
+    h.pos = 0
+    h.end = PyBytes_GET_SIZE(raw)
+    cdef dict own = {}
+    _read_info(&h, own, None)  # no PKEYVALUE block: those are decoded while parsing
+    if base:
+        base.update(own)  # the call's own header wins over a persistent one
+        return base
+    return own
 
 
 def parse_header(buf, Py_ssize_t start, Py_ssize_t end, dict persistent=None):
@@ -255,6 +338,8 @@ cdef _parse(const uint8_t *p, Py_ssize_t start, Py_ssize_t end, dict persistent)
     cdef dict own = None  # None: no headers (the frame makes an empty dict if asked)
     cdef dict own_persistent = None
     cdef uint64_t protocol_id
+    cdef Py_ssize_t info_at = -1  # where the info blocks start, if there are any
+    cdef _Walk walk
     try:
         if h.end > end:
             raise WireError("THeader header of %d bytes runs past its %d-byte frame"
@@ -272,13 +357,19 @@ cdef _parse(const uint8_t *p, Py_ssize_t start, Py_ssize_t end, dict persistent)
                             % protocol_id, app_type=INVALID_PROTOCOL)
         transforms = _read_transforms(h)
         if h.pos < h.end and h.p[h.pos] != INFO_PADDING:  # else no info blocks: padding ends them
-            own = {}
-            own_persistent = {}
-            _read_info(h, own, own_persistent)
+            info_at = h.pos
+            _walk_info(h, &walk)
+            if walk.persistent:  # decoded now: they change the connection's persistent headers
+                h.pos = info_at
+                own = {}
+                own_persistent = {}
+                _read_info(h, own, own_persistent)
     except WireError as e:
         if not e.fatal:
             e.theader = _frame(protocol, seqid, flags, _NO_TRANSFORMS, None, None, 0)
         raise
+    if info_at >= 0 and not walk.persistent:
+        return _undecoded_frame(protocol, seqid, flags, transforms, p, info_at, h.end, &walk, persistent)
     if own_persistent and persistent is not None:
         _keep_persistent(persistent, own_persistent)
     if persistent:
@@ -291,6 +382,21 @@ cdef _parse(const uint8_t *p, Py_ssize_t start, Py_ssize_t end, dict persistent)
         merged.update(own)
         own = merged
     return _frame(protocol, seqid, flags, transforms, own, own_persistent, start + FIXED_SIZE + 4 * words)
+
+
+cdef HeaderFrame _undecoded_frame(protocol, int32_t seqid, int flags, tuple transforms, const uint8_t *p,
+                                 Py_ssize_t info_at, Py_ssize_t header_end, _Walk *walk, dict persistent):
+    """A frame whose KEYVALUE blocks (checked by _walk_info) are decoded if `headers` is asked for;
+    its timeout is read from the bytes."""
+    cdef HeaderFrame frame = _frame(protocol, seqid, flags, transforms, None, None, header_end)
+    frame._raw = PyBytes_FromStringAndSize(<const char *>p + info_at, header_end - info_at)
+    if persistent:
+        frame._base = persistent.copy()
+    if walk.timeout_at >= 0:  # the call's own client_timeout wins over a persistent one
+        frame.timeout = _timeout_digits(p + walk.timeout_at, walk.timeout_size)
+    elif persistent:
+        frame.timeout = _timeout_of(persistent)
+    return frame
 
 
 # -- encode_frame --------------------------------------------------------------------------------
@@ -354,10 +460,19 @@ cdef bint _plain(payload, transforms, flags, seqid):
     the pure one does (a reply to a parsed frame always is); else the pure one runs."""
     if type(payload) is not bytes and type(payload) is not bytearray:
         return False
-    if transforms != _NO_TRANSFORMS and transforms != _ZLIB_ONLY:
+    if transforms is not _NO_TRANSFORMS and transforms is not _ZLIB_ONLY \
+            and transforms != _NO_TRANSFORMS and transforms != _ZLIB_ONLY:
         return False
-    return (type(flags) is int and 0 <= flags <= 0xFFFF
-            and type(seqid) is int and -0x80000000 <= seqid <= 0x7FFFFFFF)
+    return _int_within(flags, 0, 0xFFFF) and _int_within(seqid, -0x80000000, 0x7FFFFFFF)
+
+
+cdef inline bint _int_within(value, long low, long high):
+    """An int (not a bool or other subclass) from low to high, compared in C."""
+    if type(value) is not int:
+        return False
+    cdef int overflow
+    cdef long n = PyLong_AsLongAndOverflow(value, &overflow)
+    return not overflow and low <= n <= high
 
 
 def encode_frame(payload, request, headers=None):
