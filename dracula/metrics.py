@@ -57,6 +57,21 @@ def exposition(registry=None, multiprocess_dir=None) -> bytes:
     return generate_latest(registry)
 
 
+def call_totals(multiprocess_dir: str) -> tuple[float, float]:
+    """(calls answered, calls shed) summed over every process recording into `multiprocess_dir`:
+    what the supervisor knows of its workers' shedding (shed calls are among the answered)."""
+    from prometheus_client import multiprocess
+
+    registry = new_registry()
+    multiprocess.MultiProcessCollector(registry, path=multiprocess_dir)
+    totals = {"dracula_calls_total": 0.0, "dracula_shed_calls_total": 0.0}
+    for family in registry.collect():
+        for sample in family.samples:
+            if sample.name in totals:
+                totals[sample.name] += sample.value
+    return totals["dracula_calls_total"], totals["dracula_shed_calls_total"]
+
+
 def serve_status(host: str, port: int, healthy, multiprocess_dir=None, registry=None):
     """Serve /metrics (from `registry`, or summed over `multiprocess_dir`) and /healthz (200
     while `healthy()`, else 503) from a daemon thread. Returns the HTTP server."""

@@ -6,10 +6,12 @@ goodput up where running calls whose clients have already given up would collaps
 The type is 11, which fbthrift names LOADSHEDDING; Apache Thrift stops at 10, and its
 clients (and thriftpy2's) raise a TApplicationException carrying type 11 and the message.
 
-Nothing here runs when both options are off: ServerState.overload is then None.
+Nothing here runs when both options are off: ServerState.overload is then None. ShedShare is
+the supervisor's view of its workers' shedding, for /healthz (--unhealthy-when-shedding).
 """
 from __future__ import annotations
 
+import collections
 import functools
 import threading
 import time
@@ -25,6 +27,35 @@ HARD_SHEDDING = 0.5
 # timeout is refused at the door: the prediction is rough (run times vary), and a margin keeps
 # admitted calls from waiting past the timeout and being refused late, after the wait.
 DOOR_SHARE = 0.5
+
+
+class ShedShare:
+    """Whether calls are shed hard, seen from outside the processes that shed them: the
+    supervisor, from its workers' summed counters (`totals()`: calls answered, calls shed).
+    Sampled about once a second; the last three samples span the last two seconds, as
+    Overload.shedding_hard counts in a worker."""
+
+    def __init__(self, totals):
+        self.totals = totals
+        self.samples: collections.deque[tuple[float, float, float]] = collections.deque(maxlen=3)
+        self.lock = threading.Lock()  # sample() in the supervisor's loop, hard() in /healthz's thread
+
+    def sample(self) -> None:
+        now = time.monotonic()
+        if self.samples and now - self.samples[-1][0] < 1.0:
+            return
+        calls, shed = self.totals()
+        with self.lock:
+            self.samples.append((now, calls, shed))
+
+    def hard(self) -> bool:
+        with self.lock:
+            if len(self.samples) < 2:
+                return False
+            (_, calls_before, shed_before), (_, calls, shed) = self.samples[0], self.samples[-1]
+        calls -= calls_before
+        shed -= shed_before
+        return calls > 0 and shed > HARD_SHEDDING * calls
 
 
 class Overloaded(TApplicationException):

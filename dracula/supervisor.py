@@ -15,6 +15,7 @@ means the code cannot start: the supervisor stops and exits 1.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import select
@@ -26,7 +27,8 @@ import tempfile
 import time
 
 from .listen import address_of, listen
-from .metrics import serve_status
+from .metrics import call_totals, serve_status
+from .overload import ShedShare
 
 log = logging.getLogger("dracula.supervisor")
 
@@ -63,10 +65,13 @@ class Supervisor:
         self.env = dict(os.environ)
         self.status = None
         self.metrics_dir: str | None = None
+        self.shedding: ShedShare | None = None  # the workers' shedding, for /healthz
         if config.metrics_port is not None:
             # Workers record into one multiprocess directory; this process serves the sum.
             self.metrics_dir = tempfile.mkdtemp(prefix="dracula-metrics-")
             self.env["PROMETHEUS_MULTIPROC_DIR"] = self.metrics_dir
+            if config.unhealthy_when_shedding:
+                self.shedding = ShedShare(functools.partial(call_totals, self.metrics_dir))
             self.status = serve_status(config.metrics_host or config.host, config.metrics_port,
                                        self.healthy, self.metrics_dir)
 
@@ -115,6 +120,8 @@ class Supervisor:
                     self.start_failures = 0
                     log.info("worker %d accepting", worker.pid)
             self._reap()
+            if self.shedding is not None:
+                self.shedding.sample()  # at least once a second: select() wakes up that often
             if self.start_failures >= MAX_START_FAILURES:
                 log.error("%d workers in a row died before accepting: giving up (see their log above)",
                           self.start_failures)
@@ -131,8 +138,11 @@ class Supervisor:
             self._keep_count()
 
     def healthy(self) -> bool:
-        """/healthz: some worker accepts and the supervisor is not stopping."""
-        return not self.stopping and any(w.ready and not w.retiring for w in self.workers)
+        """/healthz: some worker accepts, the supervisor is not stopping and (with
+        --unhealthy-when-shedding) the workers together are not shedding over half their calls."""
+        if self.stopping or not any(w.ready and not w.retiring for w in self.workers):
+            return False
+        return self.shedding is None or not self.shedding.hard()
 
     def _on_signal(self, signum, frame) -> None:
         self.signals.append(signum)
