@@ -25,8 +25,8 @@ from examples.showcase import ShowcaseHandler
 
 from . import apache_client
 from .helpers import BACKENDS, Background, free_port, running, showcase_thrift, wait_until
+from .status_client import http_get, scrape, value
 from .test_cpp_client import cpp_client  # noqa: F401 - the compiled C++ client (a fixture)
-from .test_observability import http_get, scrape, value
 from .wire_client import Connection, client, encode_call
 
 Showcase = showcase_thrift.Showcase
