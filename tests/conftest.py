@@ -7,6 +7,7 @@ from examples.pingpong import PingHandler
 from examples.showcase import ShowcaseHandler
 
 from .cli_server import CliServer
+from .client_programs import build_cpp_client
 from .helpers import (
     BACKENDS,
     pingpong_thrift,
@@ -52,6 +53,13 @@ def multiplexed_servers():
                    [("PingService", pingpong_thrift.PingService, PingHandler()),
                     ("Showcase", showcase_thrift.Showcase, ShowcaseHandler())], backend))
                for backend in BACKENDS}
+
+
+@pytest.fixture(scope="session")
+def cpp_client(tmp_path_factory):
+    """Path of the C++ client (tests/cpp/showcase_client.cpp), compiled once per session;
+    skips (fails on CI) where the toolchain or library is missing."""
+    return build_cpp_client(tmp_path_factory.mktemp("cpp"))
 
 
 @pytest.fixture

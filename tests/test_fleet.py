@@ -9,8 +9,6 @@ import os
 import shutil
 import signal
 import time
-import urllib.error
-import urllib.request
 
 import pytest
 
@@ -24,6 +22,7 @@ from . import apache_client
 from .cli_server import CliServer
 from .client_programs import missing_toolchain
 from .helpers import BACKENDS, free_port, pingpong_thrift, serving, showcase_thrift, wait_until
+from .status_client import http_get
 from .wire_client import Connection, encode_call, make_client
 
 AGE = 0.5  # seconds: --max-connection-age in the single-server tests
@@ -32,14 +31,6 @@ AGE = 0.5  # seconds: --max-connection-age in the single-server tests
 def showcase_server(backend, **options):
     config = dracula.Config(host="127.0.0.1", port=0, backend=backend, **options)
     return serving(dracula.Server([("Showcase", showcase_thrift.Showcase, ShowcaseHandler())], config))
-
-
-def healthz(host, port):
-    try:
-        with urllib.request.urlopen("http://%s:%d/healthz" % (host, port), timeout=5) as reply:
-            return reply.status
-    except urllib.error.HTTPError as e:
-        return e.code
 
 
 def closed_error(call):
@@ -57,9 +48,9 @@ def test_drain_delay_reports_503_while_still_serving_and_accepting(backend):
     with showcase_server(backend, drain_delay=60.0, metrics_port=metrics_port) as server:
         pooled = make_client(server.port)
         assert pooled.add(1, 2) == 3
-        assert healthz("127.0.0.1", metrics_port) == 200
+        assert http_get(metrics_port, "/healthz")[0] == 200
         server.close()
-        assert wait_until(lambda: healthz("127.0.0.1", metrics_port) == 503)
+        assert wait_until(lambda: http_get(metrics_port, "/healthz")[0] == 503)
         assert pooled.add(2, 3) == 5  # still serving its connections
         fresh = make_client(server.port)
         assert fresh.add(3, 4) == 7  # and still accepting
@@ -79,7 +70,7 @@ def test_sigterm_with_drain_delay_keeps_serving_then_drains():
         assert client.ping() == "pong"
         server.signal(signal.SIGTERM)
         server.wait_for(r"draining: /healthz answers 503 for 60s while still serving")
-        assert healthz("127.0.0.1", metrics_port) == 503
+        assert http_get(metrics_port, "/healthz")[0] == 503
         assert client.ping() == "pong" and client.retries == 0  # same connection, still served
         server.signal(signal.SIGTERM)  # the second signal: drain now
         assert server.wait(20) == 0

@@ -7,16 +7,14 @@ import logging
 import os
 import re
 import signal
-import urllib.error
-import urllib.request
 
 import pytest
 import thriftpy2.rpc
-from prometheus_client.parser import text_string_to_metric_families
 from thriftpy2.thrift import TApplicationException, TMessageType
 
 from .helpers import Background, free_port, running, wait_until
 from .ops_app import LocalOps, call, ops_plus_thrift, ops_thrift
+from .status_client import http_get, scrape, value
 from .wire_client import encode_call, encode_message
 
 ACCESS_LINE = re.compile(r"^(?P<peer>\S+) (?P<method>\S+) (?P<outcome>ok|exception|error) (?P<us>\d+)us$")
@@ -106,30 +104,6 @@ def test_access_log_from_the_command_line(serve):
 
 
 # -- metrics -------------------------------------------------------------------------------------
-
-def http_get(port, path):
-    """(status, body) of GET http://127.0.0.1:port/path."""
-    try:
-        with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path), timeout=10) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-
-
-def scrape(port) -> dict:
-    """{(sample name, sorted labels): value} of every sample on /metrics."""
-    status, body = http_get(port, "/metrics")
-    assert status == 200, (status, body)
-    samples = {}
-    for family in text_string_to_metric_families(body):
-        for sample in family.samples:
-            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-    return samples
-
-
-def value(samples, name, **labels):
-    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
-
 
 def calls_total(samples, method, outcome):
     return value(samples, "dracula_calls_total", method=method, outcome=outcome)

@@ -24,9 +24,9 @@ import dracula
 from examples.showcase import ShowcaseHandler
 
 from . import apache_client
+from .client_programs import RUN_TIMEOUT
 from .helpers import BACKENDS, Background, free_port, running, showcase_thrift, wait_until
-from .test_cpp_client import cpp_client  # noqa: F401 - the compiled C++ client (a fixture)
-from .test_observability import http_get, scrape, value
+from .status_client import http_get, scrape, value
 from .wire_client import Connection, client, encode_call
 
 Showcase = showcase_thrift.Showcase
@@ -119,14 +119,14 @@ def test_max_requests_counts_oneway_and_unknown_methods_do_not_leak(backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_cpp_client_raises_the_overloaded_exception(cpp_client, backend):  # noqa: F811
+def test_cpp_client_raises_the_overloaded_exception(cpp_client, backend):
     handler = HeldHandler()
     with running(Showcase, handler, backend, max_requests=1) as server:
         try:
             held = held_call(server.port)
             assert wait_until(lambda: handler.started == 1)
             done = subprocess.run([cpp_client, "127.0.0.1", str(server.port), "binary", "buffered"],
-                                  capture_output=True, text=True, timeout=60)
+                                  capture_output=True, text=True, timeout=RUN_TIMEOUT)
         finally:
             handler.release.set()
         assert held.result() == "held"

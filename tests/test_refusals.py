@@ -19,14 +19,12 @@ import re
 import socket
 import struct
 import time
-import urllib.request
 import zlib
 from collections.abc import Callable
 from typing import NamedTuple
 
 import pytest
 import thriftpy2
-from prometheus_client.parser import text_string_to_metric_families
 from thriftpy2.thrift import TApplicationException, TMessageType, TType
 
 from dracula.wire.theader import INVALID_TRANSFORM, MAX_PERSISTENT_BYTES, parse_frame
@@ -34,6 +32,7 @@ from examples.showcase import ShowcaseHandler
 
 from .helpers import ROOT, free_port, running, showcase_thrift, wait_until
 from .refusal_log import refusal_lines, refusals_of
+from .status_client import scrape, value
 from .theader_frames import info, raw_frame
 from .wire_client import (
     BytesReader,
@@ -540,19 +539,6 @@ def test_per_peer_limit_caps_one_address(backend, refused_log):
             second.close()
 
 
-def http_get(port, path):
-    with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path), timeout=10) as response:
-        return response.read().decode()
-
-
-def metric(port, name) -> float:
-    for family in text_string_to_metric_families(http_get(port, "/metrics")):
-        for sample in family.samples:
-            if sample.name == name and not sample.labels:
-                return sample.value
-    return 0.0
-
-
 def test_full_table_evicts_an_idle_connection_and_counts_it(backend, refused_log):
     refused_log.set_level(logging.WARNING, logger="dracula.evicted")
     cap = 3
@@ -564,13 +550,13 @@ def test_full_table_evicts_an_idle_connection_and_counts_it(backend, refused_log
         try:
             for i, sock in enumerate(idle):
                 served_once(sock, i + 1)  # counted by the server; idle from now on, the first the longest
-            assert metric(metrics_port, "dracula_evicted_connections_total") == 0
+            assert value(scrape(metrics_port), "dracula_evicted_connections_total") == 0
             with connect(port) as newcomer:
                 served_once(newcomer, 10)
                 assert closed_by_server(idle[0], 5), "the longest-idle connection was not closed"
-                assert wait_until(lambda: metric(metrics_port, "dracula_evicted_connections_total") == 1, 5), \
-                    metric(metrics_port, "dracula_evicted_connections_total")
-                assert metric(metrics_port, "dracula_connections") == cap
+                assert wait_until(lambda: value(scrape(metrics_port), "dracula_evicted_connections_total") == 1, 5), \
+                    value(scrape(metrics_port), "dracula_evicted_connections_total")
+                assert value(scrape(metrics_port), "dracula_connections") == cap
                 for i, sock in enumerate(idle[1:]):
                     served_once(sock, 20 + i)  # the others were left alone
             assert refusal_lines(refused_log) == []
