@@ -15,10 +15,12 @@ import time
 
 import pytest
 import thriftpy2.rpc
+from thriftpy2.thrift import TApplicationException
 
 from .cli_server import alive, live_children, run_cli
-from .helpers import Background, wait_until
+from .helpers import Background, free_port, wait_until
 from .ops_app import OPS_IDL, call, ops_thrift
+from .status_client import http_get
 
 
 def supervised(serve, backend, workers=2, *extra):
@@ -291,3 +293,43 @@ def test_sigttin_adds_a_worker_and_sigttou_removes_one(serve, backend):
         assert int(call(port, "pid")) == last
     served.signal(signal.SIGTERM)
     assert served.wait(20) == 0, served.output
+
+
+# -- /healthz sees the workers' shedding (--unhealthy-when-shedding) -------------------------------
+
+def hold_in_every_worker(app, port, workers) -> list:
+    """A @blocking hold() in flight in each worker (their --max-requests 1 is then reached):
+    holds land where the accept queue sends them, so keep starting one until every worker holds
+    one; those sent to a worker that already holds one are shed. The calls, to release later."""
+    holders, calls = set(), []
+    for n in range(50):
+        if holders == set(workers):
+            return calls
+        tag = "hold%d" % n
+        holding = Background(call, port, "hold_blocking", tag)
+        calls.append(holding)
+        entered = app.marker("entered-" + tag)
+        assert wait_until(lambda e=entered, h=holding: os.path.exists(e) or h.done(), 20)
+        if not holding.done():
+            holders.add(app.entered(tag))
+    raise AssertionError("50 holds did not reach every worker: %s of %s" % (holders, workers))
+
+
+def test_healthz_fails_while_the_workers_shed_most_calls(serve, app, backend):
+    metrics_port = free_port()
+    served = supervised(serve, backend, 2, "--max-requests", "1", "--metrics-port", str(metrics_port),
+                        "--unhealthy-when-shedding")
+    assert wait_until(lambda: http_get(metrics_port, "/healthz")[0] == 200, 10)
+    held = hold_in_every_worker(app, served.port, served.workers)
+    try:
+        for _ in range(5):  # every worker is full: each of these is shed
+            with pytest.raises(TApplicationException, match="overloaded"):
+                call(served.port, "pid")
+        assert wait_until(lambda: http_get(metrics_port, "/healthz")[0] == 503, 10), \
+            "the supervisor's /healthz did not see its workers shed"
+    finally:
+        app.release_all()
+    for holding in held:
+        holding.join()
+    # A quiet window: healthy again.
+    assert wait_until(lambda: http_get(metrics_port, "/healthz")[0] == 200, 10)
