@@ -4,9 +4,9 @@
 Same results, same WireError reasons, fatal flags, app types and `theader` attributes
 (tests/test_theader_differential.py holds them to it); theader.py's pure-Python functions stay
 the reference and the fallback. What makes these fast: the header is read through a raw pointer
-with C varints; the frame is an extension type (HeaderFrame) whose fields are C members, whose
-empty header dicts are made only if asked for, and whose client_timeout is read in C; the reply
-header is written into a C buffer copied once into the frame. Error messages are formatted as
+with C varints; the frame is an extension type (HeaderFrame) whose fields are C members and
+whose headers are checked while parsing but decoded only if asked for (client_timeout is read
+from the bytes); the reply header is written into a C buffer copied once into the frame. Error messages are formatted as
 the pure module formats them, from Python ints.
 """
 cimport cython
@@ -206,8 +206,8 @@ cdef struct _Walk:
     Py_ssize_t timeout_size
 
 
-cdef const char *_TIMEOUT_KEY = b"client_timeout"
-cdef Py_ssize_t _TIMEOUT_KEY_SIZE = 14
+cdef bytes _TIMEOUT_KEY = CLIENT_TIMEOUT_HEADER.encode("ascii")  # the header's name as sent
+cdef Py_ssize_t _TIMEOUT_KEY_SIZE = len(_TIMEOUT_KEY)
 
 
 cdef void _walk_info(_Header *h, _Walk *walk) except *:
@@ -228,7 +228,7 @@ cdef void _walk_info(_Header *h, _Walk *walk) except *:
             key_at = _string_span(h, &key_size)
             value_at = _string_span(h, &value_size)
             if info == INFO_KEYVALUE and key_size == _TIMEOUT_KEY_SIZE \
-                    and memcmp(h.p + key_at, _TIMEOUT_KEY, _TIMEOUT_KEY_SIZE) == 0:
+                    and memcmp(h.p + key_at, PyBytes_AS_STRING(_TIMEOUT_KEY), _TIMEOUT_KEY_SIZE) == 0:
                 walk.timeout_at = value_at
                 walk.timeout_size = value_size
 
