@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import collections
 import functools
+import logging
 import threading
 import time
 
 from thriftpy2.thrift import TApplicationException
+
+log = logging.getLogger("dracula.overload")
 
 LOADSHEDDING = 11
 MAX_REQUESTS, QUEUE_TIMEOUT = "max_requests", "queue_timeout"
@@ -44,7 +47,11 @@ class ShedShare:
         now = time.monotonic()
         if self.samples and now - self.samples[-1][0] < 1.0:
             return
-        calls, shed = self.totals()
+        try:
+            calls, shed = self.totals()
+        except Exception:  # e.g. a worker's metrics file half-created: the next second will do
+            log.debug("cannot read the workers' call counts", exc_info=True)
+            return
         with self.lock:
             self.samples.append((now, calls, shed))
 
