@@ -47,7 +47,7 @@ from thriftpy2.thrift import TMessageType  # noqa: E402
 from thriftpy2.transport.memory import TCyMemoryBuffer, TMemoryBuffer  # noqa: E402
 
 from dracula.config import Config  # noqa: E402
-from dracula.dispatch import Dispatcher  # noqa: E402
+from dracula.server.dispatch import Dispatcher  # noqa: E402
 from dracula.wire.reader import Reader  # noqa: E402
 from examples.showcase import ShowcaseHandler  # noqa: E402
 

@@ -18,11 +18,11 @@ from thriftpy2.protocol.cybin import TCyBinaryProtocol
 from thriftpy2.thrift import TMessageType
 from thriftpy2.transport.memory import TCyMemoryBuffer, TMemoryBuffer
 
-from dracula.calls import REPLY, Call
 from dracula.config import Config
-from dracula.dispatch import Dispatcher
-from dracula.state import ServerState
-from dracula.wire import impl
+from dracula.server.calls import REPLY, Call
+from dracula.server.dispatch import Dispatcher
+from dracula.server.state import ServerState
+from dracula.wire import compiled as impl
 from dracula.wire.codec import BinaryCodec
 from dracula.wire.detect import FRAMED_BINARY, UNFRAMED_BINARY, detect
 from dracula.wire.reader import Reader

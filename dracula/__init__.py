@@ -6,11 +6,11 @@ import contextlib
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
-from .config import Config, ConfigError
-from .context import CallContext, current_call
-from .dispatch import blocking
-from .listen import BindError
-from .server import Server
+from dracula.config import Config, ConfigError
+from dracula.server.context import CallContext, current_call
+from dracula.server.dispatch import blocking
+from dracula.server.lifecycle import Server
+from dracula.server.listen import BindError
 
 __version__ = "0.1.0"
 
@@ -24,7 +24,7 @@ def make_server(service: Any, handler: Any = None, host: str = Config.host, port
     The leading arguments mirror `thriftpy2.rpc.make_server`, so switching is one import.
     Several services: pass `{name: (service, handler), ...}` as `service` (and no handler); they
     are multiplexed exactly as `dracula serve --service` does, the first one also answering
-    plain method names. `middleware`: hooks around every call, in order (dracula/middleware.py).
+    plain method names. `middleware`: hooks around every call, in order (dracula/server/middleware.py).
     `options` are Config fields (max_frame_size=..., graceful_timeout=...).
     Port 0 binds a free port; the server's `.port` reports it. Call `.serve()` (blocking) or
     `await .serve_async()` (on your loop) to run, `.close()` to stop.

@@ -6,16 +6,16 @@ import logging
 import os
 import sys
 
-from . import __version__
-from .call import PROTOCOLS, TRANSPORT_NAMES, Target
-from .config import Config, ConfigError
-from .listen import BindError
-from .loader import LoadError, load_handler, load_service
-from .logs import configure
-from .options import OPTIONS
-from .server import Server
-from .supervisor import Supervisor
-from .wire import impl as scanner_impl
+from dracula import __version__
+from dracula.config import Config, ConfigError
+from dracula.loader import LoadError, load_handler, load_service
+from dracula.ops.logs import configure
+from dracula.ops.supervisor import Supervisor
+from dracula.options import OPTIONS
+from dracula.server.lifecycle import Server
+from dracula.server.listen import BindError
+from dracula.tools.call_command import PROTOCOLS, TRANSPORT_NAMES, Target
+from dracula.wire import compiled as scanner_impl
 
 EXIT_USAGE = 2
 
@@ -174,10 +174,10 @@ def main(argv=None) -> int:
     if args.command == "serve":
         return serve(args, argv)
     if args.command == "call":
-        from .call import command as call_command
+        from dracula.tools.call_command import command as call_command
         return call_command(args)
     if args.command == "describe":
-        from .describe import command as describe_command
+        from dracula.tools.describe import command as describe_command
         return describe_command(args)
     return EXIT_USAGE
 

@@ -11,7 +11,7 @@ import inspect
 import os
 import resource
 
-from .options import OPTIONS
+from dracula.options import OPTIONS
 
 # Seconds a draining server waits for the first request of a connection that has sent nothing:
 # a client that connected a moment ago has not seen the drain yet.

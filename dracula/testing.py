@@ -26,8 +26,8 @@ from thriftpy2.protocol import TCompactProtocolFactory, TCyBinaryProtocolFactory
 from thriftpy2.thrift import TClient
 from thriftpy2.transport import TCyBufferedTransportFactory, TCyFramedTransportFactory
 
-from . import make_server
-from .server import Server
+from dracula import make_server
+from dracula.server.lifecycle import Server
 
 PROTOCOLS = {"binary": TCyBinaryProtocolFactory, "compact": TCompactProtocolFactory}
 TRANSPORTS = {"buffered": TCyBufferedTransportFactory, "framed": TCyFramedTransportFactory}

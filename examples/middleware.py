@@ -2,7 +2,7 @@
 
 CallLog writes one line per call (service, method, outcome, milliseconds, peer) on the
 `examples.middleware` logger; ReadOnly refuses every method whose name does not start with a
-read-only verb, before its handler runs. See dracula/middleware.py for the hooks.
+read-only verb, before its handler runs. See dracula/server/middleware.py for the hooks.
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@ import textwrap
 
 import pytest
 
-from dracula.describe import describe
+from dracula.tools.describe import describe
 
 from .cli_server import run_cli
 

@@ -1,4 +1,4 @@
-"""dracula.jsonmap: JSON ↔ thriftpy2 values for every IDL type, and the path-naming errors."""
+"""dracula.tools.jsonmap: JSON ↔ thriftpy2 values for every IDL type, and the path-naming errors."""
 import json
 import math
 
@@ -7,7 +7,7 @@ from thriftpy2.protocol import TBinaryProtocol, TCompactProtocol
 from thriftpy2.thrift import TType
 from thriftpy2.transport import TMemoryBuffer
 
-from dracula.jsonmap import (
+from dracula.tools.jsonmap import (
     JsonMapError,
     args_from_json,
     describe_type,

@@ -280,7 +280,7 @@ ROWS = [
         call("nested", field(MAP, 1) + bytes([STRING, MAP]) + i32(1) + i32(1) + b"k" + bytes([I32, I32]) + i32(0)
              + STOP, b"\x1b" + varint(1) + b"\x8b" + varint(1) + b"k" + b"\x00" + STOP), SCAN),
 
-    # -- dispatch (dracula/calls.py): well-formed messages it will not run
+    # -- dispatch (dracula/server/calls.py): well-formed messages it will not run
     Row("unknown-method", "unknown method %s", call("no_such_method", STOP, STOP), ANSWER, app_error=UNKNOWN_METHOD),
     Row("not-a-call", "message type %d is not a call",
         call("add", STOP, STOP, mtype=TMessageType.REPLY), ANSWER, app_error=INVALID_MESSAGE_TYPE),

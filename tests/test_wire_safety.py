@@ -23,8 +23,8 @@ from thriftpy2.protocol.compact import TCompactProtocol
 from thriftpy2.thrift import TApplicationException, TMessageType, TType
 
 from dracula.wire.codec import BinaryCodec
+from dracula.wire.compiled import BinaryScanner  # compiled or pure, as the server runs it
 from dracula.wire.errors import WireError
-from dracula.wire.impl import BinaryScanner  # compiled or pure, as the server runs it
 from dracula.wire.reader import Reader
 from examples.showcase import ShowcaseHandler
 

@@ -2,7 +2,7 @@
 # extension module: the signatures of theader.py's pure-Python parse_header and encode_frame.
 from typing import Any
 
-from .theader_frame import HeaderFrame as PureHeaderFrame
+from dracula.wire.theader_frame import HeaderFrame as PureHeaderFrame
 
 # An extension type, not a subclass at run time: declared as one because it has the same fields
 # and __init__ (tests/test_theader_differential.py holds the two to the same values).

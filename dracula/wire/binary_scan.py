@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import struct
 
-from .errors import WireError
-from .scan_state import ScanState
-from .spec_guard import BIN_TYPES as _BIN, element_spec, entry_specs
+from dracula.wire.errors import WireError
+from dracula.wire.scan_state import ScanState
+from dracula.wire.spec_guard import BIN_TYPES as _BIN, element_spec, entry_specs
 
 _i32 = struct.Struct("!i").unpack_from
 _i16 = struct.Struct("!h").unpack_from

@@ -13,8 +13,8 @@ from thriftpy2.protocol.cybin import TCyBinaryProtocol  # type: ignore[attr-defi
 from thriftpy2.transport.buffered import TCyBufferedTransport
 from thriftpy2.transport.memory import TCyMemoryBuffer, TMemoryBuffer
 
-from .detect import BINARY, COMPACT
-from .errors import WireError
+from dracula.wire.detect import BINARY, COMPACT
+from dracula.wire.errors import WireError
 
 _head = struct.Struct("!iI")
 _i32 = struct.Struct("!i")

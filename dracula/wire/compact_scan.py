@@ -7,9 +7,9 @@ headers, short list headers.
 """
 from __future__ import annotations
 
-from .errors import WireError
-from .scan_state import ScanState
-from .spec_guard import BIN_TYPES as _BIN, element_spec, entry_specs
+from dracula.wire.errors import WireError
+from dracula.wire.scan_state import ScanState
+from dracula.wire.spec_guard import BIN_TYPES as _BIN, element_spec, entry_specs
 
 PROTOCOL_ID = 0x82
 VERSION = 1

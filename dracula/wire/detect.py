@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import WireError
+from dracula.wire.errors import WireError
 
 BINARY = "binary"
 COMPACT = "compact"

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .theader import HeaderFrame
+    from dracula.wire.theader import HeaderFrame
 
 PROTOCOL_ERROR = 7  # TApplicationException types a refusal maps to; theader.py adds its own
 

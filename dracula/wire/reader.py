@@ -13,13 +13,13 @@ from __future__ import annotations
 import struct
 from typing import TYPE_CHECKING
 
-from .detect import BINARY, HEAD_BYTES, Wire, detect
-from .errors import WireError
-from .impl import BinaryScanner, CompactScanner, Scanner
-from .theader import parse_header, untransform
+from dracula.wire.compiled import BinaryScanner, CompactScanner, Scanner
+from dracula.wire.detect import BINARY, HEAD_BYTES, Wire, detect
+from dracula.wire.errors import WireError
+from dracula.wire.theader import parse_header, untransform
 
 if TYPE_CHECKING:
-    from ..budget import Budget, Ticket
+    from dracula.ops.budget import Budget, Ticket
 
 _i32 = struct.Struct("!i").unpack_from
 

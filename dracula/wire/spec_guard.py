@@ -15,7 +15,7 @@ is (key spec, value spec); a struct's is its class.
 """
 from __future__ import annotations
 
-from .errors import WireError
+from dracula.wire.errors import WireError
 
 BIN_TYPES = (11, 18)  # STRING, BINARY: one wire layout
 

@@ -13,7 +13,7 @@ the message size limit. An unknown transform is refused (the spec says the serve
 with an error); an unknown info id ends the info blocks (the spec says they are ignorable).
 Persistent headers (PKEYVALUE, fbthrift's) hold for the rest of the connection.
 
-parse_header and encode_frame, run once per call, have compiled twins (_ctheader.pyx) that impl.py
+parse_header and encode_frame, run once per call, have compiled twins (_ctheader.pyx) that compiled.py
 chooses as it chooses the scanners; the pure-Python ones here stay the reference and the fallback
 (pure_parse_header, pure_encode_frame; tests/test_theader_differential.py holds both to the same
 results). The frame's layout constants and HeaderFrame live in theader_frame.py, shared by both.
@@ -23,9 +23,9 @@ from __future__ import annotations
 import struct
 import zlib
 
-from . import impl
-from .errors import WireError
-from .theader_frame import (
+from dracula.wire import compiled
+from dracula.wire.errors import WireError
+from dracula.wire.theader_frame import (
     CLIENT_TIMEOUT_HEADER,
     CLIENT_TIMEOUT_MAX_DIGITS,
     FIXED_SIZE,
@@ -275,7 +275,7 @@ def _put_string(out: bytearray, s) -> None:
 
 
 # The compiled twins (dracula/wire/_ctheader.pyx) replace the two per-call functions unless
-# impl.py chose the pure-Python code; parse_frame and request_frame call whichever is chosen.
+# compiled.py chose the pure-Python code; parse_frame and request_frame call whichever is chosen.
 pure_parse_header, pure_encode_frame = parse_header, encode_frame
-if impl.THEADER_IMPLEMENTATION == "compiled" and impl.compiled_parse_header and impl.compiled_encode_frame:
-    parse_header, encode_frame = impl.compiled_parse_header, impl.compiled_encode_frame
+if compiled.THEADER_IMPLEMENTATION == "compiled" and compiled.compiled_parse_header and compiled.compiled_encode_frame:
+    parse_header, encode_frame = compiled.compiled_parse_header, compiled.compiled_encode_frame

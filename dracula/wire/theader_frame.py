@@ -3,7 +3,7 @@ shared by theader.py (the pure-Python parser and encoder) and _ctheader.pyx (the
 """
 from __future__ import annotations
 
-from .detect import BINARY, COMPACT
+from dracula.wire.detect import BINARY, COMPACT
 
 MAGIC = 0x0FFF
 FIXED_SIZE = 10  # magic, flags, sequence id, header size: the frame's bytes before its header

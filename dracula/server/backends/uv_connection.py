@@ -14,12 +14,12 @@ import functools
 import logging
 import time
 
-from ..calls import Call
-from ..dispatch import ASYNC, SYNC
-from ..logs import format_peer
-from ..overload import Overloaded, pool_job
-from ..wire.errors import WireError
-from ..wire.reader import MIN_FREE
+from dracula.ops.logs import format_peer
+from dracula.ops.overload import Overloaded, pool_job
+from dracula.server.calls import Call
+from dracula.server.dispatch import ASYNC, SYNC
+from dracula.wire.errors import WireError
+from dracula.wire.reader import MIN_FREE
 
 log = logging.getLogger("dracula.uv")
 

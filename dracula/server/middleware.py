@@ -25,7 +25,7 @@ import logging
 
 from thriftpy2.thrift import TApplicationException
 
-from .context import current
+from dracula.server.context import current
 
 log = logging.getLogger("dracula.middleware")
 _scheduled: set[asyncio.Future] = set()  # fire-and-forget hooks still running on this loop

@@ -10,7 +10,7 @@ import contextvars
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .calls import Call
+    from dracula.server.calls import Call
 
 current: contextvars.ContextVar[Call] = contextvars.ContextVar("dracula_call")
 

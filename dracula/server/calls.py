@@ -19,14 +19,14 @@ from typing import TYPE_CHECKING
 
 from thriftpy2.thrift import TApplicationException, TMessageType
 
-from .context import CallContext, current as _current
-from .dispatch import ASYNC, BLOCKING
-from .overload import LOADSHEDDING, overloaded_message, pool_job
-from .wire.errors import WireError
-from .wire.theader import encode_frame
+from dracula.ops.overload import LOADSHEDDING, overloaded_message, pool_job
+from dracula.server.context import CallContext, current as _current
+from dracula.server.dispatch import ASYNC, BLOCKING
+from dracula.wire.errors import WireError
+from dracula.wire.theader import encode_frame
 
 if TYPE_CHECKING:
-    from .dispatch import Method
+    from dracula.server.dispatch import Method
 
 log = logging.getLogger("dracula.dispatch")
 

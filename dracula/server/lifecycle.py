@@ -9,15 +9,15 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from .backends import backend_class
-from .config import Config
-from .dispatch import Dispatcher
-from .listen import address_of, listen
-from .metrics import Metrics, new_registry, serve_status
-from .observe import ServerObserver, builtin_middleware
-from .state import ServerState
-from .tls import server_context
-from .wire import impl as scanner_impl
+from dracula.config import Config
+from dracula.ops.metrics import Metrics, new_registry, serve_status
+from dracula.ops.observe import ServerObserver, builtin_middleware
+from dracula.server.backends import backend_class
+from dracula.server.dispatch import Dispatcher
+from dracula.server.listen import address_of, listen
+from dracula.server.state import ServerState
+from dracula.server.tls import server_context
+from dracula.wire import compiled as scanner_impl
 
 log = logging.getLogger("dracula")
 

@@ -1,5 +1,5 @@
 """`dracula call IDL_PATH:SERVICE METHOD [ARGS_JSON]`: one request to a running server, the
-reply printed as JSON (mapping in dracula/jsonmap.py and the README).
+reply printed as JSON (mapping in dracula/tools/jsonmap.py and the README).
 
 Exit status:
   0  the method returned (its value is printed; void and oneway print null)
@@ -20,17 +20,17 @@ from thriftpy2.protocol.exc import TProtocolException
 from thriftpy2.thrift import TApplicationException, TMessageType
 from thriftpy2.transport import TBufferedTransportFactory, TFramedTransportFactory, TSocket, TTransportException
 
-from . import jsonmap
-from .call_header import header_protocol
-from .config import Config
-from .jsonmap import JsonMapError
-from .loader import LoadError, load_service
+from dracula.config import Config
+from dracula.loader import LoadError, load_service
+from dracula.tools import jsonmap
+from dracula.tools.jsonmap import JsonMapError
+from dracula.tools.theader_transport import header_protocol
 
 EXIT_OK, EXIT_RAISED, EXIT_USAGE, EXIT_CONNECTION = 0, 1, 2, 3
 
 TRANSPORTS: dict[str, type[TBufferedTransportFactory] | type[TFramedTransportFactory]] = {
     "buffered": TBufferedTransportFactory, "framed": TFramedTransportFactory}
-HEADER = "header"  # THeader, with --protocol inside: dracula/call_header.py
+HEADER = "header"  # THeader, with --protocol inside: dracula/tools/theader_transport.py
 TRANSPORT_NAMES = (*TRANSPORTS, HEADER)
 PROTOCOLS = {"binary": TBinaryProtocolFactory, "compact": TCompactProtocolFactory}
 

@@ -7,7 +7,7 @@ comparison baseline. Both share the wire and dispatch code and expose run(on_rea
 
 def backend_class(name: str):
     if name == "uv":
-        from .uv import UVBackend
+        from dracula.server.backends.uv import UVBackend
         return UVBackend
-    from .threaded import ThreadedBackend
+    from dracula.server.backends.threaded import ThreadedBackend
     return ThreadedBackend

@@ -1,6 +1,6 @@
 """Observation: the access log and Prometheus metrics, both off by default.
 
-Per call they are built-in middleware (middleware.py), placed before any of the user's: they
+Per call they are built-in middleware (server/middleware.py), placed before any of the user's: they
 see every call that was read, with the Call's own outcome:
   ok         the handler returned (for oneway: it ran)
   exception  it raised an exception declared in the IDL
@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import logging
 
-from .logs import format_peer
+from dracula.ops.logs import format_peer
 
 access = logging.getLogger("dracula.access")
 UNKNOWN_METHOD_LABEL = "<unknown>"
-_RUNNING = "dracula.metrics.running"  # in CallContext.state: counted in flight by before()
+_RUNNING = "dracula.ops.metrics.running"  # in CallContext.state: counted in flight by before()
 
 
 def qualname(call) -> str:

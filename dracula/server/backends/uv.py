@@ -11,12 +11,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import uvloop
 
-from ..budget import BUDGET_WAIT
-from ..config import FIRST_REQUEST_GRACE
-from ..dispatch import BLOCKING
-from ..logs import format_peer
-from ..rebalance import Retirements
-from .uv_connection import Connection
+from dracula.config import FIRST_REQUEST_GRACE
+from dracula.ops.budget import BUDGET_WAIT
+from dracula.ops.connection_age import Retirements
+from dracula.ops.logs import format_peer
+from dracula.server.backends.uv_connection import Connection
+from dracula.server.dispatch import BLOCKING
 
 log = logging.getLogger("dracula.uv")
 

@@ -17,14 +17,14 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from ..calls import Call
-from ..config import FIRST_REQUEST_GRACE
-from ..dispatch import ASYNC, BLOCKING
-from ..logs import format_peer
-from ..overload import pool_job
-from ..rebalance import retire_at as age_limit
-from ..wire.errors import WireError
-from ..wire.reader import MIN_FREE
+from dracula.config import FIRST_REQUEST_GRACE
+from dracula.ops.connection_age import retire_at as age_limit
+from dracula.ops.logs import format_peer
+from dracula.ops.overload import pool_job
+from dracula.server.calls import Call
+from dracula.server.dispatch import ASYNC, BLOCKING
+from dracula.wire.errors import WireError
+from dracula.wire.reader import MIN_FREE
 
 log = logging.getLogger("dracula.thread")
 

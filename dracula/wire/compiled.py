@@ -14,9 +14,9 @@ import os
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from .binary_scan import BinaryScanner as PureBinaryScanner
-from .compact_scan import CompactScanner as PureCompactScanner
-from .theader_frame import HeaderFrame
+from dracula.wire.binary_scan import BinaryScanner as PureBinaryScanner
+from dracula.wire.compact_scan import CompactScanner as PureCompactScanner
+from dracula.wire.theader_frame import HeaderFrame
 
 
 class Scanner(Protocol):
@@ -36,7 +36,7 @@ CompiledBinaryScanner: type[Scanner] | None
 CompiledCompactScanner: type[Scanner] | None
 UNAVAILABLE: str | None
 try:
-    from ._cscan import BinaryScanner as CompiledBinaryScanner, CompactScanner as CompiledCompactScanner
+    from dracula.wire._cscan import BinaryScanner as CompiledBinaryScanner, CompactScanner as CompiledCompactScanner
     UNAVAILABLE = None
 except ImportError as e:  # installed without a C compiler: the pure scanners stand in
     CompiledBinaryScanner = CompiledCompactScanner = None
@@ -45,7 +45,7 @@ except ImportError as e:  # installed without a C compiler: the pure scanners st
 compiled_parse_header: Callable[..., HeaderFrame] | None
 compiled_encode_frame: Callable[..., bytes] | None
 try:
-    from ._ctheader import encode_frame as compiled_encode_frame, parse_header as compiled_parse_header
+    from dracula.wire._ctheader import encode_frame as compiled_encode_frame, parse_header as compiled_parse_header
 except ImportError as e:  # the same: theader.py's pure functions stand in
     compiled_encode_frame = compiled_parse_header = None
     UNAVAILABLE = UNAVAILABLE or str(e)

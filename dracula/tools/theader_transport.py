@@ -10,8 +10,8 @@ from thriftpy2.protocol.binary import TBinaryProtocolFactory
 from thriftpy2.protocol.compact import TCompactProtocolFactory
 from thriftpy2.transport import TTransportException
 
-from .wire.detect import BINARY, COMPACT
-from .wire.theader import parse_frame, request_frame
+from dracula.wire.detect import BINARY, COMPACT
+from dracula.wire.theader import parse_frame, request_frame
 
 PROTOCOLS = {"binary": (TBinaryProtocolFactory, BINARY), "compact": (TCompactProtocolFactory, COMPACT)}
 MAX_REPLY_SIZE = 256 * 1024 * 1024  # a reply frame larger than this is not read

@@ -26,9 +26,9 @@ import sys
 import tempfile
 import time
 
-from .listen import address_of, listen
-from .metrics import call_totals, serve_status
-from .overload import ShedShare
+from dracula.ops.metrics import call_totals, serve_status
+from dracula.ops.overload import ShedShare
+from dracula.server.listen import address_of, listen
 
 log = logging.getLogger("dracula.supervisor")
 

@@ -18,8 +18,8 @@ import sys
 
 from thriftpy2.thrift import TType
 
-from .jsonmap import BASE_NAMES, field_parts, is_enum, split
-from .loader import LoadError, load_idl, load_service
+from dracula.loader import LoadError, load_idl, load_service
+from dracula.tools.jsonmap import BASE_NAMES, field_parts, is_enum, split
 
 EXIT_OK, EXIT_USAGE = 0, 2
 KINDS = (("enum", "enums"), ("struct", "structs"), ("union", "unions"),

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import ssl
 
-from .config import ConfigError
+from dracula.config import ConfigError
 
 
 def server_context(config) -> ssl.SSLContext | None:

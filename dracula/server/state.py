@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import threading
 
-from .budget import make_budget
-from .calls import APP_TYPE_NAMES, Call
-from .config import FIRST_REQUEST_GRACE
-from .dispatch import ASYNC
-from .logs import RefusalLog, format_peer
-from .middleware import Chain
-from .overload import make_overload
-from .wire.codec import make_codec
-from .wire.reader import Message, Reader
+from dracula.config import FIRST_REQUEST_GRACE
+from dracula.ops.budget import make_budget
+from dracula.ops.logs import RefusalLog, format_peer
+from dracula.ops.overload import make_overload
+from dracula.server.calls import APP_TYPE_NAMES, Call
+from dracula.server.dispatch import ASYNC
+from dracula.server.middleware import Chain
+from dracula.wire.codec import make_codec
+from dracula.wire.reader import Message, Reader
 
 
 class ServerState:

@@ -1,0 +1,1 @@
+"""Operations: metrics, logs, the memory budget, load shedding, the supervisor, connection age."""

@@ -1,0 +1,1 @@
+"""Serving: the server's lifecycle, the per-call path, shared state, the two backends."""

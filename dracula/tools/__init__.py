@@ -1,0 +1,1 @@
+"""Tools: `dracula call` / `dracula describe`, their JSON mapping, the THeader client transport."""
