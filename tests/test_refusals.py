@@ -57,7 +57,7 @@ PROTOCOL_ERROR = TApplicationException.PROTOCOL_ERROR
 UNKNOWN_METHOD = TApplicationException.UNKNOWN_METHOD
 INVALID_MESSAGE_TYPE = TApplicationException.INVALID_MESSAGE_TYPE
 # As the refusal line names them. dracula takes the names from thriftpy2's TApplicationException,
-# which stops at 7; calls.APP_TYPE_NAMES adds Apache's and fbthrift's later ones.
+# which stops at 7; dracula.wire.errors.AppError adds Apache's and fbthrift's later ones.
 APP_ERROR_NAMES = {PROTOCOL_ERROR: "PROTOCOL_ERROR", UNKNOWN_METHOD: "UNKNOWN_METHOD",
                    INVALID_MESSAGE_TYPE: "INVALID_MESSAGE_TYPE", INVALID_TRANSFORM: "INVALID_TRANSFORM"}
 

@@ -19,9 +19,10 @@ import time
 
 from thriftpy2.thrift import TApplicationException
 
+from dracula.wire.errors import AppError
+
 log = logging.getLogger("dracula.overload")
 
-LOADSHEDDING = 11
 MAX_REQUESTS, QUEUE_TIMEOUT = "max_requests", "queue_timeout"
 # /healthz (with --unhealthy-when-shedding) fails while more than this share of the calls of
 # the last second (this one-second window and the one before) were shed.
@@ -69,7 +70,7 @@ class Overloaded(TApplicationException):
     """Raised where a call is shed; answered like any TApplicationException."""
 
     def __init__(self, reason: str):
-        super().__init__(LOADSHEDDING, overloaded_message(reason))
+        super().__init__(AppError.LOADSHEDDING, overloaded_message(reason))
         self.reason = reason
 
 

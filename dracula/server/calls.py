@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING
 
 from thriftpy2.thrift import TApplicationException, TMessageType
 
-from dracula.ops.overload import LOADSHEDDING, overloaded_message, pool_job
+from dracula.ops.overload import overloaded_message, pool_job
 from dracula.server.context import CallContext, current as _current
 from dracula.server.dispatch import ASYNC, BLOCKING
-from dracula.wire.errors import WireError
+from dracula.wire.errors import AppError, WireError, app_error_name
 from dracula.wire.theader import encode_frame
 
 if TYPE_CHECKING:
@@ -33,17 +33,9 @@ log = logging.getLogger("dracula.dispatch")
 CALL, REPLY, EXCEPTION, ONEWAY = (TMessageType.CALL, TMessageType.REPLY,
                                   TMessageType.EXCEPTION, TMessageType.ONEWAY)
 OK, DECLARED, ERROR = "ok", "exception", "error"
-# Apache Thrift's names; thriftpy2 stops at 7, fbthrift adds 11 and 12.
-APP_TYPE_NAMES = {value: name for name, value in vars(TApplicationException).items()
-                  if name.isupper() and isinstance(value, int)}
-APP_TYPE_NAMES.update({8: "INVALID_TRANSFORM", 9: "INVALID_PROTOCOL", 10: "UNSUPPORTED_CLIENT_TYPE",
-                       11: "LOADSHEDDING", 12: "TIMEOUT"})
 _CoroutineType = types.CoroutineType
 _perf_counter = time.perf_counter
 _monotonic = time.monotonic
-
-
-TIMEOUT = 12  # fbthrift's TApplicationException type for a call past its client's deadline
 
 
 class Call:
@@ -77,23 +69,23 @@ class Call:
         msg = self.msg
         self.method = method = state.methods.get(msg.name)
         if method is None:
-            return self._refused(TApplicationException.UNKNOWN_METHOD,
+            return self._refused(AppError.UNKNOWN_METHOD,
                                  "unknown method %s" % msg.name.decode("utf-8", "replace"))
         if msg.mtype != CALL and msg.mtype != ONEWAY:
-            return self._refused(TApplicationException.INVALID_MESSAGE_TYPE,
+            return self._refused(AppError.INVALID_MESSAGE_TYPE,
                                  "message type %d is not a call" % msg.mtype)
         args = method.args_cls()
         if len(msg.body) > 1:  # a lone STOP byte leaves every argument unset: nothing to decode
             try:
                 self.codec.decode(msg.body, args)
             except WireError as e:
-                return self._refused(TApplicationException.PROTOCOL_ERROR, e.reason)
+                return self._refused(AppError.PROTOCOL_ERROR, e.reason)
             for name in method.required:
                 if getattr(args, name) is None:
-                    return self._refused(TApplicationException.PROTOCOL_ERROR,
+                    return self._refused(AppError.PROTOCOL_ERROR,
                                          "required argument %s of %s is missing" % (name, method.qualname))
         elif method.required:
-            return self._refused(TApplicationException.PROTOCOL_ERROR, "required argument %s of %s is missing"
+            return self._refused(AppError.PROTOCOL_ERROR, "required argument %s of %s is missing"
                                  % (method.required[0], method.qualname))
         self.args = method.get_args(args)
         header = msg.header  # a THeader client_timeout counts from the call's arrival
@@ -108,7 +100,7 @@ class Call:
         """Count the call in flight, or shed it (--max-requests)."""
         reason = overload.enter()
         if reason is not None:
-            return self.refuse(LOADSHEDDING, overloaded_message(reason))
+            return self.refuse(AppError.LOADSHEDDING, overloaded_message(reason))
         self.counted = True
         return True
 
@@ -149,14 +141,14 @@ class Call:
         """A TIMEOUT error when the client's deadline passed before the handler started."""
         if self.deadline is not None and _monotonic() >= self.deadline:
             assert self.method is not None  # only admitted calls expire
-            return TApplicationException(TIMEOUT, "%s: the client's deadline passed before the call started"
+            return TApplicationException(AppError.TIMEOUT, "%s: the client's deadline passed before the call started"
                                          % self.method.qualname)
         return None
 
     def _refused(self, app_type: int, message: str) -> bool:
         """Refuse a call the client sent, with its one refusal line saying what followed."""
         self.refuse(app_type, message)
-        what = ("answered %s" % APP_TYPE_NAMES.get(app_type, app_type) if self.reply is not None
+        what = ("answered %s" % app_error_name(app_type) if self.reply is not None
                 else "oneway: not answered")
         self.state.refusals(self.peer, "%s (%s)" % (message, what))
         return False
@@ -283,10 +275,10 @@ class Call:
         if self.deadline is not None and (not handler_timeout or seconds < handler_timeout):
             log.warning("%s passed its client's deadline (%gs); its caller gets TIMEOUT", qualname, seconds)
             return self.finish(error=TApplicationException(
-                TIMEOUT, "%s: the client's deadline passed after %gs" % (qualname, seconds)))
+                AppError.TIMEOUT, "%s: the client's deadline passed after %gs" % (qualname, seconds)))
         log.error("%s did not finish within %gs; its caller gets an error", qualname, seconds)
         return self.finish(error=TApplicationException(
-            TApplicationException.INTERNAL_ERROR, "%s did not finish within %gs" % (qualname, seconds)))
+            AppError.INTERNAL_ERROR, "%s did not finish within %gs" % (qualname, seconds)))
 
     # -- outcome -> bytes ------------------------------------------------------------------
     def _value_reply(self, value):
@@ -299,7 +291,7 @@ class Call:
         except Exception as e:
             log.error("%s returned a value that does not fit its IDL type: %r (%s)",
                       method.qualname, value, e)
-            return self._failure(TApplicationException.INTERNAL_ERROR,
+            return self._failure(AppError.INTERNAL_ERROR,
                                  "%s returned a value of the wrong type" % method.qualname)
         self.outcome = OK
         return reply
@@ -313,14 +305,14 @@ class Call:
         field = method.declared_field(exc)
         if field is None:
             log.error("%s raised an undeclared exception", method.qualname, exc_info=exc)
-            return self._failure(TApplicationException.INTERNAL_ERROR, "%s: %s" % (type(exc).__name__, exc))
+            return self._failure(AppError.INTERNAL_ERROR, "%s: %s" % (type(exc).__name__, exc))
         result = method.result_cls()
         setattr(result, field, exc)
         try:
             reply = self.codec.encode(method.reply_name, REPLY, self.msg.seqid, result, self.framed)
         except Exception as e:
             log.error("%s raised %r, which does not fit its IDL type (%s)", method.qualname, exc, e)
-            return self._failure(TApplicationException.INTERNAL_ERROR, "%s raised a %s that cannot be encoded"
+            return self._failure(AppError.INTERNAL_ERROR, "%s raised a %s that cannot be encoded"
                                  % (method.qualname, type(exc).__name__))
         self.outcome = DECLARED
         return reply
@@ -340,7 +332,7 @@ class Call:
         except Exception as e:  # a handler's own TApplicationException with a bad message
             log.error("cannot encode %r: %s", exc, e)
             return self.codec.encode(name, EXCEPTION, self.msg.seqid, TApplicationException(
-                TApplicationException.INTERNAL_ERROR, "the error could not be encoded"), self.framed)
+                AppError.INTERNAL_ERROR, "the error could not be encoded"), self.framed)
 
     def _in_header_frame(self, reply: bytes) -> bytes:
         """A THeader request's reply goes back in a THeader frame, with the handler's headers."""
@@ -349,7 +341,7 @@ class Call:
             return encode_frame(reply, self.msg.header, headers)
         except ValueError as e:  # response headers too large for a THeader header
             log.error("%s: %s", self.method.qualname if self.method else "reply", e)
-            return encode_frame(self._failure(TApplicationException.INTERNAL_ERROR, str(e)), self.msg.header)
+            return encode_frame(self._failure(AppError.INTERNAL_ERROR, str(e)), self.msg.header)
 
     def _observe(self) -> None:
         if self.started:

@@ -26,6 +26,7 @@ import logging
 from thriftpy2.thrift import TApplicationException
 
 from dracula.server.context import current
+from dracula.wire.errors import AppError
 
 log = logging.getLogger("dracula.middleware")
 _scheduled: set[asyncio.Future] = set()  # fire-and-forget hooks still running on this loop
@@ -89,7 +90,7 @@ class Chain:
             call.refuse(error.type, error.message or "refused by middleware")
         else:
             log.error("middleware %s raised before %s", _name(hook), call.method.qualname, exc_info=error)
-            call.refuse(TApplicationException.INTERNAL_ERROR, "%s: %s" % (type(error).__name__, error))
+            call.refuse(AppError.INTERNAL_ERROR, "%s: %s" % (type(error).__name__, error))
         return False
 
 

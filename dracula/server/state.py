@@ -10,10 +10,11 @@ from dracula.config import FIRST_REQUEST_GRACE
 from dracula.ops.budget import make_budget
 from dracula.ops.logs import RefusalLog, format_peer
 from dracula.ops.overload import make_overload
-from dracula.server.calls import APP_TYPE_NAMES, Call
+from dracula.server.calls import Call
 from dracula.server.dispatch import ASYNC
 from dracula.server.middleware import Chain
 from dracula.wire.codec import make_codec
+from dracula.wire.errors import app_error_name
 from dracula.wire.reader import Message, Reader
 
 
@@ -131,7 +132,7 @@ class ServerState:
                         wire.frames_replies, peer)
             call.refuse(error.app_type, error.reason)
             reply = call.reply
-        answered = "answered %s" % APP_TYPE_NAMES.get(error.app_type, error.app_type) if reply is not None else None
+        answered = "answered %s" % app_error_name(error.app_type) if reply is not None else None
         closing = "closing the connection" if error.fatal else None
         self.refusals(peer, "%s (%s)" % (error.reason, ", ".join(filter(None, (answered, closing)))))
         return reply

@@ -25,6 +25,7 @@ from dracula.loader import LoadError, load_service
 from dracula.tools import jsonmap
 from dracula.tools.jsonmap import JsonMapError
 from dracula.tools.theader_transport import header_protocol
+from dracula.wire.errors import AppError, app_error_name
 
 EXIT_OK, EXIT_RAISED, EXIT_USAGE, EXIT_CONNECTION = 0, 1, 2, 3
 
@@ -33,15 +34,6 @@ TRANSPORTS: dict[str, type[TBufferedTransportFactory] | type[TFramedTransportFac
 HEADER = "header"  # THeader, with --protocol inside: dracula/tools/theader_transport.py
 TRANSPORT_NAMES = (*TRANSPORTS, HEADER)
 PROTOCOLS = {"binary": TBinaryProtocolFactory, "compact": TCompactProtocolFactory}
-
-# TApplicationException.type → name (Apache Thrift's numbering, 8..10 included; 11 and 12
-# are fbthrift's, which a THeader server answers for a call past its client_timeout).
-APPLICATION_ERRORS = {
-    0: "UNKNOWN", 1: "UNKNOWN_METHOD", 2: "INVALID_MESSAGE_TYPE", 3: "WRONG_METHOD_NAME",
-    4: "BAD_SEQUENCE_ID", 5: "MISSING_RESULT", 6: "INTERNAL_ERROR", 7: "PROTOCOL_ERROR",
-    8: "INVALID_TRANSFORM", 9: "INVALID_PROTOCOL", 10: "UNSUPPORTED_CLIENT_TYPE",
-    11: "LOADSHEDDING", 12: "TIMEOUT",
-}
 
 
 class CallFailed(Exception):
@@ -147,7 +139,7 @@ def invoke(protocol, service, method: str, args):
             return "raised", raised
     if 0 not in result.thrift_spec:
         return "return", None  # void
-    return "application", TApplicationException(TApplicationException.MISSING_RESULT,
+    return "application", TApplicationException(AppError.MISSING_RESULT,
                                                 "%s returned no result" % method)
 
 
@@ -157,7 +149,7 @@ def outcome_json(service, method: str, kind: str, payload):
         return EXIT_RAISED, {"exception": type(payload).__name__,
                              "fields": jsonmap.struct_to_json(payload)}
     if kind == "application":
-        name = APPLICATION_ERRORS.get(payload.type, "UNKNOWN(%s)" % payload.type)
+        name = app_error_name(payload.type)
         return EXIT_RAISED, {"application_exception": name, "message": payload.message or ""}
     return EXIT_OK, jsonmap.result_to_json(service, method, payload)
 

@@ -1,12 +1,43 @@
-"""Why a connection's bytes were refused."""
+"""Why a connection's bytes were refused, and the one table of TApplicationException types the
+server answers with."""
 from __future__ import annotations
 
+import enum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from dracula.wire.theader import HeaderFrame
 
-PROTOCOL_ERROR = 7  # TApplicationException types a refusal maps to; theader.py adds its own
+
+class AppError(enum.IntEnum):
+    """TApplicationException types, numbered and named as Apache Thrift's
+    `TApplicationExceptionType` (0..10) and fbthrift's (11, 12) are. thriftpy2's
+    TApplicationException stops at 7; every module of dracula takes the numbers from here."""
+
+    UNKNOWN = 0
+    UNKNOWN_METHOD = 1
+    INVALID_MESSAGE_TYPE = 2
+    WRONG_METHOD_NAME = 3
+    BAD_SEQUENCE_ID = 4
+    MISSING_RESULT = 5
+    INTERNAL_ERROR = 6
+    PROTOCOL_ERROR = 7
+    INVALID_TRANSFORM = 8  # THeader: a transform the server does not serve
+    INVALID_PROTOCOL = 9  # THeader: a protocol id the server does not speak
+    UNSUPPORTED_CLIENT_TYPE = 10
+    LOADSHEDDING = 11  # fbthrift: shed instead of run (--max-requests, --queue-timeout)
+    TIMEOUT = 12  # fbthrift: past the client's deadline (THeader client_timeout)
+
+
+def app_error_name(app_type: int) -> str:
+    """The name of a TApplicationException type, or UNKNOWN(n) for a number not in the table."""
+    try:
+        return AppError(app_type).name
+    except ValueError:
+        return "UNKNOWN(%s)" % app_type
+
+
+PROTOCOL_ERROR = AppError.PROTOCOL_ERROR  # what a refusal maps to unless it says otherwise
 
 
 class WireError(Exception):
@@ -20,7 +51,7 @@ class WireError(Exception):
     the refusal must go back wrapped in a THeader frame.
     """
 
-    def __init__(self, reason: str, fatal: bool = True, app_type: int = PROTOCOL_ERROR):
+    def __init__(self, reason: str, fatal: bool = True, app_type: AppError = PROTOCOL_ERROR) -> None:
         super().__init__(reason)
         self.reason = reason
         self.fatal = fatal

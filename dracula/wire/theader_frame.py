@@ -4,6 +4,7 @@ shared by theader.py (the pure-Python parser and encoder) and _ctheader.pyx (the
 from __future__ import annotations
 
 from dracula.wire.detect import BINARY, COMPACT
+from dracula.wire.errors import AppError
 
 MAGIC = 0x0FFF
 FIXED_SIZE = 10  # magic, flags, sequence id, header size: the frame's bytes before its header
@@ -27,9 +28,9 @@ MAX_PERSISTENT_BYTES = 64 * 1024
 CLIENT_TIMEOUT_HEADER = "client_timeout"
 CLIENT_TIMEOUT_MAX_DIGITS = 15
 
-# TApplicationException types (Apache's numbering) for THeader's own refusals.
-INVALID_TRANSFORM = 8
-INVALID_PROTOCOL = 9
+# THeader's own refusals (errors.AppError holds every TApplicationException type).
+INVALID_TRANSFORM = AppError.INVALID_TRANSFORM
+INVALID_PROTOCOL = AppError.INVALID_PROTOCOL
 
 
 class HeaderFrame:
