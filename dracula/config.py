@@ -1,17 +1,17 @@
-"""One Config: every server option with its default, built from the declarations in options.py,
-and its validation.
+"""One Config: every server option with its default (the fields of options.Options, where each
+is declared once), and its validation.
 
 The CLI, `make_server` and both backends read options from here only, so a default lives in
-exactly one place.
+exactly one place. Config is an ordinary dataclass to a type checker too: no stub declares its
+fields a second time.
 """
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import os
 import resource
 
-from dracula.options import OPTIONS
+from dracula.options import OPTIONS, Options
 
 # Seconds a draining server waits for the first request of a connection that has sent nothing:
 # a client that connected a moment ago has not seen the drain yet.
@@ -24,17 +24,8 @@ class ConfigError(ValueError):
     """An option has a value the server cannot run with; the message names it."""
 
 
-def _declared_fields(cls):
-    """`cls` as a dataclass with one field per declared option, then its own (internal) fields."""
-    own = inspect.get_annotations(cls)
-    cls.__annotations__ = {option.name: option.annotation for option in OPTIONS} | own
-    for option in OPTIONS:
-        setattr(cls, option.name, option.default)
-    return dataclasses.dataclass(cls)
-
-
-@_declared_fields
-class Config:
+@dataclasses.dataclass
+class Config(Options):
     # Internal, not options: set by the supervisor for its workers (the inherited listening
     # socket and the pipe on which a worker says it accepts).
     worker_fd: int | None = None

@@ -1,61 +1,65 @@
-"""Every server option, declared once: its default, help, check and CLI shape.
+"""Every server option, declared once: its name, type and default as a field of `Options`, and
+its help, check and CLI shape as the `Option` in that field's annotation.
 
-Config's fields, `dracula serve`'s flags and their --help come from OPTIONS; README's "Options"
-and "Limits" tables are tested against it (tests/test_options.py). A new option is one Option
-here and one README row.
+Config (config.py) is Options plus two internal fields; `dracula serve`'s flags and their --help
+come from OPTIONS, the declarations read back as one Option each; README's "Options" and
+"Limits" tables are tested against it (tests/test_options.py). A new option is one field here
+and one README row.
+
+Why a dataclass field with its Option in `Annotated` metadata (as typer declares its CLI
+options): a type checker reads Options as the ordinary dataclass it is, so Config's fields, their
+types and defaults are checked from the very line that declares them, with no stub kept beside
+it by hand and no checker plugin; the Option metadata is read at import by `declared_options`.
+The annotations are evaluated here (no `from __future__ import annotations`), so each Option is
+built once, at import, like any other expression.
 """
-from __future__ import annotations
-
-import builtins
 import dataclasses
+import typing
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 BACKENDS = ("uv", "thread")
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 MIB = 1024 * 1024
+
+Check = Callable[[Any], "str | None"]  # value -> what is wrong with it, or None
 
 
 def octal(text: str) -> int:
     return int(text, 8)
 
 
-def at_least(low):
+def at_least(low: float) -> Check:
     return lambda value: None if value >= low else "must be at least %s" % low
 
 
-def not_negative(value):
+def not_negative(value: float) -> str | None:
     return None if value >= 0 else "must not be negative"
 
 
-def off_or_positive(value):
+def off_or_positive(value: float) -> str | None:
     return None if value >= 0 else "must not be negative (0 turns it off)"
 
 
 @dataclasses.dataclass(frozen=True)
 class Option:
-    name: str                  # the Config field; the CLI flag is --name-with-dashes
-    default: Any
+    """An option's help, check and CLI shape, written in its field's annotation; the last three
+    fields are filled in from the field itself (declared_options)."""
+
     help: str
     group: str                 # the --help section
-    type: type | None = None   # of the value; None: the default's type
-    check: Callable[[Any], str | None] | None = None  # value → what is wrong, or None
-    choices: tuple | None = None
+    check: Check | None = None
+    choices: tuple[str, ...] | None = None
     metavar: str | None = None
-    parse: Callable[[str], Any] | None = None  # CLI text → value; None: `type`
+    parse: Callable[[str], Any] | None = None  # CLI text -> value; None: `value_type`
     shown: str | None = None   # the default as --help and README write it
+    name: str = ""             # the Config field; the CLI flag is --name-with-dashes
+    default: Any = None
+    value_type: type = object  # of the value, None aside: int for `int | None`
 
     @property
     def flag(self) -> str:
         return "--" + self.name.replace("_", "-")
-
-    @property
-    def value_type(self) -> builtins.type:  # `type` here is the field above
-        return self.type or type(self.default)
-
-    @property
-    def annotation(self):
-        return self.value_type if self.default is not None else "%s | None" % self.value_type.__name__
 
     @property
     def shown_default(self) -> str:
@@ -69,7 +73,7 @@ class Option:
             return "%g s" % self.default
         return str(self.default)
 
-    def problem(self, value) -> str | None:
+    def problem(self, value: Any) -> str | None:
         """What is wrong with `value` for this option, or None. None is always allowed where
         it is the default (it means "derive it")."""
         if value is None and self.default is None:
@@ -79,94 +83,128 @@ class Option:
         return self.check(value) if self.check else None
 
 
-OPTIONS = [
+def declared_options(cls: type) -> list[Option]:
+    """The Option of every field of the dataclass `cls`, in declaration order, completed with
+    the field's name, default and type."""
+    hints = typing.get_type_hints(cls, include_extras=True)
+    options = []
+    for field in dataclasses.fields(cls):
+        hint = hints[field.name]
+        found = [item for item in typing.get_args(hint)[1:] if isinstance(item, Option)]
+        if typing.get_origin(hint) is not Annotated or len(found) != 1:
+            raise TypeError("option %s: annotate it Annotated[type, Option(...)]" % field.name)
+        value_type = typing.get_args(hint)[0]
+        value_type = next(t for t in typing.get_args(value_type) or (value_type,) if t is not type(None))
+        options.append(dataclasses.replace(found[0], name=field.name, default=field.default, value_type=value_type))
+    return options
+
+
+@dataclasses.dataclass
+class Options:
     # -- listener
-    Option("host", "127.0.0.1", "address to listen on", "listener"),
-    Option("port", 9090, "TCP port; 0 binds a free one (the log line names it)", "listener",
-           check=lambda v: None if 0 <= v <= 65535 else "must be 0..65535, not %r" % v),
-    Option("backend", "uv", "uv (reactor) or thread (one thread per connection)", "listener",
-           choices=BACKENDS),
+    host: Annotated[str, Option("address to listen on", "listener")] = "127.0.0.1"
+    port: Annotated[int, Option(
+        "TCP port; 0 binds a free one (the log line names it)", "listener",
+        check=lambda v: None if 0 <= v <= 65535 else "must be 0..65535, not %r" % v)] = 9090
+    backend: Annotated[str, Option("uv (reactor) or thread (one thread per connection)", "listener",
+                                   choices=BACKENDS)] = "uv"
     # The kernel caps this at net.core.somaxconn; asyncio's default of 100 drops SYNs in storms.
-    Option("backlog", 4096, "listen queue length", "listener", check=at_least(1), metavar="N"),
-    Option("uds", None, "listen on this Unix domain socket instead of host:port", "listener",
-           type=str, metavar="PATH"),
-    Option("uds_mode", 0o660, "file mode of the --uds socket", "listener", parse=octal,
-           metavar="OCTAL", shown="660"),
+    backlog: Annotated[int, Option("listen queue length", "listener", check=at_least(1), metavar="N")] = 4096
+    uds: Annotated[str | None, Option("listen on this Unix domain socket instead of host:port", "listener",
+                                      metavar="PATH")] = None
+    uds_mode: Annotated[int, Option("file mode of the --uds socket", "listener", parse=octal, metavar="OCTAL",
+                                    shown="660")] = 0o660
     # -- TLS
-    Option("ssl_certfile", None, "serve TLS with this certificate chain (PEM)", "TLS", type=str,
-           metavar="PATH"),
-    Option("ssl_keyfile", None, "its private key (PEM), if not in the certfile", "TLS", type=str,
-           metavar="PATH"),
-    Option("ssl_ca_certs", None, "require client certificates signed by these CAs (PEM)", "TLS",
-           type=str, metavar="PATH"),
+    ssl_certfile: Annotated[str | None, Option("serve TLS with this certificate chain (PEM)", "TLS",
+                                               metavar="PATH")] = None
+    ssl_keyfile: Annotated[str | None, Option("its private key (PEM), if not in the certfile", "TLS",
+                                              metavar="PATH")] = None
+    ssl_ca_certs: Annotated[str | None, Option("require client certificates signed by these CAs (PEM)", "TLS",
+                                               metavar="PATH")] = None
     # -- limits: what one client may make the server hold
     # Larger declared sizes close the connection before a byte of the body is buffered.
-    Option("max_frame_size", 16 * MIB, "largest frame (framed) or message (unframed), bytes",
-           "limits", metavar="BYTES", shown="16 MiB",
-           check=lambda v: None if 16 <= v <= 2**31 - 1 else "must be 16..2147483647 bytes"),
-    Option("max_string_size", None, "largest string/binary value, bytes", "limits", type=int,
-           check=not_negative, metavar="BYTES", shown="the frame size"),
-    Option("max_container_size", 10_000_000, "most elements one container may declare", "limits",
-           check=not_negative, metavar="N", shown="10,000,000"),
+    max_frame_size: Annotated[int, Option(
+        "largest frame (framed) or message (unframed), bytes", "limits", metavar="BYTES", shown="16 MiB",
+        check=lambda v: None if 16 <= v <= 2**31 - 1 else "must be 16..2147483647 bytes")] = 16 * MIB
+    max_string_size: Annotated[int | None, Option(
+        "largest string/binary value, bytes", "limits", check=not_negative, metavar="BYTES",
+        shown="the frame size")] = None
+    max_container_size: Annotated[int, Option(
+        "most elements one container may declare", "limits", check=not_negative, metavar="N",
+        shown="10,000,000")] = 10_000_000
     # The arguments struct counts as 1; thriftpy2's codec refuses past 64 too.
-    Option("max_depth", 64, "deepest nesting of structs and containers", "limits", metavar="N",
-           check=lambda v: None if 1 <= v <= 64 else "must be 1..64 (thriftpy2's codec stops at 64)"),
+    max_depth: Annotated[int, Option(
+        "deepest nesting of structs and containers", "limits", metavar="N",
+        check=lambda v: None if 1 <= v <= 64 else "must be 1..64 (thriftpy2's codec stops at 64)")] = 64
     # Past it a new connection is accepted and closed at once: its client fails fast instead of
     # waiting in the backlog.
-    Option("max_connections", None, "open connections; past it new ones are closed at once",
-           "limits", type=int, check=at_least(1), metavar="N", shown="the fd limit less 64"),
-    Option("max_connections_per_peer", None, "open connections from one client address; past it "
-           "its new ones are closed at once", "limits", type=int, check=at_least(1), metavar="N",
-           shown="none"),
-    Option("write_high_water", 1 * MIB, "unsent reply bytes of one connection past which its "
-           "reading pauses", "limits", metavar="BYTES", shown="1 MiB"),
-    Option("write_low_water", 256 * 1024, "unsent reply bytes below which reading resumes",
-           "limits", metavar="BYTES", shown="256 KiB"),
+    max_connections: Annotated[int | None, Option(
+        "open connections; past it new ones are closed at once", "limits", check=at_least(1), metavar="N",
+        shown="the fd limit less 64")] = None
+    max_connections_per_peer: Annotated[int | None, Option(
+        "open connections from one client address; past it its new ones are closed at once", "limits",
+        check=at_least(1), metavar="N", shown="none")] = None
+    write_high_water: Annotated[int, Option(
+        "unsent reply bytes of one connection past which its reading pauses", "limits", metavar="BYTES",
+        shown="1 MiB")] = 1 * MIB
+    write_low_water: Annotated[int, Option(
+        "unsent reply bytes below which reading resumes", "limits", metavar="BYTES",
+        shown="256 KiB")] = 256 * 1024
     # -- overload: what all clients together may make one process hold (README "Overload")
     # 256 MiB: 16 messages of the default largest frame in flight at once; small requests fit
     # a connection's first 8 KiB buffer and never draw on it.
-    Option("max_buffer_memory", 256 * MIB, "bytes all connections of a process may hold in "
-           "partly received messages and unread replies; past it large uploads wait and "
-           "non-reading clients are closed (0: no limit)", "limits",
-           check=not_negative, metavar="BYTES", shown="256 MiB"),
-    Option("max_requests", None, "calls in flight per process (running or queued); past it a "
-           "new call is answered overloaded at once", "limits", type=int, check=at_least(1),
-           metavar="N", shown="none"),
-    Option("queue_timeout", 0.0, "a call that waited longer than this before its handler "
-           "started is answered overloaded instead of run", "timeouts", check=off_or_positive,
-           metavar="SECONDS", shown="0 = none"),
+    max_buffer_memory: Annotated[int, Option(
+        "bytes all connections of a process may hold in partly received messages and unread replies; "
+        "past it large uploads wait and non-reading clients are closed (0: no limit)", "limits",
+        check=not_negative, metavar="BYTES", shown="256 MiB")] = 256 * MIB
+    max_requests: Annotated[int | None, Option(
+        "calls in flight per process (running or queued); past it a new call is answered overloaded at once",
+        "limits", check=at_least(1), metavar="N", shown="none")] = None
+    queue_timeout: Annotated[float, Option(
+        "a call that waited longer than this before its handler started is answered overloaded instead of "
+        "run", "timeouts", check=off_or_positive, metavar="SECONDS", shown="0 = none")] = 0.0
     # -- timeouts (seconds)
     # Thrift clients keep pooled connections open between calls: off by default.
-    Option("idle_timeout", 0.0, "close a connection with no request in flight or arriving for "
-           "this long", "timeouts", check=off_or_positive, metavar="SECONDS", shown="0 = never"),
-    Option("request_timeout", 30.0, "close a connection whose request is still incomplete after "
-           "this long (slowloris); 0: never", "timeouts", check=off_or_positive, metavar="SECONDS"),
+    idle_timeout: Annotated[float, Option(
+        "close a connection with no request in flight or arriving for this long", "timeouts",
+        check=off_or_positive, metavar="SECONDS", shown="0 = never")] = 0.0
+    request_timeout: Annotated[float, Option(
+        "close a connection whose request is still incomplete after this long (slowloris); 0: never",
+        "timeouts", check=off_or_positive, metavar="SECONDS")] = 30.0
     # The handler itself is not interrupted: Python cannot kill a thread.
-    Option("handler_timeout", 0.0, "time a coroutine or @blocking handler may run before its "
-           "caller gets an error", "timeouts", check=off_or_positive, metavar="SECONDS", shown="0 = none"),
-    Option("graceful_timeout", 30.0, "on SIGTERM/SIGINT, time to finish in-flight requests",
-           "timeouts", check=not_negative, metavar="SECONDS"),
+    handler_timeout: Annotated[float, Option(
+        "time a coroutine or @blocking handler may run before its caller gets an error", "timeouts",
+        check=off_or_positive, metavar="SECONDS", shown="0 = none")] = 0.0
+    graceful_timeout: Annotated[float, Option(
+        "on SIGTERM/SIGINT, time to finish in-flight requests", "timeouts", check=not_negative,
+        metavar="SECONDS")] = 30.0
     # A load balancer probing /healthz needs a few probe periods to stop sending new connections.
-    Option("drain_delay", 0.0, "on SIGTERM/SIGINT, answer 503 on /healthz for this long while still "
-           "serving and accepting, then drain", "timeouts", check=not_negative, metavar="SECONDS"),
+    drain_delay: Annotated[float, Option(
+        "on SIGTERM/SIGINT, answer 503 on /healthz for this long while still serving and accepting, then "
+        "drain", "timeouts", check=not_negative, metavar="SECONDS")] = 0.0
     # Pooled clients never reconnect on their own: closing old connections between calls moves
     # them to instances added since. Jittered so that one pool's connections do not all go at once.
-    Option("max_connection_age", 0.0, "close a connection older than this (jittered 10 percent each way) at a "
-           "moment it has no call in flight or arriving", "timeouts", check=off_or_positive,
-           metavar="SECONDS", shown="0 = never"),
+    max_connection_age: Annotated[float, Option(
+        "close a connection older than this (jittered 10 percent each way) at a moment it has no call in "
+        "flight or arriving", "timeouts", check=off_or_positive, metavar="SECONDS", shown="0 = never")] = 0.0
     # -- threads
     # uv backend: @dracula.blocking handlers; thread backend: coroutine handlers' loop.
     # None: min(32, cpu + 4), as concurrent.futures does.
-    Option("blocking_threads", None, "threads for @dracula.blocking handlers", "threads", type=int,
-           check=at_least(1), metavar="N", shown="min(32, cpus + 4)"),
+    blocking_threads: Annotated[int | None, Option(
+        "threads for @dracula.blocking handlers", "threads", check=at_least(1), metavar="N",
+        shown="min(32, cpus + 4)")] = None
     # -- observability
-    Option("log_level", "info", "log level", "observability", choices=LOG_LEVELS),
-    Option("access_log", False, "log one line per call: peer, service.method, outcome, latency (us)",
-           "observability"),
-    Option("metrics_port", None, "serve Prometheus /metrics and /healthz on this port",
-           "observability", type=int, metavar="PORT", shown="off"),
-    Option("unhealthy_when_shedding", False, "/healthz answers 503 while over half the calls "
-           "of the last second were shed", "observability"),
-    Option("metrics_host", None, "address for --metrics-port", "observability", type=str,
-           metavar="HOST", shown="--host"),
-]
+    log_level: Annotated[str, Option("log level", "observability", choices=LOG_LEVELS)] = "info"
+    access_log: Annotated[bool, Option(
+        "log one line per call: peer, service.method, outcome, latency (us)", "observability")] = False
+    metrics_port: Annotated[int | None, Option(
+        "serve Prometheus /metrics and /healthz on this port", "observability", metavar="PORT",
+        shown="off")] = None
+    unhealthy_when_shedding: Annotated[bool, Option(
+        "/healthz answers 503 while over half the calls of the last second were shed",
+        "observability")] = False
+    metrics_host: Annotated[str | None, Option(
+        "address for --metrics-port", "observability", metavar="HOST", shown="--host")] = None
+
+
+OPTIONS = declared_options(Options)
