@@ -14,7 +14,9 @@ string or fixed-width list is stepped over in one jump.
 from __future__ import annotations
 
 import struct
+from typing import Any
 
+from dracula.typedefs import Buffer
 from dracula.wire.errors import WireError
 from dracula.wire.scan_state import ScanState
 from dracula.wire.spec_guard import BIN_TYPES as _BIN, element_spec, entry_specs
@@ -52,7 +54,7 @@ class BinaryScanner(ScanState):
 
     # One loop over every element, kept in one function on purpose: a call per element would
     # double the reference implementation's cost (the compiled one in _cscan.pyx mirrors it).
-    def scan(self, buf, base: int, end: int, limit: int) -> int:
+    def scan(self, buf: Buffer, base: int, end: int, limit: int) -> int:
         """Length of the message starting at buf[base], or -1 while bytes up to it are missing.
 
         The message may not extend past buf[limit]. Raises WireError for sizes, types or
@@ -170,7 +172,8 @@ class BinaryScanner(ScanState):
             return -1
         return self.pos
 
-    def _check_container(self, stack, types, n, body, limit) -> None:
+    def _check_container(self, stack: list[list[Any]], types: tuple[int, ...], n: int, body: int,
+                         limit: int) -> None:
         if n < 0 or n > self.max_container:
             raise WireError("container of %d elements (limit %d)" % (n, self.max_container))
         least = 0
@@ -183,7 +186,7 @@ class BinaryScanner(ScanState):
         if len(stack) >= self.max_depth:
             raise WireError("nesting deeper than %d" % self.max_depth)
 
-    def _scan_header(self, buf, base: int, end: int, limit: int) -> bool:
+    def _scan_header(self, buf: Buffer, base: int, end: int, limit: int) -> bool:
         if end - base < 8:
             return False
         first, name_len = _two_i32(buf, base)

@@ -7,14 +7,25 @@ connections; the thread backend has one per connection), so its buffers are reus
 from __future__ import annotations
 
 import struct
+from typing import Protocol
 
 from thriftpy2.protocol.compact import TCompactProtocol
 from thriftpy2.protocol.cybin import TCyBinaryProtocol  # type: ignore[attr-defined]  # Cython, no stub
 from thriftpy2.transport.buffered import TCyBufferedTransport
-from thriftpy2.transport.memory import TCyMemoryBuffer, TMemoryBuffer
+from thriftpy2.transport.memory import TCyMemoryBuffer, TMemoryBuffer  # pure Python, unlike transport's
 
+from dracula.typedefs import Body, ThriftStruct
 from dracula.wire.detect import BINARY, COMPACT
 from dracula.wire.errors import WireError
+
+
+class Codec(Protocol):
+    """What a call uses of its connection's codec (binary or compact)."""
+
+    protocol: str  # detect.BINARY or detect.COMPACT
+
+    def decode(self, body: Body, args: ThriftStruct) -> None: ...
+    def encode(self, name: bytes, mtype: int, seqid: int, payload: ThriftStruct, framed: bool) -> bytes: ...
 
 _head = struct.Struct("!iI")
 _i32 = struct.Struct("!i")
@@ -31,14 +42,14 @@ class _BodySource:
 
     __slots__ = ("data", "pos")
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.reset(b"")
 
-    def reset(self, data) -> None:
+    def reset(self, data: Body) -> None:
         self.data = data
         self.pos = 0
 
-    def read(self, n: int):
+    def read(self, n: int) -> Body:
         pos = self.pos
         self.pos = pos + n
         return self.data[pos:pos + n]
@@ -47,7 +58,7 @@ class _BodySource:
 class BinaryCodec:
     protocol = BINARY
 
-    def __init__(self, max_depth: int):
+    def __init__(self, max_depth: int) -> None:
         self.max_depth = max_depth
         # (method name, message type) -> encoded header up to the seqid
         self._heads: dict[tuple[bytes, int], bytes] = {}
@@ -60,7 +71,7 @@ class BinaryCodec:
         self._out = TCyMemoryBuffer()
         self._oprot = TCyBinaryProtocol(self._out, max_depth=self.max_depth)
 
-    def decode(self, body, args) -> None:
+    def decode(self, body: Body, args: ThriftStruct) -> None:
         """Fill the arguments struct `args` from the scanned `body`.
 
         The scanner vetted the body against the wire types, but the codec reads by the IDL's
@@ -78,12 +89,12 @@ class BinaryCodec:
             if len(body) > KEEP_BUFFER_BELOW:
                 self._new_buffers()
 
-    def encode(self, name: bytes, mtype: int, seqid: int, payload, framed: bool) -> bytes:
+    def encode(self, name: bytes, mtype: int, seqid: int, payload: ThriftStruct, framed: bool) -> bytes:
         """The whole reply message, framed if the request was. Raises what the codec raises
         for a payload that does not match its spec."""
         out = self._out  # clean: emptied after every encode (write_struct empties it on failure)
         self._oprot.write_struct(payload)
-        body = out.getvalue()
+        body: bytes = out.getvalue()
         out.clean()
         head = self._heads.get((name, mtype))
         if head is None:
@@ -104,27 +115,27 @@ class CompactCodec:
 
     protocol = COMPACT
 
-    def __init__(self, max_depth: int):
+    def __init__(self, max_depth: int) -> None:
         self.max_depth = max_depth  # enforced by the scanner; the Python codec recurses freely
 
-    def decode(self, body, args) -> None:
+    def decode(self, body: Body, args: ThriftStruct) -> None:
         try:
             TCompactProtocol(TMemoryBuffer(bytes(body))).read_struct(args)
         except Exception as e:
             raise WireError("arguments do not decode: %s" % (e,), fatal=False) from e
 
-    def encode(self, name: bytes, mtype: int, seqid: int, payload, framed: bool) -> bytes:
+    def encode(self, name: bytes, mtype: int, seqid: int, payload: ThriftStruct, framed: bool) -> bytes:
         out = TMemoryBuffer()
         proto = TCompactProtocol(out)
         proto.write_message_begin(name, mtype, seqid)
         proto.write_struct(payload)
-        data = out.getvalue()
+        data: bytes = out.getvalue()
         if framed:
             return _frame.pack(len(data)) + data
         return data
 
 
-def make_codec(protocol: str, max_depth: int):
+def make_codec(protocol: str, max_depth: int) -> Codec:
     if protocol == BINARY:
         return BinaryCodec(max_depth)
     if protocol == COMPACT:

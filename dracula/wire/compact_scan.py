@@ -7,6 +7,9 @@ headers, short list headers.
 """
 from __future__ import annotations
 
+from typing import Any
+
+from dracula.typedefs import Buffer
 from dracula.wire.errors import WireError
 from dracula.wire.scan_state import ScanState
 from dracula.wire.spec_guard import BIN_TYPES as _BIN, element_spec, entry_specs
@@ -38,7 +41,7 @@ for _c, _t in ((TRUE, 2), (FALSE, 2), (BYTE, 3), (I16, 6), (I32, 8), (I64, 10), 
     _TTYPE[_c] = _t
 
 
-def _varint(buf, p: int, end: int, longest: int):
+def _varint(buf: Buffer, p: int, end: int, longest: int) -> tuple[int, int]:
     """(value, next offset), or (-1, p) if the varint has not fully arrived."""
     value = shift = 0
     i = p
@@ -61,7 +64,7 @@ class CompactScanner(ScanState):
 
     # One loop over every element, kept in one function on purpose: a call per element would
     # double the reference implementation's cost (the compiled one in _cscan.pyx mirrors it).
-    def scan(self, buf, base: int, end: int, limit: int) -> int:
+    def scan(self, buf: Buffer, base: int, end: int, limit: int) -> int:
         """Length of the message starting at buf[base], or -1 while bytes are missing."""
         if self.header is None:
             if not self._scan_header(buf, base, end, limit):
@@ -186,7 +189,8 @@ class CompactScanner(ScanState):
             return -1
         return self.pos
 
-    def _check_container(self, stack, types, n, body, limit) -> None:
+    def _check_container(self, stack: list[list[Any]], types: tuple[int, ...], n: int, body: int,
+                         limit: int) -> None:
         if n > self.max_container:
             raise WireError("container of %d elements (limit %d)" % (n, self.max_container))
         for t in types:
@@ -198,7 +202,7 @@ class CompactScanner(ScanState):
         if len(stack) >= self.max_depth:
             raise WireError("nesting deeper than %d" % self.max_depth)
 
-    def _scan_header(self, buf, base: int, end: int, limit: int) -> bool:
+    def _scan_header(self, buf: Buffer, base: int, end: int, limit: int) -> bool:
         if end - base < 3:
             return False
         if buf[base] != PROTOCOL_ID:

@@ -12,8 +12,9 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Protocol
 
+from dracula.typedefs import ArgSpecs, Buffer
 from dracula.wire.binary_scan import BinaryScanner as PureBinaryScanner
 from dracula.wire.compact_scan import CompactScanner as PureCompactScanner
 from dracula.wire.theader_frame import HeaderFrame
@@ -27,9 +28,9 @@ class Scanner(Protocol):
     need: int
 
     def __init__(self, max_depth: int, max_container: int, max_string: int = 2**31 - 1,
-                 specs: Any = None) -> None: ...
+                 specs: ArgSpecs | None = None) -> None: ...
     def reset(self) -> None: ...
-    def scan(self, buf: Any, base: int, end: int, limit: int) -> int: ...
+    def scan(self, buf: Buffer, base: int, end: int, limit: int) -> int: ...
 
 
 CompiledBinaryScanner: type[Scanner] | None

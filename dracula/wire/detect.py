@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dracula.typedefs import Buffer
 from dracula.wire.errors import WireError
 
 BINARY = "binary"
@@ -51,7 +52,7 @@ THEADER_BINARY = Wire(True, BINARY, True)
 THEADER_COMPACT = Wire(True, COMPACT, True)
 
 
-def detect(head: bytes | bytearray | memoryview) -> Wire | None:
+def detect(head: Buffer) -> Wire | None:
     """The connection's Wire, or None until enough bytes have arrived (at most HEAD_BYTES)."""
     if not head:
         return None
@@ -80,7 +81,7 @@ def detect(head: bytes | bytearray | memoryview) -> Wire | None:
     raise WireError("frame payload starts with 0x%02x: not binary or compact" % fifth)
 
 
-def _detect_theader(head) -> Wire | None:
+def _detect_theader(head: Buffer) -> Wire | None:
     if len(head) < 6:
         return None
     if head[5] != 0xFF:

@@ -6,7 +6,7 @@ import enum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from dracula.wire.theader import HeaderFrame
+    from dracula.wire.theader_frame import HeaderFrame
 
 
 class AppError(enum.IntEnum):

@@ -11,15 +11,19 @@ a zlib payload within the size limit), and the message inside is scanned like a 
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from dracula.typedefs import ArgSpecs, Body
 from dracula.wire.compiled import BinaryScanner, CompactScanner, Scanner
 from dracula.wire.detect import BINARY, HEAD_BYTES, Wire, detect
 from dracula.wire.errors import WireError
 from dracula.wire.theader import parse_header, untransform
 
 if TYPE_CHECKING:
+    from dracula.config import Config
     from dracula.ops.budget import Budget, Ticket
+    from dracula.wire.theader_frame import HeaderFrame
 
 _i32 = struct.Struct("!i").unpack_from
 
@@ -36,7 +40,7 @@ class Message:
     # started/peer/label are set only when calls are observed (observe.py).
     __slots__ = ("name", "mtype", "seqid", "body", "header")
 
-    def __init__(self, name: bytes, mtype: int, seqid: int, body, header=None):
+    def __init__(self, name: bytes, mtype: int, seqid: int, body: Body, header: HeaderFrame | None = None) -> None:
         self.name = name
         self.mtype = mtype
         self.seqid = seqid
@@ -56,7 +60,7 @@ class Reader:
     ticket: Ticket | None
 
     def __init__(self, max_size: int, max_depth: int, max_container: int, max_string: int | None = None,
-                 specs=None):
+                 specs: ArgSpecs | None = None) -> None:
         self.buf = None  # allocated on the first read: idle connections cost no buffer
         self.start = 0
         self.end = 0
@@ -73,7 +77,7 @@ class Reader:
         self.ticket = None  # the budget's answer to a growth still waiting for memory
 
     @classmethod
-    def for_config(cls, config, specs=None) -> Reader:
+    def for_config(cls, config: Config, specs: ArgSpecs | None = None) -> Reader:
         return cls(config.max_frame_size, config.max_depth, config.max_container_size, config.string_limit,
                    specs)
 
@@ -103,7 +107,7 @@ class Reader:
             self.end = kept
         return memoryview(buf)[self.end:]
 
-    def make_room(self, wake) -> bool:
+    def make_room(self, wake: Callable[[], None]) -> bool:
         """Before the next read: True when get_buffer() can receive without growing past the
         budget. False when the buffer must double and the budget cannot give the bytes yet:
         wake() is called (from the thread that gave memory back) once they are granted; then
@@ -211,7 +215,7 @@ class Reader:
         if not size:
             return None
         start, buf, scanner = self.start, self.buf, self.scanner
-        assert scanner is not None  # _detect() ran
+        assert buf is not None and scanner is not None  # bytes arrived, _detect() ran
         scanner.reset()
         try:
             n = scanner.scan(buf, start + 4, start + 4 + size, start + 4 + size)
@@ -242,6 +246,7 @@ class Reader:
                 self._answer_in(e)
                 raise
             # The payload lies in the receive buffer, unless a transform must be undone first.
+            data: Body
             data, base, stop = buf, header.payload_at, frame_end
             if header.transforms or header.protocol is not wire.protocol:
                 data, base, stop = self._untransformed(header, frame_end)
@@ -279,7 +284,7 @@ class Reader:
                 frame.protocol = self.wire.protocol
             e.reply_to = (b"", CALL, frame.seqid, 0)
 
-    def _untransformed(self, header, end: int):
+    def _untransformed(self, header: HeaderFrame, end: int) -> tuple[Body, int, int]:
         """Where the payload lies for the scanner once its transforms are undone: (data, start,
         end) in the inflated bytes (the limits apply to those)."""
         wire, buf = self.wire, self.buf

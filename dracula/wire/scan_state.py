@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from dracula.typedefs import ArgSpecs
+
 
 class ScanState:
     """Offsets are relative to the message's first byte, so the reader may move the buffer's
@@ -13,8 +15,9 @@ class ScanState:
     stack: list[list[Any]] | None  # the open struct and container frames, innermost last
     header: tuple[bytes, int, int, int] | None
 
-    def __init__(self, max_depth: int, max_container: int, max_string: int = 2**31 - 1, specs=None):
-        self.specs = specs or {}  # method name (bytes) -> its arguments' thrift_spec
+    def __init__(self, max_depth: int, max_container: int, max_string: int = 2**31 - 1,
+                 specs: ArgSpecs | None = None) -> None:
+        self.specs: ArgSpecs = specs or {}  # method name (bytes) -> its arguments' thrift_spec
         self.max_depth = max_depth
         self.max_container = max_container
         self.max_string = max_string

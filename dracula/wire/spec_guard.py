@@ -15,12 +15,15 @@ is (key spec, value spec); a struct's is its class.
 """
 from __future__ import annotations
 
+from typing import Any
+
+from dracula.typedefs import ElementSpec
 from dracula.wire.errors import WireError
 
 BIN_TYPES = (11, 18)  # STRING, BINARY: one wire layout
 
 
-def _split(spec):
+def _split(spec: ElementSpec) -> tuple[int, Any]:
     return (spec, None) if spec.__class__ is int else spec
 
 
@@ -28,7 +31,7 @@ def _same(wire_type: int, idl_type: int) -> bool:
     return wire_type == idl_type or (wire_type in BIN_TYPES and idl_type in BIN_TYPES)
 
 
-def element_spec(spec, wire_type: int, strict: bool = False):
+def element_spec(spec: ElementSpec, wire_type: int, strict: bool = False) -> ElementSpec:
     """The spec a list/set element is read with, or None if the codec skips the elements.
 
     `strict`: the codec reads by the IDL regardless (compact), so a mismatch is refused."""
@@ -42,7 +45,7 @@ def element_spec(spec, wire_type: int, strict: bool = False):
     return None
 
 
-def entry_specs(spec, key_type: int, value_type: int):
+def entry_specs(spec: ElementSpec, key_type: int, value_type: int) -> tuple[ElementSpec, ElementSpec]:
     """(key spec, value spec) a map's entries are read with; (None, None) when skipped."""
     if spec is None:
         return None, None

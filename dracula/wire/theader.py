@@ -23,6 +23,7 @@ from __future__ import annotations
 import struct
 import zlib
 
+from dracula.typedefs import Body, Buffer
 from dracula.wire import compiled
 from dracula.wire.errors import WireError
 from dracula.wire.theader_frame import (
@@ -41,20 +42,21 @@ from dracula.wire.theader_frame import (
     TRANSFORM_NAMES,
     ZLIB,
     HeaderFrame,
+    HeaderPairs,
 )
 
 _fixed = struct.Struct("!HHiH")  # magic, flags, sequence id, header size / 4
 _frame_head = struct.Struct("!IHHiH")  # the same, after the frame length
 
 
-def parse_frame(frame, max_size: int, persistent: dict | None = None) -> HeaderFrame:
+def parse_frame(frame: Body, max_size: int, persistent: dict[str, str] | None = None) -> HeaderFrame:
     """The whole frame after its 4-byte length, parsed, with `.payload` untransformed."""
     header = parse_header(frame, 0, len(frame), persistent)
     header.payload = untransform(header, frame[header.payload_at:], max_size)
     return header
 
 
-def parse_header(buf, start: int, end: int, persistent: dict | None = None) -> HeaderFrame:
+def parse_header(buf: Buffer, start: int, end: int, persistent: dict[str, str] | None = None) -> HeaderFrame:
     """Parse the frame in buf[start:end] (after its length) up to its payload.
 
     `persistent` is the connection's persistent headers: this frame's are added to it. Raises
@@ -110,7 +112,7 @@ def parse_header(buf, start: int, end: int, persistent: dict | None = None) -> H
     return frame
 
 
-def untransform(header: HeaderFrame, payload, max_size: int):
+def untransform(header: HeaderFrame, payload: Body, max_size: int) -> Body:
     """The payload with the frame's transforms undone (last applied, first undone). Raises
     WireError when an inflated payload would pass max_size: inflating stops there."""
     for transform in reversed(header.transforms):
@@ -119,7 +121,7 @@ def untransform(header: HeaderFrame, payload, max_size: int):
     return payload
 
 
-def encode_frame(payload, request: HeaderFrame, headers: dict | None = None) -> bytes:
+def encode_frame(payload: Buffer, request: HeaderFrame, headers: HeaderPairs | None = None) -> bytes:
     """The whole reply frame, its 4-byte length first, around `payload` (one unframed Thrift
     message in the request's protocol): the request's sequence id, flags and transforms, and
     `headers` (str or bytes keys and values) as one KEYVALUE block."""
@@ -127,7 +129,8 @@ def encode_frame(payload, request: HeaderFrame, headers: dict | None = None) -> 
         if transform == ZLIB:
             payload = zlib.compress(payload)
     head = bytearray()
-    _put_varint(head, ID_OF_PROTOCOL[request.protocol])
+    # A reply's frame has its protocol: reader._answer_in sets it where the frame's was unknown.
+    _put_varint(head, ID_OF_PROTOCOL[request.protocol])  # type: ignore[index]
     _put_varint(head, len(request.transforms))
     for transform in request.transforms:
         _put_varint(head, transform)
@@ -146,13 +149,13 @@ def encode_frame(payload, request: HeaderFrame, headers: dict | None = None) -> 
                      head, payload))
 
 
-def request_frame(payload, protocol, headers: dict | None = None, seqid: int = 0) -> bytes:
+def request_frame(payload: Buffer, protocol: str, headers: HeaderPairs | None = None, seqid: int = 0) -> bytes:
     """A client's request frame, its 4-byte length first: `payload` (one unframed Thrift message
     in `protocol`, BINARY or COMPACT), no transforms, `headers` as one KEYVALUE block."""
     return encode_frame(payload, HeaderFrame(protocol, seqid, 0), headers)
 
 
-def client_timeout(headers: dict) -> float | None:
+def client_timeout(headers: dict[str, str]) -> float | None:
     """The call's `client_timeout` header in seconds; None when absent, malformed, not positive
     (fbthrift treats those as no timeout) or longer than CLIENT_TIMEOUT_MAX_DIGITS digits."""
     value = headers.get(CLIENT_TIMEOUT_HEADER)
@@ -162,7 +165,7 @@ def client_timeout(headers: dict) -> float | None:
     return ms / 1000.0 if ms > 0 else None
 
 
-def _read_transforms(buf, pos: int, end: int):
+def _read_transforms(buf: Buffer, pos: int, end: int) -> tuple[tuple[int, ...], int]:
     count, pos = _varint(buf, pos, end, "transform count")
     if count > end - pos:  # every transform id takes at least one byte
         raise WireError("THeader declares %d transforms in %d header bytes" % (count, end - pos),
@@ -181,7 +184,7 @@ def _read_transforms(buf, pos: int, end: int):
     return tuple(transforms), pos
 
 
-def _read_info(buf, pos: int, end: int):
+def _read_info(buf: Buffer, pos: int, end: int) -> tuple[dict[str, str], dict[str, str]]:
     """The KEYVALUE and PKEYVALUE headers; padding or an unknown info id ends the blocks."""
     headers: dict[str, str] = {}
     persistent: dict[str, str] = {}
@@ -196,7 +199,7 @@ def _read_info(buf, pos: int, end: int):
     return headers, persistent
 
 
-def _read_pairs(buf, pos: int, end: int, into: dict) -> int:
+def _read_pairs(buf: Buffer, pos: int, end: int, into: dict[str, str]) -> int:
     count, pos = _varint(buf, pos, end, "header count")
     if count > (end - pos) // 2:  # every pair takes at least two length bytes
         raise WireError("THeader declares %d headers in %d header bytes" % (count, end - pos),
@@ -208,7 +211,7 @@ def _read_pairs(buf, pos: int, end: int, into: dict) -> int:
     return pos
 
 
-def _string(buf, pos: int, end: int):
+def _string(buf: Buffer, pos: int, end: int) -> tuple[str, int]:
     n = buf[pos] if pos < end else 0x80
     if n < 0x80:  # one-byte length: nearly every header
         pos += 1
@@ -221,7 +224,7 @@ def _string(buf, pos: int, end: int):
     return str(buf[pos:pos + n], "utf-8", "surrogateescape"), pos + n
 
 
-def _varint(buf, pos: int, end: int, what: str):
+def _varint(buf: Buffer, pos: int, end: int, what: str) -> tuple[int, int]:
     """An unsigned varint of at most 5 bytes (32 bits) that ends before `end`."""
     result = 0
     shift = 0
@@ -238,7 +241,7 @@ def _varint(buf, pos: int, end: int, what: str):
     raise WireError("THeader %s: varint longer than 5 bytes" % what, fatal=False)
 
 
-def _keep_persistent(persistent: dict, new: dict) -> None:
+def _keep_persistent(persistent: dict[str, str], new: dict[str, str]) -> None:
     persistent.update(new)
     size = sum(len(k) + len(v) for k, v in persistent.items())
     if size > MAX_PERSISTENT_BYTES:
@@ -246,7 +249,7 @@ def _keep_persistent(persistent: dict, new: dict) -> None:
         raise WireError("persistent THeader headers of %d bytes (limit %d)" % (size, MAX_PERSISTENT_BYTES))
 
 
-def _inflate(data, max_size: int) -> bytes:
+def _inflate(data: Body, max_size: int) -> bytes:
     inflater = zlib.decompressobj()
     try:
         out = inflater.decompress(data, max_size + 1)  # the bound caps memory and time alike
@@ -268,7 +271,7 @@ def _put_varint(out: bytearray, n: int) -> None:
     out.append(n)
 
 
-def _put_string(out: bytearray, s) -> None:
+def _put_string(out: bytearray, s: str | Buffer) -> None:
     data = s.encode("utf-8", "surrogateescape") if isinstance(s, str) else bytes(s)
     _put_varint(out, len(data))
     out += data

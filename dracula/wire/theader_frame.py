@@ -3,6 +3,9 @@ shared by theader.py (the pure-Python parser and encoder) and _ctheader.pyx (the
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+from dracula.typedefs import Body
 from dracula.wire.detect import BINARY, COMPACT
 from dracula.wire.errors import AppError
 
@@ -19,6 +22,9 @@ TRANSFORM_NAMES = {1: "zlib", 2: "hmac", 3: "snappy", 4: "qlz", 5: "zstd"}
 INFO_PADDING = 0x00
 INFO_KEYVALUE = 0x01
 INFO_PKEYVALUE = 0x02
+
+# Headers a reply or request frame carries: str keys and values (a handler's response_headers), or bytes.
+HeaderPairs = Mapping[str, str] | Mapping[bytes, bytes]
 
 # A client can add persistent headers in every frame; this caps what one connection keeps.
 MAX_PERSISTENT_BYTES = 64 * 1024
@@ -48,8 +54,9 @@ class HeaderFrame:
     __slots__ = ("protocol", "seqid", "flags", "transforms", "headers", "persistent", "payload_at",
                  "timeout", "payload")
 
-    def __init__(self, protocol, seqid: int, flags: int, transforms=(), headers=None, persistent=None,
-                 payload_at: int = 0, timeout: float | None = None):
+    def __init__(self, protocol: str | None, seqid: int, flags: int, transforms: tuple[int, ...] = (),
+                 headers: dict[str, str] | None = None, persistent: dict[str, str] | None = None,
+                 payload_at: int = 0, timeout: float | None = None) -> None:
         self.protocol = protocol
         self.seqid = seqid
         self.flags = flags
@@ -58,7 +65,7 @@ class HeaderFrame:
         self.persistent = {} if persistent is None else persistent
         self.payload_at = payload_at
         self.timeout = timeout
-        self.payload: bytes | bytearray | memoryview | None = None
+        self.payload: Body | None = None
 
     def __repr__(self) -> str:
         return "HeaderFrame(%s, seqid=%d, flags=0x%x, transforms=%r, headers=%r)" % (
