@@ -12,10 +12,18 @@ from __future__ import annotations
 
 import collections
 import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from dracula.config import Config
+    from dracula.ops.observe import ServerObserver
 
 # Seconds a connection may wait for the budget before it is closed (one refusal line): past
 # the budget, a large message that cannot progress must not hold its connection for ever.
 BUDGET_WAIT = 10.0
+
+Wake = Callable[[], None]  # called, from the thread that gave memory back, once a ticket is granted
 
 
 class Ticket:
@@ -23,14 +31,14 @@ class Ticket:
 
     __slots__ = ("size", "wake", "granted")
 
-    def __init__(self, size: int, wake, granted: bool):
+    def __init__(self, size: int, wake: Wake, granted: bool) -> None:
         self.size = size
         self.wake = wake
         self.granted = granted
 
 
 class Budget:
-    def __init__(self, limit: int, observer=None):
+    def __init__(self, limit: int, observer: ServerObserver | None = None) -> None:
         self.limit = limit
         self.used = 0
         self.waiters: collections.deque[Ticket] = collections.deque()  # not yet granted, oldest first
@@ -38,7 +46,7 @@ class Budget:
         self.observer = observer
         self.wait_limit = BUDGET_WAIT
 
-    def request(self, size: int, wake) -> Ticket:
+    def request(self, size: int, wake: Wake) -> Ticket:
         """Charge `size` bytes now if they fit and nobody waits before us (ticket.granted);
         otherwise queue: wake() is called, from the thread that gives memory back, once the
         ticket has been granted."""
@@ -104,5 +112,5 @@ class Budget:
             self.observer.budget_changed(used, waiting)
 
 
-def make_budget(config, observer=None) -> Budget | None:
+def make_budget(config: Config, observer: ServerObserver | None = None) -> Budget | None:
     return Budget(config.max_buffer_memory, observer) if config.max_buffer_memory else None

@@ -9,6 +9,11 @@ client may retry it once on a new connection (README, "Running a fleet").
 from __future__ import annotations
 
 import random
+from collections.abc import Collection
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from dracula.server.seams import ConnectionEntry
 
 JITTER = 0.1
 
@@ -23,15 +28,15 @@ class Retirements:
 
     def __init__(self, max_age: float) -> None:
         self.max_age = max_age
-        self._due: dict = {}
+        self._due: dict[ConnectionEntry, float] = {}
 
-    def due(self, conn, now: float) -> bool:
+    def due(self, conn: ConnectionEntry, now: float) -> bool:
         at = self._due.get(conn)
         if at is None:
             at = self._due[conn] = retire_at(conn.opened_at, self.max_age)
         return now >= at
 
-    def keep_only(self, connections) -> None:
+    def keep_only(self, connections: Collection[ConnectionEntry]) -> None:
         """Forget the connections that have closed."""
         if len(self._due) > len(connections):
             self._due = {conn: at for conn, at in self._due.items() if conn in connections}

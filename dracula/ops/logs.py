@@ -9,6 +9,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
+
+from dracula.typedefs import Peer
 
 log = logging.getLogger("dracula")
 
@@ -22,8 +25,8 @@ class RefusalLog:
     """`refusals(peer, reason)` logs "refused PEER: REASON" on `dracula.refused`, at most
     `burst` lines a second (another logger and verb for other events, e.g. evictions)."""
 
-    def __init__(self, burst: int = 20, clock=time.monotonic, logger: str = "dracula.refused",
-                 verb: str = "refused", noun: str = "refusals"):
+    def __init__(self, burst: int = 20, clock: Callable[[], float] = time.monotonic,
+                 logger: str = "dracula.refused", verb: str = "refused", noun: str = "refusals") -> None:
         self.burst = burst
         self.clock = clock
         self.window = 0.0
@@ -34,7 +37,7 @@ class RefusalLog:
         self.template = verb + " %s: %s"
         self.noun = noun
 
-    def __call__(self, peer, reason: str) -> None:
+    def __call__(self, peer: Peer, reason: str) -> None:
         with self.lock:
             now = self.clock()
             if now - self.window >= 1.0:
@@ -51,7 +54,7 @@ class RefusalLog:
         self.log.warning(self.template, format_peer(peer), reason)
 
 
-def format_peer(peer) -> str:
+def format_peer(peer: Peer) -> str:
     if isinstance(peer, tuple) and len(peer) >= 2:
         return "%s:%s" % peer[:2]
     return str(peer or "unknown peer")

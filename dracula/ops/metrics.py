@@ -8,6 +8,11 @@ from __future__ import annotations
 import http.server
 import logging
 import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # imported where used: without --metrics-port prometheus_client is not loaded
+    from prometheus_client import CollectorRegistry
 
 log = logging.getLogger("dracula.metrics")
 
@@ -16,7 +21,7 @@ LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0
 
 
 class Metrics:
-    def __init__(self, registry):
+    def __init__(self, registry: CollectorRegistry | None) -> None:
         from prometheus_client import Counter, Gauge, Histogram
 
         self.calls = Counter("dracula_calls", "Calls by method and outcome (ok, exception, error)",
@@ -40,13 +45,13 @@ class Metrics:
                                    multiprocess_mode="livesum")
 
 
-def new_registry():
+def new_registry() -> CollectorRegistry:
     from prometheus_client import CollectorRegistry
 
     return CollectorRegistry()
 
 
-def exposition(registry=None, multiprocess_dir=None) -> bytes:
+def exposition(registry: CollectorRegistry | None = None, multiprocess_dir: str | None = None) -> bytes:
     from prometheus_client import generate_latest
 
     if multiprocess_dir is not None:
@@ -54,6 +59,8 @@ def exposition(registry=None, multiprocess_dir=None) -> bytes:
 
         registry = new_registry()
         multiprocess.MultiProcessCollector(registry, path=multiprocess_dir)
+    if registry is None:
+        raise ValueError("exposition() needs a registry or a multiprocess directory")
     return generate_latest(registry)
 
 
@@ -72,12 +79,13 @@ def call_totals(multiprocess_dir: str) -> tuple[float, float]:
     return totals["dracula_calls_total"], totals["dracula_shed_calls_total"]
 
 
-def serve_status(host: str, port: int, healthy, multiprocess_dir=None, registry=None):
+def serve_status(host: str, port: int, healthy: Callable[[], bool], multiprocess_dir: str | None = None,
+                 registry: CollectorRegistry | None = None) -> http.server.ThreadingHTTPServer:
     """Serve /metrics (from `registry`, or summed over `multiprocess_dir`) and /healthz (200
     while `healthy()`, else 503) from a daemon thread. Returns the HTTP server."""
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
+        def do_GET(self) -> None:
             if self.path == "/metrics":
                 body, status = exposition(registry, multiprocess_dir), 200
                 content_type = "text/plain; version=0.0.4; charset=utf-8"
@@ -93,7 +101,7 @@ def serve_status(host: str, port: int, healthy, multiprocess_dir=None, registry=
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, fmt, *args):  # probes every few seconds must not fill the log
+        def log_message(self, fmt: str, *args: Any) -> None:  # probes every few seconds must not fill the log
             log.debug("%s %s", self.address_string(), fmt % args)
 
     server = http.server.ThreadingHTTPServer((host, port), Handler)

@@ -12,15 +12,20 @@ the backends report to a ServerObserver, which exists only when metrics are on.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from dracula.ops.logs import format_peer
+
+if TYPE_CHECKING:
+    from dracula.ops.metrics import Metrics
+    from dracula.server.context import CallContext
 
 access = logging.getLogger("dracula.access")
 UNKNOWN_METHOD_LABEL = "<unknown>"
 _RUNNING = "dracula.ops.metrics.running"  # in CallContext.state: counted in flight by before()
 
 
-def qualname(call) -> str:
+def qualname(call: CallContext) -> str:
     """Service.method, or the name the client sent when no such method exists."""
     return call.method if call.service is None else "%s.%s" % (call.service, call.method)
 
@@ -28,21 +33,21 @@ def qualname(call) -> str:
 class AccessLog:
     """--access-log: one line per call, `PEER Service.method OUTCOME NNNus`."""
 
-    def after(self, call, outcome: str, seconds: float) -> None:
+    def after(self, call: CallContext, outcome: str, seconds: float) -> None:
         access.info("%s %s %s %dus", format_peer(call.peer), qualname(call), outcome, seconds * 1e6)
 
 
 class CallMetrics:
     """--metrics-port: calls by method and outcome, latency, calls in flight."""
 
-    def __init__(self, metrics):
+    def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics
 
-    def before(self, call) -> None:
+    def before(self, call: CallContext) -> None:
         self.metrics.in_flight.inc()
         call.state[_RUNNING] = True
 
-    def after(self, call, outcome: str, seconds: float) -> None:
+    def after(self, call: CallContext, outcome: str, seconds: float) -> None:
         metrics = self.metrics
         if call.state.pop(_RUNNING, False):
             metrics.in_flight.dec()
@@ -52,7 +57,7 @@ class CallMetrics:
         metrics.latency.labels(label).observe(seconds)
 
 
-def builtin_middleware(metrics, access_log: bool) -> list:
+def builtin_middleware(metrics: Metrics | None, access_log: bool) -> list[AccessLog | CallMetrics]:
     """The access log outermost (its `after` runs last, when the outcome is final), then the
     metrics."""
     return ([AccessLog()] if access_log else []) + ([CallMetrics(metrics)] if metrics is not None else [])
@@ -61,7 +66,7 @@ def builtin_middleware(metrics, access_log: bool) -> list:
 class ServerObserver:
     """What the backends, the connection table, the budget and shedding report to metrics."""
 
-    def __init__(self, metrics):
+    def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics
 
     def connection_opened(self) -> None:

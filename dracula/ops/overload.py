@@ -16,10 +16,17 @@ import functools
 import logging
 import threading
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from thriftpy2.thrift import TApplicationException
 
 from dracula.wire.errors import AppError
+
+if TYPE_CHECKING:
+    from dracula.config import Config
+    from dracula.ops.observe import ServerObserver
+    from dracula.server.calls import Call
 
 log = logging.getLogger("dracula.overload")
 
@@ -39,7 +46,7 @@ class ShedShare:
     Sampled about once a second; the last three samples span the last two seconds, as
     Overload.shedding_hard counts in a worker."""
 
-    def __init__(self, totals):
+    def __init__(self, totals: Callable[[], tuple[float, float]]) -> None:
         self.totals = totals
         self.samples: collections.deque[tuple[float, float, float]] = collections.deque(maxlen=3)
         self.lock = threading.Lock()  # sample() in the supervisor's loop, hard() in /healthz's thread
@@ -69,7 +76,7 @@ class ShedShare:
 class Overloaded(TApplicationException):
     """Raised where a call is shed; answered like any TApplicationException."""
 
-    def __init__(self, reason: str):
+    def __init__(self, reason: str) -> None:
         super().__init__(AppError.LOADSHEDDING, overloaded_message(reason))
         self.reason = reason
 
@@ -81,7 +88,8 @@ def overloaded_message(reason: str) -> str:
 class Overload:
     """The in-flight count and the shedding record shared by every connection of a process."""
 
-    def __init__(self, max_requests: int | None, queue_timeout: float, threads: int = 1, observer=None):
+    def __init__(self, max_requests: int | None, queue_timeout: float, threads: int = 1,
+                 observer: ServerObserver | None = None) -> None:
         self.max_requests = max_requests
         self.queue_timeout = queue_timeout
         self.observer = observer
@@ -167,13 +175,13 @@ class Overload:
         raise Overloaded("a wait of about %.2gs for a thread" % wait)
 
 
-def make_overload(config, observer=None) -> Overload | None:
+def make_overload(config: Config, observer: ServerObserver | None = None) -> Overload | None:
     if config.max_requests is None and not config.queue_timeout:
         return None
     return Overload(config.max_requests, config.queue_timeout, config.thread_count, observer)
 
 
-def pool_job(call, overload):
+def pool_job(call: Call, overload: Overload | None) -> Callable[[], Any]:
     """What a pool thread runs for a @blocking call: call.run_blocking, or (with a queue
     timeout) that behind a check of how long the call waited for a thread. Raises Overloaded
     when the call is shed at the door instead."""
@@ -185,7 +193,7 @@ def pool_job(call, overload):
     return functools.partial(_queued, overload, call)
 
 
-def _queued(overload, call):
+def _queued(overload: Overload, call: Call) -> Any:
     with overload.lock:
         overload.pool_queued -= 1
     late = overload.waited_too_long(call.started)

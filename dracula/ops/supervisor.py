@@ -25,10 +25,16 @@ import subprocess
 import sys
 import tempfile
 import time
+from http.server import ThreadingHTTPServer
+from types import FrameType
+from typing import TYPE_CHECKING
 
 from dracula.ops.metrics import call_totals, serve_status
 from dracula.ops.overload import ShedShare
 from dracula.server.listen import address_of, listen
+
+if TYPE_CHECKING:
+    from dracula.config import Config
 
 log = logging.getLogger("dracula.supervisor")
 
@@ -37,7 +43,7 @@ READY_TIMEOUT = 60.0  # seconds a reload waits for new workers to accept
 
 
 class Worker:
-    def __init__(self, proc: subprocess.Popen, ready_r: int, generation: int):
+    def __init__(self, proc: subprocess.Popen[bytes], ready_r: int, generation: int) -> None:
         self.proc = proc
         self.ready_r = ready_r
         self.generation = generation
@@ -50,7 +56,7 @@ class Worker:
 
 
 class Supervisor:
-    def __init__(self, config, worker_argv: list[str], workers: int):
+    def __init__(self, config: Config, worker_argv: list[str], workers: int) -> None:
         self.config = config
         self.worker_argv = worker_argv  # `dracula serve` arguments, without --workers
         self.target = workers
@@ -63,7 +69,7 @@ class Supervisor:
         self.stopping = False
         self.reload_started: float | None = None
         self.env = dict(os.environ)
-        self.status = None
+        self.status: ThreadingHTTPServer | None = None
         self.metrics_dir: str | None = None
         self.shedding: ShedShare | None = None  # the workers' shedding, for /healthz
         if config.metrics_port is not None:
@@ -144,7 +150,7 @@ class Supervisor:
             return False
         return self.shedding is None or not self.shedding.hard()
 
-    def _on_signal(self, signum, frame) -> None:
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self.signals.append(signum)
 
     def _handle(self, signum: int) -> None:
