@@ -15,7 +15,8 @@ import asyncio
 import logging
 import time
 import types
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Coroutine
+from typing import TYPE_CHECKING, Any
 
 from thriftpy2.thrift import TApplicationException, TMessageType
 
@@ -26,7 +27,12 @@ from dracula.wire.errors import AppError, WireError, app_error_name
 from dracula.wire.theader import encode_frame
 
 if TYPE_CHECKING:
+    from dracula.ops.overload import Overload
     from dracula.server.dispatch import Method
+    from dracula.server.state import ServerState
+    from dracula.typedefs import Peer
+    from dracula.wire.codec import Codec
+    from dracula.wire.reader import Message
 
 log = logging.getLogger("dracula.dispatch")
 
@@ -44,8 +50,13 @@ class Call:
     method: Method | None  # set by admit(); None for an unknown method. Past admit() it is set.
     reply: bytes | None
     _context: CallContext | None
+    args: tuple[Any, ...]  # the handler's positional arguments, set by admit()
+    deadline: float | None  # time.monotonic() from THeader's client_timeout, set by admit()
+    outcome: str  # OK, DECLARED or ERROR, once finished
+    started: float  # perf_counter() when observed (0.0: not timed, or observed already)
+    counted: bool
 
-    def __init__(self, state, msg, codec, framed: bool, peer):
+    def __init__(self, state: ServerState[Any], msg: Message, codec: Codec, framed: bool, peer: Peer) -> None:
         self.state = state
         self.msg = msg
         self.codec = codec
@@ -96,7 +107,7 @@ class Call:
             return state.middleware.before(self)
         return True
 
-    def _enter(self, overload) -> bool:
+    def _enter(self, overload: Overload) -> bool:
         """Count the call in flight, or shed it (--max-requests)."""
         reason = overload.enter()
         if reason is not None:
@@ -108,9 +119,9 @@ class Call:
         """True when the call waited past --queue-timeout before its handler could start: it
         is then answered as overloaded (`reply`) instead of run."""
         overload = self.state.overload
-        if not self.counted or not overload.queue_timeout:
+        if not self.counted or not overload.queue_timeout:  # type: ignore[union-attr]  # counted: there is one
             return False
-        error = overload.waited_too_long(self.started)
+        error = overload.waited_too_long(self.started)  # type: ignore[union-attr]
         if error is None:
             return False
         self.finish(error=error)
@@ -137,7 +148,7 @@ class Call:
         left = max(0.001, self.deadline - _monotonic())
         return min(left, handler_timeout) if handler_timeout else left
 
-    def _expired(self):
+    def _expired(self) -> TApplicationException | None:
         """A TIMEOUT error when the client's deadline passed before the handler started."""
         if self.deadline is not None and _monotonic() >= self.deadline:
             assert self.method is not None  # only admitted calls expire
@@ -163,7 +174,7 @@ class Call:
         return False
 
     # -- calling the handler ---------------------------------------------------------------
-    def run_inline(self):
+    def run_inline(self) -> Coroutine[Any, Any, Any] | None:
         """Call a plain handler here and now; the reply is then in `reply`. Returns the
         coroutine instead when the handler turned out to be async (an `async def` behind a
         plain decorator): the backend awaits it with `awaited()`."""
@@ -194,7 +205,7 @@ class Call:
         self.finish(value)
         return None
 
-    async def awaited(self, coroutine=None):
+    async def awaited(self, coroutine: Coroutine[Any, Any, Any] | None = None) -> bytes | None:
         """Call a coroutine handler (or await the `coroutine` run_inline returned); its reply
         bytes (also left in `reply`)."""
         _current.set(self)  # the task runs in its own copy of the context
@@ -213,7 +224,7 @@ class Call:
         try:
             value = None
             if coroutine is None:
-                coroutine, value = self._start()
+                coroutine, value = self._start()  # type: ignore[assignment]  # or the pool's future
             if coroutine is not None:
                 value = await coroutine
         except SystemExit as e:  # the handler's error, not the server's: asyncio would re-raise it
@@ -222,7 +233,7 @@ class Call:
             return self.finish(error=e)
         return self.finish(value)
 
-    def _start(self):
+    def _start(self) -> tuple[Awaitable[Any] | None, Any]:
         """(what to await, None) or (None, the value): async middleware sends every call down
         the coroutine path, so a plain handler may run here and a @blocking one in the pool."""
         method = self.method
@@ -235,7 +246,7 @@ class Call:
             return value, None
         return None, value
 
-    def run_blocking(self):
+    def run_blocking(self) -> Any:
         """A @blocking handler's body, in a pool thread: its value (encoded on the caller's
         thread by finish())."""
         expired = self._expired()
@@ -248,7 +259,7 @@ class Call:
         finally:
             _current.reset(token)
 
-    def finish(self, value=None, error: BaseException | None = None):
+    def finish(self, value: Any = None, error: BaseException | None = None) -> bytes | None:
         """Encode the handler's outcome; the reply bytes (None when none is expected)."""
         method = self.method
         assert method is not None  # admitted
@@ -266,7 +277,7 @@ class Call:
         self._observe()
         return self.reply
 
-    def timed_out(self, seconds: float):
+    def timed_out(self, seconds: float) -> bytes | None:
         """The reply for a handler still running (or still queued) after `seconds`; it is not
         interrupted. TIMEOUT when the client's deadline set the limit, as fbthrift answers."""
         assert self.method is not None  # admitted
@@ -281,7 +292,7 @@ class Call:
             AppError.INTERNAL_ERROR, "%s did not finish within %gs" % (qualname, seconds)))
 
     # -- outcome -> bytes ------------------------------------------------------------------
-    def _value_reply(self, value):
+    def _value_reply(self, value: Any) -> bytes:
         method = self.method
         assert method is not None  # admitted
         result = method.result_cls()
@@ -296,7 +307,7 @@ class Call:
         self.outcome = OK
         return reply
 
-    def _error_reply(self, exc: BaseException):
+    def _error_reply(self, exc: BaseException) -> bytes:
         method = self.method
         assert method is not None  # admitted
         if isinstance(exc, TApplicationException):
@@ -317,14 +328,14 @@ class Call:
         self.outcome = DECLARED
         return reply
 
-    def _failure(self, app_type: int, message: str):
+    def _failure(self, app_type: int, message: str) -> bytes:
         """A TApplicationException reply. Messages quote handler text: lone surrogates must not
         make the error unencodable."""
         self.outcome = ERROR
         message = str(message).encode("utf-8", "backslashreplace").decode("utf-8")
         return self._encode_exception(TApplicationException(app_type, message))
 
-    def _encode_exception(self, exc: TApplicationException):
+    def _encode_exception(self, exc: TApplicationException) -> bytes:
         # A multiplexed name is answered with its method part, as replies are.
         name = self.method.reply_name if self.method is not None else self.msg.name.rpartition(b":")[2]
         try:
@@ -337,11 +348,12 @@ class Call:
     def _in_header_frame(self, reply: bytes) -> bytes:
         """A THeader request's reply goes back in a THeader frame, with the handler's headers."""
         headers = self._context.response_headers if self._context is not None else None
+        # Called for THeader requests only: msg.header is set.
         try:
-            return encode_frame(reply, self.msg.header, headers)
+            return encode_frame(reply, self.msg.header, headers)  # type: ignore[arg-type]
         except ValueError as e:  # response headers too large for a THeader header
             log.error("%s: %s", self.method.qualname if self.method else "reply", e)
-            return encode_frame(self._failure(AppError.INTERNAL_ERROR, str(e)), self.msg.header)
+            return encode_frame(self._failure(AppError.INTERNAL_ERROR, str(e)), self.msg.header)  # type: ignore[arg-type]
 
     def _observe(self) -> None:
         if self.started:
@@ -350,6 +362,6 @@ class Call:
             state = self.state
             if self.counted:
                 self.counted = False
-                state.overload.leave()
+                state.overload.leave()  # type: ignore[union-attr]  # counted: there is one
             if state.middleware is not None:
                 state.middleware.finished(self, seconds, state.loop)

@@ -7,7 +7,9 @@ get the variable set for them). The CallContext view is made only when a handler
 from __future__ import annotations
 
 import contextvars
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from dracula.typedefs import Peer
 
 if TYPE_CHECKING:
     from dracula.server.calls import Call
@@ -25,14 +27,15 @@ class CallContext:
 
     __slots__ = ("service", "method", "peer", "headers", "response_headers", "deadline", "state")
 
-    def __init__(self, service: str | None, method: str, peer, headers: dict, deadline: float | None):
+    def __init__(self, service: str | None, method: str, peer: Peer, headers: dict[str, str],
+                 deadline: float | None) -> None:
         self.service = service
         self.method = method
         self.peer = peer
         self.headers = headers
-        self.response_headers: dict = {}
+        self.response_headers: dict[str, str] = {}
         self.deadline = deadline
-        self.state: dict = {}
+        self.state: dict[str, Any] = {}
 
     def __repr__(self) -> str:
         return "<CallContext %s.%s from %s>" % (self.service, self.method, self.peer)

@@ -9,21 +9,25 @@ from __future__ import annotations
 import inspect
 import logging
 import operator
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+from dracula.typedefs import FieldSpec, Handler, StructSpec, ThriftService
 
 log = logging.getLogger("dracula.dispatch")
 
 SYNC, ASYNC, BLOCKING = "sync", "async", "blocking"
 
+HandlerFunction = TypeVar("HandlerFunction", bound=Callable[..., Any])
 
-def blocking(fn):
+
+def blocking(fn: HandlerFunction) -> HandlerFunction:
     """Mark a handler method as blocking: it runs in the server's thread pool, not on the loop."""
-    fn.__dracula_blocking__ = True
+    fn.__dracula_blocking__ = True  # type: ignore[attr-defined]  # a marker on the function itself
     return fn
 
 
-def _field_shape(cls) -> dict:
+def _field_shape(cls: type) -> dict[int, FieldSpec]:
     return {fid: spec[:2] for fid, spec in getattr(cls, "thrift_spec", {}).items()}
 
 
@@ -31,8 +35,10 @@ class Method:
     __slots__ = ("service_name", "name", "reply_name", "args_cls", "result_cls", "fn", "kind", "route",
                  "oneway", "get_args", "required", "exceptions", "_shapes")
     get_args: Callable[[Any], tuple[Any, ...]]  # the arguments struct -> the handler's positional arguments
+    required: tuple[str, ...]  # the arguments declared `required`
+    exceptions: tuple[tuple[str, type[BaseException]], ...]  # (result field, class) per declared exception
 
-    def __init__(self, service_name: str, service, name: str, fn):
+    def __init__(self, service_name: str, service: ThriftService, name: str, fn: Callable[..., Any]) -> None:
         self.service_name = service_name
         self.name = name
         self.reply_name = name.encode()
@@ -61,13 +67,13 @@ class Method:
         self.required = tuple(spec[1] for spec in specs if spec[-1] is True)
         self.exceptions = tuple((spec[1], spec[2]) for fid, spec in sorted(self.result_cls.thrift_spec.items())
                                 if spec[1] != "success")
-        self._shapes: dict[type, dict] = {}
+        self._shapes: dict[type, dict[int, FieldSpec]] = {}
 
     @property
     def qualname(self) -> str:
         return "%s.%s" % (self.service_name, self.name)
 
-    def declared_field(self, exc: BaseException):
+    def declared_field(self, exc: BaseException) -> str | None:
         """The result field a raised exception belongs in, or None if it is undeclared.
 
         A handler that loaded the IDL itself raises its own copy of the exception class; it is
@@ -87,11 +93,11 @@ class Method:
 
 
 class Dispatcher:
-    def __init__(self, services):
+    def __init__(self, services: Iterable[tuple[str, ThriftService, Handler]]) -> None:
         """`services`: (name, thriftpy2 service class, handler) triples; the first one also
         answers plain method names, every one answers `name:method`."""
         by_name: dict[str, Method] = {}
-        self.services = []
+        self.services: list[str] = []
         for index, (service_name, service, handler) in enumerate(services):
             self.services.append(service_name)
             for name in service.thrift_services:
@@ -106,4 +112,5 @@ class Dispatcher:
                     by_name[name] = method
         self.methods = {key.encode(): method for key, method in by_name.items()}
         # What the scanners follow the IDL by (spec_guard.py).
-        self.arg_specs = {key: method.args_cls.thrift_spec for key, method in self.methods.items()}
+        self.arg_specs: dict[bytes, StructSpec] = {
+            key: method.args_cls.thrift_spec for key, method in self.methods.items()}

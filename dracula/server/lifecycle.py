@@ -6,7 +6,9 @@ import logging
 import os
 import signal
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from http.server import ThreadingHTTPServer
+from types import FrameType
 from typing import Any
 
 from dracula.config import Config
@@ -15,11 +17,16 @@ from dracula.ops.observe import ServerObserver, builtin_middleware
 from dracula.server.backends import backend_class
 from dracula.server.dispatch import Dispatcher
 from dracula.server.listen import address_of, listen
+from dracula.server.seams import Backend, LoopBackend
 from dracula.server.state import ServerState
 from dracula.server.tls import server_context
+from dracula.typedefs import Handler, ThriftService
 from dracula.wire import compiled as scanner_impl
 
 log = logging.getLogger("dracula")
+
+# What signal.signal() returns: the previous handler, to put back.
+SignalHandler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
 
 
 class Server:
@@ -31,16 +38,18 @@ class Server:
     once in-flight requests are answered or the graceful timeout has passed. `port` (and `host`)
     are known from construction on: the socket is bound and listening already."""
 
-    def __init__(self, services: Sequence[tuple[str, Any, Any]], config: Config,
-                 middleware: Sequence[Any] = ()) -> None:
+    def __init__(self, services: Sequence[tuple[str, ThriftService, Handler]], config: Config,
+                 middleware: Sequence[object] = ()) -> None:
         self.config = config.validate()
         # Each server has its own metrics registry (workers: summed through the multiprocess
         # directory by the supervisor).
         self.registry = new_registry() if config.metrics_port is not None else None
         metrics = Metrics(self.registry) if self.registry is not None else None
-        self.state = ServerState(config, Dispatcher(services), ServerObserver(metrics) if metrics else None,
-                                 [*builtin_middleware(metrics, config.access_log), *middleware])
-        self.services: dict[str, Any] = {name: service for name, service, _ in services}
+        # The backend decides what its connection entries are (seams.ConnectionEntry).
+        self.state: ServerState[Any] = ServerState(
+            config, Dispatcher(services), ServerObserver(metrics) if metrics else None,
+            [*builtin_middleware(metrics, config.access_log), *middleware])
+        self.services: dict[str, ThriftService] = {name: service for name, service, _ in services}
         self.service_names = list(self.services)
         self.sock = listen(config)
         self.host: str
@@ -49,11 +58,11 @@ class Server:
         self.started = threading.Event()
         self.stopped = threading.Event()
         self.closing = False
-        self.status = None
+        self.status: ThreadingHTTPServer | None = None
         if config.metrics_port is not None and config.worker_fd is None:  # a supervisor serves its workers'
             self.status = serve_status(config.metrics_host or config.host, config.metrics_port,
                                        self.healthy, registry=self.registry)
-        self._backend = backend_class(config.backend)(self.state, self.sock, server_context(config))
+        self._backend: Backend = backend_class(config.backend)(self.state, self.sock, server_context(config))
         self._served = False  # a Server serves once: its socket closes when it stops
         self._delayed_stop: threading.Timer | None = None  # close() during --drain-delay
         # Coroutines waiting for `started` or `stopped`, each on its own loop (any thread).
@@ -80,6 +89,7 @@ class Server:
                                % self.config.backend)
         if self.config.worker_fd is not None:
             raise RuntimeError("a prefork worker is run by its supervisor with serve()")
+        assert isinstance(self._backend, LoopBackend)  # the uv backend (checked above)
         self._begin()
         restore = self._install_signal_handlers() if install_signals else []
         try:
@@ -136,7 +146,7 @@ class Server:
             raise RuntimeError("a Server serves once; make a new one to serve again")
         self._served = True
 
-    def _finish(self, restore: list[tuple[int, Any]]) -> None:
+    def _finish(self, restore: list[tuple[int, SignalHandler]]) -> None:
         if self._delayed_stop is not None:
             self._delayed_stop.cancel()
         for signum, previous in restore:
@@ -177,10 +187,10 @@ class Server:
             except RuntimeError:  # that loop has closed: nobody is waiting any more
                 pass
 
-    def _install_signal_handlers(self) -> list[tuple[int, Any]]:
+    def _install_signal_handlers(self) -> list[tuple[int, SignalHandler]]:
         if threading.current_thread() is not threading.main_thread():
             return []
-        restore: list[tuple[int, Any]] = [(signum, signal.signal(signum, self._on_signal))
+        restore: list[tuple[int, SignalHandler]] = [(signum, signal.signal(signum, self._on_signal))
                                           for signum in (signal.SIGINT, signal.SIGTERM)]
         if self.config.worker_fd is not None:
             # The supervisor owns reloads and scaling: a terminal's hang-up must not kill workers.
@@ -188,7 +198,7 @@ class Server:
                            for signum in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU))
         return restore
 
-    def _on_signal(self, signum: int, frame: Any) -> None:
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         log.info("received %s: stopping", signal.Signals(signum).name)
         self.close()
 

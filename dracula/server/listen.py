@@ -5,13 +5,17 @@ import errno
 import os
 import socket
 import stat
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from dracula.config import Config
 
 
 class BindError(OSError):
     """The address cannot be bound (in use, not permitted, not an address of this host)."""
 
 
-def listen(config) -> socket.socket:
+def listen(config: Config) -> socket.socket:
     if config.worker_fd is not None:
         sock = socket.socket(fileno=config.worker_fd)
         sock.setblocking(False)
@@ -21,7 +25,7 @@ def listen(config) -> socket.socket:
     return _listen_tcp(config)
 
 
-def address_of(sock) -> tuple:
+def address_of(sock: socket.socket) -> tuple[str, int | None]:
     """(host, port) for TCP; (path, None) for a Unix socket."""
     name = sock.getsockname()
     if sock.family == socket.AF_UNIX:
@@ -29,7 +33,7 @@ def address_of(sock) -> tuple:
     return name[0], name[1]
 
 
-def _listen_tcp(config) -> socket.socket:
+def _listen_tcp(config: Config) -> socket.socket:
     family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
@@ -42,8 +46,9 @@ def _listen_tcp(config) -> socket.socket:
     return sock
 
 
-def _listen_unix(config) -> socket.socket:
+def _listen_unix(config: Config) -> socket.socket:
     path = config.uds
+    assert path  # listen() serves a Unix socket only when --uds names one
     _remove_stale(path)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:

@@ -4,22 +4,35 @@ per-call policy's settings, the refusal log, the open connections and the drain 
 Connections see this object, not their backend."""
 from __future__ import annotations
 
+import asyncio
 import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Generic
 
-from dracula.config import FIRST_REQUEST_GRACE
+from dracula.config import FIRST_REQUEST_GRACE, Config
 from dracula.ops.budget import make_budget
 from dracula.ops.logs import RefusalLog, format_peer
 from dracula.ops.overload import make_overload
 from dracula.server.calls import Call
-from dracula.server.dispatch import ASYNC
+from dracula.server.dispatch import ASYNC, Dispatcher
 from dracula.server.middleware import Chain
-from dracula.wire.codec import make_codec
-from dracula.wire.errors import app_error_name
+from dracula.server.seams import Conn
+from dracula.typedefs import Peer
+from dracula.wire.codec import Codec, make_codec
+from dracula.wire.errors import WireError, app_error_name
 from dracula.wire.reader import Message, Reader
 
+if TYPE_CHECKING:
+    from dracula.ops.observe import ServerObserver
+    from dracula.wire.detect import Wire
 
-class ServerState:
-    def __init__(self, config, dispatcher, observer=None, middleware=()):
+
+class ServerState(Generic[Conn]):
+    """`Conn`: the kind of entry the backend keeps in the connection table (seams.ConnectionEntry)."""
+
+    def __init__(self, config: Config, dispatcher: Dispatcher, observer: ServerObserver | None = None,
+                 middleware: Sequence[object] = ()) -> None:
         self.config = config
         self.methods = dispatcher.methods
         self.arg_specs = dispatcher.arg_specs
@@ -35,17 +48,17 @@ class ServerState:
         self.observed = self.middleware is not None or self.overload is not None
         self.budget = make_budget(config, observer)  # None: --max-buffer-memory 0
         self.evictions = RefusalLog(logger="dracula.evicted", verb="evicted idle connection", noun="evictions")
-        self.peer_counts = {}  # client address -> open connections (with a per-peer limit)
-        self.connections = set()
+        self.peer_counts: dict[str, int] = {}  # client address -> open connections (with a per-peer limit)
+        self.connections: set[Conn] = set()
         self.connection_limit = config.connection_limit
         self.draining = False
         # Set by the backend: the loop coroutine handlers run on, the pool for @blocking ones.
-        self.loop = None
-        self.pool = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.pool: ThreadPoolExecutor | None = None
         # Early in a drain a connection that has sent nothing yet may be about to: it gets
         # FIRST_REQUEST_GRACE before it is closed as idle.
         self.fresh_grace_over = False
-        self.on_all_closed = None  # the reactor's drain waits for this
+        self.on_all_closed: Callable[[], None] | None = None  # the reactor's drain waits for this
         # Codecs reuse their buffers, so each thread has its own (the reactor: one for all).
         self._codecs = threading.local()
 
@@ -59,14 +72,14 @@ class ServerState:
         overload = self.overload
         return not (self.config.unhealthy_when_shedding and overload is not None and overload.shedding_hard())
 
-    def codec_for(self, protocol: str):
-        codecs = self._codecs.__dict__
+    def codec_for(self, protocol: str) -> Codec:
+        codecs: dict[str, Codec] = self._codecs.__dict__
         codec = codecs.get(protocol)
         if codec is None:
             codec = codecs[protocol] = make_codec(protocol, self.config.max_depth)
         return codec
 
-    def add_connection(self, conn, now: float) -> bool:
+    def add_connection(self, conn: Conn, now: float) -> bool:
         """Enter a new connection in the table; False (logged) when it must be closed at once.
 
         When the table is full the longest-idle connection makes room, as nginx does with
@@ -91,7 +104,7 @@ class ServerState:
             self.observer.connection_opened()
         return True
 
-    def _evict_idle(self, peer, now: float) -> bool:
+    def _evict_idle(self, peer: Peer, now: float) -> bool:
         fresh_until = now - FIRST_REQUEST_GRACE
         victim = None
         for conn in self.connections:  # a full table is rare: a scan costs nothing otherwise
@@ -107,7 +120,7 @@ class ServerState:
         victim.evict()
         return True
 
-    def connection_closed(self, conn) -> None:
+    def connection_closed(self, conn: Conn) -> None:
         """Take a connection out of the table (once, whoever notices first)."""
         if conn not in self.connections:
             return
@@ -122,13 +135,14 @@ class ServerState:
         if not self.connections and self.on_all_closed is not None:
             self.on_all_closed()
 
-    def refuse_wire(self, error, wire, peer):
+    def refuse_wire(self, error: WireError, wire: Wire | None, peer: Peer) -> bytes | None:
         """Log bytes the wire layer refused, saying what follows; the reply that tells the
         client why, where the message header was read (None otherwise, or for oneway)."""
         reply = None
         if error.reply_to is not None:
             name, mtype, seqid, _ = error.reply_to
-            call = Call(self, Message(name, mtype, seqid, None, error.theader), self.codec_for(wire.protocol),
+            assert wire is not None  # a message header was read: the wire was detected
+            call = Call(self, Message(name, mtype, seqid, b"", error.theader), self.codec_for(wire.protocol),
                         wire.frames_replies, peer)
             call.refuse(error.app_type, error.reason)
             reply = call.reply
@@ -137,6 +151,6 @@ class ServerState:
         self.refusals(peer, "%s (%s)" % (error.reason, ", ".join(filter(None, (answered, closing)))))
         return reply
 
-def _host(peer) -> str:
+def _host(peer: Peer) -> str:
     """The client's address without its port (a Unix socket's peers share one)."""
     return peer[0] if isinstance(peer, tuple) and peer else str(peer or "")

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import ssl
 
-from dracula.config import ConfigError
+from dracula.config import Config, ConfigError
 
 
-def server_context(config) -> ssl.SSLContext | None:
+def server_context(config: Config) -> ssl.SSLContext | None:
     if not config.ssl_certfile:  # Config.validate refuses a keyfile or CA file without it
         return None
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

@@ -13,9 +13,12 @@ import logging
 import os
 import selectors
 import socket
+import ssl
 import threading
 import time
+from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
 
 from dracula.config import FIRST_REQUEST_GRACE
 from dracula.ops.connection_age import retire_at as age_limit
@@ -26,6 +29,14 @@ from dracula.server.dispatch import ASYNC, BLOCKING
 from dracula.wire.errors import WireError
 from dracula.wire.reader import MIN_FREE
 
+if TYPE_CHECKING:
+    from dracula.server.dispatch import Method
+    from dracula.server.seams import OnReady
+    from dracula.server.state import ServerState
+    from dracula.typedefs import Peer
+    from dracula.wire.codec import Codec
+    from dracula.wire.reader import Reader
+
 log = logging.getLogger("dracula.thread")
 
 
@@ -35,16 +46,16 @@ class _Conn:
     __slots__ = ("sock", "peer", "busy", "used", "partial", "evicted", "opened_at", "active_at",
                  "thread", "codec")
 
-    def __init__(self, sock, peer):
-        self.sock = sock
+    def __init__(self, sock: socket.socket, peer: Peer) -> None:
+        self.sock = sock  # an ssl.SSLSocket once its TLS handshake is done
         self.peer = peer
         self.busy = False  # answering what it sent
         self.used = False  # has sent a byte
         self.partial = False  # part of a request is buffered
         self.evicted = False
         self.opened_at = self.active_at = time.monotonic()
-        self.thread = None
-        self.codec = None
+        self.thread: threading.Thread | None = None
+        self.codec: Codec | None = None
 
     @property
     def idle(self) -> bool:
@@ -57,7 +68,8 @@ class _Conn:
 
 
 class ThreadedBackend:
-    def __init__(self, state, sock, ssl_context=None):
+    def __init__(self, state: ServerState[_Conn], sock: socket.socket,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         self.state = state
         self.config = state.config
         self.sock = sock
@@ -67,7 +79,7 @@ class ThreadedBackend:
         self.coro_loop: asyncio.AbstractEventLoop | None = None
         self.timed_out = False  # the drain hit the graceful timeout
 
-    def run(self, on_ready) -> None:
+    def run(self, on_ready: OnReady) -> None:
         methods = self.state.methods.values()
         middleware = self.state.middleware
         if any(m.route == ASYNC for m in methods) or (middleware is not None and middleware.needs_loop):
@@ -153,7 +165,7 @@ class ThreadedBackend:
             if not threads:
                 break
             for thread in threads:
-                thread.join(deadline.left())
+                thread.join(deadline.left())  # type: ignore[union-attr]  # started once admitted
         with self.lock:
             left = list(self.state.connections)
         if left:
@@ -162,7 +174,7 @@ class ThreadedBackend:
             for conn in left:
                 _shutdown_read(conn.sock, socket.SHUT_RDWR)
 
-    def _serve_connection(self, conn) -> None:
+    def _serve_connection(self, conn: _Conn) -> None:
         try:
             if self.ssl_context is None or self._handshake(conn):
                 self._read_loop(conn)
@@ -173,17 +185,17 @@ class ThreadedBackend:
                 self.state.connection_closed(conn)
             conn.sock.close()
 
-    def _handshake(self, conn) -> bool:
+    def _handshake(self, conn: _Conn) -> bool:
         """Wrap the socket in TLS; False (logged) when the handshake fails."""
         try:
             conn.sock.settimeout(self.config.request_timeout or None)
-            conn.sock = self.ssl_context.wrap_socket(conn.sock, server_side=True)
+            conn.sock = self.ssl_context.wrap_socket(conn.sock, server_side=True)  # type: ignore[union-attr]  # TLS
             return True
         except (OSError, ValueError) as e:
             self.state.refusals(conn.peer, "TLS handshake failed: %s" % e)
             return False
 
-    def _read_loop(self, conn) -> None:
+    def _read_loop(self, conn: _Conn) -> None:
         """Receive, answer every complete request, repeat until the client or a limit ends it."""
         reader = self.state.new_reader()
         try:
@@ -191,11 +203,11 @@ class ThreadedBackend:
         finally:
             reader.release()
 
-    def _receive(self, conn, reader) -> None:
+    def _receive(self, conn: _Conn, reader: Reader) -> None:
         sock = conn.sock
         peer = conn.peer
         observer = self.state.observer
-        partial_since = None
+        partial_since: float | None = None
         max_age = self.config.max_connection_age
         retire_at = age_limit(conn.opened_at, max_age) if max_age else None
         timeout: float | None = -1.0  # none set yet
@@ -242,7 +254,7 @@ class ThreadedBackend:
                     retire_at is not None and time.monotonic() >= retire_at)):
                 return  # between calls: a client may retry on a new connection
 
-    def _room_in_budget(self, reader, peer) -> bool:
+    def _room_in_budget(self, reader: Reader, peer: Peer) -> bool:
         """Wait (this connection only) until the budget lets the buffer grow for the message
         arriving; False (logged) when it cannot progress within BUDGET_WAIT."""
         if reader.buf is None or len(reader.buf) - reader.end >= MIN_FREE:
@@ -250,15 +262,15 @@ class ThreadedBackend:
         granted = threading.Event()
         if reader.make_room(granted.set):
             return True
-        if granted.wait(reader.budget.wait_limit) and reader.make_room(granted.set):
+        if granted.wait(reader.budget.wait_limit) and reader.make_room(granted.set):  # type: ignore[union-attr]  # has one
             return True
         self.state.refusals(peer, "waited %gs for memory (--max-buffer-memory spent): its message "
-                            "cannot progress, closing the connection" % self.state.budget.wait_limit)
+                            "cannot progress, closing the connection" % self.state.budget.wait_limit)  # type: ignore[union-attr]
         return False
 
-    def _answer(self, conn, reader, peer) -> bool:
+    def _answer(self, conn: _Conn, reader: Reader, peer: Peer) -> bool:
         """Answer every complete request buffered; False when the connection must close."""
-        out = []
+        out: list[bytes] = []
         queued = 0
         keep_open = True
         while True:
@@ -271,8 +283,8 @@ class ThreadedBackend:
                 if msg is None:
                     break
                 if conn.codec is None:
-                    conn.codec = self.state.codec_for(reader.wire.protocol)
-                reply = self._handle(Call(self.state, msg, conn.codec, reader.wire.frames_replies, peer))
+                    conn.codec = self.state.codec_for(reader.wire.protocol)  # type: ignore[union-attr]  # detected
+                reply = self._handle(Call(self.state, msg, conn.codec, reader.wire.frames_replies, peer))  # type: ignore[union-attr]
             if reply is not None:
                 out.append(reply)
                 queued += len(reply)
@@ -288,7 +300,7 @@ class ThreadedBackend:
             return False
         return keep_open
 
-    def _send(self, sock, out, peer) -> bool:
+    def _send(self, sock: socket.socket, out: list[bytes], peer: Peer) -> bool:
         """Send replies; False (logged) when they may not be held: the memory budget."""
         data = b"".join(out)
         if self.state.observer is not None:  # counted first: the client may look once it has the reply
@@ -309,7 +321,7 @@ class ThreadedBackend:
             budget.give(len(data))
         return True
 
-    def _recv_timeout(self, partial_since, conn, retire_at):
+    def _recv_timeout(self, partial_since: float | None, conn: _Conn, retire_at: float | None) -> float | None:
         """Seconds the next recv may wait: what is left of the request timeout while a
         request is arriving, else the idle timeout or what is left of the connection's age
         limit, whichever is first (None: for ever); while stopping, a connection that has sent
@@ -324,11 +336,11 @@ class ThreadedBackend:
             return min(left, config.idle_timeout) if config.idle_timeout else left
         return config.idle_timeout or None
 
-    def _handle(self, call):
+    def _handle(self, call: Call) -> bytes | None:
         """Run one call on this connection's thread; its reply bytes."""
         if not call.admit():
             return call.reply
-        method = call.method
+        method: Method = call.method  # type: ignore[assignment]  # admitted
         timeout = call.time_limit(self.config.handler_timeout) or None
         if method.route is BLOCKING and timeout and self.state.pool is not None:
             try:
@@ -348,9 +360,9 @@ class ThreadedBackend:
             return future.result(timeout)  # the reply: awaited() encodes it
         except concurrent.futures.TimeoutError:
             future.cancel()
-            return call.timed_out(timeout)
+            return call.timed_out(timeout)  # type: ignore[arg-type]  # a wait that timed out had one
 
-    def _await(self, coroutine):
+    def _await(self, coroutine: Coroutine[Any, Any, bytes | None]) -> concurrent.futures.Future[bytes | None]:
         loop = self.coro_loop
         if loop is None:  # the first coroutine from a handler that did not look async
             with self.lock:
@@ -367,7 +379,7 @@ class ThreadedBackend:
 
 
 
-def _shutdown_read(sock, how=socket.SHUT_RD) -> None:
+def _shutdown_read(sock: socket.socket, how: int = socket.SHUT_RD) -> None:
     try:
         sock.shutdown(how)
     except OSError:
@@ -375,7 +387,7 @@ def _shutdown_read(sock, how=socket.SHUT_RD) -> None:
 
 
 class _Deadline:
-    def __init__(self, seconds: float):
+    def __init__(self, seconds: float) -> None:
         self._end = time.monotonic() + seconds
 
     def left(self) -> float:

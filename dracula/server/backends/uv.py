@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
+import ssl
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 import uvloop
 
@@ -18,23 +21,28 @@ from dracula.ops.logs import format_peer
 from dracula.server.backends.uv_connection import Connection
 from dracula.server.dispatch import BLOCKING
 
+if TYPE_CHECKING:
+    from dracula.server.seams import OnReady
+    from dracula.server.state import ServerState
+
 log = logging.getLogger("dracula.uv")
 
 
 class UVBackend:
-    def __init__(self, state, sock, ssl_context=None):
+    def __init__(self, state: ServerState[Connection], sock: socket.socket,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         self.state = state
         self.config = state.config
         self.sock = sock
         self.ssl_context = ssl_context
         self.loop: asyncio.AbstractEventLoop | None = None
-        self._stop = None
-        self._server = None  # the asyncio server, once listening
-        self._sweeper = None
+        self._stop: asyncio.Event | None = None
+        self._server: asyncio.Server | None = None  # the asyncio server, once listening
+        self._sweeper: asyncio.Task[None] | None = None
         self._stop_requested = False
         self.timed_out = False  # the drain hit the graceful timeout
 
-    def run(self, on_ready) -> None:
+    def run(self, on_ready: OnReady) -> None:
         """Serve on a new uvloop loop of this thread's own, until stop() has drained."""
         loop = uvloop.new_event_loop()
         try:
@@ -42,7 +50,7 @@ class UVBackend:
         finally:
             loop.close()
 
-    async def serve(self, on_ready) -> None:
+    async def serve(self, on_ready: OnReady) -> None:
         """Serve on the running loop (uvloop or plain asyncio) until stop() has drained."""
         self.loop = self.state.loop = asyncio.get_running_loop()
         try:
@@ -72,7 +80,7 @@ class UVBackend:
         for conn in list(self.state.connections):
             conn.transport.abort()
 
-    async def _serve(self, on_ready) -> None:
+    async def _serve(self, on_ready: OnReady) -> None:
         state = self.state
         self._stop = asyncio.Event()
         if any(m.kind == BLOCKING for m in state.methods.values()):
@@ -90,7 +98,7 @@ class UVBackend:
         if sweeper is not None:
             sweeper.cancel()
 
-    def _start_sweeper(self):
+    def _start_sweeper(self) -> asyncio.Task[None] | None:
         """A periodic check for idle, slowloris, budget-starved and (--max-connection-age) old
         connections, if any of those limits is on."""
         config = self.config
@@ -102,7 +110,7 @@ class UVBackend:
         state = self.state
         aged = Retirements(config.max_connection_age) if config.max_connection_age > 0 else None
 
-        async def sweep():
+        async def sweep() -> None:
             while True:
                 await asyncio.sleep(interval)
                 now = time.monotonic()

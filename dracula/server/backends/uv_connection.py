@@ -13,6 +13,7 @@ import collections
 import functools
 import logging
 import time
+from typing import TYPE_CHECKING, Any
 
 from dracula.ops.logs import format_peer
 from dracula.ops.overload import Overloaded, pool_job
@@ -21,36 +22,48 @@ from dracula.server.dispatch import ASYNC, SYNC
 from dracula.wire.errors import WireError
 from dracula.wire.reader import MIN_FREE
 
+if TYPE_CHECKING:
+    from dracula.server.state import ServerState
+    from dracula.typedefs import Peer
+    from dracula.wire.codec import Codec
+    from dracula.wire.reader import Message
+
+# A reply that waits for the calls before it: [reply bytes or None, settled, timeout handle if any].
+Slot = list[Any]
+
 log = logging.getLogger("dracula.uv")
 
 
 class Connection(asyncio.BufferedProtocol):
+    # Three invariants mypy cannot follow are marked `type: ignore` where they are used: state.loop
+    # is set (UVBackend.serve sets it before accepting); state.budget exists while write_charged or
+    # budget_since is set; reader.wire and reader.buf exist once a message has been read.
     transport: asyncio.Transport  # from connection_made(), which asyncio calls before any other callback
 
-    def __init__(self, state):
+    def __init__(self, state: ServerState[Connection]) -> None:
         self.state = state
         self.config = state.config
         self.observer = state.observer
         self.reader = state.new_reader()
-        self.peer = None
-        self.codec = None
+        self.peer: Peer = None
+        self.codec: Codec | None = None  # set once the first message shows the protocol
         self.framed = False
-        self.slots: collections.deque[list] = collections.deque()  # [reply, done] per call off the loop, in order
-        self.later = []  # replies released by slots, written on the next loop turn
+        self.slots: collections.deque[Slot] = collections.deque()  # [reply, done] per call off the loop, in order
+        self.later: list[bytes] = []  # replies released by slots, written on the next loop turn
         self.closed = False
         self.eof = False
         self.writing_paused = False  # the transport's buffer is past the high-water mark
         self.backlogged = False  # requests wait in the buffer until the replies drain
         self.time = time.monotonic  # the idle order needs finer steps than libuv's millisecond clock
         self.active_at = self.time()  # last time bytes arrived or a reply left
-        self.partial_since = None  # when the request now arriving began (slowloris clock)
-        self.budget_since = None  # when reading paused to wait for the memory budget
+        self.partial_since: float | None = None  # when the request now arriving began (slowloris clock)
+        self.budget_since: float | None = None  # when reading paused to wait for the memory budget
         self.write_charged = 0  # unsent reply bytes charged to the budget while writing is paused
         self.read_at = 0.0  # with shedding on: when the read being dispatched completed
         self.opened_at = 0.0
 
     # -- transport callbacks ---------------------------------------------------------------
-    def connection_made(self, transport) -> None:
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # a stream: a Transport
         self.transport = transport
         self.peer = transport.get_extra_info("peername")
         transport.set_write_buffer_limits(high=self.config.write_high_water, low=self.config.write_low_water)
@@ -58,7 +71,7 @@ class Connection(asyncio.BufferedProtocol):
         if not self.state.add_connection(self, self.opened_at):
             transport.abort()
 
-    def connection_lost(self, exc) -> None:
+    def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.reader.release()
         self._uncharge_unsent()
@@ -80,16 +93,16 @@ class Connection(asyncio.BufferedProtocol):
         it is spent, a client that does not read its replies is closed rather than let the
         sum of all write buffers grow."""
         size = self.transport.get_write_buffer_size()
-        if self.state.budget.try_take(size):
+        if self.state.budget.try_take(size):  # type: ignore[union-attr]
             self.write_charged = size
             return
         self.state.refusals(self.peer, "%d reply bytes unread and --max-buffer-memory spent: "
                             "closing the connection" % size)
-        self.state.loop.call_soon(self.transport.abort)  # not inside the write that paused
+        self.state.loop.call_soon(self.transport.abort)  # type: ignore[union-attr]  # not inside the write that paused
 
     def _uncharge_unsent(self) -> None:
         if self.write_charged:
-            self.state.budget.give(self.write_charged)
+            self.state.budget.give(self.write_charged)  # type: ignore[union-attr]
             self.write_charged = 0
 
     def resume_writing(self) -> None:
@@ -109,14 +122,14 @@ class Connection(asyncio.BufferedProtocol):
             self.transport.resume_reading()
         self.buffer_updated(0)
 
-    def eof_received(self):
+    def eof_received(self) -> bool:
         # A client that half-closes after its requests still gets their replies: keep the
         # write side open while calls are in flight (returning False closes the transport
         # once what is already written has been sent).
         self.eof = True
         return bool(self.slots or self.later)
 
-    def get_buffer(self, sizehint: int):
+    def get_buffer(self, sizehint: int) -> bytearray | memoryview:
         # libuv asks for a buffer before every read attempt, twice per readable event (the
         # second read finds EAGAIN): when everything received has been consumed, hand it the
         # bytearray itself, which costs no new object.
@@ -151,8 +164,8 @@ class Connection(asyncio.BufferedProtocol):
             if msg is None:
                 break
             if self.codec is None:
-                self.codec = self.state.codec_for(reader.wire.protocol)
-                self.framed = reader.wire.frames_replies
+                self.codec = self.state.codec_for(reader.wire.protocol)  # type: ignore[union-attr]
+                self.framed = reader.wire.frames_replies  # type: ignore[union-attr]
             queued = len(out)
             self._handle(msg, out)
             if len(out) != queued:  # at most one reply per request
@@ -165,14 +178,14 @@ class Connection(asyncio.BufferedProtocol):
             self._write(out[0] if len(out) == 1 else b"".join(out))
         if self.backlogged and not self.writing_paused:
             # The write went out at once: carry on (on the next turn, so others are served).
-            self.state.loop.call_soon(self._resume_backlog)
+            self.state.loop.call_soon(self._resume_backlog)  # type: ignore[union-attr]
         self.active_at = now = self.time()
         if reader.start == reader.end:
             self.partial_since = None
         else:
             if self.partial_since is None:
                 self.partial_since = now
-            if len(reader.buf) - reader.end < MIN_FREE and not reader.make_room(self._budget_wake):
+            if len(reader.buf) - reader.end < MIN_FREE and not reader.make_room(self._budget_wake):  # type: ignore[arg-type]
                 self._wait_for_budget(now)
         if not keep_open:
             self.transport.close()
@@ -189,7 +202,7 @@ class Connection(asyncio.BufferedProtocol):
 
     def _budget_wake(self) -> None:
         # Called by whoever gave memory back, inside their own callback: continue later.
-        self.state.loop.call_soon(self._budget_granted)
+        self.state.loop.call_soon(self._budget_granted)  # type: ignore[union-attr]
 
     def _budget_granted(self) -> None:
         if self.closed or not self.reader.make_room(self._budget_wake):
@@ -204,8 +217,8 @@ class Connection(asyncio.BufferedProtocol):
         self.transport.write(data)
 
     # -- requests --------------------------------------------------------------------------
-    def _handle(self, msg, out: list) -> None:
-        call = Call(self.state, msg, self.codec, self.framed, self.peer)
+    def _handle(self, msg: Message, out: list[bytes]) -> None:
+        call = Call(self.state, msg, self.codec, self.framed, self.peer)  # type: ignore[arg-type]  # set before
         if self.read_at:
             call.started = self.read_at
         if not call.admit():
@@ -235,19 +248,20 @@ class Connection(asyncio.BufferedProtocol):
             except Overloaded as e:  # the pool's queue is too long
                 self._emit(call.finish(error=e), out)
                 return
-        loop = self.state.loop
-        slot = [None, False]
+        loop: asyncio.AbstractEventLoop = self.state.loop  # type: ignore[assignment]
+        slot: Slot = [None, False]
+        future: asyncio.Future[Any]
         self.slots.append(slot)
         if kind is ASYNC:
             future = asyncio.ensure_future(call.awaited(coroutine), loop=loop)
         else:
-            future = loop.run_in_executor(self.state.pool, job)
+            future = loop.run_in_executor(self.state.pool, job)  # type: ignore[arg-type]  # job is set
         future.add_done_callback(functools.partial(self._finished, call, slot, kind is ASYNC))
         timeout = call.time_limit(self.config.handler_timeout)
         if timeout:
             slot.append(loop.call_later(timeout, self._timed_out, call, slot, future, timeout))
 
-    def _emit(self, reply, out: list) -> None:
+    def _emit(self, reply: bytes | None, out: list[bytes]) -> None:
         if reply is None:
             return
         if self.slots:
@@ -257,7 +271,7 @@ class Connection(asyncio.BufferedProtocol):
         else:
             out.append(reply)
 
-    def _finished(self, call, slot, encoded: bool, future) -> None:
+    def _finished(self, call: Call, slot: Slot, encoded: bool, future: asyncio.Future[Any]) -> None:
         """A task (`encoded`: it returns the reply) or a pool thread (the handler's value)
         finished."""
         if slot[1]:
@@ -272,15 +286,15 @@ class Connection(asyncio.BufferedProtocol):
             else:
                 reply = future.result() if encoded else call.finish(future.result())
         except Exception:  # never leave a slot unsettled: later replies would wait for ever
-            log.exception("cannot answer %s", call.method.qualname)
+            log.exception("cannot answer %s", call.method.qualname)  # type: ignore[union-attr]  # admitted
             reply = None
         self._settle(slot, reply)
 
-    def _timed_out(self, call, slot, future, timeout: float) -> None:
+    def _timed_out(self, call: Call, slot: Slot, future: asyncio.Future[Any], timeout: float) -> None:
         self._settle(slot, call.timed_out(timeout))
         future.cancel()  # stops a coroutine; a thread cannot be stopped and runs on unheard
 
-    def _settle(self, slot, reply) -> None:
+    def _settle(self, slot: Slot, reply: bytes | None) -> None:
         """Record a call's reply and release every reply now ready, in request order."""
         slot[0] = reply
         slot[1] = True
@@ -291,7 +305,7 @@ class Connection(asyncio.BufferedProtocol):
             if reply is not None:
                 self.later.append(reply)
         if self.later and released:
-            self.state.loop.call_soon(self._flush)
+            self.state.loop.call_soon(self._flush)  # type: ignore[union-attr]
         elif not slots:
             self._after_reply()
 
@@ -304,9 +318,9 @@ class Connection(asyncio.BufferedProtocol):
 
     def check_timeouts(self, now: float) -> None:
         config = self.config
-        if self.budget_since is not None and now - self.budget_since > self.state.budget.wait_limit:
+        if self.budget_since is not None and now - self.budget_since > self.state.budget.wait_limit:  # type: ignore[union-attr]
             self.state.refusals(self.peer, "waited %gs for memory (--max-buffer-memory spent): its "
-                                "message cannot progress, closing the connection" % self.state.budget.wait_limit)
+                                "message cannot progress, closing the connection" % self.state.budget.wait_limit)  # type: ignore[union-attr]
             self.transport.abort()
         elif self.partial_since is not None and config.request_timeout and \
                 now - self.partial_since > config.request_timeout:
