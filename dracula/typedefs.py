@@ -31,6 +31,11 @@ ThriftService: TypeAlias = Any
 # The user's object whose methods answer a service's calls, by the IDL's method names.
 Handler: TypeAlias = Any
 
+# A client-side thriftpy2 protocol and transport (dracula call): thriftpy2's factories, its
+# multiplexed protocol and its socket are not annotated.
+ThriftProtocol: TypeAlias = Any
+ThriftTransport: TypeAlias = Any
+
 # A thriftpy2 field spec, a value of a struct class's `thrift_spec`: (ttype, name, required) or
 # (ttype, name, sub, required), sub being an enum or struct class or a container's element spec.
 FieldSpec: TypeAlias = tuple[Any, ...]
@@ -39,6 +44,9 @@ StructSpec: TypeAlias = dict[int, FieldSpec]
 # What the scanners follow the IDL by: method name (bytes, as on the wire) -> its arguments'
 # StructSpec (dispatch.Dispatcher.arg_specs).
 ArgSpecs: TypeAlias = Mapping[bytes, StructSpec]
+# A JSON value as json.loads gives it and json.dumps takes it (dracula call's arguments and replies).
+Json: TypeAlias = "dict[str, Json] | list[Json] | str | int | float | bool | None"
+
 # A container's element, key or value spec: a bare ttype (int), or (ttype, sub); a map's own
 # sub is (key spec, value spec). Tested by class on the scanners' path, so left open here.
 ElementSpec: TypeAlias = Any

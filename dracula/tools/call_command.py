@@ -10,10 +10,13 @@ Exit status:
 """
 from __future__ import annotations
 
+import argparse
 import json
 import socket
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any, TextIO
 
 from thriftpy2.protocol import TBinaryProtocolFactory, TCompactProtocolFactory, TMultiplexedProtocol
 from thriftpy2.protocol.exc import TProtocolException
@@ -25,6 +28,7 @@ from dracula.loader import LoadError, load_service
 from dracula.tools import jsonmap
 from dracula.tools.jsonmap import JsonMapError
 from dracula.tools.theader_transport import header_protocol
+from dracula.typedefs import Json, ThriftProtocol, ThriftService, ThriftStruct, ThriftTransport
 from dracula.wire.errors import AppError, app_error_name
 
 EXIT_OK, EXIT_RAISED, EXIT_USAGE, EXIT_CONNECTION = 0, 1, 2, 3
@@ -39,7 +43,7 @@ PROTOCOLS = {"binary": TBinaryProtocolFactory, "compact": TCompactProtocolFactor
 class CallFailed(Exception):
     """Stop with this exit status after printing `message` on stderr."""
 
-    def __init__(self, code: int, message: str):
+    def __init__(self, code: int, message: str) -> None:
         super().__init__(message)
         self.code = code
 
@@ -52,20 +56,21 @@ class Target:
     protocol: str = "binary"
     timeout: float = 10.0              # seconds, for connecting and for each read; 0: none
     service_name: str | None = None    # wrap in TMultiplexedProtocol under this name
-    headers: dict = field(default_factory=dict)  # THeader request headers (transport "header")
+    headers: dict[str, str] = field(default_factory=dict)  # THeader request headers (transport "header")
 
 
-def parse_args_json(text):
+def parse_args_json(text: str | None) -> Json:
     """ARGS_JSON text (None → {}) → the decoded JSON; CallFailed(2) if it is not JSON."""
     if text is None or not text.strip():
         return {}
     try:
-        return json.loads(text)
+        value: Json = json.loads(text)
+        return value
     except ValueError as e:
         raise CallFailed(EXIT_USAGE, "ARGS_JSON is not valid JSON: %s" % e) from None
 
 
-def prepare(service_spec: str, method: str, args_value):
+def prepare(service_spec: str, method: str, args_value: Json) -> tuple[ThriftService, ThriftStruct]:
     """Everything that can fail before connecting: → (service class, `_args` instance)."""
     try:
         name, service = load_service(service_spec)
@@ -82,7 +87,7 @@ def prepare(service_spec: str, method: str, args_value):
     return service, args
 
 
-def connect(target: Target):
+def connect(target: Target) -> tuple[ThriftTransport, ThriftProtocol]:
     """An open protocol to the server; CallFailed(3) if it cannot be reached."""
     family = socket.AF_INET6 if ":" in target.host else socket.AF_INET
     timeout_ms = target.timeout * 1000 if target.timeout and target.timeout > 0 else None
@@ -92,7 +97,8 @@ def connect(target: Target):
         protocol = header_protocol(sock, target.protocol, target.headers)
         transport = protocol.trans
     else:
-        transport = TRANSPORTS[target.transport]().get_transport(sock)
+        # thriftpy2's, unannotated: untyped_calls_exclude does not reach a call through a union type.
+        transport = TRANSPORTS[target.transport]().get_transport(sock)  # type: ignore[no-untyped-call]
     try:
         transport.open()
     except (TTransportException, OSError) as e:
@@ -105,7 +111,7 @@ def connect(target: Target):
     return transport, protocol
 
 
-def invoke(protocol, service, method: str, args):
+def invoke(protocol: ThriftProtocol, service: ThriftService, method: str, args: ThriftStruct) -> tuple[str, Any]:
     """Send one call and read its reply → (kind, payload), kind being "return" (payload: the
     value, None for void/oneway), "raised" (the declared exception instance) or "application"
     (a TApplicationException). Raises what the transport/protocol raise."""
@@ -143,7 +149,7 @@ def invoke(protocol, service, method: str, args):
                                                 "%s returned no result" % method)
 
 
-def outcome_json(service, method: str, kind: str, payload):
+def outcome_json(service: ThriftService, method: str, kind: str, payload: Any) -> tuple[int, Json]:
     """invoke()'s outcome → (exit status, JSON to print)."""
     if kind == "raised":
         return EXIT_RAISED, {"exception": type(payload).__name__,
@@ -154,7 +160,7 @@ def outcome_json(service, method: str, kind: str, payload):
     return EXIT_OK, jsonmap.result_to_json(service, method, payload)
 
 
-def call(service_spec: str, method: str, args_value, target: Target):
+def call(service_spec: str, method: str, args_value: Json, target: Target) -> tuple[int, Json, dict[str, str]]:
     """The whole call → (exit status, JSON to print, the reply's THeader headers);
     CallFailed for exits 2 and 3."""
     service, args = prepare(service_spec, method, args_value)
@@ -169,7 +175,7 @@ def call(service_spec: str, method: str, args_value, target: Target):
     return (*outcome_json(service, method, kind, payload), getattr(transport, "response_headers", {}))
 
 
-def _reason(error) -> str:
+def _reason(error: BaseException) -> str:
     cause = error.__cause__ or error.__context__
     if isinstance(error, TimeoutError) or isinstance(cause, TimeoutError):
         return "timed out"
@@ -184,10 +190,10 @@ def _reason(error) -> str:
     return "%s: %s" % (type(error).__name__, error)
 
 
-def parse_headers(texts, transport: str) -> dict:
+def parse_headers(texts: Iterable[str], transport: str) -> dict[str, str]:
     """--header KEY=VALUE arguments → {KEY: VALUE}; CallFailed(2) for a malformed one, or for
     headers on a transport that cannot carry them."""
-    headers = {}
+    headers: dict[str, str] = {}
     for text in texts:
         key, equals, value = text.partition("=")
         if not equals or not key:
@@ -198,11 +204,12 @@ def parse_headers(texts, transport: str) -> dict:
     return headers
 
 
-def dumps(value) -> str:
+def dumps(value: Json) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, allow_nan=False)
 
 
-def command(args, stdin=None, stdout=None, stderr=None) -> int:
+def command(args: argparse.Namespace, stdin: TextIO | None = None, stdout: TextIO | None = None,
+            stderr: TextIO | None = None) -> int:
     """`dracula call` from parsed CLI arguments; prints and returns the exit status."""
     stdin, stdout, stderr = stdin or sys.stdin, stdout or sys.stdout, stderr or sys.stderr
     target = Target(host=args.host, port=args.port, transport=args.transport,

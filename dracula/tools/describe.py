@@ -10,16 +10,21 @@ Two things thriftpy2 does not keep are recovered or dropped:
 """
 from __future__ import annotations
 
+import argparse
 import json
 import linecache
 import os
 import re
 import sys
+import types
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from thriftpy2.thrift import TType
 
 from dracula.loader import LoadError, load_idl, load_service
 from dracula.tools.jsonmap import BASE_NAMES, field_parts, is_enum, split
+from dracula.typedefs import FieldSpec, ThriftService, ThriftStruct
 
 EXIT_OK, EXIT_USAGE = 0, 2
 KINDS = (("enum", "enums"), ("struct", "structs"), ("union", "unions"),
@@ -29,12 +34,13 @@ KINDS = (("enum", "enums"), ("struct", "structs"), ("union", "unions"),
 class Idl:
     """One parsed IDL and its includes: qualified names and kinds of everything declared."""
 
-    def __init__(self, root):
+    def __init__(self, root: types.ModuleType) -> None:
         self.root = root
         self.names: dict[type, str] = {}   # class → name as spelled in the root IDL
         self.kinds: dict[type, str] = {}   # class → "enum" | "struct" | "union" | "exception" | "service"
         self.rank: dict[type, tuple[int, int]] = {}    # class → (module order, line): declaration order
-        seen, queue = set(), [(root, "")]
+        seen: set[int] = set()
+        queue = [(root, "")]
         while queue:
             module, prefix = queue.pop(0)
             if id(module) in seen:
@@ -48,28 +54,28 @@ class Idl:
                     self.rank.setdefault(cls, (len(seen), getattr(cls, "__thrift_lineno__", 0) or 0))
             queue.extend((included, included.__name__ + ".") for included in meta.get("includes", ()))
 
-    def declared(self, module=None):
+    def declared(self, module: types.ModuleType | None = None) -> list[type[ThriftStruct]]:
         """Types (not services) declared in `module` (default: the root IDL), in file order."""
         module = module or self.root
         meta = getattr(module, "__thrift_meta__", {})
         types = [cls for kind, key in KINDS[:-1] for cls in meta.get(key, ())]
         return sorted(types, key=self.rank.__getitem__)
 
-    def name(self, cls) -> str:
+    def name(self, cls: type[ThriftStruct]) -> str:
         return self.names.get(cls, cls.__name__)
 
-    def kind(self, cls) -> str:
+    def kind(self, cls: type[ThriftStruct]) -> str:
         if cls in self.kinds:
             return self.kinds[cls]
         if hasattr(cls, "_VALUES_TO_NAMES"):
             return "enum"
-        if isinstance(cls, type) and issubclass(cls, Exception):
+        if issubclass(cls, Exception):
             return "exception"
         return "struct"
 
     # --- types ---------------------------------------------------------------------------
 
-    def type_name(self, ttype, sub=None) -> str:
+    def type_name(self, ttype: int, sub: Any = None) -> str:
         if is_enum(ttype, sub) or ttype == TType.STRUCT:
             return self.name(sub)
         if ttype in (TType.LIST, TType.SET):
@@ -78,11 +84,11 @@ class Idl:
             return "map<%s, %s>" % (self.type_name(*split(sub[0])), self.type_name(*split(sub[1])))
         return BASE_NAMES.get(ttype, "ttype%s" % ttype)
 
-    def used_by(self, services):
+    def used_by(self, services: Iterable[ThriftService]) -> list[type[ThriftStruct]]:
         """Enum/struct/exception classes the services' methods reach, transitively."""
-        found = []
+        found: list[type[ThriftStruct]] = []
 
-        def visit(ttype, sub):
+        def visit(ttype: int, sub: Any) -> None:
             if is_enum(ttype, sub):
                 if sub not in found:
                     found.append(sub)
@@ -97,7 +103,7 @@ class Idl:
                 visit(*split(sub[0]))
                 visit(*split(sub[1]))
 
-        def visit_field(spec):
+        def visit_field(spec: FieldSpec) -> None:
             ttype, _, sub, _ = field_parts(spec)
             visit(ttype, sub)
 
@@ -110,7 +116,7 @@ class Idl:
 
     # --- values (defaults) ---------------------------------------------------------------
 
-    def literal(self, value, ttype, sub=None) -> str:
+    def literal(self, value: Any, ttype: int, sub: Any = None) -> str:
         if ttype == TType.BOOL:
             return "true" if value else "false"
         if is_enum(ttype, sub):
@@ -146,7 +152,7 @@ class Idl:
 
     # --- rendering -----------------------------------------------------------------------
 
-    def field(self, cls, fid, spec, default=None) -> str:
+    def field(self, cls: type[ThriftStruct], fid: int, spec: FieldSpec, default: Any = None) -> str:
         ttype, name, sub, required = field_parts(spec)
         qualifier = "required " if required else ("optional " if _declared_optional(cls, fid, name) else "")
         text = "%s%s %s" % (qualifier, self.type_name(ttype, sub), name)
@@ -156,13 +162,13 @@ class Idl:
             text += " = " + self.literal(default, ttype, sub)
         return text
 
-    def fields(self, cls, skip_success=False):
+    def fields(self, cls: type[ThriftStruct], skip_success: bool = False) -> list[str]:
         defaults = dict(getattr(cls, "default_spec", ()) or ())
         return [self.field(cls, fid, spec, defaults.get(field_parts(spec)[1]))
                 for fid, spec in sorted(cls.thrift_spec.items())
                 if not (skip_success and fid == 0)]
 
-    def signature(self, service, method: str) -> str:
+    def signature(self, service: ThriftService, method: str) -> str:
         args_cls = getattr(service, method + "_args")
         result_cls = getattr(service, method + "_result")
         success = result_cls.thrift_spec.get(0)
@@ -177,7 +183,7 @@ class Idl:
             text += " throws (%s)" % ", ".join(throws)
         return text
 
-    def service_block(self, service) -> list:
+    def service_block(self, service: ThriftService) -> list[str]:
         bases = [b for b in service.__bases__ if hasattr(b, "thrift_services")]
         head = "service %s" % self.name(service)
         if bases:
@@ -193,7 +199,7 @@ class Idl:
         lines.append("}")
         return lines
 
-    def type_block(self, cls) -> list:
+    def type_block(self, cls: type[ThriftStruct]) -> list[str]:
         kind = self.kind(cls)
         lines = ["%s %s {" % (kind, self.name(cls))]
         if kind == "enum":
@@ -203,7 +209,7 @@ class Idl:
         lines.append("}")
         return lines
 
-    def render(self, services, extra_types=()) -> str:
+    def render(self, services: Sequence[ThriftService], extra_types: Iterable[type[ThriftStruct]] = ()) -> str:
         types = list(extra_types)
         for cls in self.used_by(services):
             if cls not in types:
@@ -213,7 +219,7 @@ class Idl:
         return "\n\n".join("\n".join(block) for block in blocks) + "\n"
 
 
-def _defining_service(service, method):
+def _defining_service(service: ThriftService, method: str) -> ThriftService:
     for cls in service.__mro__:
         if method + "_args" in vars(cls):
             return cls
@@ -223,7 +229,7 @@ def _defining_service(service, method):
 _COMMENT = re.compile(r"//.*|#.*|/\*.*?\*/")
 
 
-def _declared_optional(cls, fid: int, name: str) -> bool:
+def _declared_optional(cls: type[ThriftStruct], fid: int, name: str) -> bool:
     """Whether the IDL declares the field `optional` (thriftpy2 keeps only `required`)."""
     path = getattr(cls, "__thrift_file__", None)
     lineno = (getattr(cls, "__thrift_field_linenos__", None) or {}).get(name)
@@ -249,7 +255,7 @@ def describe(target: str) -> str:
     return idl.render([service])
 
 
-def command(args) -> int:
+def command(args: argparse.Namespace) -> int:
     """`dracula describe`: print the description, or one error line and exit 2."""
     try:
         text = describe(args.target)

@@ -27,8 +27,11 @@ import base64
 import binascii
 import json
 import math
+from typing import Any
 
 from thriftpy2.thrift import TType
+
+from dracula.typedefs import ElementSpec, FieldSpec, Json, ThriftService, ThriftStruct
 
 INT_RANGES = {
     TType.BYTE: ("byte", -(1 << 7), (1 << 7) - 1),
@@ -44,7 +47,7 @@ _JSON_KINDS = {dict: "object", list: "array", str: "string", bool: "boolean", in
 class JsonMapError(ValueError):
     """A JSON value that does not fit its Thrift type; `path` says where it is."""
 
-    def __init__(self, path: str, message: str):
+    def __init__(self, path: str, message: str) -> None:
         super().__init__(path, message)
         self.path = path
         self.message = message
@@ -55,28 +58,28 @@ class JsonMapError(ValueError):
 
 # --- specs -----------------------------------------------------------------------------------
 
-def split(spec):
+def split(spec: ElementSpec) -> tuple[int, Any]:
     """An element/key/value spec → (ttype, sub)."""
     if isinstance(spec, tuple):
         return spec[0], spec[1]
     return spec, None
 
 
-def field_parts(spec):
+def field_parts(spec: FieldSpec) -> tuple[int, str, Any, bool]:
     """A struct field spec → (ttype, name, sub, required)."""
     if len(spec) == 3:
         return spec[0], spec[1], None, spec[2]
     return spec[0], spec[1], spec[2], spec[3]
 
 
-def is_enum(ttype, sub) -> bool:
+def is_enum(ttype: int, sub: Any) -> bool:
     return ttype == TType.I32 and sub is not None and hasattr(sub, "_VALUES_TO_NAMES")
 
 
-def describe_type(ttype, sub=None) -> str:
+def describe_type(ttype: int, sub: Any = None) -> str:
     """The IDL spelling of a type, for messages (describe.py qualifies included names)."""
     if is_enum(ttype, sub) or ttype == TType.STRUCT:
-        return sub.__name__
+        return str(sub.__name__)
     if ttype in (TType.LIST, TType.SET):
         return "%s<%s>" % ("list" if ttype == TType.LIST else "set", describe_type(*split(sub)))
     if ttype == TType.MAP:
@@ -89,11 +92,11 @@ BASE_NAMES = {TType.BOOL: "bool", TType.BYTE: "byte", TType.I16: "i16", TType.I3
               TType.BINARY: "binary", TType.VOID: "void"}
 
 
-def _kind(value) -> str:
+def _kind(value: object) -> str:
     return _JSON_KINDS.get(type(value), type(value).__name__)
 
 
-def _shown(value) -> str:
+def _shown(value: object) -> str:
     text = json.dumps(value) if isinstance(value, (str, int, float, bool)) else _kind(value)
     return text if len(text) <= 40 else text[:37] + "..."
 
@@ -102,7 +105,7 @@ def _child(path: str, name: str) -> str:
     return "%s.%s" % (path, name) if path else name
 
 
-def _freeze(value):
+def _freeze(value: Any) -> Any:
     """Hashable form of a set element or map key (lists → tuples, sets → frozensets)."""
     if isinstance(value, list):
         return tuple(_freeze(v) for v in value)
@@ -113,7 +116,7 @@ def _freeze(value):
 
 # --- JSON → thriftpy2 ------------------------------------------------------------------------
 
-def from_json(value, ttype, sub, path: str):
+def from_json(value: Json, ttype: int, sub: Any, path: str) -> Any:
     """One JSON value → the thriftpy2 value of type (ttype, sub); JsonMapError if it does not fit."""
     if ttype == TType.BOOL:
         if isinstance(value, bool):
@@ -161,7 +164,7 @@ def from_json(value, ttype, sub, path: str):
     raise JsonMapError(path, "unsupported Thrift type %s" % ttype)
 
 
-def _enum_from_json(value, enum, path):
+def _enum_from_json(value: Json, enum: Any, path: str) -> int:
     names = enum._NAMES_TO_VALUES
     if isinstance(value, str):
         if value in names:
@@ -176,7 +179,7 @@ def _enum_from_json(value, enum, path):
     raise JsonMapError(path, "expected a %s name or number, got %s" % (enum.__name__, _shown(value)))
 
 
-def _sequence_from_json(value, ttype, sub, path):
+def _sequence_from_json(value: Json, ttype: int, sub: ElementSpec, path: str) -> list[Any] | set[Any]:
     kind = "list" if ttype == TType.LIST else "set"
     if not isinstance(value, list):
         raise JsonMapError(path, "expected an array (%s), got %s" % (kind, _shown(value)))
@@ -187,10 +190,10 @@ def _sequence_from_json(value, ttype, sub, path):
     return {_freeze(item) for item in items}
 
 
-def _map_from_json(value, sub, path):
+def _map_from_json(value: Json, sub: tuple[ElementSpec, ElementSpec], path: str) -> dict[Any, Any]:
     ktype, ksub = split(sub[0])
     vtype, vsub = split(sub[1])
-    result = {}
+    result: dict[Any, Any] = {}
     if ktype == TType.STRING:
         if not isinstance(value, dict):
             raise JsonMapError(path, "expected an object (map with string keys), got %s" % _shown(value))
@@ -213,7 +216,7 @@ def _map_from_json(value, sub, path):
     return result
 
 
-def struct_from_json(cls, value, path: str = "", what: str = "field"):
+def struct_from_json(cls: type[ThriftStruct], value: Json, path: str = "", what: str = "field") -> ThriftStruct:
     """A JSON object → an instance of the struct/exception class `cls`.
 
     Absent or null fields stay unset (or take their IDL default, as `cls()` gives them).
@@ -222,7 +225,7 @@ def struct_from_json(cls, value, path: str = "", what: str = "field"):
         expected = ("a JSON object keyed by argument name" if what == "argument"
                     else "an object (%s)" % cls.__name__)
         raise JsonMapError(path, "expected %s, got %s" % (expected, _shown(value)))
-    fields = {}
+    fields: dict[str, tuple[int, Any, bool]] = {}
     for spec in cls.thrift_spec.values():
         ttype, name, sub, required = field_parts(spec)
         fields[name] = (ttype, sub, required)
@@ -242,19 +245,19 @@ def struct_from_json(cls, value, path: str = "", what: str = "field"):
     return obj
 
 
-def _owner_name(cls) -> str:
+def _owner_name(cls: type) -> str:
     name = cls.__name__
     return name[:-len("_args")] + "()" if name.endswith("_args") else name
 
 
-def args_from_json(service, method: str, value):
+def args_from_json(service: ThriftService, method: str, value: Json) -> ThriftStruct:
     """The JSON object of a call's arguments → the method's `_args` struct instance."""
     return struct_from_json(getattr(service, method + "_args"), value, "", "argument")
 
 
 # --- thriftpy2 → JSON ------------------------------------------------------------------------
 
-def to_json(value, ttype, sub=None):
+def to_json(value: Any, ttype: int, sub: Any = None) -> Json:
     """A thriftpy2 value (as decoded from a reply) → a JSON-serialisable value."""
     if value is None:
         return None
@@ -294,14 +297,15 @@ def to_json(value, ttype, sub=None):
         ktype, ksub = split(sub[0])
         vtype, vsub = split(sub[1])
         if ktype == TType.STRING:
-            return {to_json(k, ktype, ksub): to_json(v, vtype, vsub) for k, v in value.items()}
+            return {to_json(k, ktype, ksub): to_json(v, vtype, vsub)  # type: ignore[misc]  # str keys: strings
+                    for k, v in value.items()}
         return [[to_json(k, ktype, ksub), to_json(v, vtype, vsub)] for k, v in value.items()]
     raise TypeError("unsupported Thrift type %s" % ttype)
 
 
-def struct_to_json(obj) -> dict:
+def struct_to_json(obj: ThriftStruct) -> dict[str, Json]:
     """A struct/exception instance → an object of its set fields, in IDL order."""
-    out = {}
+    out: dict[str, Json] = {}
     for spec in obj.thrift_spec.values():
         ttype, name, sub, _ = field_parts(spec)
         value = getattr(obj, name, None)
@@ -310,7 +314,7 @@ def struct_to_json(obj) -> dict:
     return out
 
 
-def result_to_json(service, method: str, value):
+def result_to_json(service: ThriftService, method: str, value: Any) -> Json:
     """A method's return value → JSON (None for void)."""
     spec = getattr(service, method + "_result").thrift_spec.get(0)
     if spec is None:

@@ -5,11 +5,13 @@ binary protocol only writes to its own transports: the pure-Python protocols run
 from __future__ import annotations
 
 import struct
+from collections.abc import Mapping
 
 from thriftpy2.protocol.binary import TBinaryProtocolFactory
 from thriftpy2.protocol.compact import TCompactProtocolFactory
-from thriftpy2.transport import TTransportException
+from thriftpy2.transport import TSocket, TTransportException
 
+from dracula.typedefs import Buffer, ThriftProtocol
 from dracula.wire.detect import BINARY, COMPACT
 from dracula.wire.theader import parse_frame, request_frame
 
@@ -22,7 +24,7 @@ class THeaderClientTransport:
     reads comes from the payload of the next reply frame, whose headers are then in
     `response_headers` (str -> str). A read past that payload is an end of file."""
 
-    def __init__(self, sock, protocol: str, headers: dict | None = None):
+    def __init__(self, sock: TSocket, protocol: str, headers: Mapping[str, str] | None = None) -> None:
         self.sock = sock
         self.protocol = PROTOCOLS[protocol][1]
         self.headers = headers or {}
@@ -32,7 +34,7 @@ class THeaderClientTransport:
         self._pos = 0
 
     def is_open(self) -> bool:
-        return self.sock.is_open()
+        return bool(self.sock.is_open())
 
     def open(self) -> None:
         self.sock.open()
@@ -40,7 +42,7 @@ class THeaderClientTransport:
     def close(self) -> None:
         self.sock.close()
 
-    def write(self, data) -> None:
+    def write(self, data: Buffer) -> None:
         self._out += data
 
     def flush(self) -> None:
@@ -75,7 +77,7 @@ class THeaderClientTransport:
         return bytes(data)
 
 
-def header_protocol(sock, protocol: str, headers: dict):
+def header_protocol(sock: TSocket, protocol: str, headers: Mapping[str, str]) -> ThriftProtocol:
     """A thriftpy2 protocol over a THeader transport on `sock` (not yet opened)."""
     factory = PROTOCOLS[protocol][0]
     return factory().get_protocol(THeaderClientTransport(sock, protocol, headers))
