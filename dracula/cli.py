@@ -5,19 +5,23 @@ import argparse
 import logging
 import os
 import sys
+from typing import Any
 
 from dracula import __version__
 from dracula.config import Config, ConfigError
 from dracula.loader import LoadError, load_handler, load_service
 from dracula.ops.logs import configure
 from dracula.ops.supervisor import Supervisor
-from dracula.options import OPTIONS
+from dracula.options import OPTIONS, Option
 from dracula.server.lifecycle import Server
 from dracula.server.listen import BindError
 from dracula.tools.call_command import PROTOCOLS, TRANSPORT_NAMES, Target
+from dracula.typedefs import Handler, ThriftService
 from dracula.wire import compiled as scanner_impl
 
 EXIT_USAGE = 2
+
+Commands = argparse._SubParsersAction  # what add_subparsers() returns (argparse names no public type)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def add_serve_parser(commands) -> None:
+def add_serve_parser(commands: Commands[argparse.ArgumentParser]) -> None:
     serve = commands.add_parser("serve", help="serve a .thrift service with a Python handler")
     serve.add_argument("service", metavar="IDL_PATH:SERVICE", nargs="?",
                        help="e.g. idl/pingpong.thrift:PingService")
@@ -52,14 +56,14 @@ def add_serve_parser(commands) -> None:
                             "(respawn, SIGHUP reload, SIGTTIN/SIGTTOU); default: serve in-process")
     serve.add_argument("--worker-fd", type=int, default=None, help=argparse.SUPPRESS)
     serve.add_argument("--ready-fd", type=int, default=None, help=argparse.SUPPRESS)
-    groups = {}
+    groups: dict[str, argparse._ArgumentGroup] = {}
     for option in OPTIONS:
         if option.group not in groups:
             groups[option.group] = serve.add_argument_group(option.group)
         groups[option.group].add_argument(option.flag, **argument_for(option))
 
 
-def argument_for(option) -> dict:
+def argument_for(option: Option) -> dict[str, Any]:
     """add_argument's keywords for a declared option."""
     text = "%s (default: %s)" % (option.help, option.shown_default)
     if option.value_type is bool:
@@ -68,7 +72,7 @@ def argument_for(option) -> dict:
             "choices": option.choices, "metavar": option.metavar, "help": text}
 
 
-def add_call_parser(commands) -> None:
+def add_call_parser(commands: Commands[argparse.ArgumentParser]) -> None:
     call = commands.add_parser("call", help="call one method of a running server, print the reply as JSON",
                                description="Exit status: 0 returned, 1 raised (declared exception or "
                                            "TApplicationException), 2 bad IDL/method/arguments (nothing "
@@ -94,13 +98,13 @@ def add_call_parser(commands) -> None:
                       help="multiplexed server: send methods as NAME:method")
 
 
-def add_describe_parser(commands) -> None:
+def add_describe_parser(commands: Commands[argparse.ArgumentParser]) -> None:
     describe = commands.add_parser("describe", help="list services, method signatures and their types")
     describe.add_argument("target", metavar="IDL_PATH[:SERVICE]",
                           help="e.g. idl/showcase.thrift or idl/showcase.thrift:Showcase")
 
 
-def serve(args, argv) -> int:
+def serve(args: argparse.Namespace, argv: list[str]) -> int:
     configure(args.log_level)
     try:
         config = Config(**{name: value for name, value in vars(args).items()
@@ -126,9 +130,9 @@ def serve(args, argv) -> int:
     return 0
 
 
-def worker_argv(argv) -> list:
+def worker_argv(argv: list[str]) -> list[str]:
     """The supervisor's own `serve` arguments, less --workers, for its workers."""
-    out = []
+    out: list[str] = []
     skip = False
     for arg in argv[argv.index("serve") + 1:]:
         if skip:
@@ -140,9 +144,9 @@ def worker_argv(argv) -> list:
     return out
 
 
-def load_services(args):
+def load_services(args: argparse.Namespace) -> list[tuple[str, ThriftService, Handler]]:
     """(name, service, handler) for the positional pair and every --service."""
-    specs = []
+    specs: list[tuple[str | None, str, str]] = []  # (NAME or None, IDL_PATH:SERVICE, HANDLER)
     if args.service or args.handler:
         if not (args.service and args.handler):
             raise LoadError("give both IDL_PATH:SERVICE and HANDLER")
@@ -152,12 +156,12 @@ def load_services(args):
         if len(parts) == 2:
             specs.append((None, parts[0], parts[1]))
         elif len(parts) == 3:
-            specs.append(tuple(parts))
+            specs.append((parts[0], parts[1], parts[2]))
         else:
             raise LoadError("expected --service [NAME=]IDL_PATH:SERVICE=HANDLER, got %r" % item)
     if not specs:
         raise LoadError("nothing to serve: give IDL_PATH:SERVICE HANDLER or --service")
-    services: list[tuple[str, type, object]] = []
+    services: list[tuple[str, ThriftService, Handler]] = []
     for name, service_spec, handler_spec in specs:
         service_name, service = load_service(service_spec)
         name = name or service_name
@@ -167,7 +171,7 @@ def load_services(args):
     return services
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
     if argv is None:
         argv = sys.argv[1:]
     args = build_parser().parse_args(argv)

@@ -8,16 +8,19 @@ import importlib
 import inspect
 import os
 import sys
+import types
 from typing import Any
 
 import thriftpy2
+
+from dracula.typedefs import Handler, ThriftService
 
 
 class LoadError(Exception):
     pass
 
 
-def load_service(spec: str):
+def load_service(spec: str) -> tuple[str, ThriftService]:
     """`idl/x.thrift:Service` → (service name, thriftpy2 service class)."""
     path, sep, name = spec.rpartition(":")
     if not sep or not path or not name:
@@ -35,7 +38,7 @@ def load_service(spec: str):
     return name, service
 
 
-def load_idl(path: str):
+def load_idl(path: str) -> types.ModuleType:
     """`idl/x.thrift` → the thriftpy2 module parsed from it."""
     if not os.path.isfile(path):
         raise LoadError("IDL file not found: %s" % path)
@@ -45,7 +48,7 @@ def load_idl(path: str):
         raise LoadError("cannot parse %s: %s" % (path, e)) from None
 
 
-def load_handler(spec: str, app_dir: str = "."):
+def load_handler(spec: str, app_dir: str = ".") -> Handler:
     """`pkg.module:attr` → handler object. `attr` may be a class (instantiated with no
     arguments), a zero-argument factory function, or an instance."""
     module_name, sep, attr = spec.partition(":")
