@@ -11,14 +11,16 @@ from dracula.server.context import CallContext, current_call
 from dracula.server.dispatch import blocking
 from dracula.server.lifecycle import Server
 from dracula.server.listen import BindError
+from dracula.typedefs import Handler, ThriftService
 
 __version__ = "0.1.0"
 
-Services = Mapping[str, "tuple[Any, Any]"]
+Services = Mapping[str, tuple[ThriftService, Handler]]  # several services: name -> (service, handler)
 
 
-def make_server(service: Any, handler: Any = None, host: str = Config.host, port: int = Config.port,
-                backend: str = Config.backend, middleware: Sequence[Any] = (), **options: Any) -> Server:
+def make_server(service: ThriftService | Services, handler: Handler = None, host: str = Config.host,
+                port: int = Config.port, backend: str = Config.backend, middleware: Sequence[object] = (),
+                **options: Any) -> Server:
     """A bound Server for one thriftpy2 service and its handler, or for several services.
 
     The leading arguments mirror `thriftpy2.rpc.make_server`, so switching is one import.
@@ -39,7 +41,7 @@ def make_server(service: Any, handler: Any = None, host: str = Config.host, port
     return Server(_service_triples(service, handler), config, middleware)
 
 
-def _service_triples(service: Any, handler: Any) -> list[tuple[str, Any, Any]]:
+def _service_triples(service: ThriftService | Services, handler: Handler) -> list[tuple[str, ThriftService, Handler]]:
     if not isinstance(service, Mapping):
         if handler is None:
             raise TypeError("make_server(service, handler): the handler is missing")
@@ -52,7 +54,7 @@ def _service_triples(service: Any, handler: Any) -> list[tuple[str, Any, Any]]:
 
 
 @contextlib.asynccontextmanager
-async def serving(service: Any, handler: Any = None, host: str = "127.0.0.1", port: int = 0,
+async def serving(service: ThriftService | Services, handler: Handler = None, host: str = "127.0.0.1", port: int = 0,
                   **options: Any) -> AsyncIterator[Server]:
     """`async with dracula.serving(service, handler) as server:` serves on the running loop
     (a free port on 127.0.0.1 by default: `server.port`) and drains on leaving the block.
