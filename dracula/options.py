@@ -22,7 +22,7 @@ BACKENDS = ("uv", "thread")
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 MIB = 1024 * 1024
 
-Check = Callable[[Any], "str | None"]  # value -> what is wrong with it, or None
+Check = Callable[[Any], str | None]  # value -> what is wrong with it, or None
 
 
 def octal(text: str) -> int:

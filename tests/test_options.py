@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from dracula.config import Config, ConfigError
-from dracula.options import OPTIONS
+from dracula.options import OPTIONS, declared_options
 
 from .helpers import ROOT
 
@@ -123,3 +123,17 @@ def test_validate_runs_the_declared_check(name):
 def test_validate_checks_options_that_relate(options, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         Config(**options).validate()
+
+
+def test_a_field_without_its_option_is_refused_at_import():
+    @dataclasses.dataclass
+    class Undocumented:
+        port: int = 9090
+
+    with pytest.raises(TypeError, match="option port: annotate it"):
+        declared_options(Undocumented)
+
+
+def test_the_option_takes_its_type_from_the_annotation():
+    types = {option.name: option.value_type for option in OPTIONS}
+    assert (types["port"], types["uds"], types["idle_timeout"], types["access_log"]) == (int, str, float, bool)
