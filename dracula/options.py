@@ -24,6 +24,11 @@ def at_least(low):
     return lambda value: None if value >= low else "must be at least %s" % low
 
 
+def names(text: str) -> tuple[str, ...]:
+    """A comma-separated list of method names."""
+    return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
 def not_negative(value):
     return None if value >= 0 else "must not be negative"
 
@@ -155,10 +160,20 @@ OPTIONS = [
            "moment it has no call in flight or arriving", "timeouts", check=off_or_positive,
            metavar="SECONDS", shown="0 = never"),
     # -- threads
-    # uv backend: @dracula.blocking handlers; thread backend: coroutine handlers' loop.
-    # None: min(32, cpu + 4), as concurrent.futures does.
-    Option("blocking_threads", None, "threads for @dracula.blocking handlers", "threads", type=int,
-           check=at_least(1), metavar="N", shown="min(32, cpus + 4)"),
+    # Blocking handlers mostly wait (a database, another service): the cap is about concurrency,
+    # as thriftpy2's thread per connection is. Threads start on demand and retire when idle.
+    Option("blocking_threads", 1024, "most threads for blocking handlers (@dracula.blocking, and plain "
+           "methods that block); started on demand, retired after 30 s idle", "threads",
+           check=at_least(1), metavar="N"),
+    # A plain method that holds the reactor longer than this, twice, moves to the thread pool.
+    Option("inline_budget", 0.0005, "a plain method whose calls hold the reactor longer than this runs "
+           "in the thread pool from then on (0: plain methods always run on the reactor)", "threads",
+           check=off_or_positive, metavar="SECONDS", shown="0.0005 s"),
+    Option("blocking_methods", (), "methods (name or Service.name, comma-separated) that always run in the "
+           "thread pool, as if marked @dracula.blocking", "threads", parse=names, metavar="NAMES",
+           shown="none"),
+    Option("inline_methods", (), "methods that always run on the reactor and are never moved, as if "
+           "marked @dracula.inline", "threads", parse=names, metavar="NAMES", shown="none"),
     # -- observability
     Option("log_level", "info", "log level", "observability", choices=LOG_LEVELS),
     Option("access_log", False, "log one line per call: peer, service.method, outcome, latency (us)",
