@@ -1,8 +1,8 @@
 """Every server option, declared once: its default, help, check and CLI shape.
 
-Config's fields, `dracula serve`'s flags and their --help come from OPTIONS; README's "Options"
-and "Limits" tables are tested against it (tests/test_options.py). A new option is one Option
-here and one README row.
+Config's fields, `dracula serve`'s flags and their --help come from OPTIONS; the manual's tables
+(docs/options.md, docs/limits.md) are tested against it (tests/test_options.py). A new option is
+one Option here and one row there.
 """
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ class Option:
     choices: tuple | None = None
     metavar: str | None = None
     parse: Callable[[str], Any] | None = None  # CLI text → value; None: `type`
-    shown: str | None = None   # the default as --help and README write it
+    shown: str | None = None   # the default as --help and the docs write it
 
     @property
     def flag(self) -> str:
@@ -127,7 +127,7 @@ OPTIONS = [
            "reading pauses", "limits", metavar="BYTES", shown="1 MiB"),
     Option("write_low_water", 256 * 1024, "unsent reply bytes below which reading resumes",
            "limits", metavar="BYTES", shown="256 KiB"),
-    # -- overload: what all clients together may make one process hold (README "Overload")
+    # -- overload: what all clients together may make one process hold (docs/overload.md)
     # 256 MiB: 16 messages of the default largest frame in flight at once; small requests fit
     # a connection's first 8 KiB buffer and never draw on it.
     Option("max_buffer_memory", 256 * MIB, "bytes all connections of a process may hold in "
