@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import logging
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from dracula.ops.observe import ServerObserver
+
+log = logging.getLogger("dracula.pool")
 
 IDLE_SECONDS = 30.0
 
@@ -27,7 +30,7 @@ class HandlerPool(concurrent.futures.Executor):
         self.idle_seconds = idle_seconds
         self.observer = observer
         self.name = name
-        self._work: collections.deque[tuple[concurrent.futures.Future[Any], Callable[..., Any], tuple[Any, ...]]]
+        self._work: collections.deque[tuple[concurrent.futures.Future[Any] | None, Callable[..., Any], tuple[Any, ...]]]
         self._work = collections.deque()
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
@@ -47,6 +50,11 @@ class HandlerPool(concurrent.futures.Executor):
         if kwargs:
             raise TypeError("HandlerPool.submit takes positional arguments only")
         future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        self._put(future, fn, args)
+        return future
+
+    def _put(self, future: concurrent.futures.Future[Any] | None, fn: Callable[..., Any],
+             args: tuple[Any, ...]) -> None:
         with self._lock:
             if self._closed:
                 raise RuntimeError("the handler pool is shut down")
@@ -55,7 +63,12 @@ class HandlerPool(concurrent.futures.Executor):
                 self._start_thread()  # every idle thread has a call to take already
             self._wake.notify()
             self._observe()
-        return future
+
+    def run(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run fn(*args) in a pool thread, with no Future: what it returns is dropped and what it
+        raises is logged, so `fn` hands its outcome on itself (the reactor's blocking calls
+        do, to the loop: a Future on each side cost more than the call's own bookkeeping)."""
+        self._put(None, fn, args)
 
     def _start_thread(self) -> None:
         self._started += 1
@@ -73,7 +86,12 @@ class HandlerPool(concurrent.futures.Executor):
                         return
                 future, fn, args = self._work.popleft()
                 self._observe()
-            if future.set_running_or_notify_cancel():
+            if future is None:
+                try:
+                    fn(*args)
+                except BaseException:
+                    log.exception("a job of the handler pool raised")
+            elif future.set_running_or_notify_cancel():
                 try:
                     result = fn(*args)
                 except BaseException as e:
@@ -101,7 +119,9 @@ class HandlerPool(concurrent.futures.Executor):
             self._closed = True
             if cancel_futures:
                 while self._work:
-                    self._work.popleft()[0].cancel()
+                    future = self._work.popleft()[0]
+                    if future is not None:  # a run() job is dropped: the server has stopped
+                        future.cancel()
             self._wake.notify_all()
             threads = list(self.threads)
         if wait:

@@ -24,6 +24,18 @@ from dracula.wire.reader import MIN_FREE
 log = logging.getLogger("dracula.uv")
 
 
+class Pending:
+    """A call answered off the loop (a task or a pool thread), in the connection's request
+    order: replies behind it wait until it is settled."""
+
+    __slots__ = ("reply", "settled", "timer")
+
+    def __init__(self, reply: bytes | None = None) -> None:
+        self.reply = reply
+        self.settled = reply is not None  # a reply queued behind a pending call is settled
+        self.timer: asyncio.TimerHandle | None = None  # --handler-timeout / the client's deadline
+
+
 class Connection(asyncio.BufferedProtocol):
     transport: asyncio.Transport  # from connection_made(), which asyncio calls before any other callback
 
@@ -35,7 +47,7 @@ class Connection(asyncio.BufferedProtocol):
         self.peer = None
         self.codec = None
         self.framed = False
-        self.slots: collections.deque[list] = collections.deque()  # [reply, done] per call off the loop, in order
+        self.slots: collections.deque[Pending] = collections.deque()  # calls off the loop, in request order
         self.later = []  # replies released by slots, written on the next loop turn
         self.closed = False
         self.eof = False
@@ -236,58 +248,85 @@ class Connection(asyncio.BufferedProtocol):
                 self._emit(call.finish(error=e), out)
                 return
         loop = self.state.loop
-        slot = [None, False]
+        slot = Pending()
         self.slots.append(slot)
+        timeout = call.time_limit(self.config.handler_timeout)
         if kind is ASYNC:
             future = asyncio.ensure_future(call.awaited(coroutine), loop=loop)
-        else:
-            future = loop.run_in_executor(self.state.pool, job)
-        future.add_done_callback(functools.partial(self._finished, call, slot, kind is ASYNC))
-        timeout = call.time_limit(self.config.handler_timeout)
-        if timeout:
-            slot.append(loop.call_later(timeout, self._timed_out, call, slot, future, timeout))
+            future.add_done_callback(functools.partial(self._finished, call, slot))
+            if timeout:
+                slot.timer = loop.call_later(timeout, self._timed_out, call, slot, future, timeout)
+        else:  # straight to a pool thread and back: no futures on either side
+            self.state.pool.run(self._run_in_thread, call, slot, job)
+            if timeout:
+                slot.timer = loop.call_later(timeout, self._timed_out, call, slot, None, timeout)
 
     def _emit(self, reply, out: list) -> None:
         if reply is None:
             return
         if self.slots:
-            self.slots.append([reply, True])
+            self.slots.append(Pending(reply))
         elif self.later:  # released replies wait for _flush: queue behind them
             self.later.append(reply)
         else:
             out.append(reply)
 
-    def _finished(self, call, slot, encoded: bool, future) -> None:
-        """A task (`encoded`: it returns the reply) or a pool thread (the handler's value)
-        finished."""
-        if slot[1]:
+    def _finished(self, call, slot: Pending, future) -> None:
+        """A coroutine handler's task finished: it returns the encoded reply."""
+        if slot.settled:
             return  # already answered: it timed out
-        if len(slot) > 2:
-            slot[2].cancel()
+        if slot.timer is not None:
+            slot.timer.cancel()
         try:
             if future.cancelled():
                 reply = call.finish(error=asyncio.CancelledError("the call was cancelled"))
             elif future.exception() is not None:
                 reply = call.finish(error=future.exception())
             else:
-                reply = future.result() if encoded else call.finish(future.result())
+                reply = future.result()
         except Exception:  # never leave a slot unsettled: later replies would wait for ever
             log.exception("cannot answer %s", call.method.qualname)
             reply = None
         self._settle(slot, reply)
 
-    def _timed_out(self, call, slot, future, timeout: float) -> None:
-        self._settle(slot, call.timed_out(timeout))
-        future.cancel()  # stops a coroutine; a thread cannot be stopped and runs on unheard
+    def _run_in_thread(self, call, slot: Pending, job) -> None:
+        """In a pool thread: run a blocking handler, hand its value back to the loop."""
+        if slot.settled:
+            return  # timed out while queued: its caller has its answer, it must not run
+        try:
+            value, error = job(), None
+        except BaseException as e:
+            value, error = None, e
+        try:
+            self.state.loop.call_soon_threadsafe(self._ran_in_thread, call, slot, value, error)
+        except RuntimeError:  # the loop closed: the server stopped without waiting for it
+            pass
 
-    def _settle(self, slot, reply) -> None:
+    def _ran_in_thread(self, call, slot: Pending, value, error) -> None:
+        if slot.settled:
+            return  # already answered: it timed out
+        if slot.timer is not None:
+            slot.timer.cancel()
+        try:
+            reply = call.finish(value) if error is None else call.finish(error=error)
+        except Exception:  # never leave a slot unsettled: later replies would wait for ever
+            log.exception("cannot answer %s", call.method.qualname)
+            reply = None
+        self._settle(slot, reply)
+
+    def _timed_out(self, call, slot: Pending, future, timeout: float) -> None:
+        self._settle(slot, call.timed_out(timeout))
+        if future is not None:
+            future.cancel()  # stops a coroutine; a thread cannot be stopped and runs on unheard
+
+    def _settle(self, slot: Pending, reply) -> None:
         """Record a call's reply and release every reply now ready, in request order."""
-        slot[0] = reply
-        slot[1] = True
+        slot.reply = reply
+        slot.settled = True
         slots = self.slots
         released = not self.later
-        while slots and slots[0][1]:
-            reply = slots.popleft()[0]
+        while slots and slots[0].settled:
+            reply = slots.popleft().reply
             if reply is not None:
                 self.later.append(reply)
         if self.later and released:
