@@ -470,8 +470,13 @@ class ThreadRig:
         self.state = make_state(handler, **options)
         self.backend_obj = ThreadedBackend(self.state, sock=None)
         # As ThreadedBackend.run does before accepting.
+        self.coro_thread = None
         if any(m.route == ASYNC for m in self.state.methods.values()):
+            before = set(threading.enumerate())
             self.backend_obj._start_coroutine_loop()
+            # run() stops this loop but never closes it: the rig joins its thread and closes it.
+            self.coro_thread = next(t for t in set(threading.enumerate()) - before
+                                    if t.name == "dracula-coroutines")
         if self.state.config.handler_timeout and any(m.kind == BLOCKING for m in self.state.methods.values()):
             self.state.pool = ThreadPoolExecutor(2, thread_name_prefix="contract-blocking")
         self.peers: list[ThreadPeer] = []
@@ -514,6 +519,9 @@ class ThreadRig:
         loop = self.backend_obj.coro_loop
         if loop is not None:
             loop.call_soon_threadsafe(loop.stop)
+            if self.coro_thread is not None:
+                self.coro_thread.join(WAIT)
+                loop.close()
         if self.state.pool is not None:
             self.state.pool.shutdown(wait=True)
 
