@@ -220,6 +220,17 @@ class UVPeer:
         self.rig.run_until(lambda: self.transport.lost, "connection_lost")
         assert self.conn not in self.rig.state.connections, "still in the connection table"
 
+    def reset(self) -> None:
+        """The client resets the connection: the loop reports it lost."""
+        self.transport.closing = self.transport.lost = True
+        self.conn.connection_lost(ConnectionResetError(errno.ECONNRESET, "Connection reset by peer"))
+        self.rig.turn()
+
+    def wait_settled(self) -> None:
+        """Until no call of this connection is in flight or waiting to be written."""
+        self.rig.run_until(lambda: not (self.conn.slots or self.conn.later), "calls settled")
+        self.rig.turn()
+
     def time_passes(self, seconds: float) -> None:
         """The rig's clock moves on, and the sweeper checks this connection."""
         self.rig.now += seconds
@@ -237,6 +248,8 @@ class UVRig:
         self.handler = handler
         self.state = make_state(handler, **options)
         self.loop = self.state.loop = uvloop.new_event_loop()
+        self.errors: list[dict] = []  # what reached the loop's exception handler
+        self.loop.set_exception_handler(lambda loop, context: self.errors.append(context))
         # As UVBackend._serve does before accepting.
         if any(m.kind == BLOCKING for m in self.state.methods.values()):
             self.state.pool = ThreadPoolExecutor(2, thread_name_prefix="contract-blocking")
@@ -275,19 +288,31 @@ class UVRig:
         """Run the callbacks that are due (a few loop iterations, no waiting)."""
         for _ in range(turns):
             self.loop.run_until_complete(asyncio.sleep(0))
+        self.check_errors()
+
+    def check_errors(self) -> None:
+        """An exception in a loop callback (a write after close, a slot never settled...) fails
+        the test instead of being logged by the loop."""
+        if self.errors:
+            context = self.errors[0]
+            raise AssertionError("uv: error in a loop callback: %s" % context.get("message")) \
+                from context.get("exception")
 
     def run_until(self, predicate, what: str, timeout: float = WAIT) -> None:
-        """Run the loop until `predicate()` holds; checked after every transport event."""
+        """Run the loop until `predicate()` holds: checked after every transport event, and
+        every few milliseconds for what shows on no transport (a reply dropped after a reset)."""
         async def waiting():
             while not predicate():
                 waiter = self.loop.create_future()
                 self.waiters.append(waiter)
-                await waiter
+                await asyncio.wait([waiter], timeout=0.005)
 
         try:
             self.loop.run_until_complete(asyncio.wait_for(waiting(), timeout))
         except asyncio.TimeoutError:
+            self.check_errors()
             raise AssertionError("uv: no %s within %gs" % (what, timeout)) from None
+        self.check_errors()
 
     def close(self) -> None:
         gate = getattr(self.handler, "gate", None)
@@ -301,6 +326,7 @@ class UVRig:
             self.state.pool.shutdown(wait=True)
         self.turn()
         self.loop.close()
+        self.check_errors()
 
 
 # -- the thread backend: a FakeSocket -----------------------------------------------------------
@@ -326,6 +352,7 @@ class FakeSocket:
         self.waited = 0.0  # time passed during the pending recv
         self.eof = False
         self.shut = None  # the `how` of shutdown()
+        self.reset = False  # the peer reset the connection
         self.closed = False
 
     # -- what the backend calls
@@ -342,6 +369,8 @@ class FakeSocket:
                 while True:
                     if self.closed:
                         raise OSError(errno.EBADF, "Bad file descriptor")
+                    if self.reset:
+                        raise ConnectionResetError(errno.ECONNRESET, "Connection reset by peer")
                     if self.eof or self.shut is not None:
                         return 0
                     if self.chunks:
@@ -373,6 +402,8 @@ class FakeSocket:
         with self.cond:
             if self.closed or self.shut == socket.SHUT_RDWR:
                 raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+            if self.reset:
+                raise ConnectionResetError(errno.ECONNRESET, "Connection reset by peer")
             self.sent.append(bytes(data))
             self.cond.notify_all()
 
@@ -395,6 +426,11 @@ class FakeSocket:
     def feed_eof(self) -> None:
         self.feed(_EOF)
 
+    def peer_reset(self) -> None:
+        with self.cond:
+            self.reset = True
+            self.cond.notify_all()
+
 
 class ThreadPeer:
     def __init__(self, rig, conn, sock):
@@ -408,6 +444,13 @@ class ThreadPeer:
 
     def send_eof(self) -> None:
         self.sock.feed_eof()
+
+    def reset(self) -> None:
+        self.sock.peer_reset()
+
+    def wait_settled(self) -> None:
+        """Until its thread has ended (a thread has nothing in flight once it is back in recv)."""
+        self.wait_closed()
 
     @property
     def written(self) -> bytes:
@@ -424,8 +467,10 @@ class ThreadPeer:
 
     def _wait(self, predicate, what: str) -> None:
         with self.sock.cond:
-            if not self.sock.cond.wait_for(predicate, WAIT):
-                raise AssertionError("thread: no %s within %gs" % (what, WAIT))
+            done = self.sock.cond.wait_for(lambda: predicate() or self.rig.errors, WAIT)
+        self.rig.check_errors()
+        if not done:
+            raise AssertionError("thread: no %s within %gs" % (what, WAIT))
 
     def wait_replies(self, n: int) -> list:
         self._wait(lambda: len(decode_replies(b"".join(self.sock.sent))) >= n or self.sock.closed,
@@ -481,6 +526,19 @@ class ThreadRig:
             self.state.pool = ThreadPoolExecutor(2, thread_name_prefix="contract-blocking")
         self.peers: list[ThreadPeer] = []
         self.drainer = None
+        self.errors: list[BaseException] = []  # what escaped a connection thread
+
+    def _serve(self, conn) -> None:
+        try:
+            self.backend_obj._serve_connection(conn)
+        except BaseException as e:  # the thread would die with a warning: the test fails instead
+            self.errors.append(e)
+            with conn.sock.cond:
+                conn.sock.cond.notify_all()
+
+    def check_errors(self) -> None:
+        if self.errors:
+            raise AssertionError("thread: a connection thread raised %r" % self.errors[0]) from self.errors[0]
 
     def connect(self) -> ThreadPeer:
         """What the accept loop does for a new client: table entry, then its own thread."""
@@ -489,7 +547,7 @@ class ThreadRig:
         backend = self.backend_obj
         with backend.lock:
             assert self.state.add_connection(conn, conn.opened_at)
-        conn.thread = threading.Thread(target=backend._serve_connection, args=(conn,),
+        conn.thread = threading.Thread(target=self._serve, args=(conn,),
                                        name="contract-conn", daemon=True)
         conn.thread.start()
         peer = ThreadPeer(self, conn, sock)
@@ -524,6 +582,7 @@ class ThreadRig:
                 loop.close()
         if self.state.pool is not None:
             self.state.pool.shutdown(wait=True)
+        self.check_errors()
 
 
 RIGS = {"uv": UVRig, "thread": ThreadRig}

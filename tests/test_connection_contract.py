@@ -201,6 +201,21 @@ def test_eof_with_a_call_in_flight_waits_for_its_reply(make_rig, handler):
     peer.wait_closed()
 
 
+def test_a_client_gone_mid_call_leaves_no_trace(make_rig, handler):
+    rig = make_rig()
+    peer = rig.connect()
+    peer.send(call("sleep_blocking", 1, ms=0))
+    held(handler)
+    peer.reset()
+    handler.gate.set()
+    peer.wait_settled()  # the reply had nowhere to go: dropped, not written after the close
+    assert peer.written == b""
+    assert peer.conn not in rig.state.connections
+    other = rig.connect()  # and the server serves on
+    other.send(call("add", 2, a=1, b=1))
+    assert other.wait_replies(1) == [reply("reply", "add", 2, 2)]
+
+
 # -- 7. idle and partial-request timeouts ----------------------------------------------------------
 # uv: the sweeper's Connection.check_timeouts(now), on the rig's clock. thread: no clock to
 # inject; the receive times out after the time the backend gave settimeout().
