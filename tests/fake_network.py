@@ -36,7 +36,6 @@ import itertools
 import socket
 import struct
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import uvloop
 
@@ -44,7 +43,9 @@ import dracula
 from dracula.server.backends.threaded import ThreadedBackend, _Conn
 from dracula.server.backends.uv_connection import Connection
 from dracula.server.dispatch import ASYNC, BLOCKING, Dispatcher
+from dracula.server.placement import Placement
 from dracula.server.state import ServerState
+from dracula.server.thread_pool import HandlerPool
 
 from .helpers import showcase_thrift
 from .wire_client import BytesReader, read_reply
@@ -68,9 +69,15 @@ def decode_replies(data: bytes) -> list:
     return replies
 
 
-def make_state(handler, **options) -> ServerState:
-    config = dracula.Config(host="127.0.0.1", port=0, **options).validate()
-    return ServerState(config, Dispatcher([("Showcase", showcase_thrift.Showcase, handler)]))
+def make_state(backend: str, handler, **options) -> ServerState:
+    """The ServerState a Server(Showcase, Config(backend=..., **options)) builds (no metrics,
+    no middleware), without binding its socket: as Server.__init__ wires it."""
+    config = dracula.Config(host="127.0.0.1", port=0, backend=backend, **options).validate()
+    placement = (Placement(config.inline_budget)
+                 if config.backend == "uv" and config.inline_budget > 0 else None)
+    dispatcher = Dispatcher([("Showcase", showcase_thrift.Showcase, handler)], placement, False,
+                            config.blocking_methods, config.inline_methods)
+    return ServerState(config, dispatcher)
 
 
 # -- the uv backend: a MockTransport ------------------------------------------------------------
@@ -246,13 +253,12 @@ class UVRig:
 
     def __init__(self, handler, **options):
         self.handler = handler
-        self.state = make_state(handler, **options)
+        self.state = make_state(self.backend, handler, **options)
         self.loop = self.state.loop = uvloop.new_event_loop()
         self.errors: list[dict] = []  # what reached the loop's exception handler
         self.loop.set_exception_handler(lambda loop, context: self.errors.append(context))
         # As UVBackend._serve does before accepting.
-        if any(m.kind == BLOCKING for m in self.state.methods.values()):
-            self.state.pool = ThreadPoolExecutor(2, thread_name_prefix="contract-blocking")
+        self.state.pool = HandlerPool(self.state.config.blocking_threads, name="contract-blocking")
         self.now = 1000.0  # the connections' clock
         self.waiters: list[asyncio.Future] = []
         self.peers: list[UVPeer] = []
@@ -512,7 +518,7 @@ class ThreadRig:
 
     def __init__(self, handler, **options):
         self.handler = handler
-        self.state = make_state(handler, **options)
+        self.state = make_state(self.backend, handler, **options)
         self.backend_obj = ThreadedBackend(self.state, sock=None)
         # As ThreadedBackend.run does before accepting.
         self.coro_thread = None
@@ -523,7 +529,7 @@ class ThreadRig:
             self.coro_thread = next(t for t in set(threading.enumerate()) - before
                                     if t.name == "dracula-coroutines")
         if self.state.config.handler_timeout and any(m.kind == BLOCKING for m in self.state.methods.values()):
-            self.state.pool = ThreadPoolExecutor(2, thread_name_prefix="contract-blocking")
+            self.state.pool = HandlerPool(self.state.config.blocking_threads, name="contract-blocking")
         self.peers: list[ThreadPeer] = []
         self.drainer = None
         self.errors: list[BaseException] = []  # what escaped a connection thread
