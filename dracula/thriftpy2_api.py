@@ -204,6 +204,8 @@ def services_of(service: Any, handler: Any = None) -> list[tuple[str, Any, Any]]
 def processor_services(processor: Any) -> list[tuple[str, Any, Any]]:
     """A TProcessor's service under its own name; a TMultiplexedProcessor's services under the
     names they were registered with (the first also answers plain method names)."""
+    if not isinstance(processor, (TProcessor, TAsyncProcessor)):
+        raise TypeError("a %s is not a thriftpy2 TProcessor" % type(processor).__name__)
     if isinstance(processor, TMultiplexedProcessor):
         _warn_overrides(processor, TMultiplexedProcessor)
         if not processor.processors:
