@@ -128,10 +128,15 @@ class AsyncServer:
     def serve(self) -> None:
         task = self._start(install_signals=True)
         loop = task.get_loop()
-        task.add_done_callback(lambda _: loop.stop())  # closed or signalled: serve() returns
+
+        def stop_loop(_: object) -> None:  # closed or signalled: run_forever returns
+            loop.stop()
+
+        task.add_done_callback(stop_loop)
         try:
             loop.run_forever()
         finally:
+            task.remove_done_callback(stop_loop)  # it must not stop the drain below
             try:
                 loop.run_until_complete(self.close())
             finally:
