@@ -126,7 +126,12 @@ class AsyncServer:
         return self.server.port
 
     def serve(self) -> None:
-        task = self._start(install_signals=True)
+        """Serve, running the loop, until it is stopped or the server closed; then drain."""
+        try:
+            task = self._start(install_signals=True)
+        except BaseException:
+            self._close_own_loop()
+            raise
         loop = task.get_loop()
 
         def stop_loop(_: object) -> None:  # closed or signalled: run_forever returns
@@ -140,9 +145,7 @@ class AsyncServer:
             try:
                 loop.run_until_complete(self.close())
             finally:
-                if self._own_loop:
-                    asyncio.set_event_loop(None)
-                    loop.close()
+                self._close_own_loop()
 
     def init_server(self) -> None:
         """Start accepting on the loop, then return: `loop.run_forever()` serves. No signal
@@ -162,6 +165,11 @@ class AsyncServer:
         await self.server.shutdown()
         if task.get_loop() is asyncio.get_running_loop():
             await task  # its error, if serving failed
+
+    def _close_own_loop(self) -> None:
+        if self._own_loop and self.loop is not None:
+            asyncio.set_event_loop(None)
+            self.loop.close()
 
     def _start(self, install_signals: bool) -> asyncio.Task[None]:
         if self._task is not None:

@@ -323,6 +323,13 @@ def test_aio_init_server_then_close_on_the_callers_loop():
         loop.close()
 
 
+def test_aio_server_closed_before_it_served_releases_its_port():
+    server = dracula.make_aio_server(pingpong_thrift.PingService, Pong(), "127.0.0.1", 0)
+    assert not refuses(server.port)  # bound and listening from make_aio_server on
+    asyncio.run(server.close())
+    assert server.closed and refuses(server.port)
+
+
 def test_aio_server_with_keyfile_and_ssl_context(pem):
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(pem["cert_only"], pem["keyfile"])
