@@ -8,7 +8,7 @@ from typing import Any
 
 from dracula.config import Config, ConfigError
 from dracula.server.context import CallContext, current_call
-from dracula.server.dispatch import blocking
+from dracula.server.dispatch import blocking, inline
 from dracula.server.lifecycle import Server
 from dracula.server.listen import BindError
 from dracula.thriftpy2_api import AsyncServer, make_aio_server, make_server
@@ -38,5 +38,5 @@ async def serving(service: Any, handler: Any = None, host: str = "127.0.0.1", po
             await task
 
 
-__all__ = ["make_server", "make_aio_server", "AsyncServer", "serving", "blocking", "current_call", "CallContext",
-           "Server", "Config", "ConfigError", "BindError"]
+__all__ = ["make_server", "make_aio_server", "AsyncServer", "serving", "blocking", "inline", "current_call",
+           "CallContext", "Server", "Config", "ConfigError", "BindError"]

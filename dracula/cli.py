@@ -75,7 +75,7 @@ def add_call_parser(commands) -> None:
                                description="Exit status: 0 returned, 1 raised (declared exception or "
                                            "TApplicationException), 2 bad IDL/method/arguments (nothing "
                                            "sent), 3 no reply (refused, timed out, closed). "
-                                           "JSON mapping: README.md, dracula call.")
+                                           "JSON mapping: docs/cli-tools.md.")
     call.add_argument("service", metavar="IDL_PATH:SERVICE", help="e.g. idl/showcase.thrift:Showcase")
     call.add_argument("method", metavar="METHOD")
     call.add_argument("args_json", metavar="ARGS_JSON", nargs="?", default=None,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import os
 import resource
 
 from dracula.options import OPTIONS
@@ -64,7 +63,3 @@ class Config:
         if soft == resource.RLIM_INFINITY:
             return 1_000_000
         return max(1, soft - FD_RESERVE)
-
-    @property
-    def thread_count(self) -> int:
-        return self.blocking_threads or min(32, (os.cpu_count() or 1) + 4)

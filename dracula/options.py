@@ -1,8 +1,8 @@
 """Every server option, declared once: its default, help, check and CLI shape.
 
-Config's fields, `dracula serve`'s flags and their --help come from OPTIONS; README's "Options"
-and "Limits" tables are tested against it (tests/test_options.py). A new option is one Option
-here and one README row.
+Config's fields, `dracula serve`'s flags and their --help come from OPTIONS; the manual's tables
+(docs/options.md, docs/limits.md) are tested against it (tests/test_options.py). A new option is
+one Option here and one row there.
 """
 from __future__ import annotations
 
@@ -24,6 +24,11 @@ def at_least(low):
     return lambda value: None if value >= low else "must be at least %s" % low
 
 
+def names(text: str) -> tuple[str, ...]:
+    """A comma-separated list of method names."""
+    return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
 def not_negative(value):
     return None if value >= 0 else "must not be negative"
 
@@ -43,7 +48,7 @@ class Option:
     choices: tuple | None = None
     metavar: str | None = None
     parse: Callable[[str], Any] | None = None  # CLI text → value; None: `type`
-    shown: str | None = None   # the default as --help and README write it
+    shown: str | None = None   # the default as --help and the docs write it
 
     @property
     def flag(self) -> str:
@@ -122,7 +127,7 @@ OPTIONS = [
            "reading pauses", "limits", metavar="BYTES", shown="1 MiB"),
     Option("write_low_water", 256 * 1024, "unsent reply bytes below which reading resumes",
            "limits", metavar="BYTES", shown="256 KiB"),
-    # -- overload: what all clients together may make one process hold (README "Overload")
+    # -- overload: what all clients together may make one process hold (docs/overload.md)
     # 256 MiB: 16 messages of the default largest frame in flight at once; small requests fit
     # a connection's first 8 KiB buffer and never draw on it.
     Option("max_buffer_memory", 256 * MIB, "bytes all connections of a process may hold in "
@@ -155,10 +160,20 @@ OPTIONS = [
            "moment it has no call in flight or arriving", "timeouts", check=off_or_positive,
            metavar="SECONDS", shown="0 = never"),
     # -- threads
-    # uv backend: @dracula.blocking handlers; thread backend: coroutine handlers' loop.
-    # None: min(32, cpu + 4), as concurrent.futures does.
-    Option("blocking_threads", None, "threads for @dracula.blocking handlers", "threads", type=int,
-           check=at_least(1), metavar="N", shown="min(32, cpus + 4)"),
+    # Blocking handlers mostly wait (a database, another service): the cap is about concurrency,
+    # as thriftpy2's thread per connection is. Threads start on demand and retire when idle.
+    Option("blocking_threads", 1024, "most threads for blocking handlers (@dracula.blocking, and plain "
+           "methods that block); started on demand, retired after 30 s idle", "threads",
+           check=at_least(1), metavar="N"),
+    # A plain method that holds the reactor longer than this, twice, moves to the thread pool.
+    Option("inline_budget", 0.0005, "a plain method whose calls hold the reactor longer than this runs "
+           "in the thread pool from then on (0: plain methods always run on the reactor)", "threads",
+           check=off_or_positive, metavar="SECONDS", shown="0.0005 s"),
+    Option("blocking_methods", (), "methods (name or Service.name, comma-separated) that always run in the "
+           "thread pool, as if marked @dracula.blocking", "threads", parse=names, metavar="NAMES",
+           shown="none"),
+    Option("inline_methods", (), "methods that always run on the reactor and are never moved, as if "
+           "marked @dracula.inline", "threads", parse=names, metavar="NAMES", shown="none"),
     # -- observability
     Option("log_level", "info", "log level", "observability", choices=LOG_LEVELS),
     Option("access_log", False, "log one line per call: peer, service.method, outcome, latency (us)",

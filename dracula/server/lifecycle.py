@@ -16,6 +16,8 @@ from dracula.ops.observe import ServerObserver, builtin_middleware
 from dracula.server.backends import backend_class
 from dracula.server.dispatch import Dispatcher
 from dracula.server.listen import address_of, listen
+from dracula.server.middleware import Chain
+from dracula.server.placement import Placement
 from dracula.server.state import ServerState
 from dracula.server.tls import server_context
 from dracula.wire import compiled as scanner_impl
@@ -41,8 +43,16 @@ class Server:
         # directory by the supervisor).
         self.registry = new_registry() if config.metrics_port is not None else None
         metrics = Metrics(self.registry) if self.registry is not None else None
-        self.state = ServerState(config, Dispatcher(services), ServerObserver(metrics) if metrics else None,
-                                 [*builtin_middleware(metrics, config.access_log), *middleware])
+        observer = ServerObserver(metrics) if metrics else None
+        hooks = [*builtin_middleware(metrics, config.access_log), *middleware]
+        chain = Chain(hooks) if hooks else None
+        # The reactor times plain methods and moves those that block (placement.py); the thread
+        # backend runs every handler on its connection's thread.
+        placement = (Placement(config.inline_budget, observer)
+                     if config.backend == "uv" and config.inline_budget > 0 else None)
+        dispatcher = Dispatcher(services, placement, chain is not None and chain.is_async,
+                                config.blocking_methods, config.inline_methods)
+        self.state = ServerState(config, dispatcher, observer, chain)
         self.services: dict[str, Any] = {name: service for name, service, _ in services}
         self.service_names = list(self.services)
         self.sock = listen(config)

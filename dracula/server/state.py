@@ -11,22 +11,17 @@ from dracula.ops.budget import make_budget
 from dracula.ops.logs import RefusalLog, format_peer
 from dracula.ops.overload import make_overload
 from dracula.server.calls import APP_TYPE_NAMES, Call
-from dracula.server.dispatch import ASYNC
-from dracula.server.middleware import Chain
 from dracula.wire.codec import make_codec
 from dracula.wire.reader import Message, Reader
 
 
 class ServerState:
-    def __init__(self, config, dispatcher, observer=None, middleware=()):
+    def __init__(self, config, dispatcher, observer=None, middleware=None):
         self.config = config
         self.methods = dispatcher.methods
         self.arg_specs = dispatcher.arg_specs
         self.observer = observer  # observe.ServerObserver, or None without metrics
-        self.middleware = Chain(middleware) if middleware else None
-        if self.middleware is not None and self.middleware.is_async:
-            for method in self.methods.values():
-                method.route = ASYNC
+        self.middleware = middleware  # a middleware.Chain, or None without any
         self.refusals = RefusalLog()
         self.overload = make_overload(config, observer)  # None unless calls may be shed
         # Calls are timed for middleware (the access log and metrics are middleware too) and

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import uvloop
 
@@ -16,7 +15,7 @@ from dracula.ops.budget import BUDGET_WAIT
 from dracula.ops.connection_age import Retirements
 from dracula.ops.logs import format_peer
 from dracula.server.backends.uv_connection import Connection
-from dracula.server.dispatch import BLOCKING
+from dracula.server.thread_pool import HandlerPool
 
 log = logging.getLogger("dracula.uv")
 
@@ -75,8 +74,9 @@ class UVBackend:
     async def _serve(self, on_ready) -> None:
         state = self.state
         self._stop = asyncio.Event()
-        if any(m.kind == BLOCKING for m in state.methods.values()):
-            state.pool = ThreadPoolExecutor(self.config.thread_count, thread_name_prefix="dracula-blocking")
+        # Always there: a plain method that blocks moves to it (placement.py). It starts no
+        # thread until a call needs one.
+        state.pool = HandlerPool(self.config.blocking_threads, state.observer)
         server = self._server = await asyncio.get_running_loop().create_server(
             lambda: Connection(state), sock=self.sock, backlog=self.config.backlog,
             ssl=self.ssl_context,
