@@ -4,7 +4,7 @@ names, and a thriftpy2 `TProcessor` or `TMultiplexedProcessor` is accepted where
 and its handler are. Switching a thriftpy2 server is one import.
 
 This module only translates: each thriftpy2 argument becomes a dracula option (a Config field,
-README "Options") or is explained in one log line. docs/migrating-from-thriftpy2.md lists every
+docs/options.md) or is explained in one log line. docs/migrating-from-thriftpy2.md lists every
 argument beside what dracula does with it.
 """
 from __future__ import annotations
@@ -44,7 +44,7 @@ TRANSPORT_FACTORIES = {
 }
 THRIFTPY2_MAX_DEPTH = 64  # its factories' default max_depth, and dracula's
 # A thriftpy2 processor's methods that dracula does not call: it decodes, calls the handler and
-# encodes itself (README "Handlers"), so a subclass's overrides of these do not run.
+# encodes itself (docs/handlers.md), so a subclass's overrides of these do not run.
 PROCESSOR_METHODS = ("process", "process_in", "handle_exception", "send_result", "send_exception")
 
 

@@ -1,8 +1,8 @@
 """oneway, the server: a oneway method whose handler blocks (time.sleep), written as thriftpy2
 users write it. The client does not wait for it.
 
-On dracula's thread backend each connection has its thread, as under thriftpy2; how the uv
-backend runs a plain method that blocks, and how to mark one: README "Handlers".
+On dracula's thread backend each connection has its thread, as under thriftpy2; the uv backend
+moves a plain method that blocks to its thread pool after two such calls (docs/handlers.md).
 
 Run: python -m examples.thriftpy2_style.sleep_server (then sleep_client)
 """
