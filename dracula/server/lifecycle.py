@@ -5,6 +5,7 @@ import asyncio
 import logging
 import os
 import signal
+import ssl
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -31,10 +32,12 @@ class Server:
     `serve()` blocks on a loop (or threads) of its own until `close()` (or SIGINT/SIGTERM in the
     main thread); `await serve_async()` serves on the caller's running loop instead. Both return
     once in-flight requests are answered or the graceful timeout has passed. `port` (and `host`)
-    are known from construction on: the socket is bound and listening already."""
+    are known from construction on: the socket is bound and listening already.
+
+    `ssl_context`: serve TLS with this context instead of one built from `config.ssl_*`."""
 
     def __init__(self, services: Sequence[tuple[str, Any, Any]], config: Config,
-                 middleware: Sequence[Any] = ()) -> None:
+                 middleware: Sequence[Any] = (), ssl_context: ssl.SSLContext | None = None) -> None:
         self.config = config.validate()
         # Each server has its own metrics registry (workers: summed through the multiprocess
         # directory by the supervisor).
@@ -63,7 +66,8 @@ class Server:
         if config.metrics_port is not None and config.worker_fd is None:  # a supervisor serves its workers'
             self.status = serve_status(config.metrics_host or config.host, config.metrics_port,
                                        self.healthy, registry=self.registry)
-        self._backend = backend_class(config.backend)(self.state, self.sock, server_context(config))
+        self._backend = backend_class(config.backend)(self.state, self.sock,
+                                                      ssl_context or server_context(config))
         self._served = False  # a Server serves once: its socket closes when it stops
         self._delayed_stop: threading.Timer | None = None  # close() during --drain-delay
         # Coroutines waiting for `started` or `stopped`, each on its own loop (any thread).
