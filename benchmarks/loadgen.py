@@ -26,6 +26,10 @@ the connect phase's failures.
 
 Latencies go into a log-scale histogram (1% wide buckets), so memory does not grow with the run.
 
+`run_mix` runs several such groups at once on one timeline, each with its own request and its
+own client processes, and reports each group apart (a fast call's latency while other
+connections keep a slow one busy).
+
 Run directly against a running server:
     python benchmarks/loadgen.py --port 9090 --connections 100 --seconds 10 [--framed]
 """
@@ -33,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import math
 import multiprocessing
@@ -357,30 +362,54 @@ def percentile(hist: dict, total: int, q: float):
 
 
 def run(host: str, port: int, request: bytes, reply: bytes, framed: bool, connections: int,
-        seconds: float, clients: int = 2, warmup: float = 2.0, connect_timeout: float = 30.0,
-        request_timeout: float = 10.0, connect_batch: int = 100, label: str = "",
-        progress: bool = True, on_phase=None, cpus=None) -> dict:
+        seconds: float, clients: int = 2, **options) -> dict:
     """Run the load; the merged result (see the module docstring for what counts).
+
+    `options`: those of run_mix (warmup, timeouts, connect_batch, label, progress, on_phase,
+    cpus)."""
+    return run_mix(host, port, framed, [Load(request, reply, connections, clients)], seconds, **options)[0]
+
+
+@dataclasses.dataclass(frozen=True)
+class Load:
+    """One group of closed-loop connections: the request they all send, the reply each must
+    get, how many connections, over how many client processes."""
+
+    request: bytes
+    reply: bytes
+    connections: int
+    clients: int = 2
+
+
+def run_mix(host: str, port: int, framed: bool, loads: list, seconds: float, warmup: float = 2.0,
+            connect_timeout: float = 30.0, request_timeout: float = 10.0, connect_batch: int = 100,
+            label: str = "", progress: bool = True, on_phase=None, cpus=None) -> list:
+    """Run several Loads at once against one server, on one timeline (all connect, then warm up
+    and measure together); one merged result per Load, in order (e.g. pings measured while
+    other connections keep a slow method busy).
 
     `on_phase(name)` is called in this process as the measured window opens ("measure") and
     closes ("end"), e.g. to read the server's CPU time at both moments. `cpus`: CPU numbers
     every client process is pinned to (all of them share the set), or None for no pinning.
     """
-    if connections < 1 or seconds <= 0:
+    if not loads or min(load.connections for load in loads) < 1 or seconds <= 0:
         raise ValueError("need connections >= 1 and seconds > 0")
-    clients = max(1, min(clients, connections))
     per_process = max_connections_per_process()
-    if connections > clients * per_process:
-        clients = math.ceil(connections / per_process)  # stay under each process's fd limit
-    shares = split(connections, clients)
+    shares = []  # (index of its Load, connections) per client process
+    for i, load in enumerate(loads):
+        clients = max(1, min(load.clients, load.connections))
+        if load.connections > clients * per_process:
+            clients = math.ceil(load.connections / per_process)  # stay under each process's fd limit
+        shares += [(i, share) for share in split(load.connections, clients)]
+    connections = sum(load.connections for load in loads)
     ctx = multiprocessing.get_context("fork")
     pipes, procs = [], []
     show = _Progress(label, progress)
     try:
-        for share in shares:
+        for i, share in shares:
             parent_end, child_end = ctx.Pipe()
-            spec = {"host": host, "port": port, "request": request, "reply": reply, "framed": framed,
-                    "connections": share, "connect_timeout": connect_timeout,
+            spec = {"host": host, "port": port, "request": loads[i].request, "reply": loads[i].reply,
+                    "framed": framed, "connections": share, "connect_timeout": connect_timeout,
                     "request_timeout": request_timeout, "connect_batch": max(1, connect_batch),
                     "cpus": sorted(cpus) if cpus else None}
             proc = ctx.Process(target=_client_main, args=(child_end, spec), daemon=True)
@@ -473,8 +502,9 @@ def run(host: str, port: int, request: bytes, reply: bytes, framed: bool, connec
                 proc.join()
         for pipe in pipes:
             pipe.close()
-    return merge([s["result"] for s in state], connections=connections, clients=clients,
-                 seconds=seconds, warmup=warmup)
+    return [merge([s["result"] for (i, _), s in zip(shares, state, strict=True) if i == n],
+                  connections=load.connections, clients=sum(1 for i, _ in shares if i == n),
+                  seconds=seconds, warmup=warmup) for n, load in enumerate(loads)]
 
 
 def merge(results: list, connections: int, clients: int, seconds: float, warmup: float) -> dict:

@@ -1,6 +1,6 @@
 """Overload: goodput and latency past capacity, and the partial-frame memory attack (issue #12).
 
-    python benchmarks/overload.py goodput [--loads 0.5,1,2,3,4] [--seconds 10] [--png results/overload.png]
+    python benchmarks/overload.py goodput [--loads 0.5,1,2,3,4] [--seconds 10] [--png benchmarks/results/overload.png]
     python benchmarks/overload.py memory [--connections 100,300,1000] [--hold 20]
 
 goodput: the workload of issue #12. Showcase.sleep_blocking(20), a @dracula.blocking handler

@@ -119,12 +119,24 @@ def metadata(args, baselines: list, planned_rows: int) -> dict:
     }
 
 
+def closed_loop(server, connections: int, args, on_phase, label: str) -> dict:
+    """A row's default load: `connections` connections each calling the server's workload in a
+    closed loop (loadgen.run); the result to merge into the row."""
+    return loadgen.run(
+        args.host, server.port, server.request, server.reply, server.spec.framed, connections,
+        args.seconds, clients=args.clients, warmup=args.warmup,
+        connect_timeout=args.connect_timeout, request_timeout=args.request_timeout,
+        connect_batch=args.connect_batch, label=label,
+        progress=not args.quiet, on_phase=on_phase, cpus=args.client_cpu_set)
+
+
 def measure(spec: servers.ServerSpec, workload, connections: int, args, wire=servers.callwire,
-            label: str | None = None, make_server=servers.RunningServer) -> dict:
+            label: str | None = None, make_server=servers.RunningServer, drive=closed_loop) -> dict:
     """One table row: `spec` serving `workload` under `connections` connections; `wire` encodes
     the request and probes the reply (callwire: binary), `label` names the row (spec.name).
     `make_server`: RunningServer or anything that starts, probes, measures and stops like it
-    (fleet_qps.py's HAProxy fleet)."""
+    (fleet_qps.py's HAProxy fleet). `drive`: the load, as closed_loop (which it defaults to)
+    takes and returns it; it raises loadgen.LoadgenError when it cannot measure."""
     row = {"server": label or spec.name, "framed": spec.framed, "workload": workload.name,
            "connections": connections}
     server = make_server(spec, host=args.host, backlog=args.backlog, cpus=args.server_cpu_set,
@@ -142,14 +154,9 @@ def measure(spec: servers.ServerSpec, workload, connections: int, args, wire=ser
         def on_phase(name):
             cpu[name] = server.cpu_seconds()
 
-        label = "%s, %s, %d conns" % (spec.name, workload.name, connections)
+        label = "%s, %s, %d conns" % (row["server"], workload.name, connections)
         try:
-            result = loadgen.run(
-                args.host, server.port, server.request, server.reply, spec.framed, connections,
-                args.seconds, clients=args.clients, warmup=args.warmup,
-                connect_timeout=args.connect_timeout, request_timeout=args.request_timeout,
-                connect_batch=args.connect_batch, label=label,
-                progress=not args.quiet, on_phase=on_phase, cpus=args.client_cpu_set)
+            result = drive(server, connections, args, on_phase, label)
         except loadgen.LoadgenError as e:
             row["failed"] = "load generator: %s" % e
             return row
@@ -165,9 +172,9 @@ def measure(spec: servers.ServerSpec, workload, connections: int, args, wire=ser
 
 
 def run_cells(cells: list, args, meta: dict) -> list:
-    """Measure each (workload, connections, server name or ServerSpec[, wire, label]) in turn;
-    the rows. Ctrl-C (or `timeout -s INT`) stops early: the rows measured so far, and
-    meta["interrupted"]."""
+    """Measure each (workload, connections, server name or ServerSpec[, wire, label, make_server,
+    drive]) in turn; the rows. Ctrl-C (or `timeout -s INT`) stops early: the rows measured so
+    far, and meta["interrupted"]."""
     rows = []
     try:
         for workload, count, server, *variant in cells:

@@ -1,7 +1,7 @@
 """The seed's QPS table: HashService.md_five under 50...450 (or 1k...10k) thinking connections.
 
     python benchmarks/qps_table.py --connections 50,100,150,200,250,300,350,400,450 \\
-        --seconds 30 --out results/ [--backends uv,thread,uv+pool]
+        --seconds 30 --out benchmarks/results/ [--backends uv,thread,uv+pool]
 
 The workload is the seed's (shared/seed/README.md): every connection is a thriftpy2 client
 (binary protocol, buffered transport) calling `md_five('abcd' * 100000)` (400,000 characters),
@@ -354,7 +354,8 @@ def main(argv=None) -> int:
     parser.add_argument("--seconds", type=float, default=30.0, help="measured seconds per cell (30)")
     parser.add_argument("--warmup", type=float, default=5.0,
                         help="unmeasured seconds after the ramp, before measuring (5)")
-    parser.add_argument("--out", default="results", help="folder for qps_table.{json,md,png} (results/)")
+    parser.add_argument("--out", default="benchmarks/results",
+                        help="folder for qps_table.{json,md,png} (benchmarks/results/)")
     parser.add_argument("--clients", type=int, default=2, help="load generator processes (2)")
     parser.add_argument("--timeout", type=float, default=10.0,
                         help="seconds a call (or reconnect) may take before it counts as an error (10)")

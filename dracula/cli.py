@@ -15,6 +15,7 @@ from dracula.ops.supervisor import Supervisor
 from dracula.options import OPTIONS, Option
 from dracula.server.lifecycle import Server
 from dracula.server.listen import BindError
+from dracula.thriftpy2_api import processor_services
 from dracula.tools.call_command import PROTOCOLS, TRANSPORT_NAMES, Target
 from dracula.typedefs import Handler, ThriftService
 from dracula.wire import compiled as scanner_impl
@@ -38,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
 def add_serve_parser(commands: Commands[argparse.ArgumentParser]) -> None:
     serve = commands.add_parser("serve", help="serve a .thrift service with a Python handler")
     serve.add_argument("service", metavar="IDL_PATH:SERVICE", nargs="?",
-                       help="e.g. idl/pingpong.thrift:PingService")
+                       help="e.g. idl/pingpong.thrift:PingService; or, alone, MODULE:ATTR naming a "
+                            "thriftpy2 TProcessor or TMultiplexedProcessor (a gunicorn_thrift app)")
     serve.add_argument("handler", metavar="HANDLER", nargs="?",
                        help="module:attr: a class, factory or instance")
     serve.add_argument("--service", dest="services", action="append", default=[],
@@ -77,7 +79,7 @@ def add_call_parser(commands: Commands[argparse.ArgumentParser]) -> None:
                                description="Exit status: 0 returned, 1 raised (declared exception or "
                                            "TApplicationException), 2 bad IDL/method/arguments (nothing "
                                            "sent), 3 no reply (refused, timed out, closed). "
-                                           "JSON mapping: README.md, dracula call.")
+                                           "JSON mapping: docs/cli-tools.md.")
     call.add_argument("service", metavar="IDL_PATH:SERVICE", help="e.g. idl/showcase.thrift:Showcase")
     call.add_argument("method", metavar="METHOD")
     call.add_argument("args_json", metavar="ARGS_JSON", nargs="?", default=None,
@@ -147,9 +149,13 @@ def worker_argv(argv: list[str]) -> list[str]:
 def load_services(args: argparse.Namespace) -> list[tuple[str, ThriftService, Handler]]:
     """(name, service, handler) for the positional pair and every --service."""
     specs: list[tuple[str | None, str, str]] = []  # (NAME or None, IDL_PATH:SERVICE, HANDLER)
-    if args.service or args.handler:
+    services: list[tuple[str, ThriftService, Handler]] = []
+    if args.service and not args.handler and not _names_idl(args.service):
+        services.extend(load_processor(args.service, args.app_dir))  # a gunicorn_thrift app
+    elif args.service or args.handler:
         if not (args.service and args.handler):
-            raise LoadError("give both IDL_PATH:SERVICE and HANDLER")
+            raise LoadError("give both IDL_PATH:SERVICE and HANDLER (or one MODULE:ATTR naming a "
+                            "thriftpy2 TProcessor)")
         specs.append((None, args.service, args.handler))
     for item in args.services:
         parts = item.split("=")
@@ -159,9 +165,8 @@ def load_services(args: argparse.Namespace) -> list[tuple[str, ThriftService, Ha
             specs.append((parts[0], parts[1], parts[2]))
         else:
             raise LoadError("expected --service [NAME=]IDL_PATH:SERVICE=HANDLER, got %r" % item)
-    if not specs:
+    if not specs and not services:
         raise LoadError("nothing to serve: give IDL_PATH:SERVICE HANDLER or --service")
-    services: list[tuple[str, ThriftService, Handler]] = []
     for name, service_spec, handler_spec in specs:
         service_name, service = load_service(service_spec)
         name = name or service_name
@@ -169,6 +174,22 @@ def load_services(args: argparse.Namespace) -> list[tuple[str, ThriftService, Ha
             raise LoadError("two services named %r: name one NAME=IDL_PATH:SERVICE=HANDLER" % name)
         services.append((name, service, load_handler(handler_spec, args.app_dir)))
     return services
+
+
+def _names_idl(spec: str) -> bool:
+    path = spec.rpartition(":")[0]
+    return path.endswith(".thrift") or os.path.isfile(path)
+
+
+def load_processor(spec: str, app_dir: str) -> list[tuple[str, ThriftService, Handler]]:
+    """`module:attr` naming a thriftpy2 TProcessor or TMultiplexedProcessor (or a factory of
+    one), as gunicorn_thrift's app: its (name, service, handler) triples."""
+    processor = load_handler(spec, app_dir)
+    try:
+        return processor_services(processor)
+    except TypeError as e:
+        raise LoadError("%s: %s (give IDL_PATH:SERVICE HANDLER, or MODULE:ATTR naming a "
+                        "thriftpy2 TProcessor)" % (spec, e)) from None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,7 +8,6 @@ fields a second time.
 from __future__ import annotations
 
 import dataclasses
-import os
 import resource
 
 from dracula.options import OPTIONS, Options
@@ -55,7 +54,3 @@ class Config(Options):
         if soft == resource.RLIM_INFINITY:
             return 1_000_000
         return max(1, soft - FD_RESERVE)
-
-    @property
-    def thread_count(self) -> int:
-        return self.blocking_threads or min(32, (os.cpu_count() or 1) + 4)

@@ -2,9 +2,9 @@
 its help, check and CLI shape as the `Option` in that field's annotation.
 
 Config (config.py) is Options plus two internal fields; `dracula serve`'s flags and their --help
-come from OPTIONS, the declarations read back as one Option each; README's "Options" and
-"Limits" tables are tested against it (tests/test_options.py). A new option is one field here
-and one README row.
+come from OPTIONS, the declarations read back as one Option each; the manual's tables
+(docs/options.md, docs/limits.md) are tested against it (tests/test_options.py). A new option is
+one field here and one row there.
 
 Why a dataclass field with its Option in `Annotated` metadata (as typer declares its CLI
 options): a type checker reads Options as the ordinary dataclass it is, so Config's fields, their
@@ -14,6 +14,7 @@ The annotations are evaluated here (no `from __future__ import annotations`), so
 built once, at import, like any other expression.
 """
 import dataclasses
+import types
 import typing
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -31,6 +32,11 @@ def octal(text: str) -> int:
 
 def at_least(low: float) -> Check:
     return lambda value: None if value >= low else "must be at least %s" % low
+
+
+def names(text: str) -> tuple[str, ...]:
+    """A comma-separated list of method names."""
+    return tuple(name.strip() for name in text.split(",") if name.strip())
 
 
 def not_negative(value: float) -> str | None:
@@ -52,10 +58,10 @@ class Option:
     choices: tuple[str, ...] | None = None
     metavar: str | None = None
     parse: Callable[[str], Any] | None = None  # CLI text -> value; None: `value_type`
-    shown: str | None = None   # the default as --help and README write it
+    shown: str | None = None   # the default as --help and the docs write it
     name: str = ""             # the Config field; the CLI flag is --name-with-dashes
     default: Any = None
-    value_type: type = object  # of the value, None aside: int for `int | None`
+    value_type: type = object  # of the value, None aside: int for `int | None`, tuple for `tuple[str, ...]`
 
     @property
     def flag(self) -> str:
@@ -94,7 +100,9 @@ def declared_options(cls: type) -> list[Option]:
         if typing.get_origin(hint) is not Annotated or len(found) != 1:
             raise TypeError("option %s: annotate it Annotated[type, Option(...)]" % field.name)
         value_type = typing.get_args(hint)[0]
-        value_type = next(t for t in typing.get_args(value_type) or (value_type,) if t is not type(None))
+        if typing.get_origin(value_type) in (types.UnionType, typing.Union):  # `X | None`: X
+            value_type = next(t for t in typing.get_args(value_type) if t is not type(None))
+        value_type = typing.get_origin(value_type) or value_type  # tuple[str, ...]: tuple
         options.append(dataclasses.replace(found[0], name=field.name, default=field.default, value_type=value_type))
     return options
 
@@ -150,7 +158,7 @@ class Options:
     write_low_water: Annotated[int, Option(
         "unsent reply bytes below which reading resumes", "limits", metavar="BYTES",
         shown="256 KiB")] = 256 * 1024
-    # -- overload: what all clients together may make one process hold (README "Overload")
+    # -- overload: what all clients together may make one process hold (docs/overload.md)
     # 256 MiB: 16 messages of the default largest frame in flight at once; small requests fit
     # a connection's first 8 KiB buffer and never draw on it.
     max_buffer_memory: Annotated[int, Option(
@@ -188,11 +196,22 @@ class Options:
         "close a connection older than this (jittered 10 percent each way) at a moment it has no call in "
         "flight or arriving", "timeouts", check=off_or_positive, metavar="SECONDS", shown="0 = never")] = 0.0
     # -- threads
-    # uv backend: @dracula.blocking handlers; thread backend: coroutine handlers' loop.
-    # None: min(32, cpu + 4), as concurrent.futures does.
-    blocking_threads: Annotated[int | None, Option(
-        "threads for @dracula.blocking handlers", "threads", check=at_least(1), metavar="N",
-        shown="min(32, cpus + 4)")] = None
+    # Blocking handlers mostly wait (a database, another service): the cap is about concurrency,
+    # as thriftpy2's thread per connection is. Threads start on demand and retire when idle.
+    blocking_threads: Annotated[int, Option(
+        "most threads for blocking handlers (@dracula.blocking, and plain methods that block); started on "
+        "demand, retired after 30 s idle", "threads", check=at_least(1), metavar="N")] = 1024
+    # A plain method that holds the reactor longer than this, twice, moves to the thread pool.
+    inline_budget: Annotated[float, Option(
+        "a plain method whose calls hold the reactor longer than this runs in the thread pool from then on "
+        "(0: plain methods always run on the reactor)", "threads", check=off_or_positive, metavar="SECONDS",
+        shown="0.0005 s")] = 0.0005
+    blocking_methods: Annotated[tuple[str, ...], Option(
+        "methods (name or Service.name, comma-separated) that always run in the thread pool, as if marked "
+        "@dracula.blocking", "threads", parse=names, metavar="NAMES", shown="none")] = ()
+    inline_methods: Annotated[tuple[str, ...], Option(
+        "methods that always run on the reactor and are never moved, as if marked @dracula.inline", "threads",
+        parse=names, metavar="NAMES", shown="none")] = ()
     # -- observability
     log_level: Annotated[str, Option("log level", "observability", choices=LOG_LEVELS)] = "info"
     access_log: Annotated[bool, Option(

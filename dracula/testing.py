@@ -26,9 +26,9 @@ from thriftpy2.protocol import TCompactProtocolFactory, TCyBinaryProtocolFactory
 from thriftpy2.thrift import TClient
 from thriftpy2.transport import TCyBufferedTransportFactory, TCyFramedTransportFactory
 
-from dracula import Services, make_server
+from dracula import make_server
 from dracula.server.lifecycle import Server
-from dracula.typedefs import Handler, ThriftService
+from dracula.typedefs import Handler, Services
 
 PROTOCOLS = {"binary": TCyBinaryProtocolFactory, "compact": TCompactProtocolFactory}
 TRANSPORTS = {"buffered": TCyBufferedTransportFactory, "framed": TCyFramedTransportFactory}
@@ -57,7 +57,7 @@ def serving_in_thread(server: Server) -> Iterator[Server]:
             raise RuntimeError("the dracula server did not stop within %gs" % STOP_TIMEOUT)
 
 
-def running(service: ThriftService | Services, handler: Handler = None, backend: str = "uv", **options: Any
+def running(service: Services, handler: Handler = None, backend: str = "uv", **options: Any
             ) -> contextlib.AbstractContextManager[Server]:
     """A server for `service` and `handler` (or a {name: (service, handler)} mapping) on a free
     port of 127.0.0.1, in a thread of this process (see serving_in_thread)."""
@@ -91,7 +91,7 @@ def dracula_server() -> Iterator[Callable[..., Server]]:
     """dracula_server(service, handler, backend="uv", **options) -> a running Server (its
     `.port` is bound); every one started is stopped at teardown."""
     with contextlib.ExitStack() as stack:
-        def start(service: ThriftService | Services, handler: Handler = None, backend: str = "uv",
+        def start(service: Services, handler: Handler = None, backend: str = "uv",
                   **options: Any) -> Server:
             return stack.enter_context(running(service, handler, backend=backend, **options))
         yield start

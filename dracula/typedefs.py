@@ -8,7 +8,10 @@ meant, in this one place.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+if TYPE_CHECKING:
+    from thriftpy2.thrift import TProcessor
 
 # A client's address as the socket gives it: (host, port) for IPv4, (host, port, flowinfo,
 # scope id) for IPv6, a path (often "") for a Unix socket; None before it is known.
@@ -30,6 +33,11 @@ ThriftService: TypeAlias = Any
 
 # The user's object whose methods answer a service's calls, by the IDL's method names.
 Handler: TypeAlias = Any
+
+# What make_server and dracula.serving serve (thriftpy2_api.services_of): a ThriftService (with
+# its Handler beside it), a thriftpy2 TProcessor or TMultiplexedProcessor, or several services
+# as {name: (service, handler) or processor}. As ThriftService is Any, this says, it checks nothing.
+Services: TypeAlias = "ThriftService | TProcessor | Mapping[str, tuple[ThriftService, Handler] | TProcessor]"
 
 # A client-side thriftpy2 protocol and transport (dracula call): thriftpy2's factories, its
 # multiplexed protocol and its socket are not annotated.

@@ -1,1 +1,1 @@
-"""Handlers for the IDL files under idl/, served by the README's commands and by the tests."""
+"""Handlers for the IDL files under idl/, served by the commands in the README and docs/, and by the tests."""

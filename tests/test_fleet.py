@@ -1,4 +1,4 @@
-"""A fleet (README, "Running a fleet"): --drain-delay (503 on /healthz while still serving),
+"""A fleet (docs/fleet.md): --drain-delay (503 on /healthz while still serving),
 --max-connection-age (closed between calls only), what thriftpy2's and Apache's clients see
 then and the retry-once idiom of examples/fleet/retry.py; then three instances behind a real
 HAProxy: a rolling restart under load with zero failed calls, and a fourth instance that
@@ -80,7 +80,7 @@ def test_sigterm_with_drain_delay_keeps_serving_then_drains():
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_old_idle_connections_are_closed_and_clients_see_a_closed_connection(backend):
-    """What thriftpy2's and Apache's clients see (README): their next call fails with
+    """What thriftpy2's and Apache's clients see (docs/fleet.md): their next call fails with
     END_OF_FILE, every call after it on that client fails too (neither reconnects); with the
     retry-once idiom the call is answered on a new connection."""
     with showcase_server(backend, max_connection_age=AGE) as server:

@@ -1,5 +1,6 @@
 """Options are declared once (dracula/options.py): Config's fields, `dracula serve`'s flags and
---help, and README's "Options" and "Limits" tables must all agree with those declarations."""
+--help, and the manual's tables of options (docs/options.md) and limits (docs/limits.md) must all
+agree with those declarations."""
 from __future__ import annotations
 
 import dataclasses
@@ -15,14 +16,14 @@ from dracula.options import OPTIONS, declared_options
 
 from .helpers import ROOT
 
-README_SECTIONS = ("## Options", "## Limits and hostile input")
+DOC_TABLES = (("docs/options.md", "## `dracula serve`"), ("docs/limits.md", "## The limits"))
 INTERNAL_FIELDS = {"worker_fd", "ready_fd"}  # set by the supervisor for its workers, not options
 
 
-def readme_table(heading: str) -> list[dict]:
-    """The rows of the (one) table under `heading` in README.md, as {column header: cell}."""
-    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as readme:
-        text = readme.read()
+def doc_table(page: str, heading: str) -> list[dict]:
+    """The rows of the (one) table under `heading` in the manual's `page`, as {column header: cell}."""
+    with open(os.path.join(ROOT, page), encoding="utf-8") as doc:
+        text = doc.read()
     section = text.split("\n" + heading + "\n", 1)[1].split("\n## ", 1)[0]
     lines = [line.strip() for line in section.splitlines() if line.startswith("|")]
     cells = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
@@ -35,15 +36,15 @@ def documented_defaults() -> dict:
     `--port`" or "`--a` / `--b`"), its default cell then one value each in the same way, or one
     value for all."""
     documented = {}
-    for heading in README_SECTIONS:
-        for row in readme_table(heading):
+    for page, heading in DOC_TABLES:
+        for row in doc_table(page, heading):
             flags_cell = row.get("option", row.get("flag"))
             flags = re.findall(r"`(--[a-z][a-z0-9-]*)", flags_cell)
             default = row["default"].replace("`", "")
             values = default.split(" / " if " / " in flags_cell else ", ") if len(flags) > 1 else [default]
             if len(values) == 1:
                 values *= len(flags)
-            assert len(values) == len(flags), "README row %r: defaults %r" % (flags_cell, default)
+            assert len(values) == len(flags), "docs row %r: defaults %r" % (flags_cell, default)
             documented.update(zip(flags, values, strict=True))
     return documented
 
@@ -68,16 +69,16 @@ def help_entries(help_text: str) -> dict:
     return {entry.split()[0]: " ".join(entry.split()) for entry in entries}
 
 
-def test_every_declared_option_is_in_the_readme_with_its_default():
+def test_every_declared_option_is_in_the_docs_with_its_default():
     documented = documented_defaults()
     wrong = {option.flag: (documented.get(option.flag, "missing"), option.shown_default)
              for option in OPTIONS if documented.get(option.flag) != option.shown_default}
-    assert not wrong, "README default vs declared default: %r" % wrong
+    assert not wrong, "docs default vs declared default: %r" % wrong
 
 
-def test_every_flag_in_the_readme_exists(serve_help):
+def test_every_flag_in_the_docs_exists(serve_help):
     unknown = set(documented_defaults()) - usage_flags(serve_help)
-    assert not unknown, "README lists flags `dracula serve` does not have: %s" % sorted(unknown)
+    assert not unknown, "the docs list flags `dracula serve` does not have: %s" % sorted(unknown)
 
 
 def test_serve_help_lists_every_declared_flag_with_its_default(serve_help):

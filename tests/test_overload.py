@@ -1,4 +1,4 @@
-"""Overload (README "Overload"), on both backends over real sockets with real clients:
+"""Overload (docs/overload.md), on both backends over real sockets with real clients:
 --max-requests and --queue-timeout answer TApplicationException type 11 (LOADSHEDDING) at once
 and the server goes on serving; --max-buffer-memory stops reading a connection whose buffer
 would grow past the process's budget while small calls on other connections are served, wakes

@@ -211,7 +211,7 @@ def test_failed_handshake_is_logged_as_a_refusal(backend, certs, caplog):
     """Like every refused connection, a failed TLS handshake gets a 'refused PEER: reason' line."""
     if backend == "uv":
         pytest.skip("uvloop's TLS layer closes a failed handshake without telling the protocol or "
-                    "the exception handler (it logs only in asyncio debug mode): README, TLS")
+                    "the exception handler (it logs only in asyncio debug mode): docs/production.md, TLS")
     caplog.set_level(logging.INFO, logger="dracula")
 
     def refusal_logged():

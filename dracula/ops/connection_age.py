@@ -4,7 +4,7 @@ reconnect and spread over instances added since they connected.
 Each connection's age limit is jittered (up to 10% either way), so that a pool opened all at
 once does not reconnect all at once. A backend closes a connection past its limit only at a
 moment when it has no call in flight and none partly received: no call of it was read, so the
-client may retry it once on a new connection (README, "Running a fleet").
+client may retry it once on a new connection (docs/fleet.md, "The guarantee").
 """
 from __future__ import annotations
 

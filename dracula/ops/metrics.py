@@ -40,6 +40,18 @@ class Metrics:
                             "reason (max_requests, queue_timeout)", ["reason"], registry=registry)
         self.budget_bytes = Gauge("dracula_buffer_budget_bytes", "Receive-buffer bytes charged to "
                                   "--max-buffer-memory", registry=registry, multiprocess_mode="livesum")
+        self.pool_threads = Gauge("dracula_handler_threads", "Threads in the pool that blocking handlers run in",
+                                  registry=registry, multiprocess_mode="livesum")
+        self.pool_busy = Gauge("dracula_handler_threads_busy", "Pool threads running a handler",
+                               registry=registry, multiprocess_mode="livesum")
+        self.pool_queued = Gauge("dracula_handler_queue", "Calls waiting for a pool thread",
+                                 registry=registry, multiprocess_mode="livesum")
+        self.pool_limit = Gauge("dracula_handler_threads_limit", "Most threads the pool may start "
+                                "(--blocking-threads)", registry=registry, multiprocess_mode="livesum")
+        self.loop_blocked = Counter("dracula_loop_blocked_seconds", "Time handlers held the reactor past "
+                                    "--inline-budget, by method", ["method"], registry=registry)
+        self.moved = Counter("dracula_methods_moved", "Plain methods moved to the thread pool because their "
+                             "calls blocked the reactor", registry=registry)
         self.budget_paused = Gauge("dracula_budget_paused_connections", "Connections whose reading "
                                    "waits for --max-buffer-memory", registry=registry,
                                    multiprocess_mode="livesum")

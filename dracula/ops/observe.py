@@ -91,3 +91,20 @@ class ServerObserver:
         """The ingress budget moved (only on buffer resizes): bytes charged, connections waiting."""
         self.metrics.budget_bytes.set(used)
         self.metrics.budget_paused.set(waiting)
+
+    def pool_changed(self, threads: int, busy: int, queued: int) -> None:
+        """The blocking handlers' pool started or retired a thread, or took or queued a call."""
+        metrics = self.metrics
+        metrics.pool_threads.set(threads)
+        metrics.pool_busy.set(busy)
+        metrics.pool_queued.set(queued)
+
+    def pool_limit(self, threads: int) -> None:
+        self.metrics.pool_limit.set(threads)
+
+    def loop_blocked(self, method: str, seconds: float) -> None:
+        """A handler held the reactor past --inline-budget (placement.py)."""
+        self.metrics.loop_blocked.labels(method).inc(seconds)
+
+    def method_moved(self, method: str) -> None:
+        self.metrics.moved.inc()

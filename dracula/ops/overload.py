@@ -178,7 +178,7 @@ class Overload:
 def make_overload(config: Config, observer: ServerObserver | None = None) -> Overload | None:
     if config.max_requests is None and not config.queue_timeout:
         return None
-    return Overload(config.max_requests, config.queue_timeout, config.thread_count, observer)
+    return Overload(config.max_requests, config.queue_timeout, config.blocking_threads, observer)
 
 
 def pool_job(call: Call, overload: Overload | None) -> Callable[[], Any]:

@@ -182,7 +182,14 @@ class Call:
         assert method is not None  # admitted
         token = _current.set(self)
         try:
-            value = method.fn(*self.args)
+            placement = method.placement
+            if placement is None:
+                value = method.fn(*self.args)
+            elif method.skip:  # cheap so far: only one call in placement.SAMPLE is timed
+                method.skip -= 1
+                value = method.fn(*self.args)
+            else:
+                value = placement.timed(method, self.args)
         except (Exception, SystemExit) as e:
             self.finish(error=e)
             return None
@@ -226,6 +233,10 @@ class Call:
             if coroutine is None:
                 coroutine, value = self._start()  # type: ignore[assignment]  # or the pool's future
             if coroutine is not None:
+                method = self.method
+                assert method is not None  # admitted
+                if method.placement is not None and coroutine.__class__ is _CoroutineType:  # not a pool's future
+                    coroutine = method.placement.stepped(method, coroutine)
                 value = await coroutine
         except SystemExit as e:  # the handler's error, not the server's: asyncio would re-raise it
             return self.finish(error=RuntimeError("handler raised SystemExit(%s)" % (e.code,)))
@@ -241,7 +252,8 @@ class Call:
         if method.kind is BLOCKING:
             job = pool_job(self, self.state.overload)  # raises Overloaded past the queue timeout
             return asyncio.get_running_loop().run_in_executor(self.state.pool, job), None
-        value = method.fn(*self.args)
+        placement = None if method.kind is ASYNC else method.placement
+        value = method.fn(*self.args) if placement is None else placement.timed(method, self.args)
         if method.kind is ASYNC or value.__class__ is _CoroutineType:
             return value, None
         return None, value

@@ -6,17 +6,31 @@ the exceptions its IDL declares.
 """
 from __future__ import annotations
 
+import enum
 import inspect
 import logging
 import operator
-from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from collections.abc import Callable, Collection, Iterable
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from dracula.config import ConfigError
 from dracula.typedefs import FieldSpec, Handler, StructSpec, ThriftService
+
+if TYPE_CHECKING:
+    from dracula.server.placement import Placement
 
 log = logging.getLogger("dracula.dispatch")
 
-SYNC, ASYNC, BLOCKING = "sync", "async", "blocking"
+
+class CallKind(enum.Enum):
+    """How a handler method is called."""
+
+    SYNC = "sync"          # a plain method: on the reactor while cheap (placement.py), else in a thread
+    ASYNC = "async"        # a coroutine function: awaited on the loop
+    BLOCKING = "blocking"  # in the thread pool: @dracula.blocking, --blocking-methods, or learned
+
+
+SYNC, ASYNC, BLOCKING = CallKind.SYNC, CallKind.ASYNC, CallKind.BLOCKING
 
 HandlerFunction = TypeVar("HandlerFunction", bound=Callable[..., Any])
 
@@ -27,33 +41,49 @@ def blocking(fn: HandlerFunction) -> HandlerFunction:
     return fn
 
 
+def inline(fn: HandlerFunction) -> HandlerFunction:
+    """Mark a plain handler method as cheap: it always runs on the reactor and is never moved
+    to the thread pool, however long its calls take (the server does not time it)."""
+    fn.__dracula_inline__ = True  # type: ignore[attr-defined]  # a marker on the function itself
+    return fn
+
+
 def _field_shape(cls: type) -> dict[int, FieldSpec]:
     return {fid: spec[:2] for fid, spec in getattr(cls, "thrift_spec", {}).items()}
 
 
 class Method:
     __slots__ = ("service_name", "name", "reply_name", "args_cls", "result_cls", "fn", "kind", "route",
-                 "oneway", "get_args", "required", "exceptions", "_shapes")
+                 "oneway", "get_args", "required", "exceptions", "_shapes", "placement", "strikes", "calm", "skip")
     get_args: Callable[[Any], tuple[Any, ...]]  # the arguments struct -> the handler's positional arguments
     required: tuple[str, ...]  # the arguments declared `required`
     exceptions: tuple[tuple[str, type[BaseException]], ...]  # (result field, class) per declared exception
 
-    def __init__(self, service_name: str, service: ThriftService, name: str, fn: Callable[..., Any]) -> None:
+    def __init__(self, service_name: str, service: ThriftService, name: str, fn: Callable[..., Any],
+                 kind: CallKind | None = None, placement: Placement | None = None, all_async: bool = False) -> None:
+        """`kind`: how to call it, when not what the handler says (--blocking-methods /
+        --inline-methods). `placement`: times plain calls on the reactor and moves the ones that
+        block (None: never timed). `all_async`: async middleware sends every call down the
+        coroutine path."""
         self.service_name = service_name
         self.name = name
         self.reply_name = name.encode()
         self.args_cls = getattr(service, name + "_args")
         self.result_cls = getattr(service, name + "_result")
         self.fn = fn
+        explicit = kind is not None or getattr(fn, "__dracula_inline__", False)
         if inspect.iscoroutinefunction(inspect.unwrap(fn)):
-            self.kind = ASYNC
-        elif getattr(fn, "__dracula_blocking__", False):
-            self.kind = BLOCKING
-        else:
-            self.kind = SYNC
-        # Where a backend runs it: as `kind` says, unless async middleware sends every call
-        # down the coroutine path (ServerState sets that once).
-        self.route = self.kind
+            kind = ASYNC
+        elif kind is None:
+            kind = BLOCKING if getattr(fn, "__dracula_blocking__", False) else SYNC
+        self.kind = kind
+        # Where a backend runs it now: a plain method that blocks moves to BLOCKING (placement.py).
+        self.route = ASYNC if all_async else kind
+        # Plain methods without an explicit choice are learned; coroutines are watched.
+        self.placement = placement if placement is not None and (kind is ASYNC or not explicit) else None
+        self.strikes = 0  # inline calls that held the reactor past the budget
+        self.calm = 0  # timed calls within the budget since the last strike
+        self.skip = 0  # calls to run untimed before the next timed one
         self.oneway = bool(getattr(self.result_cls, "oneway", False))
         specs = list(self.args_cls.thrift_spec.values())
         names = [spec[1] for spec in specs]  # IDL order: handlers take positional arguments
@@ -93,10 +123,16 @@ class Method:
 
 
 class Dispatcher:
-    def __init__(self, services: Iterable[tuple[str, ThriftService, Handler]]) -> None:
+    def __init__(self, services: Iterable[tuple[str, ThriftService, Handler]], placement: Placement | None = None,
+                 all_async: bool = False, blocking_methods: Collection[str] = (),
+                 inline_methods: Collection[str] = ()) -> None:
         """`services`: (name, thriftpy2 service class, handler) triples; the first one also
-        answers plain method names, every one answers `name:method`."""
+        answers plain method names, every one answers `name:method`. `blocking_methods` and
+        `inline_methods`: names (`method` or `Service.method`) that always run in the thread
+        pool, or always on the reactor, whatever the handler says."""
         by_name: dict[str, Method] = {}
+        chosen = {**dict.fromkeys(inline_methods, SYNC), **dict.fromkeys(blocking_methods, BLOCKING)}
+        unused = set(chosen)
         self.services: list[str] = []
         for index, (service_name, service, handler) in enumerate(services):
             self.services.append(service_name)
@@ -106,10 +142,16 @@ class Dispatcher:
                     log.warning("%s does not implement %s.%s; calls to it get UNKNOWN_METHOD",
                                 type(handler).__name__, service_name, name)
                     continue
-                method = Method(service_name, service, name, fn)
+                qualname = "%s.%s" % (service_name, name)
+                kind = chosen.get(qualname, chosen.get(name))
+                unused -= {qualname, name}
+                method = Method(service_name, service, name, fn, kind, placement, all_async)
                 by_name["%s:%s" % (service_name, name)] = method
                 if index == 0:
                     by_name[name] = method
+        if unused:
+            raise ConfigError("--blocking-methods/--inline-methods name no method of the served services: %s"
+                             % ", ".join(sorted(unused)))
         self.methods = {key.encode(): method for key, method in by_name.items()}
         # What the scanners follow the IDL by (spec_guard.py).
         self.arg_specs: dict[bytes, StructSpec] = {

@@ -5,6 +5,7 @@ import asyncio
 import logging
 import os
 import signal
+import ssl
 import threading
 from collections.abc import Callable, Sequence
 from http.server import ThreadingHTTPServer
@@ -17,6 +18,8 @@ from dracula.ops.observe import ServerObserver, builtin_middleware
 from dracula.server.backends import backend_class
 from dracula.server.dispatch import Dispatcher
 from dracula.server.listen import address_of, listen
+from dracula.server.middleware import Chain
+from dracula.server.placement import Placement
 from dracula.server.seams import Backend, LoopBackend
 from dracula.server.state import ServerState
 from dracula.server.tls import server_context
@@ -36,19 +39,28 @@ class Server:
     `serve()` blocks on a loop (or threads) of its own until `close()` (or SIGINT/SIGTERM in the
     main thread); `await serve_async()` serves on the caller's running loop instead. Both return
     once in-flight requests are answered or the graceful timeout has passed. `port` (and `host`)
-    are known from construction on: the socket is bound and listening already."""
+    are known from construction on: the socket is bound and listening already.
+
+    `ssl_context`: serve TLS with this context instead of one built from `config.ssl_*`."""
 
     def __init__(self, services: Sequence[tuple[str, ThriftService, Handler]], config: Config,
-                 middleware: Sequence[object] = ()) -> None:
+                 middleware: Sequence[object] = (), ssl_context: ssl.SSLContext | None = None) -> None:
         self.config = config.validate()
         # Each server has its own metrics registry (workers: summed through the multiprocess
         # directory by the supervisor).
         self.registry = new_registry() if config.metrics_port is not None else None
         metrics = Metrics(self.registry) if self.registry is not None else None
+        observer = ServerObserver(metrics) if metrics else None
+        hooks = [*builtin_middleware(metrics, config.access_log), *middleware]
+        chain = Chain(hooks) if hooks else None
+        # The reactor times plain methods and moves those that block (placement.py); the thread
+        # backend runs every handler on its connection's thread.
+        placement = (Placement(config.inline_budget, observer)
+                     if config.backend == "uv" and config.inline_budget > 0 else None)
+        dispatcher = Dispatcher(services, placement, chain is not None and chain.is_async,
+                                config.blocking_methods, config.inline_methods)
         # The backend decides what its connection entries are (seams.ConnectionEntry).
-        self.state: ServerState[Any] = ServerState(
-            config, Dispatcher(services), ServerObserver(metrics) if metrics else None,
-            [*builtin_middleware(metrics, config.access_log), *middleware])
+        self.state: ServerState[Any] = ServerState(config, dispatcher, observer, chain)
         self.services: dict[str, ThriftService] = {name: service for name, service, _ in services}
         self.service_names = list(self.services)
         self.sock = listen(config)
@@ -62,7 +74,8 @@ class Server:
         if config.metrics_port is not None and config.worker_fd is None:  # a supervisor serves its workers'
             self.status = serve_status(config.metrics_host or config.host, config.metrics_port,
                                        self.healthy, registry=self.registry)
-        self._backend: Backend = backend_class(config.backend)(self.state, self.sock, server_context(config))
+        self._backend: Backend = backend_class(config.backend)(self.state, self.sock,
+                                                               ssl_context or server_context(config))
         self._served = False  # a Server serves once: its socket closes when it stops
         self._delayed_stop: threading.Timer | None = None  # close() during --drain-delay
         # Coroutines waiting for `started` or `stopped`, each on its own loop (any thread).

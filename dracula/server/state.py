@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Generic
 
 from dracula.config import FIRST_REQUEST_GRACE, Config
@@ -15,8 +14,6 @@ from dracula.ops.budget import make_budget
 from dracula.ops.logs import RefusalLog, format_peer
 from dracula.ops.overload import make_overload
 from dracula.server.calls import Call
-from dracula.server.dispatch import ASYNC, Dispatcher
-from dracula.server.middleware import Chain
 from dracula.server.seams import Conn
 from dracula.typedefs import Peer
 from dracula.wire.codec import Codec, make_codec
@@ -25,6 +22,9 @@ from dracula.wire.reader import Message, Reader
 
 if TYPE_CHECKING:
     from dracula.ops.observe import ServerObserver
+    from dracula.server.dispatch import Dispatcher
+    from dracula.server.middleware import Chain
+    from dracula.server.thread_pool import HandlerPool
     from dracula.wire.detect import Wire
 
 
@@ -32,15 +32,12 @@ class ServerState(Generic[Conn]):
     """`Conn`: the kind of entry the backend keeps in the connection table (seams.ConnectionEntry)."""
 
     def __init__(self, config: Config, dispatcher: Dispatcher, observer: ServerObserver | None = None,
-                 middleware: Sequence[object] = ()) -> None:
+                 middleware: Chain | None = None) -> None:
         self.config = config
         self.methods = dispatcher.methods
         self.arg_specs = dispatcher.arg_specs
         self.observer = observer  # observe.ServerObserver, or None without metrics
-        self.middleware = Chain(middleware) if middleware else None
-        if self.middleware is not None and self.middleware.is_async:
-            for method in self.methods.values():
-                method.route = ASYNC
+        self.middleware = middleware  # a middleware.Chain, or None without any
         self.refusals = RefusalLog()
         self.overload = make_overload(config, observer)  # None unless calls may be shed
         # Calls are timed for middleware (the access log and metrics are middleware too) and
@@ -54,7 +51,7 @@ class ServerState(Generic[Conn]):
         self.draining = False
         # Set by the backend: the loop coroutine handlers run on, the pool for @blocking ones.
         self.loop: asyncio.AbstractEventLoop | None = None
-        self.pool: ThreadPoolExecutor | None = None
+        self.pool: HandlerPool | None = None
         # Early in a drain a connection that has sent nothing yet may be about to: it gets
         # FIRST_REQUEST_GRACE before it is closed as idle.
         self.fresh_grace_over = False

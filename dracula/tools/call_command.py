@@ -1,5 +1,5 @@
 """`dracula call IDL_PATH:SERVICE METHOD [ARGS_JSON]`: one request to a running server, the
-reply printed as JSON (mapping in dracula/tools/jsonmap.py and the README).
+reply printed as JSON (mapping in dracula/tools/jsonmap.py and docs/cli-tools.md).
 
 Exit status:
   0  the method returned (its value is printed; void and oneway print null)

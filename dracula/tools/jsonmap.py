@@ -1,6 +1,6 @@
 """JSON ↔ thriftpy2 values, driven by thriftpy2's specs; used by `dracula call` both ways.
 
-The mapping (README.md, "dracula call", has the user-facing version):
+The mapping (docs/cli-tools.md, "JSON mapping", has the user-facing version):
 
   bool              true / false
   byte i16 i32 i64  JSON integers, range-checked for the width (Python's json keeps them exact)

@@ -17,7 +17,6 @@ import ssl
 import threading
 import time
 from collections.abc import Coroutine
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from dracula.config import FIRST_REQUEST_GRACE
@@ -26,6 +25,7 @@ from dracula.ops.logs import format_peer
 from dracula.ops.overload import pool_job
 from dracula.server.calls import Call
 from dracula.server.dispatch import ASYNC, BLOCKING
+from dracula.server.thread_pool import HandlerPool
 from dracula.wire.errors import WireError
 from dracula.wire.reader import MIN_FREE
 
@@ -87,7 +87,7 @@ class ThreadedBackend:
         if self.config.handler_timeout and any(m.kind == BLOCKING for m in methods):
             # Only a timeout needs the pool: without one a @blocking handler just runs on its
             # connection's own thread.
-            self.state.pool = ThreadPoolExecutor(self.config.thread_count, thread_name_prefix="dracula-blocking")
+            self.state.pool = HandlerPool(self.config.blocking_threads, self.state.observer)
         # The listening socket may be shared with other workers: never shut it down or change
         # its blocking flag (both are shared); wait for it or for stop()'s wake-up byte.
         self._wake_r, self._wake_w = os.pipe()

@@ -9,7 +9,6 @@ import logging
 import socket
 import ssl
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import uvloop
@@ -19,7 +18,7 @@ from dracula.ops.budget import BUDGET_WAIT
 from dracula.ops.connection_age import Retirements
 from dracula.ops.logs import format_peer
 from dracula.server.backends.uv_connection import Connection
-from dracula.server.dispatch import BLOCKING
+from dracula.server.thread_pool import HandlerPool
 
 if TYPE_CHECKING:
     from dracula.server.seams import OnReady
@@ -83,8 +82,9 @@ class UVBackend:
     async def _serve(self, on_ready: OnReady) -> None:
         state = self.state
         self._stop = asyncio.Event()
-        if any(m.kind == BLOCKING for m in state.methods.values()):
-            state.pool = ThreadPoolExecutor(self.config.thread_count, thread_name_prefix="dracula-blocking")
+        # Always there: a plain method that blocks moves to it (placement.py). It starts no
+        # thread until a call needs one.
+        state.pool = HandlerPool(self.config.blocking_threads, state.observer)
         server = self._server = await asyncio.get_running_loop().create_server(
             lambda: Connection(state), sock=self.sock, backlog=self.config.backlog,
             ssl=self.ssl_context,

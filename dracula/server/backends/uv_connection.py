@@ -13,6 +13,7 @@ import collections
 import functools
 import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from dracula.ops.logs import format_peer
@@ -28,16 +29,25 @@ if TYPE_CHECKING:
     from dracula.wire.codec import Codec
     from dracula.wire.reader import Message
 
-# A reply that waits for the calls before it: [reply bytes or None, settled, timeout handle if any].
-Slot = list[Any]
-
 log = logging.getLogger("dracula.uv")
+
+
+class Pending:
+    """A call answered off the loop (a task or a pool thread), in the connection's request
+    order: replies behind it wait until it is settled."""
+
+    __slots__ = ("reply", "settled", "timer")
+
+    def __init__(self, reply: bytes | None = None) -> None:
+        self.reply = reply
+        self.settled = reply is not None  # a reply queued behind a pending call is settled
+        self.timer: asyncio.TimerHandle | None = None  # --handler-timeout / the client's deadline
 
 
 class Connection(asyncio.BufferedProtocol):
     # Three invariants mypy cannot follow are marked `type: ignore` where they are used: state.loop
-    # is set (UVBackend.serve sets it before accepting); state.budget exists while write_charged or
-    # budget_since is set; reader.wire and reader.buf exist once a message has been read.
+    # and state.pool are set (UVBackend.serve sets them before accepting); state.budget exists while
+    # write_charged or budget_since is set; reader.wire and reader.buf exist once a message has been read.
     transport: asyncio.Transport  # from connection_made(), which asyncio calls before any other callback
 
     def __init__(self, state: ServerState[Connection]) -> None:
@@ -48,7 +58,7 @@ class Connection(asyncio.BufferedProtocol):
         self.peer: Peer = None
         self.codec: Codec | None = None  # set once the first message shows the protocol
         self.framed = False
-        self.slots: collections.deque[Slot] = collections.deque()  # [reply, done] per call off the loop, in order
+        self.slots: collections.deque[Pending] = collections.deque()  # calls off the loop, in request order
         self.later: list[bytes] = []  # replies released by slots, written on the next loop turn
         self.closed = False
         self.eof = False
@@ -249,59 +259,86 @@ class Connection(asyncio.BufferedProtocol):
                 self._emit(call.finish(error=e), out)
                 return
         loop: asyncio.AbstractEventLoop = self.state.loop  # type: ignore[assignment]
-        slot: Slot = [None, False]
-        future: asyncio.Future[Any]
+        slot = Pending()
         self.slots.append(slot)
+        timeout = call.time_limit(self.config.handler_timeout)
         if kind is ASYNC:
             future = asyncio.ensure_future(call.awaited(coroutine), loop=loop)
-        else:
-            future = loop.run_in_executor(self.state.pool, job)  # type: ignore[arg-type]  # job is set
-        future.add_done_callback(functools.partial(self._finished, call, slot, kind is ASYNC))
-        timeout = call.time_limit(self.config.handler_timeout)
-        if timeout:
-            slot.append(loop.call_later(timeout, self._timed_out, call, slot, future, timeout))
+            future.add_done_callback(functools.partial(self._finished, call, slot))
+            if timeout:
+                slot.timer = loop.call_later(timeout, self._timed_out, call, slot, future, timeout)
+        else:  # straight to a pool thread and back: no futures on either side
+            self.state.pool.run(self._run_in_thread, call, slot, job)  # type: ignore[union-attr]
+            if timeout:
+                slot.timer = loop.call_later(timeout, self._timed_out, call, slot, None, timeout)
 
     def _emit(self, reply: bytes | None, out: list[bytes]) -> None:
         if reply is None:
             return
         if self.slots:
-            self.slots.append([reply, True])
+            self.slots.append(Pending(reply))
         elif self.later:  # released replies wait for _flush: queue behind them
             self.later.append(reply)
         else:
             out.append(reply)
 
-    def _finished(self, call: Call, slot: Slot, encoded: bool, future: asyncio.Future[Any]) -> None:
-        """A task (`encoded`: it returns the reply) or a pool thread (the handler's value)
-        finished."""
-        if slot[1]:
+    def _finished(self, call: Call, slot: Pending, future: asyncio.Future[bytes | None]) -> None:
+        """A coroutine handler's task finished: it returns the encoded reply."""
+        if slot.settled:
             return  # already answered: it timed out
-        if len(slot) > 2:
-            slot[2].cancel()
+        if slot.timer is not None:
+            slot.timer.cancel()
         try:
             if future.cancelled():
                 reply = call.finish(error=asyncio.CancelledError("the call was cancelled"))
             elif future.exception() is not None:
                 reply = call.finish(error=future.exception())
             else:
-                reply = future.result() if encoded else call.finish(future.result())
+                reply = future.result()
         except Exception:  # never leave a slot unsettled: later replies would wait for ever
             log.exception("cannot answer %s", call.method.qualname)  # type: ignore[union-attr]  # admitted
             reply = None
         self._settle(slot, reply)
 
-    def _timed_out(self, call: Call, slot: Slot, future: asyncio.Future[Any], timeout: float) -> None:
-        self._settle(slot, call.timed_out(timeout))
-        future.cancel()  # stops a coroutine; a thread cannot be stopped and runs on unheard
+    def _run_in_thread(self, call: Call, slot: Pending, job: Callable[[], Any]) -> None:
+        """In a pool thread: run a blocking handler, hand its value back to the loop."""
+        if slot.settled:
+            return  # timed out while queued: its caller has its answer, it must not run
+        try:
+            value, error = job(), None
+        except BaseException as e:
+            value, error = None, e
+        try:
+            self.state.loop.call_soon_threadsafe(self._ran_in_thread, call, slot, value, error)  # type: ignore[union-attr]
+        except RuntimeError:  # the loop closed: the server stopped without waiting for it
+            pass
 
-    def _settle(self, slot: Slot, reply: bytes | None) -> None:
+    def _ran_in_thread(self, call: Call, slot: Pending, value: Any, error: BaseException | None) -> None:
+        if slot.settled:
+            return  # already answered: it timed out
+        if slot.timer is not None:
+            slot.timer.cancel()
+        try:
+            reply = call.finish(value) if error is None else call.finish(error=error)
+        except Exception:  # never leave a slot unsettled: later replies would wait for ever
+            log.exception("cannot answer %s", call.method.qualname)  # type: ignore[union-attr]  # admitted
+            reply = None
+        self._settle(slot, reply)
+
+    def _timed_out(self, call: Call, slot: Pending, future: asyncio.Future[bytes | None] | None,
+                   timeout: float) -> None:
+        self._settle(slot, call.timed_out(timeout))
+        if future is not None:
+            future.cancel()  # stops a coroutine; a thread cannot be stopped and runs on unheard
+
+    def _settle(self, slot: Pending, reply: bytes | None) -> None:
         """Record a call's reply and release every reply now ready, in request order."""
-        slot[0] = reply
-        slot[1] = True
+        slot.reply = reply
+        slot.settled = True
         slots = self.slots
         released = not self.later
-        while slots and slots[0][1]:
-            reply = slots.popleft()[0]
+        while slots and slots[0].settled:
+            reply = slots.popleft().reply
             if reply is not None:
                 self.later.append(reply)
         if self.later and released:
