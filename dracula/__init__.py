@@ -6,7 +6,7 @@ import contextlib
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
-from dracula.client import make_aio_client
+from dracula.client import make_aio_client, make_client
 from dracula.config import Config, ConfigError
 from dracula.server.context import CallContext, current_call
 from dracula.server.dispatch import blocking, inline
@@ -74,5 +74,5 @@ async def serving(service: Any, handler: Any = None, host: str = "127.0.0.1", po
             await task
 
 
-__all__ = ["make_server", "serving", "make_aio_client", "blocking", "inline", "current_call", "CallContext", "Server", "Config",
+__all__ = ["make_server", "serving", "make_client", "make_aio_client", "blocking", "inline", "current_call", "CallContext", "Server", "Config",
            "ConfigError", "BindError"]

@@ -39,11 +39,13 @@ class FakeServer:
     """Serves on 127.0.0.1 in a thread; `respond(request)` returns the bytes to send back (None:
     close the connection without answering). `.connections` counts accepted connections."""
 
-    def __init__(self, respond: Callable[[Request], bytes | None]):
+    def __init__(self, respond: Callable[[Request], bytes | None], close_after_reply: bool = False):
         self.respond = respond
+        self.close_after_reply = close_after_reply
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         self.connections = 0
+        self.closed = 0  # connections this server has closed
         self.requests = 0
         self.lock = threading.Lock()
         self.open: list[socket.socket] = []
@@ -61,31 +63,40 @@ class FakeServer:
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn: socket.socket):
-        with conn:
-            while True:
-                head = _read(conn, 4)
-                if head is None:
-                    return
-                frame = _read(conn, struct.unpack("!I", head)[0])
-                if frame is None:
-                    return
-                headers: dict = {}
-                header = frame[:2] == b"\x0f\xff"
-                if header:
-                    parsed = parse_frame(frame, 1 << 24)
-                    headers, message = parsed.headers, bytes(parsed.payload)
-                else:
-                    message = frame
-                name_len = struct.unpack_from("!i", message, 4)[0]
-                name = message[8:8 + name_len]
-                seqid = struct.unpack_from("!i", message, 8 + name_len)[0]
-                with self.lock:
-                    number = self.requests
-                    self.requests += 1
-                answer = self.respond(Request(name, seqid, header, headers, number))
-                if answer is None:
-                    return
-                conn.sendall(answer)
+        try:
+            self._answer(conn)
+        finally:
+            conn.close()
+            with self.lock:
+                self.closed += 1
+
+    def _answer(self, conn: socket.socket):
+        while True:
+            head = _read(conn, 4)
+            if head is None:
+                return
+            frame = _read(conn, struct.unpack("!I", head)[0])
+            if frame is None:
+                return
+            headers: dict = {}
+            header = frame[:2] == b"\x0f\xff"
+            if header:
+                parsed = parse_frame(frame, 1 << 24)
+                headers, message = parsed.headers, bytes(parsed.payload)
+            else:
+                message = frame
+            name_len = struct.unpack_from("!i", message, 4)[0]
+            name = message[8:8 + name_len]
+            seqid = struct.unpack_from("!i", message, 8 + name_len)[0]
+            with self.lock:
+                number = self.requests
+                self.requests += 1
+            answer = self.respond(Request(name, seqid, header, headers, number))
+            if answer is None:
+                return
+            conn.sendall(answer)
+            if self.close_after_reply:
+                return
 
     def close(self):
         self.sock.close()

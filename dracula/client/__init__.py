@@ -13,9 +13,18 @@ from typing import Any
 
 from dracula.client.addresses import Address
 from dracula.client.aio_client import AioClient
-from dracula.client.errors import BadReply, CallTimeout, ClientError, CutOff, NotSent
+from dracula.client.errors import BadReply, CallTimeout, ClientError, ConnectFailed, CutOff, NotSent
 from dracula.client.hooks import ClientCall
 from dracula.client.options import ClientOptions
+from dracula.client.sync_client import SyncClient
+
+
+def make_client(service: Any, addresses: Address | Sequence[Address], **options: Any) -> SyncClient:
+    """A blocking, thread-safe client of `service` (a thriftpy2 service object) calling
+    `addresses`: one "host:port" or (host, port), or a list of them; names are looked up again
+    periodically. Returns at once: connections are made on first use. `options`: ClientOptions'
+    fields (protocol, transport, timeout, max_connections, idempotent...)."""
+    return SyncClient(service, addresses, ClientOptions(**options))
 
 
 def make_aio_client(service: Any, addresses: Address | Sequence[Address], **options: Any) -> AioClient:
@@ -25,5 +34,5 @@ def make_aio_client(service: Any, addresses: Address | Sequence[Address], **opti
     return AioClient(service, addresses, ClientOptions(**options))
 
 
-__all__ = ["make_aio_client", "AioClient", "ClientOptions", "ClientCall",
-           "ClientError", "NotSent", "CutOff", "BadReply", "CallTimeout"]
+__all__ = ["make_client", "make_aio_client", "SyncClient", "AioClient", "ClientOptions", "ClientCall",
+           "ClientError", "NotSent", "ConnectFailed", "CutOff", "BadReply", "CallTimeout"]

@@ -11,7 +11,7 @@ import asyncio
 import time
 
 from dracula.client.addresses import Endpoint
-from dracula.client.errors import BadReply, CallTimeout, ClientError, CutOff, NotSent
+from dracula.client.errors import BadReply, CallTimeout, ClientError, ConnectFailed, CutOff, NotSent
 from dracula.client.messages import Reply, Wire
 
 
@@ -33,9 +33,9 @@ class AioConnection(asyncio.Protocol):
             _, conn = await asyncio.wait_for(
                 loop.create_connection(lambda: cls(wire, endpoint), endpoint[0], endpoint[1]), timeout)
         except asyncio.TimeoutError:
-            raise NotSent("connecting to %s:%d timed out" % endpoint) from None
+            raise ConnectFailed("connecting to %s:%d timed out" % endpoint) from None
         except OSError as e:
-            raise NotSent("cannot connect to %s:%d: %s" % (endpoint[0], endpoint[1], e.strerror or e)) from None
+            raise ConnectFailed("cannot connect to %s:%d: %s" % (endpoint[0], endpoint[1], e.strerror or e)) from None
         return conn
 
     @property

@@ -12,7 +12,7 @@ from typing import Any, Generic, TypeVar
 from dracula.client.addresses import Address, Endpoint, needs_lookup, parse_all
 from dracula.client.balancer import Balancer, Host
 from dracula.client.deadline import call_deadline, timeout_header
-from dracula.client.errors import NotSent, is_shed
+from dracula.client.errors import ConnectFailed, NotSent, is_shed
 from dracula.client.hooks import ClientCall, Hooks
 from dracula.client.messages import HEADER, Method, Wire, methods_of
 from dracula.client.options import ClientOptions
@@ -69,7 +69,7 @@ class ClientCore(Generic[P]):
 
     def retry(self, call: ClientCall, host: Host[P], error: BaseException) -> bool:
         """After a failed attempt: True to try again (another host where there is one)."""
-        if isinstance(error, NotSent) or is_shed(error):
+        if isinstance(error, ConnectFailed) or is_shed(error):
             self.balancer.eject(host)
         call.tried.append(host)
         if call.attempts >= self.options.max_attempts:

@@ -37,6 +37,10 @@ class NotSent(ClientError):
         super().__init__(message, TTransportException.NOT_OPEN)
 
 
+class ConnectFailed(NotSent):
+    """The connection could not be made (refused, unreachable, timed out): the host is ejected."""
+
+
 class CutOff(ClientError):
     """The request was written and the connection ended before any byte of its reply: the call
     may or may not have run. Retried only for methods declared idempotent."""
