@@ -7,6 +7,7 @@ import struct
 import time
 
 import pytest
+import uvloop
 from thriftpy2.thrift import TApplicationException
 
 import dracula
@@ -26,12 +27,19 @@ def server():
         yield s
 
 
-def run(coro):
-    return asyncio.run(coro)
+def run(coro, loop="asyncio"):
+    """Run `coro` on asyncio's own loop or on uvloop's (the loop dracula serves on)."""
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop if loop == "uvloop" else None) as runner:
+        return runner.run(coro)
+
+
+@pytest.fixture(params=["asyncio", "uvloop"])
+def loop(request):
+    return request.param
 
 
 @pytest.mark.parametrize("transport,protocol", WIRES)
-def test_every_outcome_over_every_wire(server, transport, protocol):
+def test_every_outcome_over_every_wire(server, transport, protocol, loop):
     async def main():
         async with dracula.make_aio_client(Showcase, "127.0.0.1:%d" % server.port, transport=transport,
                                            protocol=protocol) as client:
@@ -50,10 +58,10 @@ def test_every_outcome_over_every_wire(server, transport, protocol):
             assert e.value.type == TApplicationException.INTERNAL_ERROR
             await client.record("event-" + transport + protocol)  # oneway: nothing to wait for
             assert "event-" + transport + protocol in await client.recorded()
-    run(main())
+    run(main(), loop)
 
 
-def test_a_thousand_concurrent_calls_each_get_their_own_reply(server):
+def test_a_thousand_concurrent_calls_each_get_their_own_reply(server, loop):
     """thriftpy2 #245: concurrent calls on one aio client. Twenty connections carry 1,000 calls
     whose replies come back in scrambled order (each sleeps a different time)."""
     async def main():
@@ -64,7 +72,7 @@ def test_a_thousand_concurrent_calls_each_get_their_own_reply(server):
             assert await sleeps == ["slept %d ms" % ms for ms in (30, 1, 20, 5, 10) * 4]
             host = client._core.balancer.hosts[0]
             assert host.pool.stack.size <= 20 and host.outstanding == 0
-    run(main())
+    run(main(), loop)
 
 
 @pytest.mark.parametrize("transport", ["framed", "header"])

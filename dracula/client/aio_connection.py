@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import cast
 
 from dracula.client.addresses import Endpoint
 from dracula.client.errors import BadReply, CallTimeout, ClientError, ConnectFailed, CutOff, NotSent
@@ -47,8 +48,7 @@ class AioConnection(asyncio.Protocol):
         return self.seqid
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
 
     def data_received(self, data: bytes) -> None:
         waiter = self._waiter

@@ -56,6 +56,7 @@ class SyncConnection:
 
     def _check_open(self) -> None:
         if not self.broken:
+            self.sock.settimeout(0.0)  # with a timeout set, Python would poll before the peek
             try:
                 waiting = self.sock.recv(1, _PEEK)
             except (BlockingIOError, InterruptedError):
