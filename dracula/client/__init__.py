@@ -15,6 +15,7 @@ from dracula.client.addresses import Address
 from dracula.client.aio_client import AioClient
 from dracula.client.errors import BadReply, CallTimeout, ClientError, ConnectFailed, CutOff, NotSent
 from dracula.client.hooks import ClientCall
+from dracula.client.metrics import PrometheusMetrics
 from dracula.client.options import ClientOptions
 from dracula.client.sync_client import SyncClient
 
@@ -35,4 +36,4 @@ def make_aio_client(service: Any, addresses: Address | Sequence[Address], **opti
 
 
 __all__ = ["make_client", "make_aio_client", "SyncClient", "AioClient", "ClientOptions", "ClientCall",
-           "ClientError", "NotSent", "ConnectFailed", "CutOff", "BadReply", "CallTimeout"]
+           "PrometheusMetrics", "ClientError", "NotSent", "ConnectFailed", "CutOff", "BadReply", "CallTimeout"]

@@ -4,7 +4,8 @@ the first attempt, `after` in reverse with the outcome, "ok", "exception" (a dec
 or a TApplicationException the server answered) or "error" (no usable reply), and the seconds the
 whole call took. `call.headers` (str -> str) set in `before` travel as THeader headers;
 `call.state` keeps what a hook needs until `after`. A hook that raises in `before` fails the call
-(nothing is sent); an `after` that raises is logged, never lost to the caller.
+(nothing is sent; every `after` still runs, with that error); an `after` that raises is logged,
+never lost to the caller.
 
 `metrics` (optional) is an object with the same `after`, called with the last host in
 `call.host`: metrics.py's PrometheusMetrics counts calls and attempts per method and host.

@@ -54,10 +54,10 @@ class SyncClient:
         call = core.begin(name, args, kwargs, timeout)
         hooks = core.hooks
         started = time.monotonic()
-        if hooks.active:
-            hooks.before(call)
         error: BaseException | None = None
         try:
+            if hooks.active:
+                hooks.before(call)  # one that raises fails the call: nothing is sent
             if core.lookup and core.lookup_due():
                 self._lookup()
             while True:
