@@ -45,6 +45,8 @@ class Method:
         self.arg_names = [spec[1] for spec in self.args_cls.thrift_spec.values()]
 
     def make_args(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if not kwargs and len(args) == len(self.arg_names):
+            return self.args_cls(*args)  # the generated __init__ takes them in the IDL's order
         if len(args) > len(self.arg_names):
             raise TypeError("%s() takes %d arguments, %d given" % (self.name, len(self.arg_names), len(args)))
         values = dict(zip(self.arg_names, args, strict=False))
@@ -99,7 +101,7 @@ class Wire:
     missing, and raises BadReply (the connection must be discarded) for anything else."""
 
     __slots__ = ("transport", "protocol", "max_size", "max_container", "codec", "_buf", "_method",
-                 "_seqid", "_scanner", "_frame_size")
+                 "_seqid", "_scanner", "_scanners", "_frame_size")
 
     def __init__(self, transport: str, protocol: str, max_size: int, max_container: int) -> None:
         if transport not in TRANSPORTS:
@@ -116,6 +118,7 @@ class Wire:
         self._method: Method | None = None
         self._seqid = 0
         self._scanner: Scanner | None = None
+        self._scanners: dict[Method, Scanner] = {}  # one per method called on this connection
         self._frame_size = -1
 
     def request(self, method: Method, seqid: int, args: Any, headers: dict[str, str] | None) -> bytes:
@@ -134,11 +137,17 @@ class Wire:
         self._seqid = seqid
         self._buf.clear()
         self._frame_size = -1
-        scanner_cls = BinaryScanner if self.protocol == BINARY else CompactScanner
-        # The result's spec guards the codec where it reads by the IDL; an EXCEPTION message
-        # carries TApplicationException's fields, which the same walk checks by wire type.
-        spec = method.result_cls.thrift_spec if method.result_cls is not None else _APP_SPEC
-        self._scanner = scanner_cls(MAX_DEPTH, self.max_container, self.max_size, {method.wire_name: spec})
+        scanner = self._scanners.get(method)
+        if scanner is None:
+            scanner_cls = BinaryScanner if self.protocol == BINARY else CompactScanner
+            # The result's spec guards the codec where it reads by the IDL; an EXCEPTION message
+            # carries TApplicationException's fields, which the same walk checks by wire type.
+            spec = method.result_cls.thrift_spec if method.result_cls is not None else _APP_SPEC
+            scanner = self._scanners[method] = scanner_cls(MAX_DEPTH, self.max_container, self.max_size,
+                                                           {method.wire_name: spec})
+        else:
+            scanner.reset()
+        self._scanner = scanner
 
     @property
     def received(self) -> int:

@@ -23,6 +23,7 @@ from dracula.client.errors import CallTimeout, NotSent
 class Connection(Protocol):
     opened_at: float
     last_used: float
+    broken: bool
 
     @property
     def usable(self) -> bool: ...
@@ -44,8 +45,10 @@ class IdleStack(Generic[C]):
         self.size = 0
         self.closed = False
 
-    def fresh(self, conn: C, now: float) -> bool:
-        if not conn.usable:
+    def fresh(self, conn: C, now: float, probe: bool = True) -> bool:
+        """Fit for a call: not broken (`probe`: nor closed by the peer, which may cost a system
+        call: done as a connection is handed out, not as it is put back), not too old or idle."""
+        if not (conn.usable if probe else not conn.broken):
             return False
         if self.max_age is not None and now - conn.opened_at > self.max_age:
             return False
@@ -65,7 +68,7 @@ class IdleStack(Generic[C]):
     def push(self, conn: C) -> bool:
         """Keep `conn` for reuse; False (and closed) when it is not fit to be."""
         now = time.monotonic()
-        if self.closed or not self.fresh(conn, now):
+        if self.closed or not self.fresh(conn, now, probe=False):
             self.discard(conn)
             return False
         conn.last_used = now
@@ -125,7 +128,7 @@ class AioPool(Generic[C]):
                 return got  # handed over directly by release()
 
     def release(self, conn: C) -> None:
-        if conn.usable and not self.stack.closed and self.stack.fresh(conn, time.monotonic()):
+        if not self.stack.closed and self.stack.fresh(conn, time.monotonic(), probe=False):
             conn.last_used = time.monotonic()
             if self._wake(conn):
                 return

@@ -7,6 +7,7 @@ then it is discarded before a request is written into a dead socket.
 """
 from __future__ import annotations
 
+import select
 import socket
 import time
 
@@ -27,6 +28,8 @@ class SyncConnection:
         self.broken = False
         self.seqid = 0
         self._buf = bytearray(READ_SIZE)
+        self._poll = select.poll()
+        self._poll.register(sock, select.POLLIN)
 
     @classmethod
     def open(cls, endpoint: Endpoint, wire: Wire, timeout: float | None) -> SyncConnection:
@@ -56,6 +59,8 @@ class SyncConnection:
 
     def _check_open(self) -> None:
         if not self.broken:
+            if not self._poll.poll(0):
+                return  # open, and nothing unasked-for to read: one system call, the usual case
             self.sock.settimeout(0.0)  # with a timeout set, Python would poll before the peek
             try:
                 waiting = self.sock.recv(1, _PEEK)
