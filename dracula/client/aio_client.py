@@ -53,7 +53,7 @@ class AioClient:
         core = self._core
         call = core.begin(name, args, kwargs, timeout)
         hooks = core.hooks
-        started = time.monotonic()
+        started = time.monotonic() if hooks.active else 0.0
         error: BaseException | None = None
         try:
             if hooks.active:

@@ -155,6 +155,17 @@ class Wire:
 
     def feed(self, data: bytes | bytearray | memoryview) -> Reply | None:
         buf = self._buf
+        if not buf and self.transport == FRAMED and len(data) >= 4 and \
+                _length.unpack_from(data)[0] + 4 == len(data) <= self.max_size + 4:
+            # The usual case: the whole frame in one read, scanned where it lies. Not recorded
+            # as received: the call ends here, with its reply or an exception.
+            size = len(data) - 4
+            if size:
+                frame = memoryview(data)[4:]
+                try:
+                    return self._scan(frame, size, {})
+                finally:
+                    frame.release()
         buf += data
         if self.transport == BUFFERED:
             return self._scan(buf, len(buf), {})

@@ -162,6 +162,7 @@ class SyncPool(Generic[C]):
         self.stack: IdleStack[C] = IdleStack(max_size, idle_timeout, max_age)
         self._lock = threading.Lock()
         self._freed = threading.Condition(self._lock)
+        self._waiting = 0  # threads waiting in acquire()
 
     def acquire(self, deadline: float | None) -> C:
         stack = self.stack
@@ -175,7 +176,12 @@ class SyncPool(Generic[C]):
                 if stack.size < stack.max_size:
                     stack.size += 1
                     break
-                if not self._freed.wait(left(deadline, "waiting for a connection: the call's")):
+                self._waiting += 1
+                try:
+                    woken = self._freed.wait(left(deadline, "waiting for a connection: the call's"))
+                finally:
+                    self._waiting -= 1
+                if not woken:
                     left(deadline, "waiting for a connection: the call's")  # raises once it passed
         try:
             return self._connect(self.endpoint, left(deadline))  # outside the lock: it blocks
@@ -188,7 +194,8 @@ class SyncPool(Generic[C]):
     def release(self, conn: C) -> None:
         with self._lock:
             self.stack.push(conn)
-            self._freed.notify()
+            if self._waiting:
+                self._freed.notify()
 
     def close(self) -> None:
         with self._lock:

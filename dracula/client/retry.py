@@ -58,8 +58,13 @@ class RetryBudget:
         return now % self.BUCKETS
 
     def deposit(self) -> None:
-        with self._lock:
-            self._calls[self._advance()] += 1
+        now = int(time.monotonic() / self._width)
+        if now != self._epoch:
+            with self._lock:
+                self._advance()
+        # Without the lock: two threads may count one call between them, and the budget is
+        # then one call smaller; it is a bound, not a ledger, and this is every call's path.
+        self._calls[now % self.BUCKETS] += 1
 
     def withdraw(self) -> bool:
         with self._lock:

@@ -28,6 +28,7 @@ class SyncConnection:
         self.broken = False
         self.seqid = 0
         self._buf = bytearray(READ_SIZE)
+        self._timeout: float | None = sock.gettimeout()  # what the socket is set to now
         self._poll = select.poll()
         self._poll.register(sock, select.POLLIN)
 
@@ -61,7 +62,7 @@ class SyncConnection:
         if not self.broken:
             if not self._poll.poll(0):
                 return  # open, and nothing unasked-for to read: one system call, the usual case
-            self.sock.settimeout(0.0)  # with a timeout set, Python would poll before the peek
+            self._set_timeout(0.0)  # with a timeout set, Python would poll before the peek
             try:
                 waiting = self.sock.recv(1, _PEEK)
             except (BlockingIOError, InterruptedError):
@@ -80,7 +81,7 @@ class SyncConnection:
         had not closed it while idle)."""
         if self.broken:
             raise NotSent("the connection to %s:%d had ended" % self.endpoint)
-        self.sock.settimeout(timeout)
+        self._set_timeout(timeout)
         try:
             self.sock.sendall(data)
         except TimeoutError:
@@ -95,13 +96,15 @@ class SyncConnection:
         self.send(data, timeout)
         sock, buf, wire = self.sock, self._buf, self.wire
         view = memoryview(buf)
+        first = True
         try:
             while True:
-                if deadline is not None:
+                if deadline is not None and not first:  # the first read waits the timeout send() set
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         raise TimeoutError
-                    sock.settimeout(remaining)
+                    self._set_timeout(remaining)
+                first = False
                 n = sock.recv_into(buf)
                 if not n:
                     if wire.received:
@@ -124,6 +127,12 @@ class SyncConnection:
             raise
         finally:
             view.release()
+
+    def _set_timeout(self, timeout: float | None) -> None:
+        """Set the socket's timeout unless it is that already (each setting is a system call)."""
+        if timeout != self._timeout:
+            self.sock.settimeout(timeout)
+            self._timeout = timeout
 
     def close(self) -> None:
         self.broken = True
