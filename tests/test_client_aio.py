@@ -187,3 +187,21 @@ def test_make_aio_client_returns_at_once_and_refuses_unknown_methods_and_options
         dracula.make_aio_client(Showcase, "127.0.0.1:1", no_such_option=1)
     with pytest.raises(ValueError):
         dracula.make_aio_client(Showcase, "127.0.0.1:1", transport="http")
+
+
+def test_multiplexed_services_are_called_by_their_names():
+    from examples.pingpong import PingHandler
+
+    from .helpers import pingpong_thrift, running_services
+
+    services = [("PingService", pingpong_thrift.PingService, PingHandler()),
+                ("Showcase", Showcase, ShowcaseHandler())]
+    with running_services(services) as server:
+        async def main():
+            async with dracula.make_aio_client(Showcase, ("127.0.0.1", server.port), service_name="Showcase",
+                                               transport="framed") as client:
+                assert await client.add(1, 2) == 3
+            async with dracula.make_aio_client(pingpong_thrift.PingService, ("127.0.0.1", server.port),
+                                               service_name="PingService") as ping:
+                assert await ping.ping() == "pong"
+        run(main())
