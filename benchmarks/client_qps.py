@@ -31,8 +31,8 @@ sys.path.insert(0, ROOT)
 
 import thriftpy2  # noqa: E402
 import thriftpy2.rpc  # noqa: E402
-from thriftpy2.contrib.aio.rpc import make_client as tp_make_aio_client  # noqa: E402
 from thriftpy2.contrib.aio.protocol.binary import TAsyncBinaryProtocolFactory  # noqa: E402
+from thriftpy2.contrib.aio.rpc import make_client as tp_make_aio_client  # noqa: E402
 from thriftpy2.contrib.aio.transport.framed import TAsyncFramedTransportFactory  # noqa: E402
 from thriftpy2.protocol import TCyBinaryProtocolFactory  # noqa: E402
 from thriftpy2.transport import TCyFramedTransportFactory  # noqa: E402
@@ -126,7 +126,7 @@ async def run_aio(kind: str, port: int, callers: int, method: str, args: tuple, 
         shared = dracula.make_aio_client(Showcase, ("127.0.0.1", port), transport=transport)
         clients = [shared]
     else:
-        clients = [await tp_make_aio_client(Showcase, "127.0.0.1", port, timeout=10,
+        clients = [await tp_make_aio_client(Showcase, "127.0.0.1", port, timeout=10000,
                                             trans_factory=TAsyncFramedTransportFactory(),
                                             proto_factory=TAsyncBinaryProtocolFactory())
                    for _ in range(callers)]
@@ -179,8 +179,8 @@ def main() -> None:
                     with runner:
                         calls = runner.run(run_aio(kind, port, callers, method, args, options.seconds))
                     block.append((kind, calls / options.seconds, (cpu() - before) / options.seconds))
-                base_sync = dict((n, q) for n, q, _ in block)["thriftpy2 sync (framed, cybin)"]
-                base_aio = dict((n, q) for n, q, _ in block)["thriftpy2 aio (framed)"]
+                qps_of = {n: q for n, q, _ in block}
+                base_sync, base_aio = qps_of["thriftpy2 sync (framed, cybin)"], qps_of["thriftpy2 aio (framed)"]
                 print("\n### %s, %s\n" % (workload, "one connection" if callers == 1 else
                                           "%d concurrent calls" % callers))
                 print("| client | calls/s | vs thriftpy2 sync | vs thriftpy2 aio | client CPU |")
