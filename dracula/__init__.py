@@ -6,6 +6,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
+from dracula.client import make_aio_client, make_client
 from dracula.config import Config, ConfigError
 from dracula.server.context import CallContext, current_call
 from dracula.server.dispatch import blocking, inline
@@ -39,5 +40,5 @@ async def serving(service: Services, handler: Handler = None, host: str = "127.0
             await task
 
 
-__all__ = ["make_server", "make_aio_server", "AsyncServer", "serving", "blocking", "inline", "current_call",
-           "CallContext", "Server", "Config", "ConfigError", "BindError"]
+__all__ = ["make_server", "make_aio_server", "AsyncServer", "serving", "make_client", "make_aio_client", "blocking",
+           "inline", "current_call", "CallContext", "Server", "Config", "ConfigError", "BindError"]
