@@ -169,8 +169,7 @@ class Reader:
             if n > self.max_size:
                 raise WireError("message of %d bytes (limit %d)" % (n, self.max_size))
         except WireError as e:
-            e.reply_to = scanner.header
-            raise
+            raise e.at(scanner.header) from None
         if n < 0:
             return None
         # _take() inlined: this is the per-request path of thriftpy2's default transport.
@@ -226,10 +225,9 @@ class Reader:
             # answered and the connection goes on with the next frame. One whose header cannot
             # be read cannot be answered (no seqid), so the connection closes: a refusal always
             # ends in a reply or a close, never in silence.
-            e.reply_to = scanner.header
-            e.fatal = e.reply_to is None
+            header = scanner.header
             self._consume(4 + size)
-            raise
+            raise e.at(header, fatal=header is None) from None
         return self._take(start + 4, n, 4 + size)
 
     def _next_theader(self) -> Message | None:
@@ -240,32 +238,25 @@ class Reader:
         assert buf is not None and scanner is not None and wire is not None  # bytes arrived, _detect() ran
         frame_end = start + 4 + size
         try:
-            try:
-                header = parse_header(buf, start + 4, frame_end, self.persistent)
-            except WireError as e:
-                self._answer_in(e)
-                raise
-            # The payload lies in the receive buffer, unless a transform must be undone first.
-            data: Body
-            data, base, stop = buf, header.payload_at, frame_end
-            if header.transforms or header.protocol is not wire.protocol:
-                data, base, stop = self._untransformed(header, frame_end)
-            scanner.reset()
-            try:
-                n = scanner.scan(data, base, stop, stop)
-                if n < 0:
-                    raise WireError("message overruns its %d-byte THeader payload" % (stop - base))
-            except WireError as e:
-                e.fatal = False  # the frame boundary still holds
-                e.reply_to = scanner.header or (b"", CALL, header.seqid, 0)
-                e.theader = header
-                raise
+            header = parse_header(buf, start + 4, frame_end, self.persistent)
         except WireError as e:
-            # Without the frame's sequence id there is no one to answer: close, never silence.
-            if e.reply_to is None:
-                e.fatal = True
+            self._consume(4 + size)
+            raise self._answer_in(e) from None
+        try:
+            # The payload lies in the receive buffer, unless a transform must be undone first.
+            data, base, stop = self._payload(header, frame_end)
+        except WireError:
             self._consume(4 + size)
             raise
+        scanner.reset()
+        try:
+            n = scanner.scan(data, base, stop, stop)
+            if n < 0:
+                raise WireError("message overruns its %d-byte THeader payload" % (stop - base))
+        except WireError as e:
+            self._consume(4 + size)
+            # The frame boundary still holds: answered, in a THeader frame, and the connection goes on.
+            raise e.at(scanner.header or (b"", CALL, header.seqid, 0), fatal=False, theader=header) from None
         assert scanner.header is not None  # a complete message has a header
         name, mtype, seqid, body_at = scanner.header
         scanner.header = None
@@ -274,30 +265,32 @@ class Reader:
         self._consume(4 + size)
         return Message(name, mtype, seqid, body, header)
 
-    def _answer_in(self, e: WireError) -> None:
+    def _answer_in(self, e: WireError) -> WireError:
         """A frame whose header was refused is answered in a THeader frame when its fixed
-        header was read (its sequence id is known)."""
+        header was read (its sequence id is known); without it there is no one to answer:
+        the connection closes, never silence."""
         frame = e.theader
-        if frame is not None:
-            if frame.protocol is None:
-                assert self.wire is not None  # _detect() ran
-                frame.protocol = self.wire.protocol
-            e.reply_to = (b"", CALL, frame.seqid, 0)
+        if frame is None:
+            return e.at(None, fatal=True)
+        if frame.protocol is None:
+            assert self.wire is not None  # _detect() ran
+            frame.protocol = self.wire.protocol
+        return e.at((b"", CALL, frame.seqid, 0))
 
-    def _untransformed(self, header: HeaderFrame, end: int) -> tuple[Body, int, int]:
-        """Where the payload lies for the scanner once its transforms are undone: (data, start,
-        end) in the inflated bytes (the limits apply to those)."""
+    def _payload(self, header: HeaderFrame, end: int) -> tuple[Body, int, int]:
+        """Where the payload lies for the scanner: (data, start, end), in the receive buffer or,
+        once its transforms are undone, in the inflated bytes (the limits apply to those)."""
         wire, buf = self.wire, self.buf
         assert buf is not None and wire is not None  # bytes arrived, _detect() ran
+        if not header.transforms and header.protocol is wire.protocol:
+            return buf, header.payload_at, end
         if header.protocol != wire.protocol:
-            # The codec was chosen by the connection's first frame.
+            # The codec was chosen by the connection's first frame: nothing to answer in.
             raise WireError("THeader frame in %s on a %s connection" % (header.protocol, wire))
         try:
             data = untransform(header, buf[header.payload_at:end], self.max_size)
         except WireError as e:
-            e.reply_to = (b"", CALL, header.seqid, 0)
-            e.theader = header
-            raise
+            raise e.at((b"", CALL, header.seqid, 0), theader=header) from None
         return data, 0, len(data)
 
     def _take(self, base: int, length: int, consumed: int) -> Message:
