@@ -60,9 +60,7 @@ class ServerState(Generic[Conn]):
         self._codecs = threading.local()
 
     def new_reader(self) -> Reader:
-        reader = Reader.for_config(self.config, self.arg_specs)
-        reader.budget = self.budget
-        return reader
+        return Reader.for_config(self.config, self.arg_specs, self.budget)
 
     def healthy_load(self) -> bool:
         """False while shedding hard, where /healthz should say so (--unhealthy-when-shedding)."""

@@ -56,11 +56,11 @@ class Reader:
     wire: Wire | None
     scanner: Scanner | None
     persistent: dict[str, str] | None
-    budget: Budget | None  # set by ServerState.new_reader (None: no memory budget)
+    budget: Budget | None  # None: no memory budget
     ticket: Ticket | None
 
     def __init__(self, max_size: int, max_depth: int, max_container: int, max_string: int | None = None,
-                 specs: ArgSpecs | None = None) -> None:
+                 specs: ArgSpecs | None = None, budget: Budget | None = None) -> None:
         self.buf = None  # allocated on the first read: idle connections cost no buffer
         self.start = 0
         self.end = 0
@@ -72,14 +72,14 @@ class Reader:
         self.max_string = max_size if max_string is None else max_string
         self.specs = specs  # method name (bytes) -> arguments thrift_spec, for the scanners
         self.persistent = None  # a THeader connection's persistent headers
-        self.budget = None  # budget.Budget: growth past INITIAL_SIZE is charged to it
+        self.budget = budget  # budget.Budget: growth past INITIAL_SIZE is charged to it
         self.charged = 0
         self.ticket = None  # the budget's answer to a growth still waiting for memory
 
     @classmethod
-    def for_config(cls, config: Config, specs: ArgSpecs | None = None) -> Reader:
+    def for_config(cls, config: Config, specs: ArgSpecs | None = None, budget: Budget | None = None) -> Reader:
         return cls(config.max_frame_size, config.max_depth, config.max_container_size, config.string_limit,
-                   specs)
+                   specs, budget)
 
     @property
     def buffered(self) -> int:
