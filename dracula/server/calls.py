@@ -24,6 +24,7 @@ from dracula.ops.overload import overloaded_message, pool_job
 from dracula.server.context import CallContext, current as _current
 from dracula.server.dispatch import ASYNC, BLOCKING
 from dracula.wire.errors import AppError, WireError, app_error_name
+from dracula.wire.reader import Message
 from dracula.wire.theader import encode_frame
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     from dracula.server.state import ServerState
     from dracula.typedefs import Peer
     from dracula.wire.codec import Codec
-    from dracula.wire.reader import Message
+    from dracula.wire.detect import Wire
 
 log = logging.getLogger("dracula.dispatch")
 
@@ -42,6 +43,24 @@ OK, DECLARED, ERROR = "ok", "exception", "error"
 _CoroutineType = types.CoroutineType
 _perf_counter = time.perf_counter
 _monotonic = time.monotonic
+
+
+def refuse_wire(state: ServerState[Any], error: WireError, wire: Wire | None, peer: Peer) -> bytes | None:
+    """Log bytes the wire layer refused, saying what follows; the reply that tells the client
+    why, where the message header was read (None otherwise, or for oneway): a Call refused
+    before it was admitted encodes it, as every other refusal is."""
+    reply = None
+    if error.reply_to is not None:
+        name, mtype, seqid, _ = error.reply_to
+        assert wire is not None  # a message header was read: the wire was detected
+        call = Call(state, Message(name, mtype, seqid, b"", error.theader), state.codec_for(wire.protocol),
+                    wire.frames_replies, peer)
+        call.refuse(error.app_type, error.reason)
+        reply = call.reply
+    answered = "answered %s" % app_error_name(error.app_type) if reply is not None else None
+    closing = "closing the connection" if error.fatal else None
+    state.refusals(peer, "%s (%s)" % (error.reason, ", ".join(filter(None, (answered, closing)))))
+    return reply
 
 
 class Call:

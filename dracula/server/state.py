@@ -13,19 +13,16 @@ from dracula.config import FIRST_REQUEST_GRACE, Config
 from dracula.ops.budget import make_budget
 from dracula.ops.logs import RefusalLog, format_peer
 from dracula.ops.overload import make_overload
-from dracula.server.calls import Call
 from dracula.server.seams import Conn
 from dracula.typedefs import Peer
 from dracula.wire.codec import Codec, make_codec
-from dracula.wire.errors import WireError, app_error_name
-from dracula.wire.reader import Message, Reader
+from dracula.wire.reader import Reader
 
 if TYPE_CHECKING:
     from dracula.ops.observe import ServerObserver
     from dracula.server.dispatch import Dispatcher
     from dracula.server.middleware import Chain
     from dracula.server.thread_pool import HandlerPool
-    from dracula.wire.detect import Wire
 
 
 class ServerState(Generic[Conn]):
@@ -130,21 +127,6 @@ class ServerState(Generic[Conn]):
         if not self.connections and self.on_all_closed is not None:
             self.on_all_closed()
 
-    def refuse_wire(self, error: WireError, wire: Wire | None, peer: Peer) -> bytes | None:
-        """Log bytes the wire layer refused, saying what follows; the reply that tells the
-        client why, where the message header was read (None otherwise, or for oneway)."""
-        reply = None
-        if error.reply_to is not None:
-            name, mtype, seqid, _ = error.reply_to
-            assert wire is not None  # a message header was read: the wire was detected
-            call = Call(self, Message(name, mtype, seqid, b"", error.theader), self.codec_for(wire.protocol),
-                        wire.frames_replies, peer)
-            call.refuse(error.app_type, error.reason)
-            reply = call.reply
-        answered = "answered %s" % app_error_name(error.app_type) if reply is not None else None
-        closing = "closing the connection" if error.fatal else None
-        self.refusals(peer, "%s (%s)" % (error.reason, ", ".join(filter(None, (answered, closing)))))
-        return reply
 
 def _host(peer: Peer) -> str:
     """The client's address without its port (a Unix socket's peers share one)."""

@@ -23,7 +23,7 @@ from dracula.config import FIRST_REQUEST_GRACE
 from dracula.ops.connection_age import retire_at as age_limit
 from dracula.ops.logs import format_peer
 from dracula.ops.overload import pool_job
-from dracula.server.calls import Call
+from dracula.server.calls import Call, refuse_wire
 from dracula.server.dispatch import ASYNC, BLOCKING
 from dracula.server.thread_pool import HandlerPool
 from dracula.wire.errors import WireError
@@ -277,7 +277,7 @@ class ThreadedBackend:
             try:
                 msg = reader.next_message()
             except WireError as e:
-                reply = self.state.refuse_wire(e, reader.wire, peer)
+                reply = refuse_wire(self.state, e, reader.wire, peer)
                 keep_open = not e.fatal
             else:
                 if msg is None:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from dracula.ops.logs import format_peer
 from dracula.ops.overload import Overloaded, pool_job
-from dracula.server.calls import Call
+from dracula.server.calls import Call, refuse_wire
 from dracula.server.dispatch import ASYNC, SYNC
 from dracula.wire.errors import WireError
 from dracula.wire.reader import MIN_FREE
@@ -166,7 +166,7 @@ class Connection(asyncio.BufferedProtocol):
             try:
                 msg = reader.next_message()
             except WireError as e:
-                self._emit(self.state.refuse_wire(e, reader.wire, self.peer), out)
+                self._emit(refuse_wire(self.state, e, reader.wire, self.peer), out)
                 keep_open = not e.fatal
                 if keep_open:
                     continue
