@@ -21,11 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 from dracula.config import FIRST_REQUEST_GRACE
 from dracula.ops.connection_age import retire_at as age_limit
-from dracula.ops.logs import format_peer
 from dracula.ops.overload import pool_job
 from dracula.server.calls import Call, refuse_wire
+from dracula.server.connection_rules import charge_unsent, drain_timed_out, draining, expired, pool_for_timeouts
 from dracula.server.dispatch import ASYNC, BLOCKING
-from dracula.server.thread_pool import HandlerPool
 from dracula.wire.errors import WireError
 from dracula.wire.reader import MIN_FREE
 
@@ -84,10 +83,9 @@ class ThreadedBackend:
         middleware = self.state.middleware
         if any(m.route == ASYNC for m in methods) or (middleware is not None and middleware.needs_loop):
             self._start_coroutine_loop()
-        if self.config.handler_timeout and any(m.kind == BLOCKING for m in methods):
-            # Only a timeout needs the pool: without one a @blocking handler just runs on its
-            # connection's own thread.
-            self.state.pool = HandlerPool(self.config.blocking_threads, self.state.observer)
+        # Only a timeout needs the pool: without one a @blocking handler just runs on its
+        # connection's own thread.
+        self.state.pool = pool_for_timeouts(self.state)
         # The listening socket may be shared with other workers: never shut it down or change
         # its blocking flag (both are shared); wait for it or for stop()'s wake-up byte.
         self._wake_r, self._wake_w = os.pipe()
@@ -150,7 +148,7 @@ class ThreadedBackend:
                 if conn.idle and conn.used:  # never with a request partly received
                     _shutdown_read(conn.sock)
         if any(conn.busy for conn in conns):
-            log.info("draining %d connection(s) with requests in flight", sum(c.busy for c in conns))
+            draining(log, sum(c.busy for c in conns))
         # A connection accepted moments ago may be about to send its first request: give it
         # FIRST_REQUEST_GRACE before closing it as idle.
         if any(not conn.used for conn in conns):
@@ -170,7 +168,7 @@ class ThreadedBackend:
             left = list(self.state.connections)
         if left:
             self.timed_out = True
-            log.warning("graceful timeout: closing %d connection(s) with requests in flight", len(left))
+            drain_timed_out(log, len(left))
             for conn in left:
                 _shutdown_read(conn.sock, socket.SHUT_RDWR)
 
@@ -220,13 +218,9 @@ class ThreadedBackend:
                 timeout = wanted
             try:
                 n = sock.recv_into(reader.get_buffer())
-            except TimeoutError:
-                if partial_since is not None:
-                    self.state.refusals(peer, "request still incomplete after %gs" % self.config.request_timeout)
-                elif retire_at is not None and time.monotonic() >= retire_at:
-                    log.debug("closing %s: older than --max-connection-age", format_peer(peer))
-                else:
-                    log.debug("closing %s: idle for %gs", format_peer(peer), self.config.idle_timeout)
+            except TimeoutError:  # the limit _recv_timeout chose has passed: which one?
+                expired(self.state, log, peer, incomplete=partial_since is not None,
+                        aged=retire_at is not None and time.monotonic() >= retire_at, idle=True)
                 return
             if n == 0:
                 return
@@ -264,8 +258,7 @@ class ThreadedBackend:
             return True
         if granted.wait(reader.budget.wait_limit) and reader.make_room(granted.set):  # type: ignore[union-attr]  # has one
             return True
-        self.state.refusals(peer, "waited %gs for memory (--max-buffer-memory spent): its message "
-                            "cannot progress, closing the connection" % self.state.budget.wait_limit)  # type: ignore[union-attr]
+        expired(self.state, log, peer, starved=True)
         return False
 
     def _answer(self, conn: _Conn, reader: Reader, peer: Peer) -> bool:
@@ -311,9 +304,7 @@ class ThreadedBackend:
             return True
         # A batch this large may wait in sendall for a client that does not read: it counts
         # against the process's memory budget while it waits.
-        if not budget.try_take(len(data)):
-            self.state.refusals(peer, "%d reply bytes to send and --max-buffer-memory spent: "
-                                "closing the connection" % len(data))
+        if not charge_unsent(self.state, peer, len(data), "to send"):
             return False
         try:
             sock.sendall(data)

@@ -16,9 +16,8 @@ import uvloop
 from dracula.config import FIRST_REQUEST_GRACE
 from dracula.ops.budget import BUDGET_WAIT
 from dracula.ops.connection_age import Retirements
-from dracula.ops.logs import format_peer
 from dracula.server.backends.uv_connection import Connection
-from dracula.server.thread_pool import HandlerPool
+from dracula.server.connection_rules import drain_timed_out, draining, expired, handler_pool
 
 if TYPE_CHECKING:
     from dracula.server.seams import OnReady
@@ -82,9 +81,8 @@ class UVBackend:
     async def _serve(self, on_ready: OnReady) -> None:
         state = self.state
         self._stop = asyncio.Event()
-        # Always there: a plain method that blocks moves to it (placement.py). It starts no
-        # thread until a call needs one.
-        state.pool = HandlerPool(self.config.blocking_threads, state.observer)
+        # Always there: a plain method that blocks moves to it (placement.py).
+        state.pool = handler_pool(state)
         server = self._server = await asyncio.get_running_loop().create_server(
             lambda: Connection(state), sock=self.sock, backlog=self.config.backlog,
             ssl=self.ssl_context,
@@ -118,7 +116,7 @@ class UVBackend:
                     conn.check_timeouts(now)
                     # Between calls only (close_if_idle): a client may retry on a new connection.
                     if aged is not None and aged.due(conn, now) and conn.close_if_idle():
-                        log.debug("closing %s: older than --max-connection-age", format_peer(conn.peer))
+                        expired(state, log, conn.peer, aged=True)
                 if aged is not None:
                     aged.keep_only(state.connections)
 
@@ -140,13 +138,12 @@ class UVBackend:
         # FIRST_REQUEST_GRACE before closing it as idle.
         grace = loop.call_later(min(FIRST_REQUEST_GRACE, self.config.graceful_timeout), self._close_fresh)
         if state.connections:
-            log.info("draining %d connection(s) with requests in flight", busy)
+            draining(log, busy)
             try:
                 await asyncio.wait_for(all_closed, self.config.graceful_timeout)
             except asyncio.TimeoutError:
                 self.timed_out = True
-                log.warning("graceful timeout: closing %d connection(s) with requests in flight",
-                            len(state.connections))
+                drain_timed_out(log, len(state.connections))
         grace.cancel()
         for conn in list(state.connections):
             conn.transport.abort()

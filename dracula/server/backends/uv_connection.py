@@ -16,9 +16,9 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from dracula.ops.logs import format_peer
 from dracula.ops.overload import Overloaded, pool_job
 from dracula.server.calls import Call, refuse_wire
+from dracula.server.connection_rules import ABORT, CLOSE, charge_unsent, expired
 from dracula.server.dispatch import ASYNC, SYNC
 from dracula.wire.errors import WireError
 from dracula.wire.reader import MIN_FREE
@@ -99,15 +99,13 @@ class Connection(asyncio.BufferedProtocol):
             self._charge_unsent()
 
     def _charge_unsent(self) -> None:
-        """Replies past the high-water mark count against the process's memory budget; when
-        it is spent, a client that does not read its replies is closed rather than let the
-        sum of all write buffers grow."""
+        """Replies past the high-water mark count against the process's memory budget
+        (connection_rules.charge_unsent): a client that does not read them is closed once it
+        is spent."""
         size = self.transport.get_write_buffer_size()
-        if self.state.budget.try_take(size):  # type: ignore[union-attr]
+        if charge_unsent(self.state, self.peer, size, "unread"):
             self.write_charged = size
             return
-        self.state.refusals(self.peer, "%d reply bytes unread and --max-buffer-memory spent: "
-                            "closing the connection" % size)
         self.state.loop.call_soon(self.transport.abort)  # type: ignore[union-attr]  # not inside the write that paused
 
     def _uncharge_unsent(self) -> None:
@@ -354,17 +352,18 @@ class Connection(asyncio.BufferedProtocol):
         self._after_reply()
 
     def check_timeouts(self, now: float) -> None:
-        config = self.config
-        if self.budget_since is not None and now - self.budget_since > self.state.budget.wait_limit:  # type: ignore[union-attr]
-            self.state.refusals(self.peer, "waited %gs for memory (--max-buffer-memory spent): its "
-                                "message cannot progress, closing the connection" % self.state.budget.wait_limit)  # type: ignore[union-attr]
+        """The sweeper's look at this connection's time limits (connection_rules.expired)."""
+        config, budget = self.config, self.state.budget
+        budget_since, partial_since = self.budget_since, self.partial_since
+        verdict = expired(
+            self.state, log, self.peer,
+            starved=budget_since is not None and budget is not None and now - budget_since > budget.wait_limit,
+            incomplete=partial_since is not None and bool(config.request_timeout) and
+            now - partial_since > config.request_timeout,
+            idle=bool(config.idle_timeout) and self.idle and now - self.active_at > config.idle_timeout)
+        if verdict is ABORT:
             self.transport.abort()
-        elif self.partial_since is not None and config.request_timeout and \
-                now - self.partial_since > config.request_timeout:
-            self.state.refusals(self.peer, "request still incomplete after %gs" % config.request_timeout)
-            self.transport.abort()
-        elif config.idle_timeout and self.idle and now - self.active_at > config.idle_timeout:
-            log.debug("closing %s: idle for %gs", format_peer(self.peer), config.idle_timeout)
+        elif verdict is CLOSE:
             self.transport.close()
 
     def _after_reply(self) -> None:
