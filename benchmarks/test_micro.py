@@ -184,7 +184,7 @@ def test_decode_shape(benchmark, size):
 
 def one_call(state, msg, codec, framed):
     """What a backend does per request: admit (look up, decode arguments), call, encode."""
-    call = Call(state, msg, codec, framed, None)
+    call = Call(state, msg, codec, framed, None, None)  # no peer, no loop for after-hooks
     if call.admit():
         call.run_inline()
     return call.reply

@@ -41,7 +41,7 @@ import uvloop
 
 import dracula
 from dracula.server.backends.threaded import ThreadedBackend, _Conn
-from dracula.server.backends.uv_connection import Connection
+from dracula.server.backends.uv_connection import Connection, Reactor
 from dracula.server.dispatch import ASYNC, BLOCKING, Dispatcher
 from dracula.server.placement import Placement
 from dracula.server.state import ServerState
@@ -254,17 +254,17 @@ class UVRig:
     def __init__(self, handler, **options):
         self.handler = handler
         self.state = make_state(self.backend, handler, **options)
-        self.loop = self.state.loop = uvloop.new_event_loop()
+        self.loop = uvloop.new_event_loop()
         self.errors: list[dict] = []  # what reached the loop's exception handler
         self.loop.set_exception_handler(lambda loop, context: self.errors.append(context))
         # As UVBackend._serve does before accepting.
-        self.state.pool = HandlerPool(self.state.config.blocking_threads, name="contract-blocking")
+        self.reactor = Reactor(self.loop, HandlerPool(self.state.config.blocking_threads, name="contract-blocking"))
         self.now = 1000.0  # the connections' clock
         self.waiters: list[asyncio.Future] = []
         self.peers: list[UVPeer] = []
 
     def connect(self) -> UVPeer:
-        conn = Connection(self.state)
+        conn = Connection(self.state, self.reactor)
         conn.time = lambda: self.now  # the clock idle and partial-request times are read from
         transport = MockTransport(self, ("127.0.0.1", next(_ports)))
         transport.protocol = conn
@@ -275,7 +275,7 @@ class UVRig:
 
     def drain(self) -> None:
         """What UVBackend._drain does first: mark the drain, close what is idle."""
-        self.state.draining = True
+        self.state.begin_drain()
         for conn in list(self.state.connections):
             conn.close_if_idle()
         self.turn()
@@ -328,8 +328,7 @@ class UVRig:
             if not peer.transport.closing:
                 peer.transport.abort()
         self.turn()
-        if self.state.pool is not None:
-            self.state.pool.shutdown(wait=True)
+        self.reactor.pool.shutdown(wait=True)
         self.turn()
         self.loop.close()
         self.check_errors()
@@ -529,7 +528,7 @@ class ThreadRig:
             self.coro_thread = next(t for t in set(threading.enumerate()) - before
                                     if t.name == "dracula-coroutines")
         if self.state.config.handler_timeout and any(m.kind == BLOCKING for m in self.state.methods.values()):
-            self.state.pool = HandlerPool(self.state.config.blocking_threads, name="contract-blocking")
+            self.backend_obj.pool = HandlerPool(self.state.config.blocking_threads, name="contract-blocking")
         self.peers: list[ThreadPeer] = []
         self.drainer = None
         self.errors: list[BaseException] = []  # what escaped a connection thread
@@ -586,8 +585,8 @@ class ThreadRig:
             if self.coro_thread is not None:
                 self.coro_thread.join(WAIT)
                 loop.close()
-        if self.state.pool is not None:
-            self.state.pool.shutdown(wait=True)
+        if self.backend_obj.pool is not None:
+            self.backend_obj.pool.shutdown(wait=True)
         self.check_errors()
 
 

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from dracula.ops.overload import Overload
     from dracula.server.dispatch import Method
     from dracula.server.state import ServerState
+    from dracula.server.thread_pool import HandlerPool
     from dracula.typedefs import Peer
     from dracula.wire.codec import Codec
     from dracula.wire.detect import Wire
@@ -54,7 +55,7 @@ def refuse_wire(state: ServerState[Any], error: WireError, wire: Wire | None, pe
         name, mtype, seqid, _ = error.reply_to
         assert wire is not None  # a message header was read: the wire was detected
         call = Call(state, Message(name, mtype, seqid, b"", error.theader), state.codec_for(wire.protocol),
-                    wire.frames_replies, peer)
+                    wire.frames_replies, peer, None)  # never admitted: no hook runs after it
         call.refuse(error.app_type, error.reason)
         reply = call.reply
     answered = "answered %s" % app_error_name(error.app_type) if reply is not None else None
@@ -64,7 +65,7 @@ def refuse_wire(state: ServerState[Any], error: WireError, wire: Wire | None, pe
 
 
 class Call:
-    __slots__ = ("state", "msg", "codec", "framed", "peer", "method", "args", "reply", "outcome",
+    __slots__ = ("state", "msg", "codec", "framed", "peer", "loop", "method", "args", "reply", "outcome",
                  "started", "deadline", "_context", "counted")
     method: Method | None  # set by admit(); None for an unknown method. Past admit() it is set.
     reply: bytes | None
@@ -75,12 +76,14 @@ class Call:
     started: float  # perf_counter() when observed (0.0: not timed, or observed already)
     counted: bool
 
-    def __init__(self, state: ServerState[Any], msg: Message, codec: Codec, framed: bool, peer: Peer) -> None:
+    def __init__(self, state: ServerState[Any], msg: Message, codec: Codec, framed: bool, peer: Peer,
+                 loop: asyncio.AbstractEventLoop | None) -> None:
         self.state = state
         self.msg = msg
         self.codec = codec
         self.framed = framed
         self.peer = peer
+        self.loop = loop  # the backend's: where an async `after` hook runs when it ends off any loop
         self.method = None
         self.reply = None
         self.started = 0.0
@@ -231,9 +234,11 @@ class Call:
         self.finish(value)
         return None
 
-    async def awaited(self, coroutine: Coroutine[Any, Any, Any] | None = None) -> bytes | None:
+    async def awaited(self, coroutine: Coroutine[Any, Any, Any] | None = None,
+                      pool: HandlerPool | None = None) -> bytes | None:
         """Call a coroutine handler (or await the `coroutine` run_inline returned); its reply
-        bytes (also left in `reply`)."""
+        bytes (also left in `reply`). `pool`: the backend's, for a @blocking handler sent down
+        this path by async middleware (None: the loop's default executor)."""
         _current.set(self)  # the task runs in its own copy of the context
         expired = self._expired()
         if expired is not None:
@@ -250,7 +255,7 @@ class Call:
         try:
             value = None
             if coroutine is None:
-                coroutine, value = self._start()  # type: ignore[assignment]  # or the pool's future
+                coroutine, value = self._start(pool)  # type: ignore[assignment]  # or the pool's future
             if coroutine is not None:
                 method = self.method
                 assert method is not None  # admitted
@@ -263,14 +268,14 @@ class Call:
             return self.finish(error=e)
         return self.finish(value)
 
-    def _start(self) -> tuple[Awaitable[Any] | None, Any]:
+    def _start(self, pool: HandlerPool | None) -> tuple[Awaitable[Any] | None, Any]:
         """(what to await, None) or (None, the value): async middleware sends every call down
         the coroutine path, so a plain handler may run here and a @blocking one in the pool."""
         method = self.method
         assert method is not None  # admitted
         if method.kind is BLOCKING:
             job = pool_job(self, self.state.overload)  # raises Overloaded past the queue timeout
-            return asyncio.get_running_loop().run_in_executor(self.state.pool, job), None
+            return asyncio.get_running_loop().run_in_executor(pool, job), None
         placement = None if method.kind is ASYNC else method.placement
         value = method.fn(*self.args) if placement is None else placement.timed(method, self.args)
         if method.kind is ASYNC or value.__class__ is _CoroutineType:
@@ -395,4 +400,4 @@ class Call:
                 self.counted = False
                 state.overload.leave()  # type: ignore[union-attr]  # counted: there is one
             if state.middleware is not None:
-                state.middleware.finished(self, seconds, state.loop)
+                state.middleware.finished(self, seconds, self.loop)

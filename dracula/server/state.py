@@ -1,10 +1,10 @@
 """What every connection of a server shares, whichever backend runs it: the method table, the
 per-call policy's settings, the refusal log, the open connections and the drain flag.
 
-Connections see this object, not their backend."""
+Connections see this object; what only one backend has (its loop, its handler pool, how far
+its drain has got) stays with that backend, which hands it to its connections and calls."""
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Generic
@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from dracula.ops.observe import ServerObserver
     from dracula.server.dispatch import Dispatcher
     from dracula.server.middleware import Chain
-    from dracula.server.thread_pool import HandlerPool
 
 
 class ServerState(Generic[Conn]):
@@ -45,19 +44,19 @@ class ServerState(Generic[Conn]):
         self.peer_counts: dict[str, int] = {}  # client address -> open connections (with a per-peer limit)
         self.connections: set[Conn] = set()
         self.connection_limit = config.connection_limit
-        self.draining = False
-        # Set by the backend: the loop coroutine handlers run on, the pool for @blocking ones.
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.pool: HandlerPool | None = None
-        # Early in a drain a connection that has sent nothing yet may be about to: it gets
-        # FIRST_REQUEST_GRACE before it is closed as idle.
-        self.fresh_grace_over = False
-        self.on_all_closed: Callable[[], None] | None = None  # the reactor's drain waits for this
+        self.draining = False  # set once, by begin_drain()
+        self._on_all_closed: Callable[[], None] | None = None  # the reactor's drain waits for this
         # Codecs reuse their buffers, so each thread has its own (the reactor: one for all).
         self._codecs = threading.local()
 
     def new_reader(self) -> Reader:
         return Reader.for_config(self.config, self.arg_specs, self.budget)
+
+    def begin_drain(self, on_all_closed: Callable[[], None] | None = None) -> None:
+        """The backend stopped accepting: connections close once idle from now on, and
+        `on_all_closed()` is called when the last one has gone."""
+        self.draining = True
+        self._on_all_closed = on_all_closed
 
     def healthy_load(self) -> bool:
         """False while shedding hard, where /healthz should say so (--unhealthy-when-shedding)."""
@@ -124,8 +123,8 @@ class ServerState(Generic[Conn]):
                 self.peer_counts[host] = left
         if self.observer is not None:
             self.observer.connection_closed()
-        if not self.connections and self.on_all_closed is not None:
-            self.on_all_closed()
+        if not self.connections and self._on_all_closed is not None:
+            self._on_all_closed()
 
 
 def _host(peer: Peer) -> str:

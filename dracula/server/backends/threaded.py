@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from dracula.server.dispatch import Method
     from dracula.server.seams import OnReady
     from dracula.server.state import ServerState
+    from dracula.server.thread_pool import HandlerPool
     from dracula.typedefs import Peer
     from dracula.wire.codec import Codec
     from dracula.wire.reader import Reader
@@ -75,7 +76,8 @@ class ThreadedBackend:
         self.ssl_context = ssl_context
         self.lock = threading.Lock()  # guards state.connections and each _Conn's flags
         self.stopping = threading.Event()
-        self.coro_loop: asyncio.AbstractEventLoop | None = None
+        self.coro_loop: asyncio.AbstractEventLoop | None = None  # for coroutine handlers, started when needed
+        self.pool: HandlerPool | None = None  # for @blocking handlers with a --handler-timeout
         self.timed_out = False  # the drain hit the graceful timeout
 
     def run(self, on_ready: OnReady) -> None:
@@ -85,7 +87,7 @@ class ThreadedBackend:
             self._start_coroutine_loop()
         # Only a timeout needs the pool: without one a @blocking handler just runs on its
         # connection's own thread.
-        self.state.pool = pool_for_timeouts(self.state)
+        self.pool = pool_for_timeouts(self.state)
         # The listening socket may be shared with other workers: never shut it down or change
         # its blocking flag (both are shared); wait for it or for stop()'s wake-up byte.
         self._wake_r, self._wake_w = os.pipe()
@@ -129,8 +131,8 @@ class ThreadedBackend:
             os.close(self._wake_w)
             if self.coro_loop is not None:
                 self.coro_loop.call_soon_threadsafe(self.coro_loop.stop)
-            if self.state.pool is not None:
-                self.state.pool.shutdown(wait=False, cancel_futures=True)
+            if self.pool is not None:
+                self.pool.shutdown(wait=False, cancel_futures=True)
 
     def stop(self) -> None:
         """Begin a graceful stop; safe from any thread and from signal handlers."""
@@ -142,6 +144,7 @@ class ThreadedBackend:
 
     def _drain(self) -> None:
         deadline = _Deadline(self.config.graceful_timeout)
+        self.state.begin_drain()  # each connection's thread sees `stopping` itself
         with self.lock:
             conns = list(self.state.connections)
             for conn in conns:
@@ -277,7 +280,8 @@ class ThreadedBackend:
                     break
                 if conn.codec is None:
                     conn.codec = self.state.codec_for(reader.wire.protocol)  # type: ignore[union-attr]  # detected
-                reply = self._handle(Call(self.state, msg, conn.codec, reader.wire.frames_replies, peer))  # type: ignore[union-attr]
+                reply = self._handle(Call(self.state, msg, conn.codec, reader.wire.frames_replies, peer,  # type: ignore[union-attr]
+                                          self.coro_loop))
             if reply is not None:
                 out.append(reply)
                 queued += len(reply)
@@ -333,9 +337,10 @@ class ThreadedBackend:
             return call.reply
         method: Method = call.method  # type: ignore[assignment]  # admitted
         timeout = call.time_limit(self.config.handler_timeout) or None
-        if method.route is BLOCKING and timeout and self.state.pool is not None:
+        pool = self.pool
+        if method.route is BLOCKING and timeout and pool is not None:
             try:
-                value = self.state.pool.submit(pool_job(call, self.state.overload)).result(timeout)
+                value = pool.submit(pool_job(call, self.state.overload)).result(timeout)
             except concurrent.futures.TimeoutError:
                 return call.timed_out(timeout)
             except (Exception, SystemExit) as e:
@@ -346,7 +351,7 @@ class ThreadedBackend:
             coroutine = call.run_inline()
             if coroutine is None:
                 return call.reply
-        future = self._await(call.awaited(coroutine))
+        future = self._await(call.awaited(coroutine, pool))
         try:
             return future.result(timeout)  # the reply: awaited() encodes it
         except concurrent.futures.TimeoutError:
@@ -364,7 +369,7 @@ class ThreadedBackend:
         return asyncio.run_coroutine_threadsafe(coroutine, loop)
 
     def _start_coroutine_loop(self) -> None:
-        self.coro_loop = self.state.loop = asyncio.new_event_loop()
+        self.coro_loop = asyncio.new_event_loop()
         threading.Thread(target=self.coro_loop.run_forever, name="dracula-coroutines", daemon=True).start()
 
 

@@ -16,7 +16,7 @@ import uvloop
 from dracula.config import FIRST_REQUEST_GRACE
 from dracula.ops.budget import BUDGET_WAIT
 from dracula.ops.connection_age import Retirements
-from dracula.server.backends.uv_connection import Connection
+from dracula.server.backends.uv_connection import Connection, Reactor
 from dracula.server.connection_rules import drain_timed_out, draining, expired, handler_pool
 
 if TYPE_CHECKING:
@@ -38,6 +38,7 @@ class UVBackend:
         self._server: asyncio.Server | None = None  # the asyncio server, once listening
         self._sweeper: asyncio.Task[None] | None = None
         self._stop_requested = False
+        self.reactor: Reactor | None = None  # the loop, pool and drain progress its connections share
         self.timed_out = False  # the drain hit the graceful timeout
 
     def run(self, on_ready: OnReady) -> None:
@@ -50,15 +51,15 @@ class UVBackend:
 
     async def serve(self, on_ready: OnReady) -> None:
         """Serve on the running loop (uvloop or plain asyncio) until stop() has drained."""
-        self.loop = self.state.loop = asyncio.get_running_loop()
+        self.loop = asyncio.get_running_loop()
         try:
             await self._serve(on_ready)
         except asyncio.CancelledError:
             self._abort()  # a cancelled serve stops at once: stop() is the graceful way
             raise
         finally:
-            if self.state.pool is not None:
-                self.state.pool.shutdown(wait=False, cancel_futures=True)
+            if self.reactor is not None:
+                self.reactor.pool.shutdown(wait=False, cancel_futures=True)
 
     def stop(self) -> None:
         """Begin a graceful stop; safe from any thread and from signal handlers."""
@@ -81,10 +82,11 @@ class UVBackend:
     async def _serve(self, on_ready: OnReady) -> None:
         state = self.state
         self._stop = asyncio.Event()
-        # Always there: a plain method that blocks moves to it (placement.py).
-        state.pool = handler_pool(state)
-        server = self._server = await asyncio.get_running_loop().create_server(
-            lambda: Connection(state), sock=self.sock, backlog=self.config.backlog,
+        # The pool is always there: a plain method that blocks moves to it (placement.py).
+        loop = asyncio.get_running_loop()
+        reactor = self.reactor = Reactor(loop, handler_pool(state))
+        server = self._server = await loop.create_server(
+            lambda: Connection(state, reactor), sock=self.sock, backlog=self.config.backlog,
             ssl=self.ssl_context,
             ssl_handshake_timeout=(self.config.request_timeout or None) if self.ssl_context else None)
         sweeper = self._sweeper = self._start_sweeper()
@@ -124,7 +126,6 @@ class UVBackend:
 
     async def _drain(self) -> None:
         state = self.state
-        state.draining = True
         loop = asyncio.get_running_loop()
         all_closed = loop.create_future()
 
@@ -132,7 +133,7 @@ class UVBackend:
             if not all_closed.done():
                 all_closed.set_result(None)
 
-        state.on_all_closed = on_all_closed
+        state.begin_drain(on_all_closed)
         busy = sum(not conn.close_if_idle() for conn in list(state.connections))
         # A connection accepted moments ago may be about to send its first request: give it
         # FIRST_REQUEST_GRACE before closing it as idle.
@@ -151,6 +152,7 @@ class UVBackend:
         await asyncio.sleep(0)
 
     def _close_fresh(self) -> None:
-        self.state.fresh_grace_over = True
+        assert self.reactor is not None  # draining: it was serving
+        self.reactor.fresh_grace_over = True
         for conn in list(self.state.connections):
             conn.close_if_idle()

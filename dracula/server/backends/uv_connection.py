@@ -25,6 +25,7 @@ from dracula.wire.reader import MIN_FREE
 
 if TYPE_CHECKING:
     from dracula.server.state import ServerState
+    from dracula.server.thread_pool import HandlerPool
     from dracula.typedefs import Peer
     from dracula.wire.codec import Codec
     from dracula.wire.reader import Message
@@ -44,14 +45,29 @@ class Pending:
         self.timer: asyncio.TimerHandle | None = None  # --handler-timeout / the client's deadline
 
 
+class Reactor:
+    """What the connections of one UVBackend share beyond the ServerState, owned by the backend
+    and built complete before the first connection: the loop they run on, the pool @blocking
+    handlers go to, and whether a drain's FIRST_REQUEST_GRACE is over (a connection that has
+    sent nothing yet is closed as idle only after it)."""
+
+    __slots__ = ("loop", "pool", "fresh_grace_over")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, pool: HandlerPool) -> None:
+        self.loop = loop
+        self.pool = pool
+        self.fresh_grace_over = False
+
+
 class Connection(asyncio.BufferedProtocol):
-    # Three invariants mypy cannot follow are marked `type: ignore` where they are used: state.loop
-    # and state.pool are set (UVBackend.serve sets them before accepting); state.budget exists while
-    # write_charged or budget_since is set; reader.wire and reader.buf exist once a message has been read.
+    # One invariant mypy cannot follow is marked `type: ignore` where it is used: reader.wire and
+    # reader.buf exist once a message has been read.
     transport: asyncio.Transport  # from connection_made(), which asyncio calls before any other callback
 
-    def __init__(self, state: ServerState[Connection]) -> None:
+    def __init__(self, state: ServerState[Connection], reactor: Reactor) -> None:
         self.state = state
+        self.reactor = reactor
+        self.loop = reactor.loop
         self.config = state.config
         self.observer = state.observer
         self.reader = state.new_reader()
@@ -106,7 +122,7 @@ class Connection(asyncio.BufferedProtocol):
         if charge_unsent(self.state, self.peer, size, "unread"):
             self.write_charged = size
             return
-        self.state.loop.call_soon(self.transport.abort)  # type: ignore[union-attr]  # not inside the write that paused
+        self.loop.call_soon(self.transport.abort)  # not inside the write that paused
 
     def _uncharge_unsent(self) -> None:
         if self.write_charged:
@@ -186,7 +202,7 @@ class Connection(asyncio.BufferedProtocol):
             self._write(out[0] if len(out) == 1 else b"".join(out))
         if self.backlogged and not self.writing_paused:
             # The write went out at once: carry on (on the next turn, so others are served).
-            self.state.loop.call_soon(self._resume_backlog)  # type: ignore[union-attr]
+            self.loop.call_soon(self._resume_backlog)
         self.active_at = now = self.time()
         if reader.start == reader.end:
             self.partial_since = None
@@ -210,7 +226,7 @@ class Connection(asyncio.BufferedProtocol):
 
     def _budget_wake(self) -> None:
         # Called by whoever gave memory back, inside their own callback: continue later.
-        self.state.loop.call_soon(self._budget_granted)  # type: ignore[union-attr]
+        self.loop.call_soon(self._budget_granted)
 
     def _budget_granted(self) -> None:
         if self.closed or not self.reader.make_room(self._budget_wake):
@@ -226,7 +242,7 @@ class Connection(asyncio.BufferedProtocol):
 
     # -- requests --------------------------------------------------------------------------
     def _handle(self, msg: Message, out: list[bytes]) -> None:
-        call = Call(self.state, msg, self.codec, self.framed, self.peer)  # type: ignore[arg-type]  # set before
+        call = Call(self.state, msg, self.codec, self.framed, self.peer, self.loop)  # type: ignore[arg-type]  # set before
         if self.read_at:
             call.started = self.read_at
         if not call.admit():
@@ -256,17 +272,17 @@ class Connection(asyncio.BufferedProtocol):
             except Overloaded as e:  # the pool's queue is too long
                 self._emit(call.finish(error=e), out)
                 return
-        loop: asyncio.AbstractEventLoop = self.state.loop  # type: ignore[assignment]
+        loop = self.loop
         slot = Pending()
         self.slots.append(slot)
         timeout = call.time_limit(self.config.handler_timeout)
         if kind is ASYNC:
-            future = asyncio.ensure_future(call.awaited(coroutine), loop=loop)
+            future = asyncio.ensure_future(call.awaited(coroutine, self.reactor.pool), loop=loop)
             future.add_done_callback(functools.partial(self._finished, call, slot))
             if timeout:
                 slot.timer = loop.call_later(timeout, self._timed_out, call, slot, future, timeout)
         else:  # straight to a pool thread and back: no futures on either side
-            self.state.pool.run(self._run_in_thread, call, slot, job)  # type: ignore[union-attr]
+            self.reactor.pool.run(self._run_in_thread, call, slot, job)
             if timeout:
                 slot.timer = loop.call_later(timeout, self._timed_out, call, slot, None, timeout)
 
@@ -307,7 +323,7 @@ class Connection(asyncio.BufferedProtocol):
         except BaseException as e:
             value, error = None, e
         try:
-            self.state.loop.call_soon_threadsafe(self._ran_in_thread, call, slot, value, error)  # type: ignore[union-attr]
+            self.loop.call_soon_threadsafe(self._ran_in_thread, call, slot, value, error)
         except RuntimeError:  # the loop closed: the server stopped without waiting for it
             pass
 
@@ -340,7 +356,7 @@ class Connection(asyncio.BufferedProtocol):
             if reply is not None:
                 self.later.append(reply)
         if self.later and released:
-            self.state.loop.call_soon(self._flush)  # type: ignore[union-attr]
+            self.loop.call_soon(self._flush)
         elif not slots:
             self._after_reply()
 
@@ -389,7 +405,7 @@ class Connection(asyncio.BufferedProtocol):
         True if it closed."""
         if not self.idle:
             return False
-        if not self.used and not self.state.fresh_grace_over:
+        if not self.used and not self.reactor.fresh_grace_over:
             return False  # never sent a byte: its first request may be on the way
         self.transport.close()
         return True
