@@ -1,6 +1,7 @@
 """One call, from a decoded message header to its reply bytes: the request path both backends share.
 
-    admit()  look the method up, decode the arguments, apply the server's per-call policy
+    admit()  look the method up, decode the arguments, apply the server's per-call policy: the
+             Method to run (None: refused, and finished)
     run_inline() / awaited() / finish()   call the handler (the backend chooses where it runs)
     reply    the encoded answer (None: nothing is sent back, as for oneway)
     outcome  "ok", "exception" (declared in the IDL) or "error" (a TApplicationException)
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from dracula.typedefs import Peer
     from dracula.wire.codec import Codec
     from dracula.wire.detect import Wire
+    from dracula.wire.theader_frame import HeaderFrame
 
 log = logging.getLogger("dracula.dispatch")
 
@@ -74,7 +76,7 @@ class Call:
     deadline: float | None  # time.monotonic() from THeader's client_timeout, set by admit()
     outcome: str  # OK, DECLARED or ERROR, once finished
     started: float  # perf_counter() when observed (0.0: not timed, or observed already)
-    counted: bool
+    counted: Overload | None  # what counts it in flight (--max-requests/--queue-timeout), until observed
 
     def __init__(self, state: ServerState[Any], msg: Message, codec: Codec, framed: bool, peer: Peer,
                  loop: asyncio.AbstractEventLoop | None) -> None:
@@ -88,12 +90,13 @@ class Call:
         self.reply = None
         self.started = 0.0
         self._context = None
-        self.counted = False  # in the process's in-flight count (--max-requests/--queue-timeout)
+        self.counted = None
 
     # -- decode and policy -----------------------------------------------------------------
-    def admit(self) -> bool:
-        """True when the handler may run (`method` and `args` are set); False when the call
-        was refused and is finished (`reply` holds the TApplicationException, if any)."""
+    def admit(self) -> Method | None:
+        """The method to call when the handler may run (`method` and `args` are set); None
+        when the call was refused and is finished (`reply` holds the TApplicationException,
+        if any)."""
         state = self.state
         if state.observed:
             # A backend may have started the clock at the read that completed the request
@@ -124,30 +127,36 @@ class Call:
         header = msg.header  # a THeader client_timeout counts from the call's arrival
         self.deadline = None if header is None or header.timeout is None else _monotonic() + header.timeout
         if state.overload is not None and not self._enter(state.overload):
-            return False
-        if state.middleware is not None:
-            return state.middleware.before(self)
-        return True
+            return None
+        if state.middleware is not None and not state.middleware.before(self):
+            return None
+        return method
 
     def _enter(self, overload: Overload) -> bool:
         """Count the call in flight, or shed it (--max-requests)."""
         reason = overload.enter()
         if reason is not None:
             return self.refuse(AppError.LOADSHEDDING, overloaded_message(reason))
-        self.counted = True
+        self.counted = overload
         return True
 
     def shed_if_late(self) -> bool:
         """True when the call waited past --queue-timeout before its handler could start: it
         is then answered as overloaded (`reply`) instead of run."""
-        overload = self.state.overload
-        if not self.counted or not overload.queue_timeout:  # type: ignore[union-attr]  # counted: there is one
+        overload = self.counted
+        if overload is None or not overload.queue_timeout:
             return False
-        error = overload.waited_too_long(self.started)  # type: ignore[union-attr]
+        error = overload.waited_too_long(self.started)
         if error is None:
             return False
         self.finish(error=error)
         return True
+
+    @property
+    def qualname(self) -> str:
+        """Service.method, or (refused before its method was known) the name the client sent."""
+        method = self.method
+        return method.qualname if method is not None else self.msg.name.decode("utf-8", "replace")
 
     @property
     def context(self) -> CallContext:
@@ -178,19 +187,21 @@ class Call:
                                          % self.method.qualname)
         return None
 
-    def _refused(self, app_type: int, message: str) -> bool:
-        """Refuse a call the client sent, with its one refusal line saying what followed."""
+    def _refused(self, app_type: int, message: str) -> Method | None:
+        """Refuse a call the client sent, with its one refusal line saying what followed; what
+        admit() returns for it (None)."""
         self.refuse(app_type, message)
         what = ("answered %s" % app_error_name(app_type) if self.reply is not None
                 else "oneway: not answered")
         self.state.refusals(self.peer, "%s (%s)" % (message, what))
-        return False
+        return None
 
     def refuse(self, app_type: int, message: str) -> bool:
         """Answer with a TApplicationException instead of running the handler (False)."""
         if self.msg.mtype != ONEWAY:
             reply = self._failure(app_type, message)
-            self.reply = reply if self.msg.header is None else self._in_header_frame(reply)
+            header = self.msg.header
+            self.reply = reply if header is None else self._in_header_frame(reply, header)
         self.outcome = ERROR
         self._observe()
         return False
@@ -227,7 +238,7 @@ class Call:
             elif self._context is None:  # no response headers: a frame that cannot be too large
                 self.reply = encode_frame(reply, header)
             else:
-                self.reply = self._in_header_frame(reply)
+                self.reply = self._in_header_frame(reply, header)
             if self.started:
                 self._observe()
             return None
@@ -245,7 +256,7 @@ class Call:
             if coroutine is not None:
                 coroutine.close()
             return self.finish(error=expired)
-        if self.counted and self.shed_if_late():  # the loop was too busy to start it in time
+        if self.counted is not None and self.shed_if_late():  # the loop was too busy to start it in time
             if coroutine is not None:
                 coroutine.close()
             return self.reply
@@ -254,14 +265,15 @@ class Call:
             return self.reply
         try:
             value = None
-            if coroutine is None:
-                coroutine, value = self._start(pool)  # type: ignore[assignment]  # or the pool's future
-            if coroutine is not None:
+            awaitable: Awaitable[Any] | None = coroutine
+            if awaitable is None:
+                awaitable, value = self._start(pool)  # a coroutine, or the pool's future
+            if awaitable is not None:
                 method = self.method
                 assert method is not None  # admitted
-                if method.placement is not None and coroutine.__class__ is _CoroutineType:  # not a pool's future
-                    coroutine = method.placement.stepped(method, coroutine)
-                value = await coroutine
+                if method.placement is not None and awaitable.__class__ is _CoroutineType:  # not a pool's future
+                    awaitable = method.placement.stepped(method, awaitable)
+                value = await awaitable
         except SystemExit as e:  # the handler's error, not the server's: asyncio would re-raise it
             return self.finish(error=RuntimeError("handler raised SystemExit(%s)" % (e.code,)))
         except Exception as e:
@@ -308,8 +320,9 @@ class Call:
             self.reply = self._error_reply(error)
         else:
             self.reply = self._value_reply(value)
-        if self.msg.header is not None and self.reply is not None:
-            self.reply = self._in_header_frame(self.reply)
+        header = self.msg.header
+        if header is not None and self.reply is not None:
+            self.reply = self._in_header_frame(self.reply, header)
         self._observe()
         return self.reply
 
@@ -381,23 +394,24 @@ class Call:
             return self.codec.encode(name, EXCEPTION, self.msg.seqid, TApplicationException(
                 AppError.INTERNAL_ERROR, "the error could not be encoded"), self.framed)
 
-    def _in_header_frame(self, reply: bytes) -> bytes:
-        """A THeader request's reply goes back in a THeader frame, with the handler's headers."""
+    def _in_header_frame(self, reply: bytes, header: HeaderFrame) -> bytes:
+        """A THeader request's reply goes back in a THeader frame (the request's `header`),
+        with the handler's headers."""
         headers = self._context.response_headers if self._context is not None else None
-        # Called for THeader requests only: msg.header is set.
         try:
-            return encode_frame(reply, self.msg.header, headers)  # type: ignore[arg-type]
+            return encode_frame(reply, header, headers)
         except ValueError as e:  # response headers too large for a THeader header
             log.error("%s: %s", self.method.qualname if self.method else "reply", e)
-            return encode_frame(self._failure(AppError.INTERNAL_ERROR, str(e)), self.msg.header)  # type: ignore[arg-type]
+            return encode_frame(self._failure(AppError.INTERNAL_ERROR, str(e)), header)
 
     def _observe(self) -> None:
         if self.started:
             seconds = _perf_counter() - self.started
             self.started = 0.0  # observed once, even if a late outcome follows a timeout
             state = self.state
-            if self.counted:
-                self.counted = False
-                state.overload.leave()  # type: ignore[union-attr]  # counted: there is one
+            overload = self.counted
+            if overload is not None:
+                self.counted = None
+                overload.leave()
             if state.middleware is not None:
                 state.middleware.finished(self, seconds, self.loop)

@@ -29,7 +29,7 @@ from dracula.wire.errors import WireError
 from dracula.wire.reader import MIN_FREE
 
 if TYPE_CHECKING:
-    from dracula.server.dispatch import Method
+    from dracula.ops.budget import Budget
     from dracula.server.seams import OnReady
     from dracula.server.state import ServerState
     from dracula.server.thread_pool import HandlerPool
@@ -44,7 +44,7 @@ class _Conn:
     """A connection's entry in the table; its flags change under the backend's lock."""
 
     __slots__ = ("sock", "peer", "busy", "used", "partial", "evicted", "opened_at", "active_at",
-                 "thread", "codec")
+                 "thread", "codec", "framed")
 
     def __init__(self, sock: socket.socket, peer: Peer) -> None:
         self.sock = sock  # an ssl.SSLSocket once its TLS handshake is done
@@ -55,7 +55,8 @@ class _Conn:
         self.evicted = False
         self.opened_at = self.active_at = time.monotonic()
         self.thread: threading.Thread | None = None
-        self.codec: Codec | None = None
+        self.codec: Codec | None = None  # and `framed`: set once the first message shows the wire
+        self.framed = False
 
     @property
     def idle(self) -> bool:
@@ -162,11 +163,11 @@ class ThreadedBackend:
                         _shutdown_read(conn.sock)
         while deadline.left() > 0:  # connections registered during the drain count too
             with self.lock:
-                threads = [conn.thread for conn in self.state.connections]
+                threads = [conn.thread for conn in self.state.connections if conn.thread is not None]
             if not threads:
                 break
             for thread in threads:
-                thread.join(deadline.left())  # type: ignore[union-attr]  # started once admitted
+                thread.join(deadline.left())
         with self.lock:
             left = list(self.state.connections)
         if left:
@@ -177,7 +178,7 @@ class ThreadedBackend:
 
     def _serve_connection(self, conn: _Conn) -> None:
         try:
-            if self.ssl_context is None or self._handshake(conn):
+            if self.ssl_context is None or self._handshake(conn, self.ssl_context):
                 self._read_loop(conn)
         except OSError:
             pass  # reset by the peer, or shut down at the end of a drain or by an eviction
@@ -186,11 +187,11 @@ class ThreadedBackend:
                 self.state.connection_closed(conn)
             conn.sock.close()
 
-    def _handshake(self, conn: _Conn) -> bool:
+    def _handshake(self, conn: _Conn, ssl_context: ssl.SSLContext) -> bool:
         """Wrap the socket in TLS; False (logged) when the handshake fails."""
         try:
             conn.sock.settimeout(self.config.request_timeout or None)
-            conn.sock = self.ssl_context.wrap_socket(conn.sock, server_side=True)  # type: ignore[union-attr]  # TLS
+            conn.sock = ssl_context.wrap_socket(conn.sock, server_side=True)
             return True
         except (OSError, ValueError) as e:
             self.state.refusals(conn.peer, "TLS handshake failed: %s" % e)
@@ -212,8 +213,9 @@ class ThreadedBackend:
         max_age = self.config.max_connection_age
         retire_at = age_limit(conn.opened_at, max_age) if max_age else None
         timeout: float | None = -1.0  # none set yet
+        budget = reader.budget
         while True:
-            if reader.budget is not None and not self._room_in_budget(reader, peer):
+            if budget is not None and not self._room_in_budget(reader, budget, peer):
                 return
             wanted = self._recv_timeout(partial_since, conn, retire_at)
             if wanted != timeout:  # settimeout is a system call (FIONBIO): only on a change
@@ -251,7 +253,7 @@ class ThreadedBackend:
                     retire_at is not None and time.monotonic() >= retire_at)):
                 return  # between calls: a client may retry on a new connection
 
-    def _room_in_budget(self, reader: Reader, peer: Peer) -> bool:
+    def _room_in_budget(self, reader: Reader, budget: Budget, peer: Peer) -> bool:
         """Wait (this connection only) until the budget lets the buffer grow for the message
         arriving; False (logged) when it cannot progress within BUDGET_WAIT."""
         if reader.buf is None or len(reader.buf) - reader.end >= MIN_FREE:
@@ -259,7 +261,7 @@ class ThreadedBackend:
         granted = threading.Event()
         if reader.make_room(granted.set):
             return True
-        if granted.wait(reader.budget.wait_limit) and reader.make_room(granted.set):  # type: ignore[union-attr]  # has one
+        if granted.wait(budget.wait_limit) and reader.make_room(granted.set):
             return True
         expired(self.state, log, peer, starved=True)
         return False
@@ -278,10 +280,13 @@ class ThreadedBackend:
             else:
                 if msg is None:
                     break
-                if conn.codec is None:
-                    conn.codec = self.state.codec_for(reader.wire.protocol)  # type: ignore[union-attr]  # detected
-                reply = self._handle(Call(self.state, msg, conn.codec, reader.wire.frames_replies, peer,  # type: ignore[union-attr]
-                                          self.coro_loop))
+                codec = conn.codec
+                if codec is None:
+                    wire = reader.wire
+                    assert wire is not None  # a message was read
+                    codec = conn.codec = self.state.codec_for(wire.protocol)
+                    conn.framed = wire.frames_replies
+                reply = self._handle(Call(self.state, msg, codec, conn.framed, peer, self.coro_loop))
             if reply is not None:
                 out.append(reply)
                 queued += len(reply)
@@ -333,10 +338,10 @@ class ThreadedBackend:
 
     def _handle(self, call: Call) -> bytes | None:
         """Run one call on this connection's thread; its reply bytes."""
-        if not call.admit():
+        method = call.admit()
+        if method is None:
             return call.reply
-        method: Method = call.method  # type: ignore[assignment]  # admitted
-        timeout = call.time_limit(self.config.handler_timeout) or None
+        timeout = call.time_limit(self.config.handler_timeout)  # 0: none
         pool = self.pool
         if method.route is BLOCKING and timeout and pool is not None:
             try:
@@ -353,10 +358,10 @@ class ThreadedBackend:
                 return call.reply
         future = self._await(call.awaited(coroutine, pool))
         try:
-            return future.result(timeout)  # the reply: awaited() encodes it
+            return future.result(timeout or None)  # the reply: awaited() encodes it
         except concurrent.futures.TimeoutError:
             future.cancel()
-            return call.timed_out(timeout)  # type: ignore[arg-type]  # a wait that timed out had one
+            return call.timed_out(timeout)
 
     def _await(self, coroutine: Coroutine[Any, Any, bytes | None]) -> concurrent.futures.Future[bytes | None]:
         loop = self.coro_loop

@@ -21,14 +21,13 @@ from dracula.server.calls import Call, refuse_wire
 from dracula.server.connection_rules import ABORT, CLOSE, charge_unsent, expired
 from dracula.server.dispatch import ASYNC, SYNC
 from dracula.wire.errors import WireError
-from dracula.wire.reader import MIN_FREE
 
 if TYPE_CHECKING:
     from dracula.server.state import ServerState
     from dracula.server.thread_pool import HandlerPool
     from dracula.typedefs import Peer
     from dracula.wire.codec import Codec
-    from dracula.wire.reader import Message
+    from dracula.wire.reader import Message, Reader
 
 log = logging.getLogger("dracula.uv")
 
@@ -60,8 +59,6 @@ class Reactor:
 
 
 class Connection(asyncio.BufferedProtocol):
-    # One invariant mypy cannot follow is marked `type: ignore` where it is used: reader.wire and
-    # reader.buf exist once a message has been read.
     transport: asyncio.Transport  # from connection_made(), which asyncio calls before any other callback
 
     def __init__(self, state: ServerState[Connection], reactor: Reactor) -> None:
@@ -126,7 +123,9 @@ class Connection(asyncio.BufferedProtocol):
 
     def _uncharge_unsent(self) -> None:
         if self.write_charged:
-            self.state.budget.give(self.write_charged)  # type: ignore[union-attr]
+            budget = self.state.budget
+            assert budget is not None  # only a budget is charged
+            budget.give(self.write_charged)
             self.write_charged = 0
 
     def resume_writing(self) -> None:
@@ -176,6 +175,7 @@ class Connection(asyncio.BufferedProtocol):
         out: list[bytes] = []
         keep_open = True
         room = self.config.write_high_water - self.transport.get_write_buffer_size()
+        codec = self.codec
         while reader.start != reader.end:
             try:
                 msg = reader.next_message()
@@ -187,11 +187,10 @@ class Connection(asyncio.BufferedProtocol):
                 break
             if msg is None:
                 break
-            if self.codec is None:
-                self.codec = self.state.codec_for(reader.wire.protocol)  # type: ignore[union-attr]
-                self.framed = reader.wire.frames_replies  # type: ignore[union-attr]
+            if codec is None:
+                codec = self._detected(reader)
             queued = len(out)
-            self._handle(msg, out)
+            self._handle(msg, out, codec)
             if len(out) != queued:  # at most one reply per request
                 room -= len(out[-1])
                 if room <= 0 and reader.start != reader.end:
@@ -209,12 +208,20 @@ class Connection(asyncio.BufferedProtocol):
         else:
             if self.partial_since is None:
                 self.partial_since = now
-            if len(reader.buf) - reader.end < MIN_FREE and not reader.make_room(self._budget_wake):  # type: ignore[arg-type]
+            if not reader.make_room(self._budget_wake):
                 self._wait_for_budget(now)
         if not keep_open:
             self.transport.close()
         elif self.state.draining:
             self.close_if_idle()
+
+    def _detected(self, reader: Reader) -> Codec:
+        """The first message showed the connection's protocol: the codec for all of them."""
+        wire = reader.wire
+        assert wire is not None  # a message was read
+        self.framed = wire.frames_replies
+        codec = self.codec = self.state.codec_for(wire.protocol)
+        return codec
 
     # -- the memory budget (--max-buffer-memory) ------------------------------------------
     def _wait_for_budget(self, now: float) -> None:
@@ -241,15 +248,15 @@ class Connection(asyncio.BufferedProtocol):
         self.transport.write(data)
 
     # -- requests --------------------------------------------------------------------------
-    def _handle(self, msg: Message, out: list[bytes]) -> None:
-        call = Call(self.state, msg, self.codec, self.framed, self.peer, self.loop)  # type: ignore[arg-type]  # set before
+    def _handle(self, msg: Message, out: list[bytes], codec: Codec) -> None:
+        call = Call(self.state, msg, codec, self.framed, self.peer, self.loop)
         if self.read_at:
             call.started = self.read_at
-        if not call.admit():
+        method = call.admit()
+        if method is None:
             self._emit(call.reply, out)
             return
-        assert call.method is not None  # admitted
-        kind = call.method.route
+        kind = method.route
         coroutine = None
         if kind is SYNC:
             if self.read_at and call.shed_if_late():  # queued behind slow calls of this read
@@ -310,7 +317,7 @@ class Connection(asyncio.BufferedProtocol):
             else:
                 reply = future.result()
         except Exception:  # never leave a slot unsettled: later replies would wait for ever
-            log.exception("cannot answer %s", call.method.qualname)  # type: ignore[union-attr]  # admitted
+            log.exception("cannot answer %s", call.qualname)
             reply = None
         self._settle(slot, reply)
 
@@ -335,7 +342,7 @@ class Connection(asyncio.BufferedProtocol):
         try:
             reply = call.finish(value) if error is None else call.finish(error=error)
         except Exception:  # never leave a slot unsettled: later replies would wait for ever
-            log.exception("cannot answer %s", call.method.qualname)  # type: ignore[union-attr]  # admitted
+            log.exception("cannot answer %s", call.qualname)
             reply = None
         self._settle(slot, reply)
 
