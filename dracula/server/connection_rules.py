@@ -1,6 +1,7 @@
 """The per-connection rules both backends follow, written once: when a connection is closed
 for a limit and what its one log line says, what a drain says, when unsent replies count
-against the memory budget, and which thread pool @blocking handlers get.
+against the memory budget, which thread pool @blocking handlers get and when a call is shed at
+its door.
 
 Each verdict logs its line and returns what to do; a backend only finds out which limit was
 hit, by its own means (the reactor's sweeper compares clocks; a connection's thread hears it
@@ -11,13 +12,16 @@ from __future__ import annotations
 
 import enum
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from dracula.ops.logs import format_peer
+from dracula.ops.overload import Overloaded, pool_job
 from dracula.server.dispatch import BLOCKING
 from dracula.server.thread_pool import HandlerPool
 
 if TYPE_CHECKING:
+    from dracula.server.calls import Call
     from dracula.server.state import ServerState
     from dracula.typedefs import Peer
 
@@ -91,3 +95,14 @@ def pool_for_timeouts(state: ServerState[Any]) -> HandlerPool | None:
     if config.handler_timeout and any(m.kind == BLOCKING for m in state.methods.values()):
         return handler_pool(state)
     return None
+
+
+def pool_job_or_shed(call: Call, state: ServerState[Any]) -> Callable[[], Any] | None:
+    """What a pool thread runs for this call (overload.pool_job), or None when the call is shed
+    at the pool's door because its queue is too long: the call is then finished, its
+    LOADSHEDDING reply in `call.reply`."""
+    try:
+        return pool_job(call, state.overload)
+    except Overloaded as e:
+        call.finish(error=e)
+        return None

@@ -21,9 +21,15 @@ from typing import TYPE_CHECKING, Any
 
 from dracula.config import FIRST_REQUEST_GRACE
 from dracula.ops.connection_age import retire_at as age_limit
-from dracula.ops.overload import pool_job
 from dracula.server.calls import Call, refuse_wire
-from dracula.server.connection_rules import charge_unsent, drain_timed_out, draining, expired, pool_for_timeouts
+from dracula.server.connection_rules import (
+    charge_unsent,
+    drain_timed_out,
+    draining,
+    expired,
+    pool_for_timeouts,
+    pool_job_or_shed,
+)
 from dracula.server.dispatch import ASYNC, BLOCKING
 from dracula.wire.errors import WireError
 from dracula.wire.reader import MIN_FREE
@@ -344,8 +350,11 @@ class ThreadedBackend:
         timeout = call.time_limit(self.config.handler_timeout)  # 0: none
         pool = self.pool
         if method.route is BLOCKING and timeout and pool is not None:
+            job = pool_job_or_shed(call, self.state)
+            if job is None:
+                return call.reply
             try:
-                value = pool.submit(pool_job(call, self.state.overload)).result(timeout)
+                value = pool.submit(job).result(timeout)
             except concurrent.futures.TimeoutError:
                 return call.timed_out(timeout)
             except (Exception, SystemExit) as e:

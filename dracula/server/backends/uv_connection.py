@@ -16,9 +16,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from dracula.ops.overload import Overloaded, pool_job
 from dracula.server.calls import Call, refuse_wire
-from dracula.server.connection_rules import ABORT, CLOSE, charge_unsent, expired
+from dracula.server.connection_rules import ABORT, CLOSE, charge_unsent, expired, pool_job_or_shed
 from dracula.server.dispatch import ASYNC, SYNC
 from dracula.wire.errors import WireError
 
@@ -274,10 +273,9 @@ class Connection(asyncio.BufferedProtocol):
             kind = ASYNC
         job = None
         if kind is not ASYNC:
-            try:
-                job = pool_job(call, self.state.overload)
-            except Overloaded as e:  # the pool's queue is too long
-                self._emit(call.finish(error=e), out)
+            job = pool_job_or_shed(call, self.state)
+            if job is None:  # the pool's queue is too long
+                self._emit(call.reply, out)
                 return
         loop = self.loop
         slot = Pending()
