@@ -93,15 +93,14 @@ class Call:
         self.counted = None
 
     # -- decode and policy -----------------------------------------------------------------
-    def admit(self) -> Method | None:
+    def admit(self, arrived: float = 0.0) -> Method | None:
         """The method to call when the handler may run (`method` and `args` are set); None
         when the call was refused and is finished (`reply` holds the TApplicationException,
-        if any)."""
+        if any). `arrived`: perf_counter() at the read that completed the request, where the
+        backend took it (with shedding on: the queue timeout's clock starts there)."""
         state = self.state
         if state.observed:
-            # A backend may have started the clock at the read that completed the request
-            # (with shedding on: the queue timeout's clock).
-            self.started = self.started or _perf_counter()
+            self.started = arrived or _perf_counter()
         msg = self.msg
         self.method = method = state.methods.get(msg.name)
         if method is None:

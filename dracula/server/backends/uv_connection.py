@@ -249,9 +249,7 @@ class Connection(asyncio.BufferedProtocol):
     # -- requests --------------------------------------------------------------------------
     def _handle(self, msg: Message, out: list[bytes], codec: Codec) -> None:
         call = Call(self.state, msg, codec, self.framed, self.peer, self.loop)
-        if self.read_at:
-            call.started = self.read_at
-        method = call.admit()
+        method = call.admit(self.read_at)
         if method is None:
             self._emit(call.reply, out)
             return
