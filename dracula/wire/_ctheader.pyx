@@ -365,9 +365,9 @@ cdef _parse(const uint8_t *p, Py_ssize_t start, Py_ssize_t end, dict persistent)
                 own_persistent = {}
                 _read_info(h, own, own_persistent)
     except WireError as e:
-        if not e.fatal:
-            e.theader = _frame(protocol, seqid, flags, _NO_TRANSFORMS, None, None, 0)
-        raise
+        if e.fatal:
+            raise
+        raise e.at(None, theader=_frame(protocol, seqid, flags, _NO_TRANSFORMS, None, None, 0)) from None
     if info_at >= 0 and not walk.persistent:
         return _undecoded_frame(protocol, seqid, flags, transforms, p, info_at, h.end, &walk, persistent)
     if own_persistent and persistent is not None:

@@ -95,9 +95,9 @@ def parse_header(buf: Buffer, start: int, end: int, persistent: dict[str, str] |
         transforms, pos = _read_transforms(buf, pos, header_end)
         own, own_persistent = _read_info(buf, pos, header_end)
     except WireError as e:
-        if not e.fatal:
-            e.theader = frame
-        raise
+        if e.fatal:
+            raise
+        raise e.at(None, theader=frame) from None
     if own_persistent and persistent is not None:
         _keep_persistent(persistent, own_persistent)
     if persistent:
