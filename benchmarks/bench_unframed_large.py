@@ -28,6 +28,7 @@ cheap either way, since a scanner steps over one long string in a single jump.
 
     python benchmarks/bench_unframed_large.py [--mb 10] [--repeat 3] [--max-ratio 10]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -81,10 +82,18 @@ def payloads(mb: int):
     # prefix), 9 in compact (1-byte varint length).
     words = ["w%07d" % i for i in range(size // 10)]
     for protocol in ("binary", "compact"):
-        yield ("reverse(binary)", protocol, b"reverse",
-               encode_call(protocol, "reverse", showcase.Showcase.reverse_args(data=blob)))
-        yield ("unique(list<string>) %dk strings" % (len(words) // 1000), protocol, b"unique",
-               encode_call(protocol, "unique", showcase.Showcase.unique_args(words=words)))
+        yield (
+            "reverse(binary)",
+            protocol,
+            b"reverse",
+            encode_call(protocol, "reverse", showcase.Showcase.reverse_args(data=blob)),
+        )
+        yield (
+            "unique(list<string>) %dk strings" % (len(words) // 1000),
+            protocol,
+            b"unique",
+            encode_call(protocol, "unique", showcase.Showcase.unique_args(words=words)),
+        )
 
 
 def feed(data: bytes, piece: int | None):
@@ -100,7 +109,7 @@ def feed(data: bytes, piece: int | None):
         n = min(len(free), len(data) - pos)
         if piece is not None:
             n = min(n, piece)
-        free[:n] = view[pos:pos + n]
+        free[:n] = view[pos : pos + n]
         free.release()  # as recv_into / libuv do: the reader may resize its buffer next time
         pos += n
         reader.received(n)
@@ -119,15 +128,20 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--mb", type=int, default=10, help="size of each argument, MiB (default 10)")
     parser.add_argument("--repeat", type=int, default=3, help="best of N runs per cell (default 3)")
-    parser.add_argument("--max-ratio", type=float, default=10.0,
-                        help="exit 1 if any ratio exceeds this (default 10: linear is ~1, "
-                             "quadratic ~1000)")
+    parser.add_argument(
+        "--max-ratio",
+        type=float,
+        default=10.0,
+        help="exit 1 if any ratio exceeds this (default 10: linear is ~1, quadratic ~1000)",
+    )
     args = parser.parse_args(argv)
 
     print("# Unframed %d MiB messages through dracula.wire.reader.Reader" % args.mb)
     print()
-    print("Python %s on %s, best of %d; ratio = time / time(whole), same message, same run."
-          % (platform.python_version(), platform.machine(), args.repeat))
+    print(
+        "Python %s on %s, best of %d; ratio = time / time(whole), same message, same run."
+        % (platform.python_version(), platform.machine(), args.repeat)
+    )
     print()
     print("| message | protocol | bytes | delivery | reads | best s | ratio vs whole |")
     print("|---|---|---:|---|---:|---:|---:|")
@@ -145,12 +159,15 @@ def main(argv=None) -> int:
                 whole_time = best
             ratio = best / whole_time
             worst = max(worst, ratio)
-            print("| %s | %s | %d | %s | %d | %.3f | %.2f |"
-                  % (label, protocol, len(data), delivery, reads, best, ratio))
+            print(
+                "| %s | %s | %d | %s | %d | %.3f | %.2f |" % (label, protocol, len(data), delivery, reads, best, ratio)
+            )
             sys.stdout.flush()
     print()
-    print("Worst ratio: %.2f (linear: ~1; re-scanning from the start on each of ~%d reads is "
-          "quadratic: tens at 1 MiB, hundreds at 10)." % (worst, args.mb * 1024 * 1024 // (4 * 1024)))
+    print(
+        "Worst ratio: %.2f (linear: ~1; re-scanning from the start on each of ~%d reads is "
+        "quadratic: tens at 1 MiB, hundreds at 10)." % (worst, args.mb * 1024 * 1024 // (4 * 1024))
+    )
     if worst > args.max_ratio:
         print("FAIL: worst ratio %.2f is above --max-ratio %.2f" % (worst, args.max_ratio))
         return 1

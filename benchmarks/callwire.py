@@ -7,6 +7,7 @@ over), so every reply the load generator accepts is one that decodes to the righ
 are made and checked here with thriftpy2's own (pure-Python) binary protocol, independently of
 dracula's wire code.
 """
+
 from __future__ import annotations
 
 import socket
@@ -55,7 +56,7 @@ def decode_reply(data: bytes, framed: bool, workload=workloads.PING, seqid: int 
         size = struct.unpack_from("!I", data)[0]
         if len(data) < 4 + size:
             raise Incomplete
-        value, used = decode_reply(data[4:4 + size], False, workload, seqid)
+        value, used = decode_reply(data[4 : 4 + size], False, workload, seqid)
         if used != size:
             raise ProbeError("frame of %d bytes holds a %d-byte message" % (size, used))
         return value, 4 + size
@@ -82,8 +83,7 @@ def decode_reply(data: bytes, framed: bool, workload=workloads.PING, seqid: int 
     return result.success, used
 
 
-def probe(host: str, port: int, framed: bool, request: bytes, workload=workloads.PING,
-          timeout: float = 5.0) -> bytes:
+def probe(host: str, port: int, framed: bool, request: bytes, workload=workloads.PING, timeout: float = 5.0) -> bytes:
     """Send one request on a fresh connection; the server's complete reply bytes.
 
     Raises OSError when the server cannot be reached, ProbeError for a wrong answer."""

@@ -13,6 +13,7 @@ beside each row (over 100% at 50 threads: the GIL is released in socket calls). 
 process: at 50 concurrent calls it may be the bottleneck, which caps every client alike; the
 ratios are of this run only (the machines are shared and noisy).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,9 +50,23 @@ def start_server() -> tuple[subprocess.Popen, int]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "dracula", "serve", "idl/showcase.thrift:Showcase",
-                             "examples.showcase:ShowcaseHandler", "--port", str(port), "--log-level", "warning"],
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "dracula",
+            "serve",
+            "idl/showcase.thrift:Showcase",
+            "examples.showcase:ShowcaseHandler",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -70,18 +85,26 @@ def cpu() -> float:
 
 # -- blocking clients ----------------------------------------------------------------------------
 
+
 def sync_factories(port: int, method: str) -> dict:
     """The blocking clients (Apache's hand-written client here has `add`, not `shapes`)."""
+
     def apache():
         from tests.apache_client import Connection
+
         return Connection(port, "binary", "framed", accelerated=True).showcase()
 
     factories = {
         "dracula sync (THeader)": lambda: dracula.make_client(Showcase, ("127.0.0.1", port)),
         "dracula sync (framed)": lambda: dracula.make_client(Showcase, ("127.0.0.1", port), transport="framed"),
         "thriftpy2 sync (framed, cybin)": lambda: thriftpy2.rpc.make_client(
-            Showcase, "127.0.0.1", port, proto_factory=TCyBinaryProtocolFactory(),
-            trans_factory=TCyFramedTransportFactory(), timeout=10000),
+            Showcase,
+            "127.0.0.1",
+            port,
+            proto_factory=TCyBinaryProtocolFactory(),
+            trans_factory=TCyFramedTransportFactory(),
+            timeout=10000,
+        ),
     }
     if method == "add":
         factories["Apache sync (framed, accelerated)"] = apache
@@ -120,16 +143,24 @@ def run_sync(make, shared: bool, callers: int, method: str, args: tuple, seconds
 
 # -- asyncio clients -----------------------------------------------------------------------------
 
+
 async def run_aio(kind: str, port: int, callers: int, method: str, args: tuple, seconds: float) -> int:
     if kind.startswith("dracula"):
         transport = "framed" if "framed" in kind else "header"
         shared = dracula.make_aio_client(Showcase, ("127.0.0.1", port), transport=transport)
         clients = [shared]
     else:
-        clients = [await tp_make_aio_client(Showcase, "127.0.0.1", port, timeout=10000,
-                                            trans_factory=TAsyncFramedTransportFactory(),
-                                            proto_factory=TAsyncBinaryProtocolFactory())
-                   for _ in range(callers)]
+        clients = [
+            await tp_make_aio_client(
+                Showcase,
+                "127.0.0.1",
+                port,
+                timeout=10000,
+                trans_factory=TAsyncFramedTransportFactory(),
+                proto_factory=TAsyncBinaryProtocolFactory(),
+            )
+            for _ in range(callers)
+        ]
     for c in clients:
         await getattr(c, method)(*args)
     stop = False
@@ -181,15 +212,17 @@ def main() -> None:
                     block.append((kind, calls / options.seconds, (cpu() - before) / options.seconds))
                 qps_of = {n: q for n, q, _ in block}
                 base_sync, base_aio = qps_of["thriftpy2 sync (framed, cybin)"], qps_of["thriftpy2 aio (framed)"]
-                print("\n### %s, %s\n" % (workload, "one connection" if callers == 1 else
-                                          "%d concurrent calls" % callers))
+                print(
+                    "\n### %s, %s\n" % (workload, "one connection" if callers == 1 else "%d concurrent calls" % callers)
+                )
                 print("| client | calls/s | vs thriftpy2 sync | vs thriftpy2 aio | client CPU |")
                 print("|---|---:|---:|---:|---:|")
                 for name, qps, load in block:
-                    print("| %s | %.0f | %.2fx | %.2fx | %.0f%% |" % (name, qps, qps / base_sync, qps / base_aio,
-                                                                 100 * load))
-                    rows.append({"workload": workload, "callers": callers, "client": name, "qps": qps,
-                                 "cpu": load})
+                    print(
+                        "| %s | %.0f | %.2fx | %.2fx | %.0f%% |"
+                        % (name, qps, qps / base_sync, qps / base_aio, 100 * load)
+                    )
+                    rows.append({"workload": workload, "callers": callers, "client": name, "qps": qps, "cpu": load})
                 sys.stdout.flush()
     finally:
         proc.terminate()
@@ -201,6 +234,7 @@ def main() -> None:
 
 def _uvloop():
     import uvloop
+
     return uvloop.new_event_loop
 
 

@@ -1,5 +1,6 @@
 """pytest set-up for benchmarks/test_micro.py (not collected by a plain `pytest`: the
 project's testpaths name tests/ only). Run: `pytest benchmarks/test_micro.py --benchmark-only`."""
+
 import os
 import sys
 

@@ -14,6 +14,7 @@ With --server-cpus, every server process (HAProxy included) is pinned to those C
 workers row and the HAProxy row get the same cores: the difference is what the proxy costs.
 Needs Debian's haproxy. Compare rows of one run, never with another run's.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,18 +37,25 @@ class FleetServer:
     """N dracula instances behind HAProxy, started, probed, measured and stopped as
     servers.RunningServer is (qps_harness.measure runs it the same way)."""
 
-    def __init__(self, spec, host="127.0.0.1", backlog=servers.DEFAULT_BACKLOG, cpus=None,
-                 workload=workloads.PING, wire=callwire):
+    def __init__(
+        self, spec, host="127.0.0.1", backlog=servers.DEFAULT_BACKLOG, cpus=None, workload=workloads.PING, wire=callwire
+    ):
         self.spec = spec
         self.wire = wire
         self.host = host
         self.workload = workload
         launcher = ("taskset", "-c", servers.format_cpus(cpus)) if cpus else ()
         self.directory = tempfile.TemporaryDirectory(prefix="dracula-fleet-bench-")
-        self.fleet = Fleet(self.directory.name, slots=spec.workers, port=servers.free_port(),
-                           metrics_port=servers.free_port(), proxy_port=servers.free_port(),
-                           drain_delay=0.0, service=(workload.target, workload.handler),
-                           launcher=launcher)
+        self.fleet = Fleet(
+            self.directory.name,
+            slots=spec.workers,
+            port=servers.free_port(),
+            metrics_port=servers.free_port(),
+            proxy_port=servers.free_port(),
+            drain_delay=0.0,
+            service=(workload.target, workload.handler),
+            launcher=launcher,
+        )
         self.port = self.fleet.proxy_port
         self.request = wire.encode_call(workload, framed=False)
         self.reply = None
@@ -86,14 +94,21 @@ class FleetServer:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     qps_harness.add_options(parser, ("dracula-uv",))
-    parser.add_argument("--instances", type=int, default=2,
-                        help="instances behind HAProxy, and --workers of the workers row (default: 2)")
-    parser.add_argument("--workloads", default=",".join(WORKLOADS),
-                        help="comma-separated, from: %s (default: %s)" % (", ".join(workloads.WORKLOADS),
-                                                                          ",".join(WORKLOADS)))
+    parser.add_argument(
+        "--instances",
+        type=int,
+        default=2,
+        help="instances behind HAProxy, and --workers of the workers row (default: 2)",
+    )
+    parser.add_argument(
+        "--workloads",
+        default=",".join(WORKLOADS),
+        help="comma-separated, from: %s (default: %s)" % (", ".join(workloads.WORKLOADS), ",".join(WORKLOADS)),
+    )
     parser.add_argument("--connections", default="50", help="connection count(s), comma-separated (default: 50)")
     args = parser.parse_args(argv)
     n = args.instances
@@ -106,10 +121,15 @@ def main(argv=None) -> int:
         haproxy_binary()
     except RuntimeError as e:
         parser.error(str(e))
-    proxied = servers.ServerSpec("haproxy-x%d" % n, False, "HAProxy (TCP, leastconn) in front of %d "
-                                 "dracula-uv instances" % n, (), workers=n)
-    cells = [(workloads.WORKLOADS[w], count, spec) for w in chosen for count in counts
-             for spec in [servers.lookup(name) for name in names] + [proxied]]
+    proxied = servers.ServerSpec(
+        "haproxy-x%d" % n, False, "HAProxy (TCP, leastconn) in front of %d dracula-uv instances" % n, (), workers=n
+    )
+    cells = [
+        (workloads.WORKLOADS[w], count, spec)
+        for w in chosen
+        for count in counts
+        for spec in [servers.lookup(name) for name in names] + [proxied]
+    ]
     meta = qps_harness.metadata(args, ["dracula-uv"], len(cells))
     rows = []
     try:
@@ -119,8 +139,7 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         meta["interrupted"] = True
     preamble = ["", "Workloads: " + "; ".join("%s: %s" % (w, workloads.WORKLOADS[w].about) for w in chosen)]
-    return qps_harness.report("Fleet QPS (the proxy's cost)", rows, meta, args, show_workload=True,
-                              preamble=preamble)
+    return qps_harness.report("Fleet QPS (the proxy's cost)", rows, meta, args, show_workload=True, preamble=preamble)
 
 
 if __name__ == "__main__":

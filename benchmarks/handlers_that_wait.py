@@ -32,6 +32,7 @@ met/not met in this run) goes to stdout and to `--out`/handlers_that_wait.md, ev
 `--out`/handlers_that_wait.json. Ctrl-C or SIGTERM stop the run early: the servers are stopped
 and the rows measured so far are reported.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -65,18 +66,37 @@ VARIANT = re.compile(r"(.+)\+blocking([1-9][0-9]*)?$")
 
 def wait_workload(ms: int) -> workloads.Workload:
     return workloads.Workload(
-        "wait%d" % ms, "benchmarks/wait.thrift", "WaitService", "benchmarks.wait_handlers:WaitHandler",
-        "wait", lambda module: {"ms": ms}, "waited %d ms" % ms,
-        "WaitService.wait(%d): time.sleep(%d ms) in a plain method" % (ms, ms))
+        "wait%d" % ms,
+        "benchmarks/wait.thrift",
+        "WaitService",
+        "benchmarks.wait_handlers:WaitHandler",
+        "wait",
+        lambda module: {"ms": ms},
+        "waited %d ms" % ms,
+        "WaitService.wait(%d): time.sleep(%d ms) in a plain method" % (ms, ms),
+    )
 
 
 PING = workloads.Workload(
-    "ping", "benchmarks/wait.thrift", "WaitService", "benchmarks.wait_handlers:WaitHandler", "ping",
-    lambda module: {}, "pong", "WaitService.ping() -> \"pong\"")
+    "ping",
+    "benchmarks/wait.thrift",
+    "WaitService",
+    "benchmarks.wait_handlers:WaitHandler",
+    "ping",
+    lambda module: {},
+    "pong",
+    'WaitService.ping() -> "pong"',
+)
 MD5 = workloads.Workload(
-    "md5", "idl/hash.thrift", "HashService", "examples.hash:HashHandler", "md_five",
-    lambda module: {"input_str": hashload.SEED_INPUT}, hashlib.md5(hashload.SEED_INPUT.encode()).hexdigest(),
-    "HashService.md_five(400,000 characters): hashlib.md5 (releases the GIL) in a plain method")
+    "md5",
+    "idl/hash.thrift",
+    "HashService",
+    "examples.hash:HashHandler",
+    "md_five",
+    lambda module: {"input_str": hashload.SEED_INPUT},
+    hashlib.md5(hashload.SEED_INPUT.encode()).hexdigest(),
+    "HashService.md_five(400,000 characters): hashlib.md5 (releases the GIL) in a plain method",
+)
 
 
 def variant(name: str, workload: workloads.Workload):
@@ -96,22 +116,36 @@ def mixed(ping_connections: int):
     """Part C's load (a qps_harness drive): the row's connections call the server's workload
     (wait) while `ping_connections` others call ping, on one timeline; wait's result, with
     ping's under "ping"."""
+
     def drive(server, connections, args, on_phase, label):
         request = callwire.encode_call(PING, framed=server.spec.framed)
         try:
             reply = callwire.probe(server.host, server.port, server.spec.framed, request, PING)
         except (OSError, callwire.ProbeError) as e:
             raise loadgen.LoadgenError("ping probe: %s" % e) from e
-        loads = [loadgen.Load(server.request, server.reply, connections, args.clients),
-                 loadgen.Load(request, reply, ping_connections, 1)]
+        loads = [
+            loadgen.Load(server.request, server.reply, connections, args.clients),
+            loadgen.Load(request, reply, ping_connections, 1),
+        ]
         slow, ping = loadgen.run_mix(
-            args.host, server.port, server.spec.framed, loads, args.seconds, warmup=args.warmup,
-            connect_timeout=args.connect_timeout, request_timeout=args.request_timeout,
-            connect_batch=args.connect_batch, label=label, progress=not args.quiet,
-            on_phase=on_phase, cpus=args.client_cpu_set)
+            args.host,
+            server.port,
+            server.spec.framed,
+            loads,
+            args.seconds,
+            warmup=args.warmup,
+            connect_timeout=args.connect_timeout,
+            request_timeout=args.request_timeout,
+            connect_batch=args.connect_batch,
+            label=label,
+            progress=not args.quiet,
+            on_phase=on_phase,
+            cpus=args.client_cpu_set,
+        )
         slow["ping"] = ping
         slow["client_cpu_s"] += ping["client_cpu_s"]
         return slow
+
     return drive
 
 
@@ -155,9 +189,20 @@ def _ratio(a, b):
 
 
 def mixed_table(rows: list, ms: int) -> str:
-    head = ["server", "wait conns", "ping conns", "wait calls/s", "wait p99 ms", "ping calls/s",
-            "ping p50 ms", "ping p99 ms", "ping p99 vs %s" % BASELINE, "errors wait / ping",
-            "server CPU s", "client CPU s"]
+    head = [
+        "server",
+        "wait conns",
+        "ping conns",
+        "wait calls/s",
+        "wait p99 ms",
+        "ping calls/s",
+        "ping p50 ms",
+        "ping p99 ms",
+        "ping p99 vs %s" % BASELINE,
+        "errors wait / ping",
+        "server CPU s",
+        "client CPU s",
+    ]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
     for r in rows:
         if "failed" in r:
@@ -167,14 +212,31 @@ def mixed_table(rows: list, ms: int) -> str:
         ping = r["ping"]
         base = _find(rows, "C", BASELINE)
         vs = _ratio(ping["p99_ms"], base["ping"]["p99_ms"] if base and "ping" in base else None)
-        lines.append("| " + " | ".join([
-            r["server"], str(r["connections"]), str(ping["connections"]),
-            "%s (%s of %d)" % (_fmt(r["qps"], ",.0f"), _fmt(_ratio(r["qps"], r["connections"] * 1000 / ms), ".0%"),
-                               r["connections"] * 1000 // ms),
-            _fmt(r["p99_ms"], ".1f"), _fmt(ping["qps"], ",.0f"), _fmt(ping["p50_ms"], ".2f"),
-            _fmt(ping["p99_ms"], ".2f"), _fmt(vs, ".2f") + ("x" if vs is not None else ""),
-            "%d / %d" % (r["errors"], ping["errors"]), _fmt(r.get("server_cpu_s"), ".2f"),
-            _fmt(r["client_cpu_s"], ".2f")]) + " |")
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    r["server"],
+                    str(r["connections"]),
+                    str(ping["connections"]),
+                    "%s (%s of %d)"
+                    % (
+                        _fmt(r["qps"], ",.0f"),
+                        _fmt(_ratio(r["qps"], r["connections"] * 1000 / ms), ".0%"),
+                        r["connections"] * 1000 // ms,
+                    ),
+                    _fmt(r["p99_ms"], ".1f"),
+                    _fmt(ping["qps"], ",.0f"),
+                    _fmt(ping["p50_ms"], ".2f"),
+                    _fmt(ping["p99_ms"], ".2f"),
+                    _fmt(vs, ".2f") + ("x" if vs is not None else ""),
+                    "%d / %d" % (r["errors"], ping["errors"]),
+                    _fmt(r.get("server_cpu_s"), ".2f"),
+                    _fmt(r["client_cpu_s"], ".2f"),
+                ]
+            )
+            + " |"
+        )
     return "\n".join(lines)
 
 
@@ -193,12 +255,19 @@ def targets(rows: list, counts: list) -> list:
         ratio = mine["qps"] / base["qps"]
         met = ratio >= min_ratio
         text = "A, %d connections: dracula-uv %.2fx thriftpy2-threaded's calls/s (target >= %.1fx)" % (
-            count, ratio, min_ratio)
+            count,
+            ratio,
+            min_ratio,
+        )
         if p99_factor:
             p99 = _ratio(mine["p99_ms"], base["p99_ms"])
             met = met and p99 is not None and p99 <= p99_factor
             text += "; p99 %s ms = %sx its %.1f ms (target <= %.1fx)" % (
-                _fmt(mine["p99_ms"], ".1f"), _fmt(p99, ".2f"), base["p99_ms"], p99_factor)
+                _fmt(mine["p99_ms"], ".1f"),
+                _fmt(p99, ".2f"),
+                base["p99_ms"],
+                p99_factor,
+            )
         if no_errors:
             met = met and mine["errors"] == 0
             text += "; %d errors (target 0)" % mine["errors"]
@@ -208,22 +277,36 @@ def targets(rows: list, counts: list) -> list:
     plain, pool = _find(rows, "B", "dracula-uv"), _find(rows, "B", "dracula-uv+blocking")
     if row_ok(plain) and row_ok(pool):
         ratio = plain["qps"] / pool["qps"]
-        out.append(("B: dracula-uv, md5 as written, %.2fx the calls/s of @blocking in this run "
-                    "(target: reaches it; read as >= 0.95x)" % ratio, ratio >= 0.95))
+        out.append(
+            (
+                "B: dracula-uv, md5 as written, %.2fx the calls/s of @blocking in this run "
+                "(target: reaches it; read as >= 0.95x)" % ratio,
+                ratio >= 0.95,
+            )
+        )
     mine = _find(rows, "C", "dracula-uv")
     if mine and "failed" not in mine:
         p99 = mine["ping"]["p99_ms"]
-        out.append(("C: dracula-uv, ping p99 %s ms while wait is saturated (target < 5 ms)" % _fmt(p99, ".2f"),
-                    p99 is not None and p99 < 5))
+        out.append(
+            (
+                "C: dracula-uv, ping p99 %s ms while wait is saturated (target < 5 ms)" % _fmt(p99, ".2f"),
+                p99 is not None and p99 < 5,
+            )
+        )
     return out
 
 
 def _commit() -> str | None:
     try:
-        head = subprocess.run(["git", "-C", servers.ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", servers.ROOT, "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        head = subprocess.run(
+            ["git", "-C", servers.ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", servers.ROOT, "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
     return (head + (" (uncommitted changes)" if dirty else "")) if head else None
@@ -231,30 +314,65 @@ def _commit() -> str | None:
 
 def report(rows: list, meta: dict, args) -> str:
     ms = args.sleep_ms
-    out = ["# Handlers that wait (issue #26)", "",
-           "`%s`" % meta["command"], "",
-           "%s, %s: %d CPUs, Python %s, %s; dracula from %s at %s; %.0f s measured after %.0f s warm-up, "
-           "%d client processes, backlog %d, request timeout %.0f s. Compare rows of this run only." % (
-               meta["host"], meta["date"], meta["cpus"], meta["python"],
-               ", ".join("%s %s" % kv for kv in meta["versions"].items() if kv[1]), servers.ROOT,
-               meta["commit"], args.seconds, args.warmup, args.clients, args.backlog, args.request_timeout)]
+    out = [
+        "# Handlers that wait (issue #26)",
+        "",
+        "`%s`" % meta["command"],
+        "",
+        "%s, %s: %d CPUs, Python %s, %s; dracula from %s at %s; %.0f s measured after %.0f s warm-up, "
+        "%d client processes, backlog %d, request timeout %.0f s. Compare rows of this run only."
+        % (
+            meta["host"],
+            meta["date"],
+            meta["cpus"],
+            meta["python"],
+            ", ".join("%s %s" % kv for kv in meta["versions"].items() if kv[1]),
+            servers.ROOT,
+            meta["commit"],
+            args.seconds,
+            args.warmup,
+            args.clients,
+            args.backlog,
+            args.request_timeout,
+        ),
+    ]
     by_part = {p: [r for r in rows if r["part"] == p] for p in PARTS}
     if by_part["A"]:
-        out += ["", "## A. A %d ms `time.sleep` in a plain method, closed loop" % ms, "",
-                "%s. One call takes >= %d ms, so N connections can reach at most N x %d calls/s "
-                "(%s)." % (wait_workload(ms).about, ms, 1000 // ms,
-                           ", ".join("%s at %d" % (format(c * 1000 // ms, ","), c) for c in args.counts)), "",
-                qps_harness.table(by_part["A"], [BASELINE], show_workload=True)]
+        out += [
+            "",
+            "## A. A %d ms `time.sleep` in a plain method, closed loop" % ms,
+            "",
+            "%s. One call takes >= %d ms, so N connections can reach at most N x %d calls/s "
+            "(%s)."
+            % (
+                wait_workload(ms).about,
+                ms,
+                1000 // ms,
+                ", ".join("%s at %d" % (format(c * 1000 // ms, ","), c) for c in args.counts),
+            ),
+            "",
+            qps_harness.table(by_part["A"], [BASELINE], show_workload=True),
+        ]
     if by_part["B"]:
-        out += ["", "## B. The seed's md5 of 400,000 characters, closed loop", "",
-                "%s. So threads hash on every core, and one event loop on one unless the hashing "
-                "runs in a thread pool (DESIGN.md)." % MD5.about, "",
-                qps_harness.table(by_part["B"], [BASELINE], show_workload=True)]
+        out += [
+            "",
+            "## B. The seed's md5 of 400,000 characters, closed loop",
+            "",
+            "%s. So threads hash on every core, and one event loop on one unless the hashing "
+            "runs in a thread pool (DESIGN.md)." % MD5.about,
+            "",
+            qps_harness.table(by_part["B"], [BASELINE], show_workload=True),
+        ]
     if by_part["C"]:
-        out += ["", "## C. Mixed: ping on some connections while wait(%d) saturates the others" % ms, "",
-                "Every connection is a closed loop; wait's calls/s is shown against its ceiling "
-                "(connections x %d/s)." % (1000 // ms), "",
-                mixed_table(by_part["C"], ms)]
+        out += [
+            "",
+            "## C. Mixed: ping on some connections while wait(%d) saturates the others" % ms,
+            "",
+            "Every connection is a closed loop; wait's calls/s is shown against its ceiling "
+            "(connections x %d/s)." % (1000 // ms),
+            "",
+            mixed_table(by_part["C"], ms),
+        ]
     extra = qps_harness.notes(rows, meta)
     if extra:
         out += ["", "Notes:", ""] + ["- " + line for line in extra]
@@ -262,8 +380,10 @@ def report(rows: list, meta: dict, args) -> str:
     if goals:
         out += ["", "## Issue #26's targets, in this run", ""]
         out += ["- %s: %s" % ("met" if met else "NOT met", text) for text, met in goals]
-        out.append("- not measured here: ping and the small struct call no slower than before the change "
-                   "(`ping_qps.py` / `payload_qps.py` with `--servers dracula-uv,dracula-uv@OLD_CHECKOUT`)")
+        out.append(
+            "- not measured here: ping and the small struct call no slower than before the change "
+            "(`ping_qps.py` / `payload_qps.py` with `--servers dracula-uv,dracula-uv@OLD_CHECKOUT`)"
+        )
     return "\n".join(out) + "\n"
 
 
@@ -275,20 +395,27 @@ def _stop_on_sigterm(signum, frame):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__
+    )
     qps_harness.add_options(parser, DEFAULT_SERVERS)
     parser.add_argument("--rows", default=",".join(PARTS), help="parts to run, from A, B, C (default: all)")
-    parser.add_argument("--connections", default="50,1000",
-                        help="part A's connection counts, comma-separated (default: 50,1000)")
+    parser.add_argument(
+        "--connections", default="50,1000", help="part A's connection counts, comma-separated (default: 50,1000)"
+    )
     parser.add_argument("--md5-connections", type=int, default=50, help="part B's connections (default: 50)")
-    parser.add_argument("--mixed-connections", type=int, default=50,
-                        help="part C's connections calling wait (default: 50)")
-    parser.add_argument("--ping-connections", type=int, default=10,
-                        help="part C's connections calling ping (default: 10)")
+    parser.add_argument(
+        "--mixed-connections", type=int, default=50, help="part C's connections calling wait (default: 50)"
+    )
+    parser.add_argument(
+        "--ping-connections", type=int, default=10, help="part C's connections calling ping (default: 10)"
+    )
     parser.add_argument("--sleep-ms", type=int, default=20, help="what wait sleeps, in ms (default: 20)")
-    parser.add_argument("--out", default=os.path.join(HERE, "results"),
-                        help="folder for handlers_that_wait.md and .json (default: benchmarks/results)")
+    parser.add_argument(
+        "--out",
+        default=os.path.join(HERE, "results"),
+        help="folder for handlers_that_wait.md and .json (default: benchmarks/results)",
+    )
     args = parser.parse_args(argv)
     args.parts = [p.strip().upper() for p in args.rows.split(",") if p.strip()]
     if not args.parts or any(p not in PARTS for p in args.parts):
@@ -305,11 +432,17 @@ def main(argv=None) -> int:
         parser.error("connection counts and --sleep-ms must be >= 1")
     cells = plan(args, names)
     meta = qps_harness.metadata(args, [BASELINE], len(cells))
-    meta.update(command=shlex.join(["python", *sys.argv]),
-                commit=_commit(), servers=names, parts=args.parts, sleep_ms=args.sleep_ms,
-                md5_connections=args.md5_connections, mixed_connections=args.mixed_connections,
-                ping_connections=args.ping_connections,
-                workloads={w.name: w.about for w in (wait_workload(args.sleep_ms), MD5, PING)})
+    meta.update(
+        command=shlex.join(["python", *sys.argv]),
+        commit=_commit(),
+        servers=names,
+        parts=args.parts,
+        sleep_ms=args.sleep_ms,
+        md5_connections=args.md5_connections,
+        mixed_connections=args.mixed_connections,
+        ping_connections=args.ping_connections,
+        workloads={w.name: w.about for w in (wait_workload(args.sleep_ms), MD5, PING)},
+    )
     previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
         rows = qps_harness.run_cells([cell for _, cell in cells], args, meta)

@@ -37,6 +37,7 @@ the measured window.
 
 Latencies (send to the whole reply) go into loadgen's log-scale histogram (1% wide buckets).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -107,8 +108,7 @@ def _decode_reply(data: bytes):
     return result.success, buf._pos
 
 
-def probe(host: str, port: int, request: bytes, input_str: str = SEED_INPUT,
-          timeout: float = 10.0) -> bytes:
+def probe(host: str, port: int, request: bytes, input_str: str = SEED_INPUT, timeout: float = 10.0) -> bytes:
     """One call on a fresh connection; the server's whole reply bytes, checked with thriftpy2.
 
     Raises OSError when the server cannot be reached, ProbeError for a wrong answer."""
@@ -215,7 +215,7 @@ class _Conn(asyncio.Protocol):
             return
         got = self.got
         size = len(data)
-        if got + size > client.reply_len or data != client.reply[got:got + size]:
+        if got + size > client.reply_len or data != client.reply[got : got + size]:
             self.fail("bad_reply")
             return
         self.got = got + size
@@ -302,7 +302,7 @@ class _Client:
     async def _ramp(self) -> int:
         opened = 0
         for first in range(0, len(self.conns), self.batch):
-            batch = self.conns[first:first + self.batch]
+            batch = self.conns[first : first + self.batch]
             results = await asyncio.gather(*(self._open(c, self.connect_timeout) for c in batch))
             for conn, ok in zip(batch, results, strict=True):
                 conn.schedule(conn.call if ok else conn.reconnect)
@@ -324,8 +324,9 @@ class _Client:
         while self.running:
             await asyncio.sleep(1.0)
             errors = sum(self.errors.values()) + sum(self.ramp_errors.values())
-            self.pipe.send(("progress", self.ok + self.ramp_ok, errors,
-                            sum(1 for c in self.conns if c.transport is not None)))
+            self.pipe.send(
+                ("progress", self.ok + self.ramp_ok, errors, sum(1 for c in self.conns if c.transport is not None))
+            )
 
     def _on_pipe(self) -> None:
         msg = self.pipe.recv()
@@ -380,10 +381,24 @@ def _client_main(pipe, spec) -> None:
 # -- the parent: split, synchronise, merge --------------------------------------------------
 
 
-def run(host: str, port: int, request: bytes, reply: bytes, connections: int, seconds: float,
-        clients: int = 2, warmup: float = 5.0, timeout: float = 10.0, connect_timeout: float = 30.0,
-        connect_batch: int = 100, think_min: float = THINK_MIN_S, think_max: float = THINK_MAX_S,
-        label: str = "", progress: bool = True, on_phase=None) -> dict:
+def run(
+    host: str,
+    port: int,
+    request: bytes,
+    reply: bytes,
+    connections: int,
+    seconds: float,
+    clients: int = 2,
+    warmup: float = 5.0,
+    timeout: float = 10.0,
+    connect_timeout: float = 30.0,
+    connect_batch: int = 100,
+    think_min: float = THINK_MIN_S,
+    think_max: float = THINK_MAX_S,
+    label: str = "",
+    progress: bool = True,
+    on_phase=None,
+) -> dict:
     """Run the load; the merged result (see the module docstring for what counts).
 
     `on_phase(name, client_pids)` is called in this process as the measured window opens
@@ -402,17 +417,28 @@ def run(host: str, port: int, request: bytes, reply: bytes, connections: int, se
     try:
         for share in shares:
             parent_end, child_end = ctx.Pipe()
-            spec = {"host": host, "port": port, "request": request, "reply": reply,
-                    "connections": share, "timeout": timeout, "connect_timeout": connect_timeout,
-                    "connect_batch": max(1, connect_batch), "think_min": think_min, "think_max": think_max}
+            spec = {
+                "host": host,
+                "port": port,
+                "request": request,
+                "reply": reply,
+                "connections": share,
+                "timeout": timeout,
+                "connect_timeout": connect_timeout,
+                "connect_batch": max(1, connect_batch),
+                "think_min": think_min,
+                "think_max": think_max,
+            }
             proc = ctx.Process(target=_client_main, args=(child_end, spec), daemon=True)
             proc.start()
             child_end.close()
             pipes.append(parent_end)
             procs.append(proc)
         pids = [p.pid for p in procs]
-        state = [{"opened": 0, "tried": 0, "ramped": False, "done": 0, "errors": 0, "open": 0, "result": None}
-                 for _ in shares]
+        state = [
+            {"opened": 0, "tried": 0, "ramped": False, "done": 0, "errors": 0, "open": 0, "result": None}
+            for _ in shares
+        ]
 
         def pump(wait: float) -> None:
             waiting = [p for p, s in zip(pipes, state, strict=True) if s["result"] is None]
@@ -439,9 +465,17 @@ def run(host: str, port: int, request: bytes, reply: bytes, connections: int, se
         while not all(s["ramped"] for s in state):
             pump(0.5)
             rate.update(sum(s["done"] for s in state))
-            show.show("ramping: %d/%d connections open, %d tried, %.0f s so far, ~%.0f calls/s, %d errors" % (
-                sum(s["opened"] for s in state), connections, sum(s["tried"] for s in state),
-                time.monotonic() - t_ramp, rate.value, sum(s["errors"] for s in state)))
+            show.show(
+                "ramping: %d/%d connections open, %d tried, %.0f s so far, ~%.0f calls/s, %d errors"
+                % (
+                    sum(s["opened"] for s in state),
+                    connections,
+                    sum(s["tried"] for s in state),
+                    time.monotonic() - t_ramp,
+                    rate.value,
+                    sum(s["errors"] for s in state),
+                )
+            )
         ramp_s = time.monotonic() - t_ramp
         opened = sum(s["opened"] for s in state)
         show.show("ramped: %d/%d connections open in %.1f s" % (opened, connections, ramp_s), force=True)
@@ -462,9 +496,17 @@ def run(host: str, port: int, request: bytes, reply: bytes, connections: int, se
             pump(min(0.5, max(0.0, (t_end if measuring else t_measure) - now)))
             rate.update(sum(s["done"] for s in state))
             left = (t_end if measuring else t_measure) - time.monotonic()
-            show.show("%s, %.0f s left: ~%.0f calls/s, %d/%d open, %d errors" % (
-                "measuring" if measuring else "warming up", max(0.0, left), rate.value,
-                sum(s["open"] for s in state), connections, sum(s["errors"] for s in state)))
+            show.show(
+                "%s, %.0f s left: ~%.0f calls/s, %d/%d open, %d errors"
+                % (
+                    "measuring" if measuring else "warming up",
+                    max(0.0, left),
+                    rate.value,
+                    sum(s["open"] for s in state),
+                    connections,
+                    sum(s["errors"] for s in state),
+                )
+            )
         if on_phase:
             on_phase("end", pids)
 
@@ -488,8 +530,16 @@ def run(host: str, port: int, request: bytes, reply: bytes, connections: int, se
         for pipe in pipes:
             pipe.close()
     merged = merge([s["result"] for s in state], seconds)
-    merged.update(connections=connections, clients=clients, seconds=seconds, warmup=warmup,
-                  ramp_s=round(ramp_s, 3), timeout=timeout, think_min=think_min, think_max=think_max)
+    merged.update(
+        connections=connections,
+        clients=clients,
+        seconds=seconds,
+        warmup=warmup,
+        ramp_s=round(ramp_s, 3),
+        timeout=timeout,
+        think_min=think_min,
+        think_max=think_max,
+    )
     return merged
 
 

@@ -9,6 +9,7 @@ every one of them needs an eviction. Reports p50/p99/max of connect-to-reply lat
 newcomers refused (closed without a reply: must be 0) and dracula_evicted_connections_total
 from /metrics (must equal NEWCOMERS). Issue #15's goal: p99 under 100 ms.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,8 +26,12 @@ TIMEOUT = 10.0
 
 def spec_for(backend: str, cap: int, metrics_port: int) -> ServerSpec:
     base = SERVERS["dracula-" + backend]
-    return ServerSpec(base.name, base.framed, base.about,
-                      (*base.argv, "--max-connections", str(cap), "--metrics-port", str(metrics_port)))
+    return ServerSpec(
+        base.name,
+        base.framed,
+        base.about,
+        (*base.argv, "--max-connections", str(cap), "--metrics-port", str(metrics_port)),
+    )
 
 
 def first_call(port: int, request: bytes, expected: bytes):
@@ -83,8 +88,16 @@ def run(backend: str, idle: int, newcomers: int) -> dict:
             sock.close()
     latencies.sort()
     ms = [1000 * percentile(latencies, p) for p in (50, 99)] + [1000 * latencies[-1]] if latencies else [0, 0, 0]
-    return dict(backend=backend, idle=idle, newcomers=newcomers, p50=ms[0], p99=ms[1], max=ms[2],
-                refused=refused, evicted=evicted)
+    return dict(
+        backend=backend,
+        idle=idle,
+        newcomers=newcomers,
+        p50=ms[0],
+        p99=ms[1],
+        max=ms[2],
+        refused=refused,
+        evicted=evicted,
+    )
 
 
 def main() -> None:
@@ -100,8 +113,10 @@ def main() -> None:
     print("| backend | idle connections | newcomers | first call p50 (ms) | p99 (ms) | max (ms) | refused | evicted |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        print("| dracula-%s | %d | %d | %.2f | %.2f | %.2f | %d | %d |" % (
-            r["backend"], r["idle"], r["newcomers"], r["p50"], r["p99"], r["max"], r["refused"], r["evicted"]))
+        print(
+            "| dracula-%s | %d | %d | %.2f | %.2f | %.2f | %d | %d |"
+            % (r["backend"], r["idle"], r["newcomers"], r["p50"], r["p99"], r["max"], r["refused"], r["evicted"])
+        )
     if any(r["refused"] for r in rows):
         sys.exit(1)
 

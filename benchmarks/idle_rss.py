@@ -8,6 +8,7 @@ changing and one ping on a fresh connection is answered), reads RSS again, and p
 difference per connection. Idle means never sent a byte: the uv backend allocates a
 connection's receive buffer on its first read, so this is the floor of a pooled client.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,6 +24,7 @@ from servers import SERVERS, RunningServer
 def rss_kib(pid: int) -> int:
     """Resident set of a process and its children (the supervisor's workers), KiB."""
     from servers import process_tree
+
     total = 0
     for p in process_tree(pid):
         try:
@@ -69,8 +71,10 @@ def main() -> None:
                 probe.sendall(callwire.encode_call())
                 assert probe.recv(100)
             after = settle(server.pid)
-            print("| %s | %d | %.1f | %.1f | %.2f |" % (name, args.connections, before / 1024, after / 1024,
-                                                       (after - before) / args.connections))
+            print(
+                "| %s | %d | %.1f | %.1f | %.2f |"
+                % (name, args.connections, before / 1024, after / 1024, (after - before) / args.connections)
+            )
             for s in socks:
                 s.close()
 

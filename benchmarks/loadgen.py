@@ -33,6 +33,7 @@ connections keep a slow one busy).
 Run directly against a running server:
     python benchmarks/loadgen.py --port 9090 --connections 100 --seconds 10 [--framed]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -170,8 +171,9 @@ class _Client:
 
     async def _open(self, conn) -> bool:
         try:
-            await asyncio.wait_for(self.loop.create_connection(lambda: conn, self.host, self.port),
-                                   self.connect_timeout)
+            await asyncio.wait_for(
+                self.loop.create_connection(lambda: conn, self.host, self.port), self.connect_timeout
+            )
             return True
         except (OSError, asyncio.TimeoutError):
             self.errors["connect"] += 1
@@ -180,7 +182,7 @@ class _Client:
     async def _connect_all(self) -> int:
         connected = 0
         for first in range(0, len(self.conns), self.batch):
-            batch = self.conns[first:first + self.batch]
+            batch = self.conns[first : first + self.batch]
             connected += sum(await asyncio.gather(*(self._open(c) for c in batch)))
             self.pipe.send(("connecting", connected, self.errors["connect"]))
         return connected
@@ -361,8 +363,17 @@ def percentile(hist: dict, total: int, q: float):
     return None
 
 
-def run(host: str, port: int, request: bytes, reply: bytes, framed: bool, connections: int,
-        seconds: float, clients: int = 2, **options) -> dict:
+def run(
+    host: str,
+    port: int,
+    request: bytes,
+    reply: bytes,
+    framed: bool,
+    connections: int,
+    seconds: float,
+    clients: int = 2,
+    **options,
+) -> dict:
     """Run the load; the merged result (see the module docstring for what counts).
 
     `options`: those of run_mix (warmup, timeouts, connect_batch, label, progress, on_phase,
@@ -381,9 +392,21 @@ class Load:
     clients: int = 2
 
 
-def run_mix(host: str, port: int, framed: bool, loads: list, seconds: float, warmup: float = 2.0,
-            connect_timeout: float = 30.0, request_timeout: float = 10.0, connect_batch: int = 100,
-            label: str = "", progress: bool = True, on_phase=None, cpus=None) -> list:
+def run_mix(
+    host: str,
+    port: int,
+    framed: bool,
+    loads: list,
+    seconds: float,
+    warmup: float = 2.0,
+    connect_timeout: float = 30.0,
+    request_timeout: float = 10.0,
+    connect_batch: int = 100,
+    label: str = "",
+    progress: bool = True,
+    on_phase=None,
+    cpus=None,
+) -> list:
     """Run several Loads at once against one server, on one timeline (all connect, then warm up
     and measure together); one merged result per Load, in order (e.g. pings measured while
     other connections keep a slow method busy).
@@ -408,18 +431,25 @@ def run_mix(host: str, port: int, framed: bool, loads: list, seconds: float, war
     try:
         for i, share in shares:
             parent_end, child_end = ctx.Pipe()
-            spec = {"host": host, "port": port, "request": loads[i].request, "reply": loads[i].reply,
-                    "framed": framed, "connections": share, "connect_timeout": connect_timeout,
-                    "request_timeout": request_timeout, "connect_batch": max(1, connect_batch),
-                    "cpus": sorted(cpus) if cpus else None}
+            spec = {
+                "host": host,
+                "port": port,
+                "request": loads[i].request,
+                "reply": loads[i].reply,
+                "framed": framed,
+                "connections": share,
+                "connect_timeout": connect_timeout,
+                "request_timeout": request_timeout,
+                "connect_batch": max(1, connect_batch),
+                "cpus": sorted(cpus) if cpus else None,
+            }
             proc = ctx.Process(target=_client_main, args=(child_end, spec), daemon=True)
             proc.start()
             child_end.close()
             pipes.append(parent_end)
             procs.append(proc)
 
-        state = [{"connected": 0, "failed": 0, "done": 0, "errors": 0, "ready": False, "result": None}
-                 for _ in shares]
+        state = [{"connected": 0, "failed": 0, "done": 0, "errors": 0, "ready": False, "result": None} for _ in shares]
 
         def pump(timeout: float) -> None:
             waiting = [p for p, s in zip(pipes, state, strict=True) if s["result"] is None]
@@ -445,11 +475,14 @@ def run_mix(host: str, port: int, framed: bool, loads: list, seconds: float, war
         # Connect phase.
         while not all(s["ready"] for s in state):
             pump(0.5)
-            show.show("connecting: %d/%d open, %d failed" % (
-                sum(s["connected"] for s in state), connections, sum(s["failed"] for s in state)))
+            show.show(
+                "connecting: %d/%d open, %d failed"
+                % (sum(s["connected"] for s in state), connections, sum(s["failed"] for s in state))
+            )
         connected = sum(s["connected"] for s in state)
-        show.show("connected: %d/%d open, %d failed" % (
-            connected, connections, sum(s["failed"] for s in state)), force=True)
+        show.show(
+            "connected: %d/%d open, %d failed" % (connected, connections, sum(s["failed"] for s in state)), force=True
+        )
 
         # Warm-up and measure.
         t_start = time.monotonic() + 0.2
@@ -476,8 +509,10 @@ def run_mix(host: str, port: int, framed: bool, loads: list, seconds: float, war
                 last_done, last_t = done, now
             phase = "measuring" if measuring else "warming up"
             left = (t_end if measuring else t_measure) - now
-            show.show("%s, %.0f s left: ~%.0f calls/s, %d errors" % (
-                phase, max(0.0, left), rate, sum(s["errors"] for s in state)))
+            show.show(
+                "%s, %.0f s left: ~%.0f calls/s, %d errors"
+                % (phase, max(0.0, left), rate, sum(s["errors"] for s in state))
+            )
         if on_phase:
             on_phase("end")
 
@@ -502,9 +537,16 @@ def run_mix(host: str, port: int, framed: bool, loads: list, seconds: float, war
                 proc.join()
         for pipe in pipes:
             pipe.close()
-    return [merge([s["result"] for (i, _), s in zip(shares, state, strict=True) if i == n],
-                  connections=load.connections, clients=sum(1 for i, _ in shares if i == n),
-                  seconds=seconds, warmup=warmup) for n, load in enumerate(loads)]
+    return [
+        merge(
+            [s["result"] for (i, _), s in zip(shares, state, strict=True) if i == n],
+            connections=load.connections,
+            clients=sum(1 for i, _ in shares if i == n),
+            seconds=seconds,
+            warmup=warmup,
+        )
+        for n, load in enumerate(loads)
+    ]
 
 
 def merge(results: list, connections: int, clients: int, seconds: float, warmup: float) -> dict:
@@ -556,8 +598,12 @@ def main(argv=None) -> int:
     import workloads
 
     parser = argparse.ArgumentParser(description="Closed-loop load against a running server.")
-    parser.add_argument("--workload", default="ping", choices=sorted(workloads.WORKLOADS),
-                        help="the call to send (benchmarks/workloads.py; default: ping)")
+    parser.add_argument(
+        "--workload",
+        default="ping",
+        choices=sorted(workloads.WORKLOADS),
+        help="the call to send (benchmarks/workloads.py; default: ping)",
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--framed", action="store_true", help="the server speaks framed transport")
@@ -568,10 +614,15 @@ def main(argv=None) -> int:
     parser.add_argument("--connect-timeout", type=float, default=30.0)
     parser.add_argument("--request-timeout", type=float, default=10.0)
     parser.add_argument("--connect-batch", type=int, default=100, help="connects in flight per process")
-    parser.add_argument("--client-cpus", metavar="LIST", default=None,
-                        help="pin the client processes to these CPUs, as taskset -c (e.g. 1-15)")
+    parser.add_argument(
+        "--client-cpus",
+        metavar="LIST",
+        default=None,
+        help="pin the client processes to these CPUs, as taskset -c (e.g. 1-15)",
+    )
     args = parser.parse_args(argv)
     import servers
+
     try:
         cpus = servers.parse_cpus(args.client_cpus)
     except ValueError as e:
@@ -579,9 +630,21 @@ def main(argv=None) -> int:
     workload = workloads.WORKLOADS[args.workload]
     request = callwire.encode_call(workload, framed=args.framed)
     reply = callwire.probe(args.host, args.port, args.framed, request, workload)
-    result = run(args.host, args.port, request, reply, args.framed, args.connections, args.seconds,
-                 clients=args.clients, warmup=args.warmup, connect_timeout=args.connect_timeout,
-                 request_timeout=args.request_timeout, connect_batch=args.connect_batch, cpus=cpus)
+    result = run(
+        args.host,
+        args.port,
+        request,
+        reply,
+        args.framed,
+        args.connections,
+        args.seconds,
+        clients=args.clients,
+        warmup=args.warmup,
+        connect_timeout=args.connect_timeout,
+        request_timeout=args.request_timeout,
+        connect_batch=args.connect_batch,
+        cpus=cpus,
+    )
     print(json.dumps(result, indent=2))
     return 0
 

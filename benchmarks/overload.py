@@ -18,6 +18,7 @@ memory: dracula (uv, default settings: --max-buffer-memory 256 MiB) under C conn
 sending 15 MB of a 16,000,000-byte frame and holding (benchmarks/partial_frames.py): server RSS
 growth against the budget, and a good client's ping p50/p99 throughout.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,14 +33,24 @@ from servers import RunningServer, ServerSpec
 
 CAPACITY = 200  # calls/s: 4 threads / 20 ms
 SLEEP = workloads.Workload(
-    "sleep20", "idl/showcase.thrift", "Showcase", "examples.showcase:ShowcaseHandler", "sleep_blocking",
-    lambda module: {"ms": 20}, "slept 20 ms", "Showcase.sleep_blocking(20): a @blocking 20 ms sleep")
+    "sleep20",
+    "idl/showcase.thrift",
+    "Showcase",
+    "examples.showcase:ShowcaseHandler",
+    "sleep_blocking",
+    lambda module: {"ms": 20},
+    "slept 20 ms",
+    "Showcase.sleep_blocking(20): a @blocking 20 ms sleep",
+)
 POOL = ("--blocking-threads", "4")
 GOODPUT_SERVERS = (
-    ServerSpec("dracula-shed", False, "dracula uv, --blocking-threads 4 --queue-timeout 0.25",
-               servers._dracula("uv") + POOL + ("--queue-timeout", "0.25")),
-    ServerSpec("dracula", False, "dracula uv, --blocking-threads 4, no shedding",
-               servers._dracula("uv") + POOL),
+    ServerSpec(
+        "dracula-shed",
+        False,
+        "dracula uv, --blocking-threads 4 --queue-timeout 0.25",
+        servers._dracula("uv") + POOL + ("--queue-timeout", "0.25"),
+    ),
+    ServerSpec("dracula", False, "dracula uv, --blocking-threads 4, no shedding", servers._dracula("uv") + POOL),
     servers.SERVERS["thriftpy2-threaded"],
 )
 
@@ -53,28 +64,48 @@ def goodput(args) -> list:
             connections = round(load * CAPACITY)
             with RunningServer(spec, workload=SLEEP) as server:
                 print("%s at %gx (%d connections)..." % (spec.name, load, connections), file=sys.stderr)
-                row = overload_load.run(server.host, server.port, server.request, server.reply, connections,
-                                        seconds=args.seconds, warmup=args.warmup, clients=args.clients)
+                row = overload_load.run(
+                    server.host,
+                    server.port,
+                    server.request,
+                    server.reply,
+                    connections,
+                    seconds=args.seconds,
+                    warmup=args.warmup,
+                    clients=args.clients,
+                )
                 row.update(server=spec.name, load=load, alive=server.alive())
             rows.append(row)
             print(goodput_row(row), file=sys.stderr)
     return rows
 
 
-GOODPUT_HEADER = ("| server | load | connections | goodput/s (x capacity) | shed/s | timeouts | ok p50 / p99 ms "
-                  "| shed p50 / p99 ms |\n|---|---:|---:|---:|---:|---:|---:|---:|")
+GOODPUT_HEADER = (
+    "| server | load | connections | goodput/s (x capacity) | shed/s | timeouts | ok p50 / p99 ms "
+    "| shed p50 / p99 ms |\n|---|---:|---:|---:|---:|---:|---:|---:|"
+)
 
 
 def goodput_row(r) -> str:
     def ms(kind):
         return "%s / %s" % (r["%s_p50_ms" % kind] or "—", r["%s_p99_ms" % kind] or "—")
+
     return "| %s | %gx | %d | %.0f (%.2f) | %.0f | %d | %s | %s |" % (
-        r["server"], r["load"], r["connections"], r["goodput"], r["goodput"] / CAPACITY, r["shed_rate"],
-        r["timeout"], ms("ok"), ms("shed"))
+        r["server"],
+        r["load"],
+        r["connections"],
+        r["goodput"],
+        r["goodput"] / CAPACITY,
+        r["shed_rate"],
+        r["timeout"],
+        ms("ok"),
+        ms("shed"),
+    )
 
 
 def plot(rows, path) -> None:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -84,10 +115,13 @@ def plot(rows, path) -> None:
         loads = [r["load"] for r in mine]
         left.plot(loads, [r["goodput"] / CAPACITY for r in mine], marker="o", label=name)
         right.plot(loads, [r["ok_p99_ms"] or float("nan") for r in mine], marker="o", label=name)
-    left.set(xlabel="offered load (x capacity)", ylabel="goodput (x capacity)",
-             title="goodput: answered within 1 s")
-    right.set(xlabel="offered load (x capacity)", ylabel="p99 of answered calls (ms)", yscale="log",
-              title="latency of successful calls")
+    left.set(xlabel="offered load (x capacity)", ylabel="goodput (x capacity)", title="goodput: answered within 1 s")
+    right.set(
+        xlabel="offered load (x capacity)",
+        ylabel="p99 of answered calls (ms)",
+        yscale="log",
+        title="latency of successful calls",
+    )
     for ax in (left, right):
         ax.grid(True, alpha=0.3)
         ax.legend()
@@ -108,15 +142,26 @@ def memory(args) -> list:
     return rows
 
 
-MEMORY_HEADER = ("| connections x 15 MB | server RSS before (MiB) | peak (MiB) | growth (MiB) | budget (MiB) "
-                 "| good pings | ping p50 / p99 / max ms | ping errors | server alive |\n"
-                 "|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+MEMORY_HEADER = (
+    "| connections x 15 MB | server RSS before (MiB) | peak (MiB) | growth (MiB) | budget (MiB) "
+    "| good pings | ping p50 / p99 / max ms | ping errors | server alive |\n"
+    "|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+)
 
 
 def memory_row(r) -> str:
     return "| %d | %.0f | %.0f | %.0f | 256 | %d | %s / %s / %s | %d | %s |" % (
-        r["connections"], r["rss_before_mib"], r["rss_peak_mib"], r["growth_mib"], r["pings"],
-        r["ping_p50_ms"], r["ping_p99_ms"], r["ping_max_ms"], r["ping_errors"], "yes" if r["alive"] else "NO")
+        r["connections"],
+        r["rss_before_mib"],
+        r["rss_peak_mib"],
+        r["growth_mib"],
+        r["pings"],
+        r["ping_p50_ms"],
+        r["ping_p99_ms"],
+        r["ping_max_ms"],
+        r["ping_errors"],
+        "yes" if r["alive"] else "NO",
+    )
 
 
 def main(argv=None) -> int:

@@ -14,6 +14,7 @@ byte for byte is `ok` (goodput), an EXCEPTION carrying TApplicationException typ
 go into loadgen's log-scale histograms. P processes (fork) share the connections; each runs a
 uvloop loop.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -203,8 +204,7 @@ def _client_main(queue, spec, t_start):
         loop.close()
 
 
-def run(host, port, request, reply, connections, seconds=10.0, warmup=3.0, give_up=1.0,
-        clients=2) -> dict:
+def run(host, port, request, reply, connections, seconds=10.0, warmup=3.0, give_up=1.0, clients=2) -> dict:
     """Offer `connections` calls/s for warmup + seconds; the measured window's counts (per
     second: `goodput`, `shed_rate`) and the ok and shed latency percentiles."""
     ctx = multiprocessing.get_context("fork")
@@ -212,8 +212,16 @@ def run(host, port, request, reply, connections, seconds=10.0, warmup=3.0, give_
     t_start = _monotonic() + 2.0 + connections / 500  # time for every connection to open
     procs = []
     for share in loadgen.split(connections, clients):
-        spec = {"host": host, "port": port, "request": request, "reply": reply, "connections": share,
-                "seconds": seconds, "warmup": warmup, "give_up": give_up}
+        spec = {
+            "host": host,
+            "port": port,
+            "request": request,
+            "reply": reply,
+            "connections": share,
+            "seconds": seconds,
+            "warmup": warmup,
+            "give_up": give_up,
+        }
         proc = ctx.Process(target=_client_main, args=(queue, spec, t_start), daemon=True)
         proc.start()
         procs.append(proc)
@@ -225,8 +233,13 @@ def run(host, port, request, reply, connections, seconds=10.0, warmup=3.0, give_
 
 def summarize(results, connections, seconds) -> dict:
     counts = {k: sum(r["counts"][k] for r in results) for k in results[0]["counts"]}
-    out = {"connections": connections, "seconds": seconds, **counts,
-           "goodput": counts["ok"] / seconds, "shed_rate": counts["shed"] / seconds}
+    out = {
+        "connections": connections,
+        "seconds": seconds,
+        **counts,
+        "goodput": counts["ok"] / seconds,
+        "shed_rate": counts["shed"] / seconds,
+    }
     for kind in ("ok", "shed"):
         hist = {}
         for r in results:

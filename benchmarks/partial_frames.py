@@ -12,6 +12,7 @@ memoryview slices, no copies); this process samples the server's RSS every 0.1 s
 another thread, pings it over one thriftpy2 connection for the whole run, recording each
 call's latency.
 """
+
 from __future__ import annotations
 
 import multiprocessing
@@ -47,7 +48,7 @@ def _attack(host, port, connections, hold_s, ready):
         for key, _ in sel.select(timeout=0.1):
             sent = key.data
             try:
-                sent[0] += key.fileobj.send(payload[sent[0]:])
+                sent[0] += key.fileobj.send(payload[sent[0] :])
             except (BlockingIOError, InterruptedError):
                 continue
             except OSError:  # closed by the server (it waited too long for memory)
@@ -81,8 +82,7 @@ def run(server, connections, hold_s=20.0) -> dict:
     before = rss_kib(server.pid)
     ctx = multiprocessing.get_context("fork")
     ready = ctx.Event()
-    attacker = ctx.Process(target=_attack, args=(server.host, server.port, connections, hold_s, ready),
-                           daemon=True)
+    attacker = ctx.Process(target=_attack, args=(server.host, server.port, connections, hold_s, ready), daemon=True)
     stop, latencies, errors = threading.Event(), [], []
     pinger = threading.Thread(target=_pinger, args=(server.host, server.port, stop, latencies, errors))
     pinger.start()
@@ -99,7 +99,15 @@ def run(server, connections, hold_s=20.0) -> dict:
     def pct(q):
         return round(latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000, 2) if latencies else None
 
-    return {"connections": connections, "rss_before_mib": round(before / 1024, 1),
-            "rss_peak_mib": round(peak / 1024, 1), "growth_mib": round((peak - before) / 1024, 1),
-            "pings": len(latencies), "ping_errors": len(errors), "ping_p50_ms": pct(0.5),
-            "ping_p99_ms": pct(0.99), "ping_max_ms": pct(1.0), "alive": server.alive()}
+    return {
+        "connections": connections,
+        "rss_before_mib": round(before / 1024, 1),
+        "rss_peak_mib": round(peak / 1024, 1),
+        "growth_mib": round((peak - before) / 1024, 1),
+        "pings": len(latencies),
+        "ping_errors": len(errors),
+        "ping_p50_ms": pct(0.5),
+        "ping_p99_ms": pct(0.99),
+        "ping_max_ms": pct(1.0),
+        "alive": server.alive(),
+    }

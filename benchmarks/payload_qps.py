@@ -15,6 +15,7 @@ For each size, each connection count and each server: the harness of ping_qps.py
 (qps_harness.py). The table's last columns compare each row with the floor and with
 thriftpy2-threaded in the same cell. Compare rows of one run, never with another run's.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,22 +24,27 @@ import sys
 import qps_harness
 import workloads
 
-DEFAULT_SERVERS = ("dracula-uv", "dracula-thread", "floor", "thriftpy2-threaded", "thriftpy2-aio",
-                   "apache-nonblocking")
+DEFAULT_SERVERS = ("dracula-uv", "dracula-thread", "floor", "thriftpy2-threaded", "thriftpy2-aio", "apache-nonblocking")
 SIZES = ("small", "medium", "large")
 BASELINES = ("floor", "thriftpy2-threaded")
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     qps_harness.add_options(parser, DEFAULT_SERVERS)
-    parser.add_argument("--sizes", default=",".join(SIZES),
-                        help="comma-separated, from: %s (default: all)" % ", ".join(SIZES))
-    parser.add_argument("--baselines", default=",".join(BASELINES),
-                        help="servers the last columns compare with (default: %s)" % ",".join(BASELINES))
-    parser.add_argument("--connections", default="50",
-                        help="connection count, or a comma-separated list of them (default: 50)")
+    parser.add_argument(
+        "--sizes", default=",".join(SIZES), help="comma-separated, from: %s (default: all)" % ", ".join(SIZES)
+    )
+    parser.add_argument(
+        "--baselines",
+        default=",".join(BASELINES),
+        help="servers the last columns compare with (default: %s)" % ",".join(BASELINES),
+    )
+    parser.add_argument(
+        "--connections", default="50", help="connection count, or a comma-separated list of them (default: 50)"
+    )
     args = parser.parse_args(argv)
     names, counts = qps_harness.check_options(parser, args)
     sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]

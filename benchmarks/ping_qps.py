@@ -16,6 +16,7 @@ the same backlog), probe it with one ping, run the closed-loop load generator ag
 (benchmarks/qps_harness.py; benchmarks/payload_qps.py runs the same harness on a real payload).
 Compare rows of one run with each other (the "vs dracula-uv" column), never with another run's.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,19 +25,29 @@ import sys
 import qps_harness
 import workloads
 
-DEFAULT_SERVERS = ("dracula-uv", "dracula-thread", "thriftpy2-threaded", "thriftpy2-aio",
-                   "apache-nonblocking", "floor", "floor-buffered")
+DEFAULT_SERVERS = (
+    "dracula-uv",
+    "dracula-thread",
+    "thriftpy2-threaded",
+    "thriftpy2-aio",
+    "apache-nonblocking",
+    "floor",
+    "floor-buffered",
+)
 BASELINE = "dracula-uv"
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     qps_harness.add_options(parser, DEFAULT_SERVERS)
-    parser.add_argument("--baseline", default=BASELINE,
-                        help="the server the last column compares with (default: %s)" % BASELINE)
-    parser.add_argument("--connections", default="50",
-                        help="connection count, or a comma-separated list of them (default: 50)")
+    parser.add_argument(
+        "--baseline", default=BASELINE, help="the server the last column compares with (default: %s)" % BASELINE
+    )
+    parser.add_argument(
+        "--connections", default="50", help="connection count, or a comma-separated list of them (default: 50)"
+    )
     args = parser.parse_args(argv)
     names, counts = qps_harness.check_options(parser, args)
     cells = [(workloads.PING, count, name) for count in counts for name in names]

@@ -7,6 +7,7 @@ generator against it (loadgen.py), read the server's CPU time over the measured 
 it. The scripts choose the cells, the baselines the ratio columns compare with, and the title;
 this module runs the cells and prints the markdown table, its notes and the --json file.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,27 +24,41 @@ import servers
 
 def add_options(parser: argparse.ArgumentParser, default_servers: tuple) -> None:
     """The options every throughput script shares (not --connections or the baselines)."""
-    parser.add_argument("--servers", default=",".join(default_servers),
-                        help="comma-separated, from: %s, or dracula-uv-wN / dracula-thread-wN "
-                             "(--workers N), or dracula-uv@PATH / dracula-thread@PATH (the "
-                             "checkout at PATH: before/after in one run) (default: %s)" % (", ".join(servers.SERVERS),
-                                                              ",".join(default_servers)))
-    parser.add_argument("--server-cpus", metavar="LIST", default=None,
-                        help="pin each server (and its workers) to these CPUs, as taskset -c: e.g. 0 "
-                             "or 0-7 (default: no pinning)")
-    parser.add_argument("--client-cpus", metavar="LIST", default=None,
-                        help="pin the load-generator processes (and this harness) to these CPUs, "
-                             "e.g. 1-15 (default: no pinning)")
+    parser.add_argument(
+        "--servers",
+        default=",".join(default_servers),
+        help="comma-separated, from: %s, or dracula-uv-wN / dracula-thread-wN "
+        "(--workers N), or dracula-uv@PATH / dracula-thread@PATH (the "
+        "checkout at PATH: before/after in one run) (default: %s)"
+        % (", ".join(servers.SERVERS), ",".join(default_servers)),
+    )
+    parser.add_argument(
+        "--server-cpus",
+        metavar="LIST",
+        default=None,
+        help="pin each server (and its workers) to these CPUs, as taskset -c: e.g. 0 or 0-7 (default: no pinning)",
+    )
+    parser.add_argument(
+        "--client-cpus",
+        metavar="LIST",
+        default=None,
+        help="pin the load-generator processes (and this harness) to these CPUs, e.g. 1-15 (default: no pinning)",
+    )
     parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per row")
     parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds before each row")
     parser.add_argument("--clients", type=int, default=2, help="load generator processes")
-    parser.add_argument("--backlog", type=int, default=servers.DEFAULT_BACKLOG,
-                        help="listen backlog for every server (default: %d)" % servers.DEFAULT_BACKLOG)
+    parser.add_argument(
+        "--backlog",
+        type=int,
+        default=servers.DEFAULT_BACKLOG,
+        help="listen backlog for every server (default: %d)" % servers.DEFAULT_BACKLOG,
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--connect-timeout", type=float, default=30.0)
     parser.add_argument("--request-timeout", type=float, default=10.0)
-    parser.add_argument("--connect-batch", type=int, default=100,
-                        help="connects in flight per client process (default: 100)")
+    parser.add_argument(
+        "--connect-batch", type=int, default=100, help="connects in flight per client process (default: 100)"
+    )
     parser.add_argument("--pause", type=float, default=1.0, help="seconds between rows (default: 1)")
     parser.add_argument("--json", metavar="PATH", help="also write every number to this file")
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
@@ -55,8 +70,10 @@ def check_options(parser: argparse.ArgumentParser, args) -> tuple:
     names = [n.strip() for n in args.servers.split(",") if n.strip()]
     unknown = [n for n in names if servers.lookup(n) is None]
     if unknown:
-        parser.error("unknown server(s): %s (known: %s, dracula-uv-wN, dracula-thread-wN, dracula-uv@PATH)" % (
-            ", ".join(unknown), ", ".join(servers.SERVERS)))
+        parser.error(
+            "unknown server(s): %s (known: %s, dracula-uv-wN, dracula-thread-wN, dracula-uv@PATH)"
+            % (", ".join(unknown), ", ".join(servers.SERVERS))
+        )
     try:
         args.server_cpu_set = servers.parse_cpus(args.server_cpus)
         args.client_cpu_set = servers.parse_cpus(args.client_cpus)
@@ -81,6 +98,7 @@ def _fastbinary() -> bool:
     """Whether Apache thrift's C accelerator imports (without it, apache-nonblocking is pure Python)."""
     try:
         from thrift.protocol import fastbinary  # noqa: F401
+
         return True
     except ImportError:
         return False
@@ -88,6 +106,7 @@ def _fastbinary() -> bool:
 
 def _versions() -> dict:
     from importlib import metadata
+
     out = {}
     for dist in ("dracula", "thriftpy2", "thrift", "uvloop"):
         try:
@@ -108,14 +127,24 @@ def _somaxconn():
 def metadata(args, baselines: list, planned_rows: int) -> dict:
     return {
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
-        "host": platform.node(), "cpus": os.cpu_count(), "python": platform.python_version(),
-        "versions": _versions(), "seconds": args.seconds, "warmup": args.warmup,
-        "clients": args.clients, "backlog": args.backlog, "somaxconn": _somaxconn(),
-        "request_timeout": args.request_timeout, "connect_timeout": args.connect_timeout,
-        "server_cpus": args.server_cpus, "client_cpus": args.client_cpus,
+        "host": platform.node(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "versions": _versions(),
+        "seconds": args.seconds,
+        "warmup": args.warmup,
+        "clients": args.clients,
+        "backlog": args.backlog,
+        "somaxconn": _somaxconn(),
+        "request_timeout": args.request_timeout,
+        "connect_timeout": args.connect_timeout,
+        "server_cpus": args.server_cpus,
+        "client_cpus": args.client_cpus,
         "server_affinity": servers.format_cpus(args.server_cpu_set) if args.server_cpus else None,
         "client_affinity": servers.format_cpus(args.client_cpu_set) if args.client_cpus else None,
-        "baselines": baselines, "fastbinary": _fastbinary(), "planned_rows": planned_rows,
+        "baselines": baselines,
+        "fastbinary": _fastbinary(),
+        "planned_rows": planned_rows,
     }
 
 
@@ -123,24 +152,44 @@ def closed_loop(server, connections: int, args, on_phase, label: str) -> dict:
     """A row's default load: `connections` connections each calling the server's workload in a
     closed loop (loadgen.run); the result to merge into the row."""
     return loadgen.run(
-        args.host, server.port, server.request, server.reply, server.spec.framed, connections,
-        args.seconds, clients=args.clients, warmup=args.warmup,
-        connect_timeout=args.connect_timeout, request_timeout=args.request_timeout,
-        connect_batch=args.connect_batch, label=label,
-        progress=not args.quiet, on_phase=on_phase, cpus=args.client_cpu_set)
+        args.host,
+        server.port,
+        server.request,
+        server.reply,
+        server.spec.framed,
+        connections,
+        args.seconds,
+        clients=args.clients,
+        warmup=args.warmup,
+        connect_timeout=args.connect_timeout,
+        request_timeout=args.request_timeout,
+        connect_batch=args.connect_batch,
+        label=label,
+        progress=not args.quiet,
+        on_phase=on_phase,
+        cpus=args.client_cpu_set,
+    )
 
 
-def measure(spec: servers.ServerSpec, workload, connections: int, args, wire=servers.callwire,
-            label: str | None = None, make_server=servers.RunningServer, drive=closed_loop) -> dict:
+def measure(
+    spec: servers.ServerSpec,
+    workload,
+    connections: int,
+    args,
+    wire=servers.callwire,
+    label: str | None = None,
+    make_server=servers.RunningServer,
+    drive=closed_loop,
+) -> dict:
     """One table row: `spec` serving `workload` under `connections` connections; `wire` encodes
     the request and probes the reply (callwire: binary), `label` names the row (spec.name).
     `make_server`: RunningServer or anything that starts, probes, measures and stops like it
     (fleet_qps.py's HAProxy fleet). `drive`: the load, as closed_loop (which it defaults to)
     takes and returns it; it raises loadgen.LoadgenError when it cannot measure."""
-    row = {"server": label or spec.name, "framed": spec.framed, "workload": workload.name,
-           "connections": connections}
-    server = make_server(spec, host=args.host, backlog=args.backlog, cpus=args.server_cpu_set,
-                         workload=workload, wire=wire)
+    row = {"server": label or spec.name, "framed": spec.framed, "workload": workload.name, "connections": connections}
+    server = make_server(
+        spec, host=args.host, backlog=args.backlog, cpus=args.server_cpu_set, workload=workload, wire=wire
+    )
     row["request_bytes"] = len(server.request)
     try:
         try:
@@ -206,10 +255,14 @@ def _cpu_per_call(r: dict):
 def table(rows: list, baselines: list, show_workload: bool = False) -> str:
     """The markdown table; a "vs B" column per baseline server (QPS ratio, same cell). With
     show_workload, a payload column and a server CPU µs per call column too."""
-    head = (["server"] + (["payload"] if show_workload else []) +
-            ["connections", "QPS", "p50 ms", "p99 ms", "error rate", "server CPU s"] +
-            (["server CPU µs/call"] if show_workload else []) + ["client CPU s"] +
-            ["vs %s" % b for b in baselines])
+    head = (
+        ["server"]
+        + (["payload"] if show_workload else [])
+        + ["connections", "QPS", "p50 ms", "p99 ms", "error rate", "server CPU s"]
+        + (["server CPU µs/call"] if show_workload else [])
+        + ["client CPU s"]
+        + ["vs %s" % b for b in baselines]
+    )
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
     # A row is compared with its baseline's row of the same round (rows of --rounds runs).
     base = {(r["server"], r.get("workload"), r["connections"], r.get("round")): r["qps"] for r in rows if r.get("qps")}
@@ -221,8 +274,13 @@ def table(rows: list, baselines: list, show_workload: bool = False) -> str:
         if "failed" in r:
             cells += ["failed"] + ["—"] * (len(head) - len(cells) - 1)
         else:
-            cells += [_fmt(r["qps"], ",.0f"), _fmt(r["p50_ms"], ".2f"), _fmt(r["p99_ms"], ".2f"),
-                      "%.2f%%" % (100 * r["error_rate"]), _fmt(r.get("server_cpu_s"), ".2f")]
+            cells += [
+                _fmt(r["qps"], ",.0f"),
+                _fmt(r["p50_ms"], ".2f"),
+                _fmt(r["p99_ms"], ".2f"),
+                "%.2f%%" % (100 * r["error_rate"]),
+                _fmt(r.get("server_cpu_s"), ".2f"),
+            ]
             if show_workload:
                 cells.append(_fmt(_cpu_per_call(r), ",.0f"))
             cells.append(_fmt(r["client_cpu_s"], ".2f"))
@@ -248,37 +306,59 @@ def notes(rows: list, meta: dict) -> list:
             out.append("%s listened with backlog %s, not %d" % (where, r["listen_backlog"], expected))
         if r["errors"]:
             kinds = ", ".join("%s %d" % (k, n) for k, n in r["error_kinds"].items() if n)
-            out.append("%s: %d errors (%s); %d/%d connected at start" % (
-                where, r["errors"], kinds, r["connected"], r["connections"]))
+            out.append(
+                "%s: %d errors (%s); %d/%d connected at start"
+                % (where, r["errors"], kinds, r["connected"], r["connections"])
+            )
         if r["stalled_at_end"]:
-            out.append("%s: %d calls went unanswered for the whole measured window (the oldest "
-                       "for %.1f s; server CPU %s s)%s" % (
-                           where, r["stalled_at_end"], r["oldest_in_flight_ms"] / 1000,
-                           _fmt(r.get("server_cpu_s"), ".2f"),
-                           ": stalled?" if not r["requests"] else ""))
+            out.append(
+                "%s: %d calls went unanswered for the whole measured window (the oldest "
+                "for %.1f s; server CPU %s s)%s"
+                % (
+                    where,
+                    r["stalled_at_end"],
+                    r["oldest_in_flight_ms"] / 1000,
+                    _fmt(r.get("server_cpu_s"), ".2f"),
+                    ": stalled?" if not r["requests"] else "",
+                )
+            )
         if "server_exit" in r:
             out.append("%s: the server exited (status %s) during the run" % (where, r["server_exit"]))
     if meta.get("fastbinary") is False and any(r["server"] == "apache-nonblocking" for r in rows):
-        out.append("apache-nonblocking ran without Apache's C accelerator (thrift.protocol.fastbinary "
-                   "did not import): pure-Python protocol")
+        out.append(
+            "apache-nonblocking ran without Apache's C accelerator (thrift.protocol.fastbinary "
+            "did not import): pure-Python protocol"
+        )
     if meta.get("interrupted"):
         out.append("the run was interrupted: %d of %d rows measured" % (len(rows), meta["planned_rows"]))
     return out
 
 
-def report(title: str, rows: list, meta: dict, args, show_workload: bool = False,
-           preamble: tuple = ()) -> int:
+def report(title: str, rows: list, meta: dict, args, show_workload: bool = False, preamble: tuple = ()) -> int:
     """Print the title line, `preamble` lines, the table and its notes; write --json; the exit
     status (130 when interrupted)."""
     pinning = ""
     if args.server_cpus or args.client_cpus:
         pinning = "; server on CPUs %s, load generator on CPUs %s" % (
-            args.server_cpus or "(any)", args.client_cpus or "(any)")
-    print("%s, %s: %d CPUs, Python %s, %s; %.0f s measured after %.0f s warm-up, "
-          "%d client processes, backlog %d%s" % (
-              title, meta["date"], meta["cpus"], meta["python"],
-              ", ".join("%s %s" % kv for kv in meta["versions"].items() if kv[1]),
-              args.seconds, args.warmup, args.clients, args.backlog, pinning))
+            args.server_cpus or "(any)",
+            args.client_cpus or "(any)",
+        )
+    print(
+        "%s, %s: %d CPUs, Python %s, %s; %.0f s measured after %.0f s warm-up, "
+        "%d client processes, backlog %d%s"
+        % (
+            title,
+            meta["date"],
+            meta["cpus"],
+            meta["python"],
+            ", ".join("%s %s" % kv for kv in meta["versions"].items() if kv[1]),
+            args.seconds,
+            args.warmup,
+            args.clients,
+            args.backlog,
+            pinning,
+        )
+    )
     for line in preamble:
         print(line)
     print()

@@ -31,6 +31,7 @@ GIL, so a thread-per-connection server hashes on every core while one event loop
 "uv" vs "thread" here compares one core against all of them; "uv+pool" runs the hashing off the
 loop, which is how the reactor competes on this table.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,8 +54,11 @@ BACKENDS = {
     # name: (dracula --backend, handler, what)
     "uv": ("uv", "examples.hash:HashHandler", "uvloop reactor, md5 on the loop"),
     "thread": ("thread", "examples.hash:HashHandler", "a thread per connection"),
-    "uv+pool": ("uv", "examples.hash:BlockingHashHandler",
-                "uvloop reactor, md_five @dracula.blocking: md5 in the thread pool"),
+    "uv+pool": (
+        "uv",
+        "examples.hash:BlockingHashHandler",
+        "uvloop reactor, md_five @dracula.blocking: md5 in the thread pool",
+    ),
 }
 DEFAULT_BACKENDS = ("uv", "thread")
 SERVING = re.compile(r"serving .*? on (\S+):(\d+) ")
@@ -66,41 +70,73 @@ class HashServer(servers.RunningServer):
     Started with --port 0; the port comes from its "serving ... on HOST:PORT" log line.
     `.reply` holds that call's reply bytes; the load generator expects every reply to equal it."""
 
-    def __init__(self, backend: str, host: str = "127.0.0.1", backlog: int = servers.DEFAULT_BACKLOG,
-                 start_timeout: float = 30.0, extra_args: tuple = ()):
+    def __init__(
+        self,
+        backend: str,
+        host: str = "127.0.0.1",
+        backlog: int = servers.DEFAULT_BACKLOG,
+        start_timeout: float = 30.0,
+        extra_args: tuple = (),
+    ):
         dracula_backend, handler, about = BACKENDS[backend]
-        argv = ("-m", "dracula", "serve", "idl/hash.thrift:HashService", handler,
-                "--app-dir", servers.ROOT, "--host", "{host}", "--port", "0", "--backlog", "{backlog}",
-                "--backend", dracula_backend, "--log-level", "info", *extra_args)
-        super().__init__(servers.ServerSpec(backend, False, about, argv), host=host, backlog=backlog,
-                         start_timeout=start_timeout)
+        argv = (
+            "-m",
+            "dracula",
+            "serve",
+            "idl/hash.thrift:HashService",
+            handler,
+            "--app-dir",
+            servers.ROOT,
+            "--host",
+            "{host}",
+            "--port",
+            "0",
+            "--backlog",
+            "{backlog}",
+            "--backend",
+            dracula_backend,
+            "--log-level",
+            "info",
+            *extra_args,
+        )
+        super().__init__(
+            servers.ServerSpec(backend, False, about, argv), host=host, backlog=backlog, start_timeout=start_timeout
+        )
         self.handler = handler
         self.request = hashload.encode_call()
 
     def start(self) -> HashServer:
         self._log = tempfile.TemporaryFile(mode="w+b")  # noqa: SIM115 - outlives start(); stop() closes it
-        self.proc = subprocess.Popen(self.spec.command(self.host, 0, self.backlog), cwd=servers.ROOT,
-                                     stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            self.spec.command(self.host, 0, self.backlog),
+            cwd=servers.ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
         deadline = time.monotonic() + self.start_timeout
         while True:
             if self.proc.poll() is not None:
-                raise servers.ServerFailed("%s exited with %s:\n%s" % (
-                    self.spec.name, self.proc.returncode, self.output()))
+                raise servers.ServerFailed(
+                    "%s exited with %s:\n%s" % (self.spec.name, self.proc.returncode, self.output())
+                )
             found = SERVING.search(self.output())
             if found:
                 self.port = int(found.group(2))
                 break
             if time.monotonic() > deadline:
                 self.stop()
-                raise servers.ServerFailed("%s did not log its port within %.0f s:\n%s" % (
-                    self.spec.name, self.start_timeout, self.output()))
+                raise servers.ServerFailed(
+                    "%s did not log its port within %.0f s:\n%s" % (self.spec.name, self.start_timeout, self.output())
+                )
             time.sleep(0.05)
         try:
             self.reply = hashload.probe(self.host, self.port, self.request)
         except (OSError, hashload.ProbeError) as e:
             self.stop()
-            raise servers.ServerFailed("%s answered the probe call wrongly: %s\n%s" % (
-                self.spec.name, e, self.output())) from e
+            raise servers.ServerFailed(
+                "%s answered the probe call wrongly: %s\n%s" % (self.spec.name, e, self.output())
+            ) from e
         return self
 
 
@@ -111,10 +147,19 @@ def ideal_qps(connections: int, think_min: float, think_max: float) -> float:
 
 def measure(backend: str, connections: int, args) -> dict:
     """One row: `backend` under `connections` thinking connections."""
-    row = {"backend": backend, "connections": connections, "qps": None, "error_rate": None,
-           "p50_ms": None, "p99_ms": None, "server_cpu_s": None, "client_cpu_s": None,
-           "handler": BACKENDS[backend][1], "dracula_backend": BACKENDS[backend][0],
-           "ideal_qps": round(ideal_qps(connections, args.think_min, args.think_max), 3)}
+    row = {
+        "backend": backend,
+        "connections": connections,
+        "qps": None,
+        "error_rate": None,
+        "p50_ms": None,
+        "p99_ms": None,
+        "server_cpu_s": None,
+        "client_cpu_s": None,
+        "handler": BACKENDS[backend][1],
+        "dracula_backend": BACKENDS[backend][0],
+        "ideal_qps": round(ideal_qps(connections, args.think_min, args.think_max), 3),
+    }
     label = "%s, %d conns" % (backend, connections)
     server = HashServer(backend, host=args.host, backlog=args.backlog)
     try:
@@ -133,11 +178,23 @@ def measure(backend: str, connections: int, args) -> dict:
 
         try:
             result = hashload.run(
-                args.host, server.port, server.request, server.reply, connections, args.seconds,
-                clients=args.clients, warmup=args.warmup, timeout=args.timeout,
-                connect_timeout=args.connect_timeout, connect_batch=args.connect_batch,
-                think_min=args.think_min, think_max=args.think_max, label=label,
-                progress=not args.quiet, on_phase=on_phase)
+                args.host,
+                server.port,
+                server.request,
+                server.reply,
+                connections,
+                args.seconds,
+                clients=args.clients,
+                warmup=args.warmup,
+                timeout=args.timeout,
+                connect_timeout=args.connect_timeout,
+                connect_batch=args.connect_batch,
+                think_min=args.think_min,
+                think_max=args.think_max,
+                label=label,
+                progress=not args.quiet,
+                on_phase=on_phase,
+            )
         except loadgen.LoadgenError as e:
             row["failed"] = "load generator: %s" % e
             return row
@@ -152,9 +209,19 @@ def measure(backend: str, connections: int, args) -> dict:
             row["server_exit"] = server.proc.returncode
             row["server_output"] = server.output(2000)
         if not args.quiet:
-            sys.stderr.write("[%s] %.1f QPS, %.2f%% errors, p50 %s ms, p99 %s ms, CPU server %s s, "
-                             "clients %s s\n" % (label, row["qps"], 100 * row["error_rate"], row["p50_ms"],
-                                                 row["p99_ms"], row["server_cpu_s"], row["client_cpu_s"]))
+            sys.stderr.write(
+                "[%s] %.1f QPS, %.2f%% errors, p50 %s ms, p99 %s ms, CPU server %s s, "
+                "clients %s s\n"
+                % (
+                    label,
+                    row["qps"],
+                    100 * row["error_rate"],
+                    row["p50_ms"],
+                    row["p99_ms"],
+                    row["server_cpu_s"],
+                    row["client_cpu_s"],
+                )
+            )
         return row
     finally:
         server.close()
@@ -186,28 +253,46 @@ def cell(row: dict) -> str:
 
 def seed_table(rows: list, backends: list, counts: list, meta: dict) -> str:
     by_key = {(r["backend"], r["connections"]): r for r in rows}
-    lines = ["| connections | " + " | ".join(str(c) for c in counts) + " |",
-             "|---|" + "---|" * len(counts)]
+    lines = ["| connections | " + " | ".join(str(c) for c in counts) + " |", "|---|" + "---|" * len(counts)]
     for backend in backends:
         cells = [cell(by_key[(backend, c)]) if (backend, c) in by_key else "" for c in counts]
         lines.append("| %s | %s |" % (backend, " | ".join(cells)))
-    lines.append("| *ideal* | %s |" % " | ".join(
-        "*%.1f*" % ideal_qps(c, meta["think_min"], meta["think_max"]) for c in counts))
+    lines.append(
+        "| *ideal* | %s |" % " | ".join("*%.1f*" % ideal_qps(c, meta["think_min"], meta["think_max"]) for c in counts)
+    )
     return "\n".join(lines)
 
 
 def details_table(rows: list) -> str:
-    head = ("backend", "connections", "QPS", "error rate", "p50 ms", "p99 ms", "server CPU s",
-            "client CPU s", "busiest client s", "QPS / ideal")
+    head = (
+        "backend",
+        "connections",
+        "QPS",
+        "error rate",
+        "p50 ms",
+        "p99 ms",
+        "server CPU s",
+        "client CPU s",
+        "busiest client s",
+        "QPS / ideal",
+    )
     lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
     for r in rows:
         if "failed" in r:
             cells = [r["backend"], str(r["connections"]), "failed"] + ["—"] * (len(head) - 3)
         else:
-            cells = [r["backend"], str(r["connections"]), "%.1f" % r["qps"], "%.2f%%" % (100 * r["error_rate"]),
-                     _fmt(r["p50_ms"], ".1f"), _fmt(r["p99_ms"], ".1f"), _fmt(r["server_cpu_s"], ".2f"),
-                     _fmt(r["client_cpu_s"], ".2f"), _fmt(r.get("client_cpu_max_s"), ".2f"),
-                     "%.2f" % (r["qps"] / r["ideal_qps"])]
+            cells = [
+                r["backend"],
+                str(r["connections"]),
+                "%.1f" % r["qps"],
+                "%.2f%%" % (100 * r["error_rate"]),
+                _fmt(r["p50_ms"], ".1f"),
+                _fmt(r["p99_ms"], ".1f"),
+                _fmt(r["server_cpu_s"], ".2f"),
+                _fmt(r["client_cpu_s"], ".2f"),
+                _fmt(r.get("client_cpu_max_s"), ".2f"),
+                "%.2f" % (r["qps"] / r["ideal_qps"]),
+            ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -226,19 +311,33 @@ def notes(rows: list, meta: dict) -> list:
             out.append("%s: %d errors in the measured window (%s)" % (where, r["errors"], kinds))
         if r["opened_in_ramp"] < r["connections"] or r["ramp_errors"]:
             kinds = ", ".join("%s %d" % (k, n) for k, n in r["ramp_error_kinds"].items() if n)
-            out.append("%s: %d/%d connections opened in the %.1f s ramp; %d errors before the window%s"
-                       % (where, r["opened_in_ramp"], r["connections"], r["ramp_s"], r["ramp_errors"],
-                          " (%s)" % kinds if kinds else ""))
+            out.append(
+                "%s: %d/%d connections opened in the %.1f s ramp; %d errors before the window%s"
+                % (
+                    where,
+                    r["opened_in_ramp"],
+                    r["connections"],
+                    r["ramp_s"],
+                    r["ramp_errors"],
+                    " (%s)" % kinds if kinds else "",
+                )
+            )
         if r["stalled_at_end"]:
-            out.append("%s: %d calls went unanswered for the whole measured window (the oldest for %.1f s)"
-                       % (where, r["stalled_at_end"], r["oldest_in_flight_ms"] / 1000))
+            out.append(
+                "%s: %d calls went unanswered for the whole measured window (the oldest for %.1f s)"
+                % (where, r["stalled_at_end"], r["oldest_in_flight_ms"] / 1000)
+            )
         used = (r["server_cpu_s"] or 0) + (r["client_cpu_s"] or 0)
         if used > 0.9 * budget:
-            out.append("%s: server + client CPU %.1f s of the machine's %.0f core-seconds: saturated, "
-                       "a lower bound" % (where, used, budget))
+            out.append(
+                "%s: server + client CPU %.1f s of the machine's %.0f core-seconds: saturated, "
+                "a lower bound" % (where, used, budget)
+            )
         if r.get("client_cpu_max_s") is not None and r["client_cpu_max_s"] > 0.8 * meta["seconds"]:
-            out.append("%s: a client process used %.1f s of CPU in %.0f s: the load generator may be "
-                       "the limit; raise --clients" % (where, r["client_cpu_max_s"], meta["seconds"]))
+            out.append(
+                "%s: a client process used %.1f s of CPU in %.0f s: the load generator may be "
+                "the limit; raise --clients" % (where, r["client_cpu_max_s"], meta["seconds"])
+            )
         if "server_exit" in r:
             out.append("%s: the server exited (status %s) during the run" % (where, r["server_exit"]))
     return out
@@ -249,7 +348,8 @@ CAVEAT = (
     "`thread` backend hashes on every core, while `uv` hashes on its one event-loop thread, so "
     "`uv` vs `thread` compares one core with all of them. `uv+pool` (`BlockingHashHandler`, "
     "md_five marked `@dracula.blocking`) runs the hashing in dracula's thread pool, off the loop: "
-    "that is how the reactor competes on this table (DESIGN.md, \"Benchmarks: how we measure\").")
+    'that is how the reactor competes on this table (DESIGN.md, "Benchmarks: how we measure").'
+)
 
 
 def markdown(rows: list, backends: list, counts: list, meta: dict) -> str:
@@ -259,10 +359,21 @@ def markdown(rows: list, backends: list, counts: list, meta: dict) -> str:
         "",
         "%s, %s: %s CPUs, Python %s, %s. Each connection: a call, the whole reply, then a uniform "
         "%g-%g s think. %g s measured per cell after the ramp and %g s of warm-up; %d client "
-        "processes; request timeout %g s; backlog %d." % (
-            meta["date"], meta["host"], meta["cpus"], meta["python"], versions, meta["think_min"],
-            meta["think_max"], meta["seconds"], meta["warmup"], meta["clients"], meta["timeout"],
-            meta["backlog"]),
+        "processes; request timeout %g s; backlog %d."
+        % (
+            meta["date"],
+            meta["host"],
+            meta["cpus"],
+            meta["python"],
+            versions,
+            meta["think_min"],
+            meta["think_max"],
+            meta["seconds"],
+            meta["warmup"],
+            meta["clients"],
+            meta["timeout"],
+            meta["backlog"],
+        ),
         "",
         seed_table(rows, backends, counts, meta),
         "",
@@ -276,8 +387,10 @@ def markdown(rows: list, backends: list, counts: list, meta: dict) -> str:
         "",
         details_table(rows),
         "",
-        ("CPU: user + system seconds over the measured window (server process with its threads; all "
-         "client processes together, and the busiest one). Compare rows of one run only."),
+        (
+            "CPU: user + system seconds over the measured window (server process with its threads; all "
+            "client processes together, and the busiest one). Compare rows of one run only."
+        ),
     ]
     extra = notes(rows, meta)
     if extra:
@@ -289,33 +402,49 @@ def plot(rows: list, backends: list, counts: list, meta: dict, path: str):
     """qps_table.png; None when matplotlib is missing (pip install -e '.[bench]')."""
     try:
         import matplotlib
+
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
         return "matplotlib is not installed (pip install -e '.[bench]'): no qps_table.png"
     fig, ax = plt.subplots(figsize=(9, 5.5))
     xs = [0, *sorted(counts)]
-    ax.plot(xs, [ideal_qps(c, meta["think_min"], meta["think_max"]) for c in xs], linestyle="--",
-            color="grey", label="ideal (%.2f QPS/connection)" % (2.0 / (meta["think_min"] + meta["think_max"])))
+    ax.plot(
+        xs,
+        [ideal_qps(c, meta["think_min"], meta["think_max"]) for c in xs],
+        linestyle="--",
+        color="grey",
+        label="ideal (%.2f QPS/connection)" % (2.0 / (meta["think_min"] + meta["think_max"])),
+    )
     errors_seen = False
     for backend in backends:
-        mine = sorted((r for r in rows if r["backend"] == backend and r.get("qps") is not None),
-                      key=lambda r: r["connections"])
+        mine = sorted(
+            (r for r in rows if r["backend"] == backend and r.get("qps") is not None), key=lambda r: r["connections"]
+        )
         if not mine:
             continue
-        line, = ax.plot([r["connections"] for r in mine], [r["qps"] for r in mine], marker="o", label=backend)
+        (line,) = ax.plot([r["connections"] for r in mine], [r["qps"] for r in mine], marker="o", label=backend)
         for r in mine:
             if r["errors"]:
                 errors_seen = True
                 ax.plot(r["connections"], r["qps"], marker="x", markersize=11, color="red", linestyle="none")
-                ax.annotate(_pct(r["error_rate"]) + " err", (r["connections"], r["qps"]),
-                            textcoords="offset points", xytext=(5, 6), fontsize=8, color=line.get_color())
+                ax.annotate(
+                    _pct(r["error_rate"]) + " err",
+                    (r["connections"], r["qps"]),
+                    textcoords="offset points",
+                    xytext=(5, 6),
+                    fontsize=8,
+                    color=line.get_color(),
+                )
     if errors_seen:  # one legend entry for all the error marks, after the backends
         ax.plot([], [], marker="x", markersize=11, color="red", linestyle="none", label="errors (rate annotated)")
     ax.set_xlabel("connections")
     ax.set_ylabel("QPS (replies/s)")
-    ax.set_title("HashService.md_five(400,000 chars), think %g-%g s: %s, %d CPUs" % (
-        meta["think_min"], meta["think_max"], meta["date"], meta["cpus"] or 0), fontsize=10)
+    ax.set_title(
+        "HashService.md_five(400,000 chars), think %g-%g s: %s, %d CPUs"
+        % (meta["think_min"], meta["think_max"], meta["date"], meta["cpus"] or 0),
+        fontsize=10,
+    )
     ax.set_xlim(left=0)
     ax.set_ylim(bottom=0)
     ax.grid(True, alpha=0.3)
@@ -344,31 +473,51 @@ def write(out: str, rows: list, backends: list, counts: list, meta: dict, png: b
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--backends", default=",".join(DEFAULT_BACKENDS),
-                        help="comma-separated, from: %s (default: %s)" % (
-                            ", ".join(BACKENDS), ",".join(DEFAULT_BACKENDS)))
-    parser.add_argument("--connections", default="50,100,150,200,250,300,350,400,450",
-                        help="comma-separated connection counts (default: the seed's 50...450)")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--backends",
+        default=",".join(DEFAULT_BACKENDS),
+        help="comma-separated, from: %s (default: %s)" % (", ".join(BACKENDS), ",".join(DEFAULT_BACKENDS)),
+    )
+    parser.add_argument(
+        "--connections",
+        default="50,100,150,200,250,300,350,400,450",
+        help="comma-separated connection counts (default: the seed's 50...450)",
+    )
     parser.add_argument("--seconds", type=float, default=30.0, help="measured seconds per cell (30)")
-    parser.add_argument("--warmup", type=float, default=5.0,
-                        help="unmeasured seconds after the ramp, before measuring (5)")
-    parser.add_argument("--out", default="benchmarks/results",
-                        help="folder for qps_table.{json,md,png} (benchmarks/results/)")
+    parser.add_argument(
+        "--warmup", type=float, default=5.0, help="unmeasured seconds after the ramp, before measuring (5)"
+    )
+    parser.add_argument(
+        "--out", default="benchmarks/results", help="folder for qps_table.{json,md,png} (benchmarks/results/)"
+    )
     parser.add_argument("--clients", type=int, default=2, help="load generator processes (2)")
-    parser.add_argument("--timeout", type=float, default=10.0,
-                        help="seconds a call (or reconnect) may take before it counts as an error (10)")
-    parser.add_argument("--connect-timeout", type=float, default=30.0,
-                        help="seconds for each connect during the ramp (30)")
-    parser.add_argument("--connect-batch", type=int, default=100,
-                        help="connects in flight per client process during the ramp (100)")
-    parser.add_argument("--think-min", type=float, default=hashload.THINK_MIN_S,
-                        help="shortest think time, s (the seed's 0.1)")
-    parser.add_argument("--think-max", type=float, default=hashload.THINK_MAX_S,
-                        help="longest think time, s (the seed's 1.0)")
-    parser.add_argument("--backlog", type=int, default=servers.DEFAULT_BACKLOG,
-                        help="listen backlog for every server (%d)" % servers.DEFAULT_BACKLOG)
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=10.0,
+        help="seconds a call (or reconnect) may take before it counts as an error (10)",
+    )
+    parser.add_argument(
+        "--connect-timeout", type=float, default=30.0, help="seconds for each connect during the ramp (30)"
+    )
+    parser.add_argument(
+        "--connect-batch", type=int, default=100, help="connects in flight per client process during the ramp (100)"
+    )
+    parser.add_argument(
+        "--think-min", type=float, default=hashload.THINK_MIN_S, help="shortest think time, s (the seed's 0.1)"
+    )
+    parser.add_argument(
+        "--think-max", type=float, default=hashload.THINK_MAX_S, help="longest think time, s (the seed's 1.0)"
+    )
+    parser.add_argument(
+        "--backlog",
+        type=int,
+        default=servers.DEFAULT_BACKLOG,
+        help="listen backlog for every server (%d)" % servers.DEFAULT_BACKLOG,
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--pause", type=float, default=1.0, help="seconds between cells (1)")
     parser.add_argument("--no-png", action="store_true", help="skip qps_table.png")
@@ -389,10 +538,18 @@ def main(argv=None) -> int:
         parser.error("need 0 <= --think-min <= --think-max, --think-max > 0")
 
     meta = {
-        "date": datetime.datetime.now().isoformat(timespec="seconds"), "host": platform.node(),
-        "cpus": os.cpu_count(), "python": platform.python_version(), "versions": qps_harness._versions(),
-        "seconds": args.seconds, "warmup": args.warmup, "clients": args.clients, "timeout": args.timeout,
-        "backlog": args.backlog, "think_min": args.think_min, "think_max": args.think_max,
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "host": platform.node(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "versions": qps_harness._versions(),
+        "seconds": args.seconds,
+        "warmup": args.warmup,
+        "clients": args.clients,
+        "timeout": args.timeout,
+        "backlog": args.backlog,
+        "think_min": args.think_min,
+        "think_max": args.think_max,
     }
     rows = []
     total = len(counts) * len(backends)

@@ -6,6 +6,7 @@ workloads.py; idl/pingpong.thrift's PingService by default). Binary protocol; bu
 (unframed) transport, thriftpy2's default, except where a server only speaks framed
 (`ServerSpec.framed`): the load generator follows that.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -37,42 +38,72 @@ class ServerSpec:
     workers: int = 0  # a dracula supervisor with this many worker processes (0: none)
 
     def command(self, host: str, port: int, backlog: int, workload=workloads.PING) -> list:
-        fill = {"host": host, "port": port, "backlog": backlog, "service": workload.target,
-                "handler": workload.handler}
+        fill = {"host": host, "port": port, "backlog": backlog, "service": workload.target, "handler": workload.handler}
         return [sys.executable] + [arg.format(**fill) for arg in self.argv]
 
 
 def _dracula(backend: str, workers: int = 0) -> tuple:
     # With workers, log at info: the harness waits for every "worker N accepting" line (the
     # supervisor logs nothing per call at info, so this costs nothing during the run).
-    return ("-m", "dracula", "serve", "{service}", "{handler}",
-            "--app-dir", ROOT, "--host", "{host}", "--port", "{port}", "--backlog", "{backlog}",
-            "--backend", backend, "--log-level", "info" if workers else "warning") + (
-                ("--workers", str(workers)) if workers else ())
+    return (
+        "-m",
+        "dracula",
+        "serve",
+        "{service}",
+        "{handler}",
+        "--app-dir",
+        ROOT,
+        "--host",
+        "{host}",
+        "--port",
+        "{port}",
+        "--backlog",
+        "{backlog}",
+        "--backend",
+        backend,
+        "--log-level",
+        "info" if workers else "warning",
+    ) + (("--workers", str(workers)) if workers else ())
 
 
 def _peer(script: str) -> tuple:
-    return (os.path.join(PEERS, script), "{service}", "{handler}", "--host", "{host}", "--port", "{port}",
-            "--backlog", "{backlog}")
+    return (
+        os.path.join(PEERS, script),
+        "{service}",
+        "{handler}",
+        "--host",
+        "{host}",
+        "--port",
+        "{port}",
+        "--backlog",
+        "{backlog}",
+    )
 
 
-SERVERS = {spec.name: spec for spec in (
-    ServerSpec("dracula-uv", False, "dracula, uvloop reactor (`dracula serve --backend uv`)",
-               _dracula("uv")),
-    ServerSpec("dracula-thread", False, "dracula, thread per connection (`--backend thread`)",
-               _dracula("thread")),
-    ServerSpec("thriftpy2-threaded", False, "thriftpy2.rpc.make_server (TThreadedServer)",
-               _peer("thriftpy2_threaded.py")),
-    ServerSpec("thriftpy2-aio", False, "thriftpy2.rpc.make_aio_server on uvloop",
-               _peer("thriftpy2_aio.py")),
-    ServerSpec("apache-nonblocking", True, "Apache Thrift TNonblockingServer (framed only)",
-               _peer("apache_nonblocking.py")),
-    ServerSpec("floor", False, "bare uvloop Protocol + thriftpy2 Cython codec (reference floor)",
-               _peer("floor.py")),
-    ServerSpec("floor-buffered", False, "the floor on asyncio.BufferedProtocol (get_buffer/buffer_updated), "
-               "as dracula's reactor reads: isolates what uvloop's buffered read path costs",
-               _peer("floor_buffered.py")),
-)}
+SERVERS = {
+    spec.name: spec
+    for spec in (
+        ServerSpec("dracula-uv", False, "dracula, uvloop reactor (`dracula serve --backend uv`)", _dracula("uv")),
+        ServerSpec("dracula-thread", False, "dracula, thread per connection (`--backend thread`)", _dracula("thread")),
+        ServerSpec(
+            "thriftpy2-threaded", False, "thriftpy2.rpc.make_server (TThreadedServer)", _peer("thriftpy2_threaded.py")
+        ),
+        ServerSpec("thriftpy2-aio", False, "thriftpy2.rpc.make_aio_server on uvloop", _peer("thriftpy2_aio.py")),
+        ServerSpec(
+            "apache-nonblocking", True, "Apache Thrift TNonblockingServer (framed only)", _peer("apache_nonblocking.py")
+        ),
+        ServerSpec(
+            "floor", False, "bare uvloop Protocol + thriftpy2 Cython codec (reference floor)", _peer("floor.py")
+        ),
+        ServerSpec(
+            "floor-buffered",
+            False,
+            "the floor on asyncio.BufferedProtocol (get_buffer/buffer_updated), "
+            "as dracula's reactor reads: isolates what uvloop's buffered read path costs",
+            _peer("floor_buffered.py"),
+        ),
+    )
+}
 
 
 WORKERS_NAME = re.compile(r"dracula-(uv|thread)-w([1-9][0-9]*)$")
@@ -91,14 +122,16 @@ def lookup(name: str):
     if other:  # before/after in one run: dracula from another checkout (e.g. a git worktree)
         backend, tree = other.group(1), os.path.abspath(other.group(2))
         run = "import runpy, sys; sys.path.insert(0, %r); runpy.run_module('dracula', run_name='__main__')" % tree
-        return ServerSpec(name, False, "dracula --backend %s from %s" % (backend, tree),
-                          ("-c", run, *_dracula(backend)[2:]))
+        return ServerSpec(
+            name, False, "dracula --backend %s from %s" % (backend, tree), ("-c", run, *_dracula(backend)[2:])
+        )
     found = WORKERS_NAME.match(name)
     if not found:
         return None
     backend, workers = found.group(1), int(found.group(2))
-    return ServerSpec(name, False, "dracula --backend %s --workers %d" % (backend, workers),
-                      _dracula(backend, workers), workers)
+    return ServerSpec(
+        name, False, "dracula --backend %s --workers %d" % (backend, workers), _dracula(backend, workers), workers
+    )
 
 
 def parse_cpus(text):
@@ -122,8 +155,9 @@ def parse_cpus(text):
         raise ValueError("empty CPU list %r" % text)
     usable = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
     if usable is not None and not cpus <= usable:
-        raise ValueError("CPU list %r names CPUs this process may not use (it may use %s)"
-                         % (text, format_cpus(usable)))
+        raise ValueError(
+            "CPU list %r names CPUs this process may not use (it may use %s)" % (text, format_cpus(usable))
+        )
     return sorted(cpus)
 
 
@@ -159,7 +193,7 @@ def _stat_fields(pid: int):
             data = f.read()
     except OSError:
         return None
-    return data[data.rindex(b")") + 2:].split()
+    return data[data.rindex(b")") + 2 :].split()
 
 
 def process_tree(pid: int) -> list:
@@ -191,8 +225,7 @@ def cpu_seconds(pid: int) -> float:
 def listen_backlog(port: int):
     """The accept-queue limit the kernel reports for a listening port (ss's Send-Q), or None."""
     try:
-        out = subprocess.run(["ss", "-ltnH", "sport = :%d" % port], capture_output=True, text=True,
-                             timeout=5).stdout
+        out = subprocess.run(["ss", "-ltnH", "sport = :%d" % port], capture_output=True, text=True, timeout=5).stdout
     except (OSError, subprocess.SubprocessError):
         return None
     for line in out.splitlines():
@@ -209,8 +242,16 @@ class RunningServer:
     `.reply` holds that real reply's bytes; the load generator expects every reply to equal it.
     """
 
-    def __init__(self, spec: ServerSpec, host: str = "127.0.0.1", backlog: int = DEFAULT_BACKLOG,
-                 start_timeout: float = 30.0, cpus=None, workload=workloads.PING, wire=callwire):
+    def __init__(
+        self,
+        spec: ServerSpec,
+        host: str = "127.0.0.1",
+        backlog: int = DEFAULT_BACKLOG,
+        start_timeout: float = 30.0,
+        cpus=None,
+        workload=workloads.PING,
+        wire=callwire,
+    ):
         self.spec = spec
         self.wire = wire  # encode_call() and probe(): callwire's, or another transport's
         self.workload = workload
@@ -233,8 +274,9 @@ class RunningServer:
         is set in the child before exec, so the pid is the server's own)."""
         cpus = self.cpus
         pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
-        return subprocess.Popen(argv, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=self._log,
-                                stderr=subprocess.STDOUT, preexec_fn=pin)
+        return subprocess.Popen(
+            argv, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT, preexec_fn=pin
+        )
 
     def _wait_for_workers(self, deadline: float) -> None:
         """A supervisor listens at once and answers once one worker accepts: wait until every
@@ -244,8 +286,10 @@ class RunningServer:
                 raise ServerFailed("%s exited with %s:\n%s" % (self.spec.name, self.proc.returncode, self.output()))
             if time.monotonic() > deadline:
                 self.stop()
-                raise ServerFailed("%s: not all %d workers accepted within %.0f s:\n%s"
-                                   % (self.spec.name, self.spec.workers, self.start_timeout, self.output()))
+                raise ServerFailed(
+                    "%s: not all %d workers accepted within %.0f s:\n%s"
+                    % (self.spec.name, self.spec.workers, self.start_timeout, self.output())
+                )
             time.sleep(0.05)
 
     def start(self) -> RunningServer:
@@ -259,8 +303,7 @@ class RunningServer:
             if self.proc.poll() is not None:
                 raise ServerFailed("%s exited with %s:\n%s" % (self.spec.name, self.proc.returncode, self.output()))
             try:
-                self.reply = self.wire.probe(self.host, self.port, self.spec.framed, self.request,
-                                             self.workload)
+                self.reply = self.wire.probe(self.host, self.port, self.spec.framed, self.request, self.workload)
                 return self
             except callwire.ProbeError as e:
                 self.stop()
@@ -268,8 +311,10 @@ class RunningServer:
             except OSError as e:
                 if time.monotonic() > deadline:
                     self.stop()
-                    raise ServerFailed("%s did not accept connections within %.0f s:\n%s"
-                                       % (self.spec.name, self.start_timeout, self.output())) from e
+                    raise ServerFailed(
+                        "%s did not accept connections within %.0f s:\n%s"
+                        % (self.spec.name, self.start_timeout, self.output())
+                    ) from e
                 time.sleep(0.05)
 
     def cpu_seconds(self) -> float:

@@ -6,6 +6,7 @@ call (decoded with benchmarks/callwire.py). Also: a truncated message raises Nee
 than decoding garbage, and a message arriving byte by byte is decoded a logarithmic number of
 times. Run: `python -m pytest benchmarks/test_floor.py -x -q -p no:cacheprovider`.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -64,7 +65,7 @@ async def feed(workload, piece: int, seqids) -> Written:
     calls = b"".join(callwire.encode_call(workload, seqid=s) for s in seqids)
     protocol = connect(workload)
     for start in range(0, len(calls), piece):
-        protocol.data_received(calls[start:start + piece])
+        protocol.data_received(calls[start : start + piece])
     for _ in range(1000):  # the stall timer answers a message that stopped short of doubling
         if protocol.pending is None:
             break
@@ -112,7 +113,7 @@ def test_byte_by_byte_decodes_a_logarithmic_number_of_times():
 
     async def run():
         for i in range(len(call)):
-            protocol.data_received(call[i:i + 1])
+            protocol.data_received(call[i : i + 1])
         for _ in range(1000):
             if protocol.pending is None:
                 return

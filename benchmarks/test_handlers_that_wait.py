@@ -5,6 +5,7 @@ coroutine) and their twins marked blocking; server names with `+blocking[N]` mus
 (and the pool size); the mixed load must measure both groups on one live server. ~5 s. Run:
 `python -m pytest benchmarks/test_handlers_that_wait.py -x -q -p no:cacheprovider`.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -43,9 +44,27 @@ def test_server_names():
 
 
 def test_mixed_load_end_to_end(tmp_path):
-    status = hw.main(["--rows", "C", "--servers", "dracula-uv+blocking", "--seconds", "0.5", "--warmup", "0.2",
-                      "--mixed-connections", "2", "--ping-connections", "1", "--pause", "0", "--quiet",
-                      "--out", str(tmp_path)])
+    status = hw.main(
+        [
+            "--rows",
+            "C",
+            "--servers",
+            "dracula-uv+blocking",
+            "--seconds",
+            "0.5",
+            "--warmup",
+            "0.2",
+            "--mixed-connections",
+            "2",
+            "--ping-connections",
+            "1",
+            "--pause",
+            "0",
+            "--quiet",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert status == 0
     (row,) = json.loads((tmp_path / "handlers_that_wait.json").read_text())["results"]
     assert "failed" not in row, row.get("failed")

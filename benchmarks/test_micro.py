@@ -6,6 +6,7 @@ Each benchmark first checks that the code under test does what it should, so a b
 fails instead of timing nonsense. Compare numbers within one run (or with pytest-benchmark's
 --benchmark-compare against a run saved on the same machine), never across machines.
 """
+
 from __future__ import annotations
 
 import os
@@ -29,10 +30,8 @@ from dracula.wire.reader import Reader
 from examples.pingpong import PingHandler
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-pingpong_thrift = thriftpy2.load(os.path.join(ROOT, "idl", "pingpong.thrift"),
-                                 module_name="pingpong_micro_thrift")
-showcase_thrift = thriftpy2.load(os.path.join(ROOT, "idl", "showcase.thrift"),
-                                 module_name="showcase_micro_thrift")
+pingpong_thrift = thriftpy2.load(os.path.join(ROOT, "idl", "pingpong.thrift"), module_name="pingpong_micro_thrift")
+showcase_thrift = thriftpy2.load(os.path.join(ROOT, "idl", "showcase.thrift"), module_name="showcase_micro_thrift")
 PingService = pingpong_thrift.PingService
 CONFIG = Config()
 
@@ -58,7 +57,7 @@ def new_reader() -> Reader:
 def feed(reader: Reader, data: bytes) -> None:
     view = reader.get_buffer()
     assert len(view) >= len(data)
-    view[:len(data)] = data
+    view[: len(data)] = data
     reader.received(len(data))
 
 
@@ -111,15 +110,18 @@ def test_reader_splits_100_unframed_pings(benchmark):
     assert benchmark(split_all) == 100
 
 
-@pytest.mark.parametrize("head, wire", [(PING_FRAMED[:5], FRAMED_BINARY), (PING[:5], UNFRAMED_BINARY)],
-                         ids=["framed", "unframed"])
+@pytest.mark.parametrize(
+    "head, wire", [(PING_FRAMED[:5], FRAMED_BINARY), (PING[:5], UNFRAMED_BINARY)], ids=["framed", "unframed"]
+)
 def test_detect(benchmark, head, wire):
     assert benchmark(detect, head) == wire
 
 
 SCANNERS = {"compiled": impl.CompiledBinaryScanner, "pure": impl.PureBinaryScanner}
-ARG_SPECS = {name.encode(): getattr(showcase_thrift.Showcase, name + "_args").thrift_spec
-             for name in showcase_thrift.Showcase.thrift_services}
+ARG_SPECS = {
+    name.encode(): getattr(showcase_thrift.Showcase, name + "_args").thrift_spec
+    for name in showcase_thrift.Showcase.thrift_services
+}
 
 
 def binary_scanner(kind: str):
@@ -152,9 +154,14 @@ SHAPE_POINTS = {"small": 10, "medium": 1000, "large": 10_000}
 
 def shape_call(points: int) -> bytearray:
     Shape, Point = showcase_thrift.Shape, showcase_thrift.Point
-    shape = Shape(name="shape", points=[Point(x=i, y=-i) for i in range(points)], color=2,
-                  labels={"label%d" % i: [Point(x=i, y=i)] * 3 for i in range(max(1, points // 100))},
-                  tags=set(range(max(1, points // 10))), blob=b"\x00" * 64)
+    shape = Shape(
+        name="shape",
+        points=[Point(x=i, y=-i) for i in range(points)],
+        color=2,
+        labels={"label%d" % i: [Point(x=i, y=i)] * 3 for i in range(max(1, points // 100))},
+        tags=set(range(max(1, points // 10))),
+        blob=b"\x00" * 64,
+    )
     return bytearray(encode_call(showcase_thrift.Showcase, "echo_shape", shape=shape))
 
 
@@ -172,7 +179,7 @@ def test_decode_shape(benchmark, size):
     call = shape_call(SHAPE_POINTS[size])
     scanner = binary_scanner("pure")
     scanner.scan(call, 0, len(call), len(call))
-    body = bytes(call[scanner.header[3]:])
+    body = bytes(call[scanner.header[3] :])
 
     def decode():
         args = showcase_thrift.Showcase.echo_shape_args()

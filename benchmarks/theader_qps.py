@@ -16,6 +16,7 @@ With --rounds N every row is measured N times, the rows of a round one after ano
 a shared machine's drift between rows falls on both sides of a ratio alike; the summary gives
 each row's median ratio over the rounds.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,8 +35,7 @@ from dracula.wire.detect import BINARY
 from dracula.wire.theader import request_frame
 
 BASELINE = "dracula-uv"
-TRACED_HEADERS = {"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-                  "client_timeout": "30000"}
+TRACED_HEADERS = {"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "client_timeout": "30000"}
 _head = struct.Struct("!IHHiH")  # length, magic, flags, sequence id, header size / 4
 
 
@@ -74,7 +74,7 @@ def decode_reply(frame: bytes, workload):
     protocol, transforms = frame[header_at], frame[header_at + 1]  # two one-byte varints
     if protocol != 0 or transforms != 0:
         raise callwire.ProbeError("reply in protocol %d with %d transforms" % (protocol, transforms))
-    payload = frame[header_at + 4 * words:]
+    payload = frame[header_at + 4 * words :]
     value, used = callwire.decode_reply(payload, False, workload)
     if used != len(payload):
         raise callwire.ProbeError("%d bytes after the reply" % (len(payload) - used))
@@ -82,15 +82,19 @@ def decode_reply(frame: bytes, workload):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     qps_harness.add_options(parser, (BASELINE,))
-    parser.add_argument("--connections", default="50",
-                        help="connection count, or a comma-separated list of them (default: 50)")
-    parser.add_argument("--workloads", default="ping,small", help="from: %s (default: ping,small)"
-                        % ", ".join(workloads.WORKLOADS))
-    parser.add_argument("--rounds", type=int, default=1,
-                        help="measure every row this many times, a round at a time (default: 1)")
+    parser.add_argument(
+        "--connections", default="50", help="connection count, or a comma-separated list of them (default: 50)"
+    )
+    parser.add_argument(
+        "--workloads", default="ping,small", help="from: %s (default: ping,small)" % ", ".join(workloads.WORKLOADS)
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="measure every row this many times, a round at a time (default: 1)"
+    )
     args = parser.parse_args(argv)
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
@@ -99,8 +103,11 @@ def main(argv=None) -> int:
         parser.error("this benchmark compares transports on one server: --servers %s" % BASELINE)
     # dracula detects the framing per connection: the same server, sent length-prefixed frames.
     framed = dataclasses.replace(servers.SERVERS[BASELINE], framed=True)
-    variants = [(callwire, BASELINE), (THeaderWire(), "THeader"),
-                (THeaderWire(TRACED_HEADERS), "THeader + traceparent, client_timeout")]
+    variants = [
+        (callwire, BASELINE),
+        (THeaderWire(), "THeader"),
+        (THeaderWire(TRACED_HEADERS), "THeader + traceparent, client_timeout"),
+    ]
     chosen = [workloads.WORKLOADS[w.strip()] for w in args.workloads.split(",") if w.strip()]
     cells = [(w, count, framed, wire, label) for w in chosen for count in counts for wire, label in variants]
     meta = qps_harness.metadata(args, [BASELINE], len(cells) * args.rounds)
@@ -117,8 +124,7 @@ def main(argv=None) -> int:
             break
     preamble = ["", "Server: `dracula serve --backend uv`; the %s rows are framed binary; calls:" % BASELINE]
     preamble += ["- %s: %s" % (w.name, w.about) for w in chosen]
-    status = qps_harness.report("THeader vs framed binary QPS", rows, meta, args, show_workload=True,
-                                preamble=preamble)
+    status = qps_harness.report("THeader vs framed binary QPS", rows, meta, args, show_workload=True, preamble=preamble)
     if args.rounds > 1:
         print()
         print(median_ratios(rows, [label for _, label in variants]))
@@ -128,17 +134,25 @@ def main(argv=None) -> int:
 def median_ratios(rows: list, labels: list) -> str:
     """Per workload, connection count and row: the median over the rounds of its QPS over the
     framed-binary row of the same round."""
-    lines = ["| row | payload | connections | rounds | median vs %s | min | max |" % BASELINE,
-             "|---|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| row | payload | connections | rounds | median vs %s | min | max |" % BASELINE,
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
     qps = {(r["server"], r["workload"], r["connections"], r["round"]): r.get("qps") for r in rows}
     for workload, count in dict.fromkeys((r["workload"], r["connections"]) for r in rows):
         for label in labels:
-            ratios = [q / base for (name, w, c, rnd), q in qps.items()
-                      if (name, w, c) == (label, workload, count) and q
-                      and (base := qps.get((BASELINE, workload, count, rnd)))]
+            ratios = [
+                q / base
+                for (name, w, c, rnd), q in qps.items()
+                if (name, w, c) == (label, workload, count)
+                and q
+                and (base := qps.get((BASELINE, workload, count, rnd)))
+            ]
             if ratios:
-                lines.append("| %s | %s | %d | %d | %.2fx | %.2fx | %.2fx |" % (
-                    label, workload, count, len(ratios), statistics.median(ratios), min(ratios), max(ratios)))
+                lines.append(
+                    "| %s | %s | %d | %d | %.2fx | %.2fx | %.2fx |"
+                    % (label, workload, count, len(ratios), statistics.median(ratios), min(ratios), max(ratios))
+                )
     return "\n".join(lines)
 
 

@@ -6,6 +6,7 @@ BlockingWaitHandler is the same service with `wait` marked `@dracula.blocking`: 
 user can write today to have it run in dracula's thread pool instead of on the event loop.
 (The md5 rows use the seed's own pair, examples/hash.py's HashHandler and BlockingHashHandler.)
 """
+
 import time
 
 import dracula

@@ -10,6 +10,7 @@ send it and check the answer (the method, its arguments, the value the reply mus
   lists of structs, a map of lists of structs, a set of i64, a string and bytes, so the server
   walks, decodes and allocates in proportion to the size.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -54,17 +55,27 @@ class Workload:
 
 def _shape(module, points: int, labels: int, label_points: int, tags: int, blob: int) -> dict:
     Point = module.Point
-    return {"shape": module.Shape(
-        name="shape with %d points" % points,
-        points=[Point(x=i, y=-i) for i in range(points)],
-        labels={"label-%d" % k: [Point(x=k, y=j) for j in range(label_points)] for k in range(labels)},
-        tags={i * 7919 - (1 << 40) for i in range(tags)},
-        blob=bytes(range(256)) * (blob // 256) + bytes(blob % 256),
-    )}
+    return {
+        "shape": module.Shape(
+            name="shape with %d points" % points,
+            points=[Point(x=i, y=-i) for i in range(points)],
+            labels={"label-%d" % k: [Point(x=k, y=j) for j in range(label_points)] for k in range(labels)},
+            tags={i * 7919 - (1 << 40) for i in range(tags)},
+            blob=bytes(range(256)) * (blob // 256) + bytes(blob % 256),
+        )
+    }
 
 
-PING = Workload("ping", "idl/pingpong.thrift", "PingService", "examples.pingpong:PingHandler",
-                "ping", lambda module: {}, "pong", "PingService.ping() -> \"pong\"")
+PING = Workload(
+    "ping",
+    "idl/pingpong.thrift",
+    "PingService",
+    "examples.pingpong:PingHandler",
+    "ping",
+    lambda module: {},
+    "pong",
+    'PingService.ping() -> "pong"',
+)
 
 # points, labels x points each, tags, blob bytes: ~0.4 KB, ~26 KB, ~1 MB encoded.
 PAYLOAD_SIZES = {
@@ -77,12 +88,16 @@ PAYLOAD_SIZES = {
 def _payload(size: str) -> Workload:
     points, labels, label_points, tags, blob = PAYLOAD_SIZES[size]
     return Workload(
-        size, "idl/payload.thrift", "PayloadService", "examples.payload:PayloadHandler", "count",
-        functools.partial(_shape, points=points, labels=labels, label_points=label_points,
-                          tags=tags, blob=blob),
+        size,
+        "idl/payload.thrift",
+        "PayloadService",
+        "examples.payload:PayloadHandler",
+        "count",
+        functools.partial(_shape, points=points, labels=labels, label_points=label_points, tags=tags, blob=blob),
         points,
         "PayloadService.count(Shape): %d points, %d labels x %d points, %d tags, %d-byte blob"
-        % (points, labels, label_points, tags, blob))
+        % (points, labels, label_points, tags, blob),
+    )
 
 
 WORKLOADS = {w.name: w for w in (PING, *(_payload(size) for size in PAYLOAD_SIZES))}

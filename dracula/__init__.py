@@ -1,4 +1,5 @@
 """dracula: serve thriftpy2 services on a libuv reactor (or threads), safely and fast."""
+
 from __future__ import annotations
 
 import asyncio
@@ -19,8 +20,9 @@ __version__ = "0.1.0"
 
 
 @contextlib.asynccontextmanager
-async def serving(service: Services, handler: Handler = None, host: str = "127.0.0.1", port: int = 0,
-                  **options: Any) -> AsyncIterator[Server]:
+async def serving(
+    service: Services, handler: Handler = None, host: str = "127.0.0.1", port: int = 0, **options: Any
+) -> AsyncIterator[Server]:
     """`async with dracula.serving(service, handler) as server:` serves on the running loop
     (a free port on 127.0.0.1 by default: `server.port`) and drains on leaving the block.
     Arguments as make_server's; the uv backend only."""
@@ -40,5 +42,19 @@ async def serving(service: Services, handler: Handler = None, host: str = "127.0
             await task
 
 
-__all__ = ["make_server", "make_aio_server", "AsyncServer", "serving", "make_client", "make_aio_client", "blocking",
-           "inline", "current_call", "CallContext", "Server", "Config", "ConfigError", "BindError"]
+__all__ = [
+    "make_server",
+    "make_aio_server",
+    "AsyncServer",
+    "serving",
+    "make_client",
+    "make_aio_client",
+    "blocking",
+    "inline",
+    "current_call",
+    "CallContext",
+    "Server",
+    "Config",
+    "ConfigError",
+    "BindError",
+]

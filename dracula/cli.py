@@ -1,4 +1,5 @@
 """`dracula serve|call|describe`: argument parsing only."""
+
 from __future__ import annotations
 
 import argparse
@@ -27,8 +28,9 @@ Commands = argparse._SubParsersAction  # what add_subparsers() returns (argparse
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dracula", description="Thrift RPC server for thriftpy2 services.")
-    parser.add_argument("--version", action="version",
-                        version="dracula %s (%s scanner)" % (__version__, scanner_impl.IMPLEMENTATION))
+    parser.add_argument(
+        "--version", action="version", version="dracula %s (%s scanner)" % (__version__, scanner_impl.IMPLEMENTATION)
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     add_serve_parser(commands)
     add_call_parser(commands)
@@ -38,24 +40,43 @@ def build_parser() -> argparse.ArgumentParser:
 
 def add_serve_parser(commands: Commands[argparse.ArgumentParser]) -> None:
     serve = commands.add_parser("serve", help="serve a .thrift service with a Python handler")
-    serve.add_argument("service", metavar="IDL_PATH:SERVICE", nargs="?",
-                       help="e.g. idl/pingpong.thrift:PingService; or, alone, MODULE:ATTR naming a "
-                            "thriftpy2 TProcessor or TMultiplexedProcessor (a gunicorn_thrift app)")
-    serve.add_argument("handler", metavar="HANDLER", nargs="?",
-                       help="module:attr: a class, factory or instance")
-    serve.add_argument("--service", dest="services", action="append", default=[],
-                       metavar="[NAME=]IDL_PATH:SERVICE=HANDLER",
-                       help="serve one more service on the same port (repeatable); multiplexed "
-                            "clients reach it as NAME:method (NAME defaults to SERVICE); the "
-                            "first service also answers plain method names")
-    serve.add_argument("--middleware", action="append", default=[], metavar="MODULE:ATTR",
-                       help="a hook around every call (repeatable, applied in order): a class, "
-                            "factory or instance with before(call) and/or after(call, outcome, seconds)")
-    serve.add_argument("--app-dir", default=".", metavar="DIR",
-                       help="put this directory first on sys.path (default: .)")
-    serve.add_argument("--workers", type=int, default=None, metavar="N",
-                       help="run a supervisor with N worker processes sharing the socket "
-                            "(respawn, SIGHUP reload, SIGTTIN/SIGTTOU); default: serve in-process")
+    serve.add_argument(
+        "service",
+        metavar="IDL_PATH:SERVICE",
+        nargs="?",
+        help="e.g. idl/pingpong.thrift:PingService; or, alone, MODULE:ATTR naming a "
+        "thriftpy2 TProcessor or TMultiplexedProcessor (a gunicorn_thrift app)",
+    )
+    serve.add_argument("handler", metavar="HANDLER", nargs="?", help="module:attr: a class, factory or instance")
+    serve.add_argument(
+        "--service",
+        dest="services",
+        action="append",
+        default=[],
+        metavar="[NAME=]IDL_PATH:SERVICE=HANDLER",
+        help="serve one more service on the same port (repeatable); multiplexed "
+        "clients reach it as NAME:method (NAME defaults to SERVICE); the "
+        "first service also answers plain method names",
+    )
+    serve.add_argument(
+        "--middleware",
+        action="append",
+        default=[],
+        metavar="MODULE:ATTR",
+        help="a hook around every call (repeatable, applied in order): a class, "
+        "factory or instance with before(call) and/or after(call, outcome, seconds)",
+    )
+    serve.add_argument(
+        "--app-dir", default=".", metavar="DIR", help="put this directory first on sys.path (default: .)"
+    )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="run a supervisor with N worker processes sharing the socket "
+        "(respawn, SIGHUP reload, SIGTTIN/SIGTTOU); default: serve in-process",
+    )
     serve.add_argument("--worker-fd", type=int, default=None, help=argparse.SUPPRESS)
     serve.add_argument("--ready-fd", type=int, default=None, help=argparse.SUPPRESS)
     groups: dict[str, argparse._ArgumentGroup] = {}
@@ -70,47 +91,82 @@ def argument_for(option: Option) -> dict[str, Any]:
     text = "%s (default: %s)" % (option.help, option.shown_default)
     if option.value_type is bool:
         return {"action": "store_true", "help": text}
-    return {"type": option.parse or option.value_type, "default": option.default,
-            "choices": option.choices, "metavar": option.metavar, "help": text}
+    return {
+        "type": option.parse or option.value_type,
+        "default": option.default,
+        "choices": option.choices,
+        "metavar": option.metavar,
+        "help": text,
+    }
 
 
 def add_call_parser(commands: Commands[argparse.ArgumentParser]) -> None:
-    call = commands.add_parser("call", help="call one method of a running server, print the reply as JSON",
-                               description="Exit status: 0 returned, 1 raised (declared exception or "
-                                           "TApplicationException), 2 bad IDL/method/arguments (nothing "
-                                           "sent), 3 no reply (refused, timed out, closed). "
-                                           "JSON mapping: docs/cli-tools.md.")
+    call = commands.add_parser(
+        "call",
+        help="call one method of a running server, print the reply as JSON",
+        description="Exit status: 0 returned, 1 raised (declared exception or "
+        "TApplicationException), 2 bad IDL/method/arguments (nothing "
+        "sent), 3 no reply (refused, timed out, closed). "
+        "JSON mapping: docs/cli-tools.md.",
+    )
     call.add_argument("service", metavar="IDL_PATH:SERVICE", help="e.g. idl/showcase.thrift:Showcase")
     call.add_argument("method", metavar="METHOD")
-    call.add_argument("args_json", metavar="ARGS_JSON", nargs="?", default=None,
-                      help='object keyed by argument name, e.g. \'{"key": "a"}\'; - reads stdin; default {}')
+    call.add_argument(
+        "args_json",
+        metavar="ARGS_JSON",
+        nargs="?",
+        default=None,
+        help='object keyed by argument name, e.g. \'{"key": "a"}\'; - reads stdin; default {}',
+    )
     target = Target()
     call.add_argument("--host", default=target.host)
     call.add_argument("--port", type=int, default=target.port)
-    call.add_argument("--transport", choices=TRANSPORT_NAMES, default=target.transport,
-                      help="header: THeader, with --protocol inside (default: %(default)s)")
+    call.add_argument(
+        "--transport",
+        choices=TRANSPORT_NAMES,
+        default=target.transport,
+        help="header: THeader, with --protocol inside (default: %(default)s)",
+    )
     call.add_argument("--protocol", choices=tuple(PROTOCOLS), default=target.protocol)
-    call.add_argument("--header", dest="headers", action="append", default=[], metavar="KEY=VALUE",
-                      help="a THeader request header (repeatable; --transport header only)")
-    call.add_argument("-v", "--verbose", action="store_true",
-                      help="print the reply's THeader headers on stderr, one '< key: value' line each")
-    call.add_argument("--timeout", type=float, default=target.timeout, metavar="SECONDS",
-                      help="for connecting and for each read; 0 waits for ever (default: %g)" % target.timeout)
-    call.add_argument("--service-name", default=None, metavar="NAME",
-                      help="multiplexed server: send methods as NAME:method")
+    call.add_argument(
+        "--header",
+        dest="headers",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a THeader request header (repeatable; --transport header only)",
+    )
+    call.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="print the reply's THeader headers on stderr, one '< key: value' line each",
+    )
+    call.add_argument(
+        "--timeout",
+        type=float,
+        default=target.timeout,
+        metavar="SECONDS",
+        help="for connecting and for each read; 0 waits for ever (default: %g)" % target.timeout,
+    )
+    call.add_argument(
+        "--service-name", default=None, metavar="NAME", help="multiplexed server: send methods as NAME:method"
+    )
 
 
 def add_describe_parser(commands: Commands[argparse.ArgumentParser]) -> None:
     describe = commands.add_parser("describe", help="list services, method signatures and their types")
-    describe.add_argument("target", metavar="IDL_PATH[:SERVICE]",
-                          help="e.g. idl/showcase.thrift or idl/showcase.thrift:Showcase")
+    describe.add_argument(
+        "target", metavar="IDL_PATH[:SERVICE]", help="e.g. idl/showcase.thrift or idl/showcase.thrift:Showcase"
+    )
 
 
 def serve(args: argparse.Namespace, argv: list[str]) -> int:
     configure(args.log_level)
     try:
-        config = Config(**{name: value for name, value in vars(args).items()
-                           if name in Config.__dataclass_fields__}).validate()
+        config = Config(
+            **{name: value for name, value in vars(args).items() if name in Config.__dataclass_fields__}
+        ).validate()
         services = load_services(args)  # in a supervisor too: bad code fails before any fork
         middleware = [load_handler(spec, args.app_dir) for spec in args.middleware]
         if args.workers is not None:
@@ -136,7 +192,7 @@ def worker_argv(argv: list[str]) -> list[str]:
     """The supervisor's own `serve` arguments, less --workers, for its workers."""
     out: list[str] = []
     skip = False
-    for arg in argv[argv.index("serve") + 1:]:
+    for arg in argv[argv.index("serve") + 1 :]:
         if skip:
             skip = False
         elif arg == "--workers":
@@ -154,8 +210,7 @@ def load_services(args: argparse.Namespace) -> list[tuple[str, ThriftService, Ha
         services.extend(load_processor(args.service, args.app_dir))  # a gunicorn_thrift app
     elif args.service or args.handler:
         if not (args.service and args.handler):
-            raise LoadError("give both IDL_PATH:SERVICE and HANDLER (or one MODULE:ATTR naming a "
-                            "thriftpy2 TProcessor)")
+            raise LoadError("give both IDL_PATH:SERVICE and HANDLER (or one MODULE:ATTR naming a thriftpy2 TProcessor)")
         specs.append((None, args.service, args.handler))
     for item in args.services:
         parts = item.split("=")
@@ -188,8 +243,9 @@ def load_processor(spec: str, app_dir: str) -> list[tuple[str, ThriftService, Ha
     try:
         return processor_services(processor)
     except TypeError as e:
-        raise LoadError("%s: %s (give IDL_PATH:SERVICE HANDLER, or MODULE:ATTR naming a "
-                        "thriftpy2 TProcessor)" % (spec, e)) from None
+        raise LoadError(
+            "%s: %s (give IDL_PATH:SERVICE HANDLER, or MODULE:ATTR naming a thriftpy2 TProcessor)" % (spec, e)
+        ) from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -200,9 +256,11 @@ def main(argv: list[str] | None = None) -> int:
         return serve(args, argv)
     if args.command == "call":
         from dracula.tools.call_command import command as call_command
+
         return call_command(args)
     if args.command == "describe":
         from dracula.tools.describe import command as describe_command
+
         return describe_command(args)
     return EXIT_USAGE
 

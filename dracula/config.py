@@ -5,6 +5,7 @@ The CLI, `make_server` and both backends read options from here only, so a defau
 exactly one place. Config is an ordinary dataclass to a type checker too: no stub declares its
 fields a second time.
 """
+
 from __future__ import annotations
 
 import dataclasses

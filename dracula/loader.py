@@ -2,6 +2,7 @@
 
 Every failure is a LoadError whose message names the problem; the CLI prints it as one line.
 """
+
 from __future__ import annotations
 
 import importlib

@@ -12,6 +12,7 @@ load it with `-p dracula.testing` or `pytest_plugins = ["dracula.testing"]`.
 
 PYTEST_DONT_REWRITE: it has no asserts, and test helpers may import it before pytest loads it.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -57,16 +58,22 @@ def serving_in_thread(server: Server) -> Iterator[Server]:
             raise RuntimeError("the dracula server did not stop within %gs" % STOP_TIMEOUT)
 
 
-def running(service: Services, handler: Handler = None, backend: str = "uv", **options: Any
-            ) -> contextlib.AbstractContextManager[Server]:
+def running(
+    service: Services, handler: Handler = None, backend: str = "uv", **options: Any
+) -> contextlib.AbstractContextManager[Server]:
     """A server for `service` and `handler` (or a {name: (service, handler)} mapping) on a free
     port of 127.0.0.1, in a thread of this process (see serving_in_thread)."""
     options = {"host": "127.0.0.1", "port": 0, **options}
     return serving_in_thread(make_server(service, handler, backend=backend, **options))
 
 
-def client_of(server: Server, protocol: str = "binary", transport: str = "buffered",
-              service: str | None = None, timeout: float = 10.0) -> TClient:
+def client_of(
+    server: Server,
+    protocol: str = "binary",
+    transport: str = "buffered",
+    service: str | None = None,
+    timeout: float = 10.0,
+) -> TClient:
     """A thriftpy2 client of `server`: of its first service by plain names, or of `service` by
     `service:method` names (multiplexed). `timeout` is in seconds, per call."""
     if server.config.ssl_certfile:
@@ -81,9 +88,13 @@ def client_of(server: Server, protocol: str = "binary", transport: str = "buffer
     else:
         host = "127.0.0.1" if server.host in ("0.0.0.0", "") else "::1" if server.host == "::" else server.host
         where = {"host": host, "port": server.port}
-    return thriftpy2.rpc.make_client(idl_service, proto_factory=proto_factory,
-                                     trans_factory=TRANSPORTS[transport](),
-                                     timeout=int(timeout * 1000), **where)
+    return thriftpy2.rpc.make_client(
+        idl_service,
+        proto_factory=proto_factory,
+        trans_factory=TRANSPORTS[transport](),
+        timeout=int(timeout * 1000),
+        **where,
+    )
 
 
 @pytest.fixture
@@ -91,9 +102,10 @@ def dracula_server() -> Iterator[Callable[..., Server]]:
     """dracula_server(service, handler, backend="uv", **options) -> a running Server (its
     `.port` is bound); every one started is stopped at teardown."""
     with contextlib.ExitStack() as stack:
-        def start(service: Services, handler: Handler = None, backend: str = "uv",
-                  **options: Any) -> Server:
+
+        def start(service: Services, handler: Handler = None, backend: str = "uv", **options: Any) -> Server:
             return stack.enter_context(running(service, handler, backend=backend, **options))
+
         yield start
 
 
@@ -103,8 +115,13 @@ def dracula_client() -> Iterator[Callable[..., TClient]]:
     service=None, timeout=10.0) -> a thriftpy2 client; every one made is closed at teardown."""
     clients: list[TClient] = []
 
-    def connect(server: Server, protocol: str = "binary", transport: str = "buffered",
-                service: str | None = None, timeout: float = 10.0) -> TClient:
+    def connect(
+        server: Server,
+        protocol: str = "binary",
+        transport: str = "buffered",
+        service: str | None = None,
+        timeout: float = 10.0,
+    ) -> TClient:
         client = client_of(server, protocol, transport, service, timeout)
         clients.append(client)
         return client

@@ -7,6 +7,7 @@ This module only translates: each thriftpy2 argument becomes a dracula option (a
 docs/options.md) or is explained in one log line. docs/migrating-from-thriftpy2.md lists every
 argument beside what dracula does with it.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -32,15 +33,20 @@ log = logging.getLogger("dracula")
 # thriftpy2's factories by class name (the pure, Cython and asyncio twins alike): what each one
 # makes its server speak. dracula detects each connection's wire from its first bytes instead.
 PROTOCOL_FACTORIES = {
-    "TBinaryProtocolFactory": "binary", "TCyBinaryProtocolFactory": "binary",
+    "TBinaryProtocolFactory": "binary",
+    "TCyBinaryProtocolFactory": "binary",
     "TAsyncBinaryProtocolFactory": "binary",
-    "TCompactProtocolFactory": "compact", "TAsyncCompactProtocolFactory": "compact",
-    "TJSONProtocolFactory": "JSON", "TApacheJSONProtocolFactory": "JSON",
+    "TCompactProtocolFactory": "compact",
+    "TAsyncCompactProtocolFactory": "compact",
+    "TJSONProtocolFactory": "JSON",
+    "TApacheJSONProtocolFactory": "JSON",
 }
 TRANSPORT_FACTORIES = {
-    "TBufferedTransportFactory": "buffered", "TCyBufferedTransportFactory": "buffered",
+    "TBufferedTransportFactory": "buffered",
+    "TCyBufferedTransportFactory": "buffered",
     "TAsyncBufferedTransportFactory": "buffered",
-    "TFramedTransportFactory": "framed", "TCyFramedTransportFactory": "framed",
+    "TFramedTransportFactory": "framed",
+    "TCyFramedTransportFactory": "framed",
     "TAsyncFramedTransportFactory": "framed",
 }
 THRIFTPY2_MAX_DEPTH = 64  # its factories' default max_depth, and dracula's
@@ -49,13 +55,23 @@ THRIFTPY2_MAX_DEPTH = 64  # its factories' default max_depth, and dracula's
 PROCESSOR_METHODS = ("process", "process_in", "handle_exception", "send_result", "send_exception")
 
 
-def make_server(service: Services, handler: Handler = None, host: str | None = Config.host,
-                port: int | None = Config.port, unix_socket: str | None = None, proto_factory: Any = None,
-                trans_factory: Any = None,
-                client_timeout: float | None = None, certfile: str | None = None,
-                socket_family: socket.AddressFamily | None = None, *, backend: str = Config.backend,
-                middleware: Sequence[object] = (), ssl_context: ssl.SSLContext | None = None,
-                **options: Any) -> Server:
+def make_server(
+    service: Services,
+    handler: Handler = None,
+    host: str | None = Config.host,
+    port: int | None = Config.port,
+    unix_socket: str | None = None,
+    proto_factory: Any = None,
+    trans_factory: Any = None,
+    client_timeout: float | None = None,
+    certfile: str | None = None,
+    socket_family: socket.AddressFamily | None = None,
+    *,
+    backend: str = Config.backend,
+    middleware: Sequence[object] = (),
+    ssl_context: ssl.SSLContext | None = None,
+    **options: Any,
+) -> Server:
     """A bound Server for one thriftpy2 service and its handler, or for several services.
 
     The positional arguments are `thriftpy2.rpc.make_server`'s, with its meanings:
@@ -75,19 +91,43 @@ def make_server(service: Services, handler: Handler = None, host: str | None = C
     reports it. Call `.serve()` (blocking) or `await .serve_async()` (on your loop) to run,
     `.close()` to stop.
     """
-    return _build_server(service, handler, host, port, unix_socket, proto_factory, trans_factory,
-                         client_timeout, certfile, None, ssl_context, socket_family, backend,
-                         middleware, options)
+    return _build_server(
+        service,
+        handler,
+        host,
+        port,
+        unix_socket,
+        proto_factory,
+        trans_factory,
+        client_timeout,
+        certfile,
+        None,
+        ssl_context,
+        socket_family,
+        backend,
+        middleware,
+        options,
+    )
 
 
-def make_aio_server(service: Services, handler: Handler = None, host: str | None = Config.host,
-                    port: int | None = Config.port,
-                    unix_socket: str | None = None, proto_factory: Any = None, trans_factory: Any = None,
-                    client_timeout: float | None = None, certfile: str | None = None,
-                    keyfile: str | None = None, ssl_context: ssl.SSLContext | None = None,
-                    loop: asyncio.AbstractEventLoop | None = None,
-                    socket_family: socket.AddressFamily | None = None, *,
-                    middleware: Sequence[object] = (), **options: Any) -> AsyncServer:
+def make_aio_server(
+    service: Services,
+    handler: Handler = None,
+    host: str | None = Config.host,
+    port: int | None = Config.port,
+    unix_socket: str | None = None,
+    proto_factory: Any = None,
+    trans_factory: Any = None,
+    client_timeout: float | None = None,
+    certfile: str | None = None,
+    keyfile: str | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+    loop: asyncio.AbstractEventLoop | None = None,
+    socket_family: socket.AddressFamily | None = None,
+    *,
+    middleware: Sequence[object] = (),
+    **options: Any,
+) -> AsyncServer:
     """`thriftpy2.rpc.make_aio_server`'s arguments, with make_server's meanings (`keyfile`: the
     certificate's key, if not in `certfile`; `ssl_context`: serve TLS with it); an AsyncServer
     whose `serve()` runs `loop` (given: that loop; else a new uvloop loop) until it is stopped.
@@ -95,11 +135,27 @@ def make_aio_server(service: Services, handler: Handler = None, host: str | None
     """
     backend = options.pop("backend", "uv")
     if backend != "uv":
-        raise TypeError("make_aio_server serves on an event loop (the uv backend), not %r: "
-                        "use make_server(..., backend=%r)" % (backend, backend))
-    server = _build_server(service, handler, host, port, unix_socket, proto_factory, trans_factory,
-                           client_timeout, certfile, keyfile, ssl_context, socket_family, "uv",
-                           middleware, options)
+        raise TypeError(
+            "make_aio_server serves on an event loop (the uv backend), not %r: "
+            "use make_server(..., backend=%r)" % (backend, backend)
+        )
+    server = _build_server(
+        service,
+        handler,
+        host,
+        port,
+        unix_socket,
+        proto_factory,
+        trans_factory,
+        client_timeout,
+        certfile,
+        keyfile,
+        ssl_context,
+        socket_family,
+        "uv",
+        middleware,
+        options,
+    )
     return AsyncServer(server, loop)
 
 
@@ -233,29 +289,46 @@ def processor_services(processor: object) -> list[tuple[str, ThriftService, Hand
 
 def _service_and_handler(processor: TProcessor | TAsyncProcessor) -> tuple[ThriftService, Handler]:
     if isinstance(processor, TMultiplexedProcessor):
-        raise TypeError("a TMultiplexedProcessor inside a TMultiplexedProcessor: register its "
-                        "processors directly")
+        raise TypeError("a TMultiplexedProcessor inside a TMultiplexedProcessor: register its processors directly")
     _warn_overrides(processor, TAsyncProcessor if isinstance(processor, TAsyncProcessor) else TProcessor)
     # thriftpy2 keeps them private; both processors set them in __init__.
     return processor._service, processor._handler
 
 
 def _warn_overrides(processor: Any, base: type) -> None:
-    overridden = [name for name in PROCESSOR_METHODS
-                  if getattr(type(processor), name, None) is not getattr(base, name, None)]
+    overridden = [
+        name for name in PROCESSOR_METHODS if getattr(type(processor), name, None) is not getattr(base, name, None)
+    ]
     if overridden:
-        log.warning("%s overrides %s: dracula calls the handler itself and does not run them "
-                    "(middleware= hooks every call)", type(processor).__name__, ", ".join(overridden))
+        log.warning(
+            "%s overrides %s: dracula calls the handler itself and does not run them (middleware= hooks every call)",
+            type(processor).__name__,
+            ", ".join(overridden),
+        )
 
 
-def _build_server(service: Services, handler: Handler, host: str | None, port: int | None,
-                  unix_socket: str | None, proto_factory: Any, trans_factory: Any, client_timeout: float | None,
-                  certfile: str | None, keyfile: str | None, ssl_context: ssl.SSLContext | None,
-                  socket_family: socket.AddressFamily | None, backend: str,
-                  middleware: Sequence[object], options: dict[str, Any]) -> Server:
+def _build_server(
+    service: Services,
+    handler: Handler,
+    host: str | None,
+    port: int | None,
+    unix_socket: str | None,
+    proto_factory: Any,
+    trans_factory: Any,
+    client_timeout: float | None,
+    certfile: str | None,
+    keyfile: str | None,
+    ssl_context: ssl.SSLContext | None,
+    socket_family: socket.AddressFamily | None,
+    backend: str,
+    middleware: Sequence[object],
+    options: dict[str, Any],
+) -> Server:
     if "workers" in options:
-        raise TypeError("workers are a `dracula serve --workers N` option: the supervisor starts "
-                        "each worker from the command line and runs it with serve()")
+        raise TypeError(
+            "workers are a `dracula serve --workers N` option: the supervisor starts "
+            "each worker from the command line and runs it with serve()"
+        )
     unknown = set(options) - set(Config.__dataclass_fields__)
     if unknown:
         raise TypeError("unknown option(s): %s" % ", ".join(sorted(unknown)))
@@ -307,13 +380,14 @@ def host_in_family(host: str, port: int, family: socket.AddressFamily | None) ->
     if family is None:
         return host
     if family not in (socket.AF_INET, socket.AF_INET6):
-        raise ValueError("socket_family must be socket.AF_INET or socket.AF_INET6 "
-                         "(a Unix socket: unix_socket=PATH)")
+        raise ValueError("socket_family must be socket.AF_INET or socket.AF_INET6 (a Unix socket: unix_socket=PATH)")
     try:
         found = socket.getaddrinfo(host or None, port, family, socket.SOCK_STREAM, 0, socket.AI_PASSIVE)
     except socket.gaierror as e:
-        raise BindError(errno.EADDRNOTAVAIL, "cannot listen on %s:%s: no %s address: %s"
-                        % (host, port, socket.AddressFamily(family).name, e.strerror)) from None
+        raise BindError(
+            errno.EADDRNOTAVAIL,
+            "cannot listen on %s:%s: no %s address: %s" % (host, port, socket.AddressFamily(family).name, e.strerror),
+        ) from None
     return str(found[0][4][0])
 
 
@@ -335,33 +409,60 @@ def factory_note(proto_factory: Any, trans_factory: Any) -> tuple[int, str] | No
         notes.extend(_transport_notes(trans_factory))
     if not notes:
         return None
-    return (max(level for level, _ in notes),
-            "dracula answers each connection in the protocol and transport it speaks, whatever "
-            "the factories: " + "; ".join(text for _, text in notes))
+    return (
+        max(level for level, _ in notes),
+        "dracula answers each connection in the protocol and transport it speaks, whatever "
+        "the factories: " + "; ".join(text for _, text in notes),
+    )
 
 
 def _protocol_notes(factory: Any) -> list[tuple[int, str]]:
     name = "proto_factory=%s" % type(factory).__name__
     kind = _kind(factory, PROTOCOL_FACTORIES)
     if kind is None:
-        return [(logging.WARNING, "%s is not one of thriftpy2's protocols: dracula does not use it "
-                 "(it serves binary and compact)" % name)]
+        return [
+            (
+                logging.WARNING,
+                "%s is not one of thriftpy2's protocols: dracula does not use it (it serves binary and compact)" % name,
+            )
+        ]
     if kind == "JSON":
-        return [(logging.WARNING, "%s: dracula does not speak JSON, so its clients are refused "
-                 "(binary and compact ones are served)" % name)]
+        return [
+            (
+                logging.WARNING,
+                "%s: dracula does not speak JSON, so its clients are refused "
+                "(binary and compact ones are served)" % name,
+            )
+        ]
     notes = []
     if kind == "compact":
-        notes.append((logging.INFO, "%s: compact clients are answered in compact, binary ones in "
-                      "binary too (thriftpy2 answered compact only)" % name))
+        notes.append(
+            (
+                logging.INFO,
+                "%s: compact clients are answered in compact, binary ones in "
+                "binary too (thriftpy2 answered compact only)" % name,
+            )
+        )
     if not getattr(factory, "decode_response", True):
-        notes.append((logging.WARNING, "%s(decode_response=False): handlers get string fields as str, "
-                      "not bytes (declare a field `binary` to get bytes)" % name))
+        notes.append(
+            (
+                logging.WARNING,
+                "%s(decode_response=False): handlers get string fields as str, "
+                "not bytes (declare a field `binary` to get bytes)" % name,
+            )
+        )
     if getattr(factory, "strict_decode", False):
-        notes.append((logging.WARNING, "%s(strict_decode=True): a string field that is not UTF-8 "
-                      "reaches the handler as bytes instead of failing the call" % name))
+        notes.append(
+            (
+                logging.WARNING,
+                "%s(strict_decode=True): a string field that is not UTF-8 "
+                "reaches the handler as bytes instead of failing the call" % name,
+            )
+        )
     if kind == "binary" and not getattr(factory, "strict_write", True):
-        notes.append((logging.INFO, "%s(strict_write=False): replies are strict binary, which "
-                      "every client reads" % name))
+        notes.append(
+            (logging.INFO, "%s(strict_write=False): replies are strict binary, which every client reads" % name)
+        )
     return notes
 
 
@@ -369,9 +470,19 @@ def _transport_notes(factory: Any) -> list[tuple[int, str]]:
     name = "trans_factory=%s" % type(factory).__name__
     kind = _kind(factory, TRANSPORT_FACTORIES)
     if kind is None:
-        return [(logging.WARNING, "%s is not one of thriftpy2's buffered or framed transports: dracula "
-                 "does not use it (it serves framed, unframed and THeader connections)" % name)]
+        return [
+            (
+                logging.WARNING,
+                "%s is not one of thriftpy2's buffered or framed transports: dracula "
+                "does not use it (it serves framed, unframed and THeader connections)" % name,
+            )
+        ]
     if kind == "framed":
-        return [(logging.INFO, "%s: framed clients are answered framed, unframed ones unframed too "
-                 "(thriftpy2 answered framed only)" % name)]
+        return [
+            (
+                logging.INFO,
+                "%s: framed clients are answered framed, unframed ones unframed too "
+                "(thriftpy2 answered framed only)" % name,
+            )
+        ]
     return []

@@ -5,6 +5,7 @@ thriftpy2 builds service, struct and exception classes at run time from an IDL, 
 knows their fields or methods: they are `Any` under a name that says which thriftpy2 object is
 meant, in this one place.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping

@@ -5,13 +5,13 @@ Like examples/showcase.py it loads the IDL itself, under a module name of its ow
 its structs and raise its exceptions. The methods of the extended BaseService (version,
 make_item, raise_level) are served by the same handler.
 """
+
 import os
 
 import thriftpy2
 
 coverage_thrift = thriftpy2.load(
-    os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                 "idl", "coverage", "coverage.thrift"),
+    os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "idl", "coverage", "coverage.thrift"),
     module_name="coverage_thrift",
 )
 base = coverage_thrift.base
@@ -58,8 +58,7 @@ class CoverageHandler:
 
     def layers(self, n):
         """n maps, layer i: {j: {"i.j", ...}} — list<map<i32, set<string>>>."""
-        return [{j: {"%d.%d" % (i, k) for k in range(j + 1)} for j in range(i + 1)}
-                for i in range(n)]
+        return [{j: {"%d.%d" % (i, k) for k in range(j + 1)} for j in range(i + 1)} for i in range(n)]
 
     def concat(self, parts):
         return b"".join(parts)
@@ -72,11 +71,9 @@ class CoverageHandler:
 
     def pick(self, items, index):
         if not items:
-            raise coverage_thrift.Rejected(why="no items",
-                                           evidence=coverage_thrift.Bag(items=[], blob=b""))
+            raise coverage_thrift.Rejected(why="no items", evidence=coverage_thrift.Bag(items=[], blob=b""))
         if not 0 <= index < len(items):
-            raise base.ItemError(message="index %d of %d" % (index, len(items)),
-                                 level=base.Level.LOW)
+            raise base.ItemError(message="index %d of %d" % (index, len(items)), level=base.Level.LOW)
         return items[index]
 
     def default_item(self):
@@ -101,9 +98,11 @@ class CoverageHandler:
         )
 
     def toggle(self, mode):
-        return {coverage_thrift.Mode.OFF: coverage_thrift.Mode.ON,
-                coverage_thrift.Mode.ON: coverage_thrift.Mode.AUTO,
-                coverage_thrift.Mode.AUTO: coverage_thrift.Mode.OFF}[mode]
+        return {
+            coverage_thrift.Mode.OFF: coverage_thrift.Mode.ON,
+            coverage_thrift.Mode.ON: coverage_thrift.Mode.AUTO,
+            coverage_thrift.Mode.AUTO: coverage_thrift.Mode.OFF,
+        }[mode]
 
     def note(self, text):
         self.noted.append(text)

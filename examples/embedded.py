@@ -7,6 +7,7 @@ dracula serves on the application's own loop (`await server.serve_async()`), nex
 server from the standard library's asyncio; SIGINT/SIGTERM drain the Thrift calls in flight,
 then the HTTP server closes.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -18,8 +19,9 @@ import uvloop
 
 import dracula
 
-pingpong_thrift = thriftpy2.load(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                              "idl", "pingpong.thrift"))
+pingpong_thrift = thriftpy2.load(
+    os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "idl", "pingpong.thrift")
+)
 
 
 class CountingPing:
@@ -41,8 +43,7 @@ class EmbeddedApp:
         self.host = host
         self.http_port = http_port
         self.handler = CountingPing()
-        self.thrift = dracula.make_server(pingpong_thrift.PingService, self.handler, host=host,
-                                          port=thrift_port)
+        self.thrift = dracula.make_server(pingpong_thrift.PingService, self.handler, host=host, port=thrift_port)
         self.http: asyncio.Server | None = None
 
     async def start_http(self) -> None:
@@ -55,8 +56,7 @@ class EmbeddedApp:
             await self.http.wait_closed()
 
     def status(self) -> dict:
-        return {"serving": self.thrift.healthy(), "thrift_port": self.thrift.port,
-                "pings": self.handler.pings}
+        return {"serving": self.thrift.healthy(), "thrift_port": self.thrift.port, "pings": self.handler.pings}
 
     async def _answer_http(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -74,8 +74,10 @@ class EmbeddedApp:
 
 
 async def _respond(writer: asyncio.StreamWriter, status: str, body: bytes) -> None:
-    head = ("HTTP/1.1 %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
-            "Connection: close\r\n\r\n" % (status, len(body)))
+    head = "HTTP/1.1 %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % (
+        status,
+        len(body),
+    )
     writer.write(head.encode() + body)
     await writer.drain()
 

@@ -4,6 +4,7 @@ HashHandler hashes on the reactor thread; BlockingHashHandler marks md_five as b
 runs in dracula's thread pool (hashlib releases the GIL on large inputs, so the hashing can use
 every core while the loop keeps serving).
 """
+
 import hashlib
 
 import dracula

@@ -11,6 +11,7 @@ dracula.attempts and dracula.outcome ("ok", "exception", "error"; an error sets 
 Headers travel over THeader only (the client's default transport); over framed or buffered the
 span is still recorded, and nothing is sent.
 """
+
 from __future__ import annotations
 
 from opentelemetry import trace
@@ -27,9 +28,11 @@ class OTelClientMiddleware:
         self.tracer = trace.get_tracer("dracula.examples.otel_client", tracer_provider=tracer_provider)
 
     def before(self, call):
-        span = self.tracer.start_span("%s/%s" % (self.service_name, call.name), kind=SpanKind.CLIENT,
-                                      attributes={"rpc.system": "thrift", "rpc.service": self.service_name,
-                                                  "rpc.method": call.name})
+        span = self.tracer.start_span(
+            "%s/%s" % (self.service_name, call.name),
+            kind=SpanKind.CLIENT,
+            attributes={"rpc.system": "thrift", "rpc.service": self.service_name, "rpc.method": call.name},
+        )
         call.state[SPAN] = span
         _propagator.inject(call.headers, context=trace.set_span_in_context(span))
 

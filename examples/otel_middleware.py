@@ -14,6 +14,7 @@ It is started in `before` and ended in `after`; a handler reaches it as
 `dracula.current_call().state[SPAN]` (e.g. `with trace.use_span(span, end_on_exit=False):`
 to nest its own spans).
 """
+
 from __future__ import annotations
 
 import time
@@ -50,9 +51,9 @@ class OTelMiddleware:
             attributes["net.peer.ip"], attributes["net.peer.port"] = call.peer[0], call.peer[1]
         parent = _propagator.extract(call.headers)  # THeader header names are lower case already
         name = "%s/%s" % (call.service, call.method) if call.service is not None else call.method
-        return self.tracer.start_span(name, context=parent,
-                                      kind=SpanKind.SERVER, attributes=attributes,
-                                      start_time=start_time)
+        return self.tracer.start_span(
+            name, context=parent, kind=SpanKind.SERVER, attributes=attributes, start_time=start_time
+        )
 
 
 def console() -> OTelMiddleware:

@@ -4,6 +4,7 @@ It loads the IDL itself, under a module name of its own, to build its structs an
 exceptions: the common thriftpy2 idiom, which dracula must honour even though `dracula serve`
 loads the same file separately.
 """
+
 import asyncio
 import os
 import time

@@ -11,6 +11,7 @@ Covered: Showcase.ping, add(i64, i64), echo_shape(Shape) (struct with list<struc
 list<struct>>, set<i64>, binary), reverse(binary), lookup (declared NotFound/Invalid),
 fail (TApplicationException INTERNAL_ERROR); PingService.ping.
 """
+
 from __future__ import annotations
 
 import collections
@@ -34,8 +35,11 @@ def _fast_write(self, oprot) -> bool:
 
 
 def _fast_read(self, iprot) -> bool:
-    if (iprot._fast_decode is not None and isinstance(iprot.trans, TTransport.CReadableTransport)
-            and self.thrift_spec is not None):
+    if (
+        iprot._fast_decode is not None
+        and isinstance(iprot.trans, TTransport.CReadableTransport)
+        and self.thrift_spec is not None
+    ):
         iprot._fast_decode(self, iprot, [self.__class__, self.thrift_spec])
         stats["fast_decode"] += 1
         return True
@@ -51,14 +55,13 @@ class _Struct:
         return not self == other
 
     def __repr__(self):
-        return "%s(%s)" % (type(self).__name__,
-                           ", ".join("%s=%r" % kv for kv in self.__dict__.items()))
+        return "%s(%s)" % (type(self).__name__, ", ".join("%s=%r" % kv for kv in self.__dict__.items()))
 
 
 # -- showcase structs ---------------------------------------------------------------------------
 
-class Point(_Struct):
 
+class Point(_Struct):
     def __init__(self, x=None, y=None):
         self.x = x
         self.y = y
@@ -116,7 +119,6 @@ def _write_points(oprot, points):
 
 
 class Shape(_Struct):
-
     def __init__(self, name=None, points=None, color=1, labels=None, tags=None, blob=None):
         self.name = name
         self.points = points
@@ -249,6 +251,7 @@ class Invalid(TException):
 
 
 # -- argument and result structs ----------------------------------------------------------------
+
 
 class _Args(_Struct):
     """Arguments struct: `fields` is [(fid, name, ttype, write primitive)] for scalar args, or
@@ -385,6 +388,7 @@ class fail_result(_Result):
 
 class pingpong_ping_result(_Result):
     """PingService.ping: string ping()."""
+
     success_type, reader = TType.STRING, "readString"
 
 
@@ -409,9 +413,11 @@ echo_shape_result.thrift_spec = _spec((0, TType.STRUCT, "success", [Shape, None]
 reverse_args.thrift_spec = _spec((1, TType.STRING, "data", "BINARY"))
 reverse_result.thrift_spec = _spec((0, TType.STRING, "success", "BINARY"))
 lookup_args.thrift_spec = _spec((1, TType.STRING, "key", "UTF8"))
-lookup_result.thrift_spec = _spec((0, TType.STRING, "success", "UTF8"),
-                                  (1, TType.STRUCT, "not_found", [NotFound, None]),
-                                  (2, TType.STRUCT, "invalid", [Invalid, None]))
+lookup_result.thrift_spec = _spec(
+    (0, TType.STRING, "success", "UTF8"),
+    (1, TType.STRUCT, "not_found", [NotFound, None]),
+    (2, TType.STRUCT, "invalid", [Invalid, None]),
+)
 fail_args.thrift_spec = _spec((1, TType.STRING, "message", "UTF8"))
 fail_result.thrift_spec = _spec((0, TType.I32, "success", None))
 pingpong_ping_result.thrift_spec = _spec((0, TType.STRING, "success", "UTF8"))
@@ -420,6 +426,7 @@ fix_spec([Point, Shape, NotFound, Invalid, echo_shape_args, echo_shape_result, l
 
 
 # -- clients ------------------------------------------------------------------------------------
+
 
 class _Client:
     """Send: writeMessageBegin, the args struct, writeMessageEnd, flush. Receive:
@@ -447,14 +454,17 @@ class _Client:
             iprot.readMessageEnd()
             raise x
         if mtype != TMessageType.REPLY:
-            raise TApplicationException(TApplicationException.INVALID_MESSAGE_TYPE,
-                                        "%s: message type %d" % (name, mtype))
+            raise TApplicationException(
+                TApplicationException.INVALID_MESSAGE_TYPE, "%s: message type %d" % (name, mtype)
+            )
         if fname != name:
-            raise TApplicationException(TApplicationException.WRONG_METHOD_NAME,
-                                        "reply named %r to a call of %r" % (fname, name))
+            raise TApplicationException(
+                TApplicationException.WRONG_METHOD_NAME, "reply named %r to a call of %r" % (fname, name)
+            )
         if rseqid != self._seqid:
-            raise TApplicationException(TApplicationException.BAD_SEQUENCE_ID,
-                                        "reply seqid %d to call %d" % (rseqid, self._seqid))
+            raise TApplicationException(
+                TApplicationException.BAD_SEQUENCE_ID, "reply seqid %d to call %d" % (rseqid, self._seqid)
+            )
         result.read(iprot)
         iprot.readMessageEnd()
         for _, fname, _ in result.exceptions:
@@ -464,8 +474,7 @@ class _Client:
             return None
         if result.success is not None:
             return result.success
-        raise TApplicationException(TApplicationException.MISSING_RESULT,
-                                    "%s failed: unknown result" % name)
+        raise TApplicationException(TApplicationException.MISSING_RESULT, "%s failed: unknown result" % name)
 
 
 class ShowcaseClient(_Client):
@@ -515,8 +524,7 @@ def make_protocol(trans, protocol: str, accelerated: bool = False):
         return TCompactProtocol.TCompactProtocol(trans)
     strict = protocol == "binary"
     if accelerated:
-        return TBinaryProtocol.TBinaryProtocolAccelerated(trans, strictRead=False, strictWrite=strict,
-                                                          fallback=False)
+        return TBinaryProtocol.TBinaryProtocolAccelerated(trans, strictRead=False, strictWrite=strict, fallback=False)
     return TBinaryProtocol.TBinaryProtocol(trans, strictRead=False, strictWrite=strict)
 
 
@@ -524,8 +532,9 @@ class Connection:
     """One socket, its transport and protocol; `.showcase(service)` / `.pingpong(service)` make
     clients on it, multiplexed when a service name is given (several may share the socket)."""
 
-    def __init__(self, port, protocol="binary", transport="buffered", accelerated=False,
-                 host="127.0.0.1", timeout_ms=10000):
+    def __init__(
+        self, port, protocol="binary", transport="buffered", accelerated=False, host="127.0.0.1", timeout_ms=10000
+    ):
         self.socket = TSocket.TSocket(host, port)
         self.socket.setTimeout(timeout_ms)
         wrap = TTransport.TFramedTransport if transport == "framed" else TTransport.TBufferedTransport

@@ -1,5 +1,6 @@
 """The CallInfo service (tests/context.thrift) whose handlers report what dracula.current_call()
 tells them, and an Apache Thrift client for it (THeader or plain binary)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -17,20 +18,26 @@ import dracula
 
 from . import apache_client as apache
 
-context_thrift = thriftpy2.load(os.path.join(os.path.dirname(__file__), "context.thrift"),
-                                module_name="context_thrift")
+context_thrift = thriftpy2.load(os.path.join(os.path.dirname(__file__), "context.thrift"), module_name="context_thrift")
 
 TIMEOUT = 12  # fbthrift's TApplicationException type for a call past its client's deadline
-POOL = 4      # @blocking threads, and how many pooled calls meet at once in the concurrency test
+POOL = 4  # @blocking threads, and how many pooled calls meet at once in the concurrency test
 
 
 def report(tag) -> str:
     """What the current call says about itself, as JSON for the client to check."""
     call = dracula.current_call()
     call.response_headers["seen-tag"] = call.headers.get("x-tag", "")
-    return json.dumps({"service": call.service, "method": call.method, "arg": tag,
-                       "header": call.headers.get("x-tag"), "peer_port": call.peer[1],
-                       "deadline": call.deadline})
+    return json.dumps(
+        {
+            "service": call.service,
+            "method": call.method,
+            "arg": tag,
+            "header": call.headers.get("x-tag"),
+            "peer_port": call.peer[1],
+            "deadline": call.deadline,
+        }
+    )
 
 
 class CallInfoHandler:
@@ -75,6 +82,7 @@ class CallInfoHandler:
 
 
 # -- an Apache client for tests/context.thrift ----------------------------------------------------
+
 
 class tag_args(apache._Args):
     fields = ((1, "tag", TType.STRING, "writeString"),)

@@ -1,5 +1,6 @@
 """The `dracula` command as users run it: `dracula serve` as a child process (its output, its
 signals, its workers) and one-shot commands run to completion."""
+
 from __future__ import annotations
 
 import os
@@ -26,9 +27,15 @@ class CliServer:
         self.args = args
         self.lines = []
         self.cond = threading.Condition()
-        self.proc = subprocess.Popen([sys.executable, "-m", "dracula", "serve", *args], cwd=cwd,
-                                     env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True, start_new_session=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "dracula", "serve", *args],
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
         self.pid = self.proc.pid
         self.port = None
         # Read its output all along, so that it never blocks on a full pipe.
@@ -70,8 +77,10 @@ class CliServer:
                     return found
                 left = deadline - time.monotonic()
                 if left <= 0 or (not self._reader.is_alive() and self.proc.poll() is not None):
-                    raise AssertionError("no %d line(s) matching %r within %gs; output:\n%s"
-                                         % (count, pattern, timeout, "".join(self.lines)))
+                    raise AssertionError(
+                        "no %d line(s) matching %r within %gs; output:\n%s"
+                        % (count, pattern, timeout, "".join(self.lines))
+                    )
                 self.cond.wait(min(left, 0.5))
 
     def wait_serving(self, timeout=30.0) -> int:
@@ -122,7 +131,7 @@ def live_children(pid) -> set:
                 stat = f.read()
         except OSError:
             continue
-        fields = stat[stat.rindex(")") + 2:].split()
+        fields = stat[stat.rindex(")") + 2 :].split()
         if int(fields[1]) == pid and fields[0] != "Z":
             children.add(int(entry))
     return children
@@ -139,8 +148,9 @@ def alive(pid) -> bool:
 
 def run_cli(*args, timeout=30, cwd=ROOT):
     """Run `dracula ...` to completion; returns the CompletedProcess."""
-    return subprocess.run([sys.executable, "-m", "dracula", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "dracula", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def assert_one_line_error(result, *fragments) -> str:

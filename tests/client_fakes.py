@@ -2,6 +2,7 @@
 THeader, binary protocol) and answers whatever bytes the test's `respond(request)` returns, so
 a test can send a reply with a wrong sequence id, garbage, a lying length, or a `:drain` header,
 which no real server sends on purpose."""
+
 from __future__ import annotations
 
 import socket
@@ -24,8 +25,14 @@ class Request:
         self.headers = headers
         self.number = number  # requests answered before this one, on all connections
 
-    def reply(self, result, name: bytes | None = None, seqid: int | None = None, mtype: int = REPLY,
-              headers: dict | None = None) -> bytes:
+    def reply(
+        self,
+        result,
+        name: bytes | None = None,
+        seqid: int | None = None,
+        mtype: int = REPLY,
+        headers: dict | None = None,
+    ) -> bytes:
         """A well-formed reply carrying `result` (a result or TApplicationException struct)."""
         name = self.name if name is None else name
         seqid = self.seqid if seqid is None else seqid
@@ -86,7 +93,7 @@ class FakeServer:
             else:
                 message = frame
             name_len = struct.unpack_from("!i", message, 4)[0]
-            name = message[8:8 + name_len]
+            name = message[8 : 8 + name_len]
             seqid = struct.unpack_from("!i", message, 8 + name_len)[0]
             with self.lock:
                 number = self.requests

@@ -1,6 +1,7 @@
 """The handler the client's fleet test serves with `dracula serve`: Showcase, whose `add` notes
 each call's first argument (a token unique per call) in a ledger file of its own process, so the
 test can show that no call ran twice and none was lost, across processes and restarts."""
+
 from __future__ import annotations
 
 import os

@@ -2,6 +2,7 @@
 Node.js) against dracula: what a missing toolchain means, building the C++ client, running a
 client, and the lines every client prints (the same calls and the same text in each language).
 """
+
 from __future__ import annotations
 
 import os
@@ -36,20 +37,25 @@ def _first_error(output: str) -> str:
 
 def _check_cpp_toolchain(gxx: str):
     """Skip (fail on CI) unless Apache Thrift's C++ headers and libraries are usable by `gxx`."""
-    probe = subprocess.run([gxx, *CXXFLAGS, "-E", "-x", "c++", "-o", os.devnull, "-"],
-                           input="#include <thrift/protocol/TBinaryProtocol.h>\n"
-                                 "#include <thrift/protocol/THeaderProtocol.h>\n"
-                                 "#include <thrift/transport/TSocket.h>\n",
-                           capture_output=True, text=True, timeout=120)
+    probe = subprocess.run(
+        [gxx, *CXXFLAGS, "-E", "-x", "c++", "-o", os.devnull, "-"],
+        input="#include <thrift/protocol/TBinaryProtocol.h>\n"
+        "#include <thrift/protocol/THeaderProtocol.h>\n"
+        "#include <thrift/transport/TSocket.h>\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     if probe.returncode != 0:
-        missing_toolchain("Apache Thrift C++ headers are not usable: %s (%s)"
-                          % (_first_error(probe.stderr), CPP_APT_HINT))
+        missing_toolchain(
+            "Apache Thrift C++ headers are not usable: %s (%s)" % (_first_error(probe.stderr), CPP_APT_HINT)
+        )
     for lib in ("libthrift.so", "libthriftz.so"):
-        found = subprocess.run([gxx, "-print-file-name=" + lib], capture_output=True, text=True,
-                               timeout=60).stdout.strip()
+        found = subprocess.run(
+            [gxx, "-print-file-name=" + lib], capture_output=True, text=True, timeout=60
+        ).stdout.strip()
         if not os.path.isabs(found):
-            missing_toolchain("Apache Thrift C++ library (%s) is not installed (%s)"
-                              % (lib, CPP_APT_HINT))
+            missing_toolchain("Apache Thrift C++ library (%s) is not installed (%s)" % (lib, CPP_APT_HINT))
 
 
 def build_cpp_client(directory) -> str:
@@ -61,8 +67,9 @@ def build_cpp_client(directory) -> str:
     _check_cpp_toolchain(gxx)
     binary = os.path.join(str(directory), "showcase_client")
     # libthriftz holds THeaderTransport/THeaderProtocol (and brings in zlib itself).
-    built = subprocess.run([gxx, *CXXFLAGS, "-o", binary, CPP_SOURCE, "-lthriftz", "-lthrift"],
-                           capture_output=True, text=True, timeout=300)
+    built = subprocess.run(
+        [gxx, *CXXFLAGS, "-o", binary, CPP_SOURCE, "-lthriftz", "-lthrift"], capture_output=True, text=True, timeout=300
+    )
     # The toolchain is there: a failure to build is a real failure, not a skip.
     assert built.returncode == 0, "showcase_client.cpp does not build:\n" + built.stderr
     return binary
@@ -71,8 +78,7 @@ def build_cpp_client(directory) -> str:
 def run_client(argv, env=None):
     """Run a client program to the end; its stdout lines (asserts it exited 0)."""
     done = subprocess.run(argv, capture_output=True, text=True, timeout=RUN_TIMEOUT, env=env)
-    assert done.returncode == 0, "exit %d\nstdout:\n%s\nstderr:\n%s" % (
-        done.returncode, done.stdout, done.stderr)
+    assert done.returncode == 0, "exit %d\nstdout:\n%s\nstderr:\n%s" % (done.returncode, done.stdout, done.stderr)
     return done.stdout.splitlines()
 
 

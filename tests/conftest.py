@@ -41,18 +41,28 @@ def showcase_server(backend, showcase_handler, dracula_server):
 def showcase_servers():
     """One Showcase server per backend, shared by a module's tests."""
     with contextlib.ExitStack() as stack:
-        yield {backend: stack.enter_context(running(showcase_thrift.Showcase, ShowcaseHandler(), backend=backend))
-               for backend in BACKENDS}
+        yield {
+            backend: stack.enter_context(running(showcase_thrift.Showcase, ShowcaseHandler(), backend=backend))
+            for backend in BACKENDS
+        }
 
 
 @pytest.fixture(scope="module")
 def multiplexed_servers():
     """Per backend, one server for PingService and Showcase under those names (multiplexed)."""
     with contextlib.ExitStack() as stack:
-        yield {backend: stack.enter_context(running_services(
-                   [("PingService", pingpong_thrift.PingService, PingHandler()),
-                    ("Showcase", showcase_thrift.Showcase, ShowcaseHandler())], backend))
-               for backend in BACKENDS}
+        yield {
+            backend: stack.enter_context(
+                running_services(
+                    [
+                        ("PingService", pingpong_thrift.PingService, PingHandler()),
+                        ("Showcase", showcase_thrift.Showcase, ShowcaseHandler()),
+                    ],
+                    backend,
+                )
+            )
+            for backend in BACKENDS
+        }
 
 
 @pytest.fixture(scope="session")

@@ -27,6 +27,7 @@ tests (test_connection_contract.py) one interface:
 Neither rig starts a listener; each does the few set-up steps its backend's run() does before
 accepting (the @blocking pool, the coroutine loop).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -62,7 +63,7 @@ def decode_replies(data: bytes) -> list:
         (size,) = struct.unpack_from("!i", data, at)
         if at + 4 + size > len(data):
             break
-        frame = BytesReader(data[at + 4:at + 4 + size])
+        frame = BytesReader(data[at + 4 : at + 4 + size])
         replies.append(read_reply(frame))
         assert not frame.left(), "bytes left over in a reply frame"
         at += 4 + size
@@ -73,14 +74,19 @@ def make_state(backend: str, handler, **options) -> ServerState:
     """The ServerState a Server(Showcase, Config(backend=..., **options)) builds (no metrics,
     no middleware), without binding its socket: as Server.__init__ wires it."""
     config = dracula.Config(host="127.0.0.1", port=0, backend=backend, **options).validate()
-    placement = (Placement(config.inline_budget)
-                 if config.backend == "uv" and config.inline_budget > 0 else None)
-    dispatcher = Dispatcher([("Showcase", showcase_thrift.Showcase, handler)], placement, False,
-                            config.blocking_methods, config.inline_methods)
+    placement = Placement(config.inline_budget) if config.backend == "uv" and config.inline_budget > 0 else None
+    dispatcher = Dispatcher(
+        [("Showcase", showcase_thrift.Showcase, handler)],
+        placement,
+        False,
+        config.blocking_methods,
+        config.inline_methods,
+    )
     return ServerState(config, dispatcher)
 
 
 # -- the uv backend: a MockTransport ------------------------------------------------------------
+
 
 class MockTransport(asyncio.Transport):
     """What uvloop's TCP transport shows a protocol, recorded.
@@ -181,7 +187,7 @@ class UVPeer:
         bytes per read at most (all of it, as far as the buffer takes, by default)."""
         piece = piece or len(data)
         for at in range(0, len(data), piece):
-            chunk = memoryview(data)[at:at + piece]
+            chunk = memoryview(data)[at : at + piece]
             while len(chunk):
                 assert self.transport.reading, "libuv does not read a transport whose reading is paused"
                 assert not self.transport.closing, "libuv does not read a closed transport"
@@ -213,8 +219,7 @@ class UVPeer:
         return decode_replies(self.written)
 
     def wait_replies(self, n: int) -> list:
-        self.rig.run_until(lambda: len(self.replies) >= n or self.transport.closing,
-                           "%d replies" % n)
+        self.rig.run_until(lambda: len(self.replies) >= n or self.transport.closing, "%d replies" % n)
         replies = self.replies
         assert len(replies) >= n, "closed with %d of %d replies" % (len(replies), n)
         return replies
@@ -301,12 +306,14 @@ class UVRig:
         the test instead of being logged by the loop."""
         if self.errors:
             context = self.errors[0]
-            raise AssertionError("uv: error in a loop callback: %s" % context.get("message")) \
-                from context.get("exception")
+            raise AssertionError("uv: error in a loop callback: %s" % context.get("message")) from context.get(
+                "exception"
+            )
 
     def run_until(self, predicate, what: str, timeout: float = WAIT) -> None:
         """Run the loop until `predicate()` holds: checked after every transport event, and
         every few milliseconds for what shows on no transport (a reply dropped after a reset)."""
+
         async def waiting():
             while not predicate():
                 waiter = self.loop.create_future()
@@ -445,7 +452,7 @@ class ThreadPeer:
 
     def send(self, data: bytes, piece: int | None = None) -> None:
         piece = piece or len(data)
-        self.sock.feed(*(data[at:at + piece] for at in range(0, len(data), piece)))
+        self.sock.feed(*(data[at : at + piece] for at in range(0, len(data), piece)))
 
     def send_eof(self) -> None:
         self.sock.feed_eof()
@@ -478,8 +485,7 @@ class ThreadPeer:
             raise AssertionError("thread: no %s within %gs" % (what, WAIT))
 
     def wait_replies(self, n: int) -> list:
-        self._wait(lambda: len(decode_replies(b"".join(self.sock.sent))) >= n or self.sock.closed,
-                   "%d replies" % n)
+        self._wait(lambda: len(decode_replies(b"".join(self.sock.sent))) >= n or self.sock.closed, "%d replies" % n)
         replies = self.replies
         assert len(replies) >= n, "closed with %d of %d replies" % (len(replies), n)
         return replies
@@ -497,8 +503,7 @@ class ThreadPeer:
     def settle(self) -> None:
         """Wait until the connection thread has taken everything fed and waits for more (or
         has ended)."""
-        self._wait(lambda: (self.sock.in_recv and not self.sock.chunks) or self.sock.closed,
-                   "idle receive")
+        self._wait(lambda: (self.sock.in_recv and not self.sock.chunks) or self.sock.closed, "idle receive")
 
     def time_passes(self, seconds: float) -> None:
         """Time passes during the receive the thread is waiting in (it must be in one)."""
@@ -525,8 +530,7 @@ class ThreadRig:
             before = set(threading.enumerate())
             self.backend_obj._start_coroutine_loop()
             # run() stops this loop but never closes it: the rig joins its thread and closes it.
-            self.coro_thread = next(t for t in set(threading.enumerate()) - before
-                                    if t.name == "dracula-coroutines")
+            self.coro_thread = next(t for t in set(threading.enumerate()) - before if t.name == "dracula-coroutines")
         if self.state.config.handler_timeout and any(m.kind == BLOCKING for m in self.state.methods.values()):
             self.backend_obj.pool = HandlerPool(self.state.config.blocking_threads, name="contract-blocking")
         self.peers: list[ThreadPeer] = []
@@ -552,8 +556,7 @@ class ThreadRig:
         backend = self.backend_obj
         with backend.lock:
             assert self.state.add_connection(conn, conn.opened_at)
-        conn.thread = threading.Thread(target=self._serve, args=(conn,),
-                                       name="contract-conn", daemon=True)
+        conn.thread = threading.Thread(target=self._serve, args=(conn,), name="contract-conn", daemon=True)
         conn.thread.start()
         peer = ThreadPeer(self, conn, sock)
         self.peers.append(peer)

@@ -1,5 +1,6 @@
 """Shared test plumbing: the IDLs, a real dracula server in a thread of this process, bounded
 waits, and this process's memory and file descriptors."""
+
 from __future__ import annotations
 
 import os

@@ -1,5 +1,6 @@
 """The Hooked service (tests/middleware.thrift) the middleware tests serve: one method of each
 kind of handler, counting its runs."""
+
 from __future__ import annotations
 
 import asyncio
@@ -11,8 +12,10 @@ import thriftpy2
 
 import dracula
 
-hooked_thrift = thriftpy2.load(os.path.join(os.path.dirname(__file__), "middleware.thrift"),
-                               module_name="middleware_thrift")
+hooked_thrift = thriftpy2.load(
+    os.path.join(os.path.dirname(__file__), "middleware.thrift"), module_name="middleware_thrift"
+)
+
 
 class Handler:
     def __init__(self):

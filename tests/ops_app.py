@@ -2,6 +2,7 @@
 to a directory of its own (so that a test can change it on disk and hold a worker busy:
 `hold(tag)` writes markers/entered-TAG, holding its pid, and waits for markers/release-TAG or
 release-all), an in-process handler, and a one-call client for TCP ports and Unix sockets."""
+
 from __future__ import annotations
 
 import io
@@ -35,7 +36,7 @@ ops_plus_thrift = thriftpy2.load_fp(io.StringIO(OPS_PLUS_IDL), module_name="ops_
 
 HOLD_LIMIT = 60  # seconds a hold() waits for its release marker before giving up
 
-HANDLER_SOURCE = '''
+HANDLER_SOURCE = """
 import os
 import time
 
@@ -84,7 +85,7 @@ class Handler:
         if text == "boom":
             raise RuntimeError("undeclared failure")
         return text
-'''
+"""
 
 
 class LocalOps:
@@ -127,8 +128,7 @@ class OpsApp:
 
     def write(self, version="v1", source=None):
         if source is None:
-            source = HANDLER_SOURCE.format(markers=self.markers, version=version, idl=self.idl,
-                                           hold_limit=HOLD_LIMIT)
+            source = HANDLER_SOURCE.format(markers=self.markers, version=version, idl=self.idl, hold_limit=HOLD_LIMIT)
         path = os.path.join(self.dir, "opshandler.py")
         with open(path + ".tmp", "w") as f:
             f.write(textwrap.dedent(source))
@@ -164,8 +164,7 @@ def call(target, method="pid", *args, timeout=20.0, service=None, **client_optio
         client_options["unix_socket"] = target
     else:
         client_options.update(host="127.0.0.1", port=target)
-    client = thriftpy2.rpc.make_client(service or ops_thrift.Ops, timeout=int(timeout * 1000),
-                                       **client_options)
+    client = thriftpy2.rpc.make_client(service or ops_thrift.Ops, timeout=int(timeout * 1000), **client_options)
     try:
         return getattr(client, method)(*args)
     finally:

@@ -1,4 +1,5 @@
 """Reading the server's "dracula.refused" lines from pytest's caplog."""
+
 from __future__ import annotations
 
 import re

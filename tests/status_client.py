@@ -1,5 +1,6 @@
 """What a client of the status endpoint (--metrics-port: Prometheus /metrics and /healthz) needs:
 a GET that returns error statuses instead of raising, and /metrics parsed into samples."""
+
 from __future__ import annotations
 
 import urllib.error

@@ -1,5 +1,6 @@
 """dracula.wire.errors.AppError is the one table of TApplicationException types: it must number
 and name them as Apache Thrift and thriftpy2 do, and add fbthrift's two."""
+
 from thrift.Thrift import TApplicationException as ApacheError
 from thriftpy2.thrift import TApplicationException as ThriftpyError
 

@@ -1,5 +1,6 @@
 """`dracula call` as a subprocess against real servers on real sockets: dracula's (both
 backends) and thriftpy2's own `make_server`, every IDL type and every outcome/exit status."""
+
 import contextlib
 import json
 import socket
@@ -21,18 +22,40 @@ from .cli_server import run_cli
 from .helpers import ROOT, free_port, running, showcase_thrift
 
 SHOWCASE = "idl/showcase.thrift:Showcase"
-I64_MAX, I64_MIN = 2**63 - 1, -2**63
+I64_MAX, I64_MIN = 2**63 - 1, -(2**63)
 WIRES = [("buffered", "binary"), ("framed", "binary"), ("buffered", "compact"), ("framed", "compact")]
 WIRE_IDS = ["-".join(w) for w in WIRES]
 
-SCALARS_MAX = {"flag": True, "tiny": 127, "small": 32767, "medium": 2147483647, "large": I64_MAX,
-               "real": 1.7976931348623157e308, "text": "héllo ☃ \u0000 end", "raw": "AAEC/w==",
-               "color": "BLUE"}
-SCALARS_MIN = {"flag": False, "tiny": -128, "small": -32768, "medium": -2147483648, "large": I64_MIN,
-               "real": -5e-324, "text": "", "raw": "", "color": "RED"}
-SHAPE = {"name": "tri", "points": [{"x": 1, "y": -2}, {"x": 3, "y": 4}], "color": "GREEN",
-         "labels": {"a": [{"x": 5, "y": 6}], "b c": []}, "tags": [I64_MAX, 3, I64_MIN],
-         "blob": "AP8Q"}
+SCALARS_MAX = {
+    "flag": True,
+    "tiny": 127,
+    "small": 32767,
+    "medium": 2147483647,
+    "large": I64_MAX,
+    "real": 1.7976931348623157e308,
+    "text": "héllo ☃ \u0000 end",
+    "raw": "AAEC/w==",
+    "color": "BLUE",
+}
+SCALARS_MIN = {
+    "flag": False,
+    "tiny": -128,
+    "small": -32768,
+    "medium": -2147483648,
+    "large": I64_MIN,
+    "real": -5e-324,
+    "text": "",
+    "raw": "",
+    "color": "RED",
+}
+SHAPE = {
+    "name": "tri",
+    "points": [{"x": 1, "y": -2}, {"x": 3, "y": 4}],
+    "color": "GREEN",
+    "labels": {"a": [{"x": 5, "y": 6}], "b c": []},
+    "tags": [I64_MAX, 3, I64_MIN],
+    "blob": "AP8Q",
+}
 SHAPE_BACK = dict(SHAPE, tags=[I64_MIN, 3, I64_MAX])  # sets print sorted
 NESTED = [[1, {"k": [[3, 1], []], "": [[-32768, 32767]]}], [-7, {}]]
 NESTED_BACK = [[1, {"k": [[1, 3], []], "": [[-32768, 32767]]}], [-7, {}]]
@@ -49,8 +72,9 @@ def call(port, method, args=None, *options, stdin=None):
     if stdin is None:
         proc = run_cli(*argv)
     else:
-        proc = subprocess.run([sys.executable, "-m", "dracula", *argv], cwd=ROOT, input=stdin,
-                              capture_output=True, text=True, timeout=30)
+        proc = subprocess.run(
+            [sys.executable, "-m", "dracula", *argv], cwd=ROOT, input=stdin, capture_output=True, text=True, timeout=30
+        )
     out = json.loads(proc.stdout) if proc.stdout.strip() else None
     return proc.returncode, out, proc.stderr
 
@@ -64,6 +88,7 @@ def ok(port, method, args=None, *options):
 
 def dracula_speaks_compact() -> bool:
     from dracula.wire import codec
+
     try:
         return codec.make_codec("compact", 64) is not None
     except Exception:
@@ -76,6 +101,7 @@ def skip_compact_unless_dracula_has_it(protocol):
 
 
 # --- thriftpy2's own server ----------------------------------------------------------------------
+
 
 def wait_accepting(port, seconds=10.0):
     """Retry connecting until the server accepts (bounded)."""
@@ -103,11 +129,13 @@ def thriftpy2_running(handler=None, transport="buffered", protocol="binary", mul
     if multiplexed:
         processor = TMultiplexedProcessor()
         processor.register_processor(multiplexed, TProcessor(handler_thrift.Showcase, handler))
-        server = TThreadedServer(processor, TServerSocket(host="127.0.0.1", port=port),
-                                 iprot_factory=proto, itrans_factory=trans)
+        server = TThreadedServer(
+            processor, TServerSocket(host="127.0.0.1", port=port), iprot_factory=proto, itrans_factory=trans
+        )
     else:
-        server = thriftpy2.rpc.make_server(handler_thrift.Showcase, handler, host="127.0.0.1", port=port,
-                                           proto_factory=proto, trans_factory=trans)
+        server = thriftpy2.rpc.make_server(
+            handler_thrift.Showcase, handler, host="127.0.0.1", port=port, proto_factory=proto, trans_factory=trans
+        )
     server.daemon = True  # connection threads
     thread = threading.Thread(target=server.serve, name="thriftpy2-server", daemon=True)
     thread.start()
@@ -130,6 +158,7 @@ def thriftpy2_server():
 
 
 # --- every type, against dracula (both backends) -------------------------------------------------
+
 
 def test_echo_scalars_extremes(showcase_server):
     assert ok(showcase_server.port, "echo_scalars", {"s": SCALARS_MAX}) == SCALARS_MAX
@@ -156,9 +185,15 @@ def test_echo_shape_binary_sets_maps(showcase_server):
 
 def test_shapes_list_of_structs(showcase_server):
     assert ok(showcase_server.port, "shapes", {"n": 3}) == [
-        {"name": "shape-%d" % i, "points": [{"x": i, "y": -i}], "color": "GREEN",
-         "tags": sorted({i, -i}), "blob": ["", "AQ==", "AgI="][i]}
-        for i in range(3)]
+        {
+            "name": "shape-%d" % i,
+            "points": [{"x": i, "y": -i}],
+            "color": "GREEN",
+            "tags": sorted({i, -i}),
+            "blob": ["", "AQ==", "AgI="][i],
+        }
+        for i in range(3)
+    ]
 
 
 def test_index_and_unique(showcase_server):
@@ -195,6 +230,7 @@ def test_void_and_oneway_print_null(showcase_server):
 
 # --- outcomes and exit statuses ------------------------------------------------------------------
 
+
 def test_declared_exception_exits_1(showcase_server):
     code, out, err = call(showcase_server.port, "lookup", {"key": "missing"})
     assert (code, out, err) == (1, {"exception": "NotFound", "fields": {"key": "missing", "code": 404}}, "")
@@ -212,19 +248,25 @@ def test_application_exception_exits_1(showcase_server):
     assert code == 1 and out["application_exception"] == "INTERNAL_ERROR"
 
 
-@pytest.mark.parametrize("method, args, path", [
-    ("echo_shape", {"shape": {"points": [{"x": 1, "y": 2}, {"x": 1, "y": 2}, {"x": "3", "y": 2}]}},
-     "shape.points[2].x"),
-    ("echo_shape", {"shape": {"points": [{"x": 1}]}}, "shape.points[0].y"),
-    ("echo_shape", {"shape": {"colour": "RED"}}, "shape.colour"),
-    ("echo_shape", {"shape": {"labels": {"a": [{"x": 1, "y": 2**31}]}}}, 'shape.labels["a"][0].y'),
-    ("echo_shape", {"shape": {"blob": "%%%"}}, "shape.blob"),
-    ("echo_scalars", {"s": {"tiny": 200}}, "s.tiny"),
-    ("next_color", {"color": "PURPLE"}, "color"),
-    ("add", {"a": 1, "c": 2}, "c"),
-    ("add", {"a": 2**63}, "a"),
-    ("nested", {"value": [[1, {"k": [[1, 99999]]}]]}, 'value[0][1]["k"][0][1]'),
-])
+@pytest.mark.parametrize(
+    "method, args, path",
+    [
+        (
+            "echo_shape",
+            {"shape": {"points": [{"x": 1, "y": 2}, {"x": 1, "y": 2}, {"x": "3", "y": 2}]}},
+            "shape.points[2].x",
+        ),
+        ("echo_shape", {"shape": {"points": [{"x": 1}]}}, "shape.points[0].y"),
+        ("echo_shape", {"shape": {"colour": "RED"}}, "shape.colour"),
+        ("echo_shape", {"shape": {"labels": {"a": [{"x": 1, "y": 2**31}]}}}, 'shape.labels["a"][0].y'),
+        ("echo_shape", {"shape": {"blob": "%%%"}}, "shape.blob"),
+        ("echo_scalars", {"s": {"tiny": 200}}, "s.tiny"),
+        ("next_color", {"color": "PURPLE"}, "color"),
+        ("add", {"a": 1, "c": 2}, "c"),
+        ("add", {"a": 2**63}, "a"),
+        ("nested", {"value": [[1, {"k": [[1, 99999]]}]]}, 'value[0][1]["k"][0][1]'),
+    ],
+)
 def test_bad_arguments_exit_2_before_connecting(method, args, path):
     # Nothing listens on the port: exit 2 (not 3) shows the arguments were refused before
     # any connection was tried.
@@ -233,15 +275,18 @@ def test_bad_arguments_exit_2_before_connecting(method, args, path):
     assert err.startswith("dracula: error: bad argument %s: " % path), err
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["call", SHOWCASE, "add", '{"a": 1'], "ARGS_JSON is not valid JSON"),
-    (["call", SHOWCASE, "add", "[1, 2]"], "bad arguments: expected a JSON object keyed by argument name"),
-    (["call", SHOWCASE, "nope"], "Showcase has no method 'nope' (methods: ping, echo_scalars,"),
-    (["call", "idl/showcase.thrift:Nope", "ping"], "has no service 'Nope'"),
-    (["call", "idl/missing.thrift:Showcase", "ping"], "IDL file not found"),
-    (["call", "idl/showcase.thrift", "ping"], "expected IDL_PATH:SERVICE"),
-    (["call", SHOWCASE, "ping", "--timeout", "-1"], "--timeout must be >= 0"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["call", SHOWCASE, "add", '{"a": 1'], "ARGS_JSON is not valid JSON"),
+        (["call", SHOWCASE, "add", "[1, 2]"], "bad arguments: expected a JSON object keyed by argument name"),
+        (["call", SHOWCASE, "nope"], "Showcase has no method 'nope' (methods: ping, echo_scalars,"),
+        (["call", "idl/showcase.thrift:Nope", "ping"], "has no service 'Nope'"),
+        (["call", "idl/missing.thrift:Showcase", "ping"], "IDL file not found"),
+        (["call", "idl/showcase.thrift", "ping"], "expected IDL_PATH:SERVICE"),
+        (["call", SHOWCASE, "ping", "--timeout", "-1"], "--timeout must be >= 0"),
+    ],
+)
 def test_usage_errors_exit_2(argv, message):
     proc = run_cli(*argv, "--port", str(free_port()))
     assert proc.returncode == 2 and proc.stdout == ""
@@ -288,13 +333,16 @@ def test_transports_and_protocols_against_dracula(showcase_server, transport, pr
 def test_multiplexed_dracula():
     with running(showcase_thrift.Showcase, ShowcaseHandler(), backend="uv") as server:
         assert ok(server.port, "add", {"a": 1, "b": 2}, "--service-name", "Showcase") == 3
-        assert ok(server.port, "nested", {"value": NESTED}, "--service-name", "Showcase",
-                  "--transport", "framed") == NESTED_BACK
+        assert (
+            ok(server.port, "nested", {"value": NESTED}, "--service-name", "Showcase", "--transport", "framed")
+            == NESTED_BACK
+        )
         code, out, _ = call(server.port, "add", {"a": 1, "b": 2}, "--service-name", "Other")
         assert (code, out["application_exception"]) == (1, "UNKNOWN_METHOD")
 
 
 # --- against thriftpy2's own server ----------------------------------------------------------------
+
 
 @pytest.mark.parametrize("transport, protocol", WIRES, ids=WIRE_IDS)
 def test_thriftpy2_server_every_type(transport, protocol):

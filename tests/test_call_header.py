@@ -1,6 +1,7 @@
 """`dracula call --transport header` as a subprocess against dracula (both backends): THeader
 calls in binary and compact, `--header KEY=VALUE` reaching the handler through
 `dracula.current_call().headers`, `-v` printing the reply's headers, and usage errors."""
+
 import json
 
 import pytest
@@ -44,8 +45,9 @@ def call(port, method, args, *options):
 @pytest.mark.parametrize("protocol", ["binary", "compact"])
 def test_headers_reach_the_handler(server, protocol):
     options = ("--transport", "header", "--protocol", protocol)
-    code, out, err = call(server.port, "lookup", {"key": "tenant"}, *options,
-                          "--header", "tenant=acme=corp", "--header", "x-id=ünï")
+    code, out, err = call(
+        server.port, "lookup", {"key": "tenant"}, *options, "--header", "tenant=acme=corp", "--header", "x-id=ünï"
+    )
     assert (code, out, err) == (0, "acme=corp", "")  # the first '=' splits; no -v: no headers shown
     code, out, err = call(server.port, "lookup", {"key": "empty"}, *options, "--header", "empty=")
     assert (code, out, err) == (0, "", "")
@@ -55,8 +57,20 @@ def test_headers_reach_the_handler(server, protocol):
 
 @pytest.mark.parametrize("protocol", ["binary", "compact"])
 def test_verbose_prints_the_response_headers(server, protocol):
-    code, out, err = call(server.port, "lookup", {"key": "tenant"}, "-v", "--transport", "header",
-                          "--protocol", protocol, "--header", "tenant=acme", "--header", "x-id=ünï")
+    code, out, err = call(
+        server.port,
+        "lookup",
+        {"key": "tenant"},
+        "-v",
+        "--transport",
+        "header",
+        "--protocol",
+        protocol,
+        "--header",
+        "tenant=acme",
+        "--header",
+        "x-id=ünï",
+    )
     assert (code, out) == (0, "acme")
     assert err.splitlines() == ["< seen-tenant: acme", "< count: 2"]
     # No response headers: -v prints nothing.
@@ -72,17 +86,19 @@ def test_outcomes_over_theader(server):
     code, out, _ = call(server.port, "add", {"a": 1, "b": 2}, *options, "--service-name", "Showcase")
     assert (code, out) == (0, 3)
     # fbthrift's client_timeout header: the server gives up on the call at its deadline.
-    code, out, _ = call(server.port, "sleep_async", {"ms": 20000}, *options,
-                        "--header", "client_timeout=100")
+    code, out, _ = call(server.port, "sleep_async", {"ms": 20000}, *options, "--header", "client_timeout=100")
     assert (code, out["application_exception"]) == (1, "TIMEOUT")
 
 
-@pytest.mark.parametrize("options, message", [
-    (("--header", "k=v"), "--header needs --transport header (buffered carries no headers)"),
-    (("--transport", "framed", "--header", "k=v"), "--header needs --transport header (framed"),
-    (("--transport", "header", "--header", "novalue"), "--header expects KEY=VALUE, got 'novalue'"),
-    (("--transport", "header", "--header", "=v"), "--header expects KEY=VALUE, got '=v'"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (("--header", "k=v"), "--header needs --transport header (buffered carries no headers)"),
+        (("--transport", "framed", "--header", "k=v"), "--header needs --transport header (framed"),
+        (("--transport", "header", "--header", "novalue"), "--header expects KEY=VALUE, got 'novalue'"),
+        (("--transport", "header", "--header", "=v"), "--header expects KEY=VALUE, got '=v'"),
+    ],
+)
 def test_bad_headers_exit_2_before_connecting(options, message):
     # Nothing listens on the port: exit 2 (not 3) shows nothing was sent.
     proc = run_cli("call", SHOWCASE, "ping", "--port", str(free_port()), *options)

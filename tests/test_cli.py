@@ -1,4 +1,5 @@
 """`dracula serve` as users run it: a child process, real clients, real signals."""
+
 from __future__ import annotations
 
 import os
@@ -80,14 +81,22 @@ def test_error_unimportable_handler_module():
 
 
 def test_error_handler_module_that_fails_to_import(tmp_path):
-    write_module(tmp_path, "broken_handler", """\
+    write_module(
+        tmp_path,
+        "broken_handler",
+        """\
         import no_such_dependency_for_dracula_tests
         class Handler:
             pass
-        """)
-    write_module(tmp_path, "raising_handler", """\
+        """,
+    )
+    write_module(
+        tmp_path,
+        "raising_handler",
+        """\
         raise RuntimeError("configuration missing")
-        """)
+        """,
+    )
     result = run_cli("serve", PING_IDL, "broken_handler:Handler", "--port", "0", "--app-dir", str(tmp_path))
     assert_one_line_error(result, "broken_handler", "no_such_dependency_for_dracula_tests")
     result = run_cli("serve", PING_IDL, "raising_handler:Handler", "--port", "0", "--app-dir", str(tmp_path))
@@ -100,10 +109,14 @@ def test_error_missing_attribute():
 
 
 def test_error_handler_factory_that_raises(tmp_path):
-    write_module(tmp_path, "failing_factory", """\
+    write_module(
+        tmp_path,
+        "failing_factory",
+        """\
         def make():
             raise ValueError("no database")
-        """)
+        """,
+    )
     result = run_cli("serve", PING_IDL, "failing_factory:make", "--port", "0", "--app-dir", str(tmp_path))
     assert_one_line_error(result, "no database")
 
@@ -143,15 +156,19 @@ HANDLERS = """\
     """
 
 
-@pytest.mark.parametrize("attr, expected", [
-    ("ClassHandler", "pong from a class"),
-    ("instance", "pong from an instance"),
-    ("factory", "pong from a factory (pid "),
-])
+@pytest.mark.parametrize(
+    "attr, expected",
+    [
+        ("ClassHandler", "pong from a class"),
+        ("instance", "pong from an instance"),
+        ("factory", "pong from a factory (pid "),
+    ],
+)
 def test_handler_as_class_instance_or_factory(tmp_path, backend, attr, expected):
     write_module(tmp_path, "my_ping_handlers", HANDLERS)
-    server = CliServer(PING_IDL, "my_ping_handlers:" + attr, "--port", "0", "--backend", backend,
-                       "--app-dir", str(tmp_path))
+    server = CliServer(
+        PING_IDL, "my_ping_handlers:" + attr, "--port", "0", "--backend", backend, "--app-dir", str(tmp_path)
+    )
     try:
         first = ping(server.port)
         assert first.startswith(expected)
@@ -171,16 +188,24 @@ def test_app_dir_goes_first_on_sys_path(tmp_path):
     app = tmp_path / "app"
     elsewhere.mkdir()
     app.mkdir()
-    write_module(elsewhere, "shadowed_handler", """\
+    write_module(
+        elsewhere,
+        "shadowed_handler",
+        """\
         class Handler:
             def ping(self):
                 return "from PYTHONPATH"
-        """)
-    write_module(app, "shadowed_handler", """\
+        """,
+    )
+    write_module(
+        app,
+        "shadowed_handler",
+        """\
         class Handler:
             def ping(self):
                 return "from --app-dir"
-        """)
+        """,
+    )
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(elsewhere), ROOT]))
     server = CliServer(PING_IDL, "shadowed_handler:Handler", "--port", "0", "--app-dir", str(app), env=env)
     try:
@@ -200,11 +225,15 @@ def test_app_dir_goes_first_on_sys_path(tmp_path):
 
 
 def test_app_dir_defaults_to_the_working_directory(tmp_path):
-    write_module(tmp_path, "cwd_handler", """\
+    write_module(
+        tmp_path,
+        "cwd_handler",
+        """\
         class Handler:
             def ping(self):
                 return "from the working directory"
-        """)
+        """,
+    )
     idl = os.path.join(ROOT, "idl", "pingpong.thrift")
     server = CliServer(idl + ":PingService", "cwd_handler:Handler", "--port", "0", cwd=str(tmp_path))
     try:

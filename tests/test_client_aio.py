@@ -1,5 +1,6 @@
 """dracula.make_aio_client against real dracula servers over every transport and protocol, and
 against a scripted server sending replies that are not the call's."""
+
 from __future__ import annotations
 
 import asyncio
@@ -41,8 +42,9 @@ def loop(request):
 @pytest.mark.parametrize("transport,protocol", WIRES)
 def test_every_outcome_over_every_wire(server, transport, protocol, loop):
     async def main():
-        async with dracula.make_aio_client(Showcase, "127.0.0.1:%d" % server.port, transport=transport,
-                                           protocol=protocol) as client:
+        async with dracula.make_aio_client(
+            Showcase, "127.0.0.1:%d" % server.port, transport=transport, protocol=protocol
+        ) as client:
             assert await client.add(2, 40) == 42
             assert await client.add(a=1, b=2) == 3
             shapes = await client.shapes(3)
@@ -58,12 +60,14 @@ def test_every_outcome_over_every_wire(server, transport, protocol, loop):
             assert e.value.type == TApplicationException.INTERNAL_ERROR
             await client.record("event-" + transport + protocol)  # oneway: nothing to wait for
             assert "event-" + transport + protocol in await client.recorded()
+
     run(main(), loop)
 
 
 def test_a_thousand_concurrent_calls_each_get_their_own_reply(server, loop):
     """thriftpy2 #245: concurrent calls on one aio client. Twenty connections carry 1,000 calls
     whose replies come back in scrambled order (each sleeps a different time)."""
+
     async def main():
         async with dracula.make_aio_client(Showcase, ("127.0.0.1", server.port), max_connections=20) as client:
             sums = asyncio.gather(*[client.add(i, 1000 * i) for i in range(1000)])
@@ -72,6 +76,7 @@ def test_a_thousand_concurrent_calls_each_get_their_own_reply(server, loop):
             assert await sleeps == ["slept %d ms" % ms for ms in (30, 1, 20, 5, 10) * 4]
             host = client._core.balancer.hosts[0]
             assert host.pool.stack.size <= 20 and host.outstanding == 0
+
     run(main(), loop)
 
 
@@ -79,9 +84,11 @@ def test_a_thousand_concurrent_calls_each_get_their_own_reply(server, loop):
 def test_after_a_timed_out_call_the_next_call_gets_its_own_reply(server, transport):
     """thriftpy2 #31: the timed-out call's connection is discarded, so its late reply is never
     read as the next call's (one connection at most: the next call must open a new one)."""
+
     async def main():
-        async with dracula.make_aio_client(Showcase, ("127.0.0.1", server.port), transport=transport,
-                                           max_connections=1) as client:
+        async with dracula.make_aio_client(
+            Showcase, ("127.0.0.1", server.port), transport=transport, max_connections=1
+        ) as client:
             assert await client.add(1, 1) == 2
             started = time.monotonic()
             with pytest.raises(CallTimeout) as e:
@@ -90,6 +97,7 @@ def test_after_a_timed_out_call_the_next_call_gets_its_own_reply(server, transpo
             assert time.monotonic() - started < 0.35
             assert await client.add(2, 3) == 5
             assert await client.reverse(b"xy") == b"yx"
+
     run(main())
 
 
@@ -99,6 +107,7 @@ def test_per_client_timeout_and_none_for_one_call(server):
             with pytest.raises(CallTimeout):
                 await client.sleep_async(300)
             assert await client.call("sleep_async", 60, timeout=None) == "slept 60 ms"
+
     run(main())
 
 
@@ -107,16 +116,19 @@ def test_a_refused_connection_fails_as_not_sent():
         async with dracula.make_aio_client(Showcase, ("127.0.0.1", free_port())) as client:
             with pytest.raises(NotSent, match="cannot connect"):
                 await client.add(1, 2)
+
     run(main())
 
 
 def test_a_reply_past_max_frame_size_fails_the_call_and_the_connection(server):
     async def main():
-        async with dracula.make_aio_client(Showcase, ("127.0.0.1", server.port), transport="framed",
-                                           max_frame_size=4096) as client:
+        async with dracula.make_aio_client(
+            Showcase, ("127.0.0.1", server.port), transport="framed", max_frame_size=4096
+        ) as client:
             with pytest.raises(BadReply, match="limit 4096"):
                 await client.shapes(200)
             assert await client.add(1, 2) == 3
+
     run(main())
 
 
@@ -127,8 +139,9 @@ def _result(spec, **fields):
 def _lying_list(request):
     """A shapes reply whose list claims 100 million structs in 20 bytes."""
     body = b"\x0f\x00\x00" + b"\x0c" + struct.pack("!i", 100_000_000) + b"\x00" * 8
-    message = struct.pack("!ii", -0x7FFF0000 | 2, len(request.name)) + request.name + \
-        struct.pack("!i", request.seqid) + body
+    message = (
+        struct.pack("!ii", -0x7FFF0000 | 2, len(request.name)) + request.name + struct.pack("!i", request.seqid) + body
+    )
     return struct.pack("!I", len(message)) + message
 
 
@@ -152,29 +165,33 @@ def test_a_reply_that_is_not_the_calls_fails_it_and_discards_the_connection(case
         return make(request) if request.number == 0 else request.reply(good)
 
     with FakeServer(respond) as fake:
+
         async def main():
-            async with dracula.make_aio_client(Showcase, ("127.0.0.1", fake.port), transport="framed",
-                                               max_frame_size=1 << 20) as client:
+            async with dracula.make_aio_client(
+                Showcase, ("127.0.0.1", fake.port), transport="framed", max_frame_size=1 << 20
+            ) as client:
                 started = time.monotonic()
                 with pytest.raises(BadReply, match=error):
                     await client.shapes(1)
                 assert time.monotonic() - started < 1.0
                 assert [s.name for s in await client.shapes(1)] == ["ok"]
+
         run(main())
         assert fake.connections == 2
 
 
 def test_an_exception_message_is_raised_as_the_servers_application_exception():
     def respond(request):
-        return request.reply(TApplicationException(TApplicationException.UNKNOWN_METHOD, "no such"),
-                             mtype=EXCEPTION)
+        return request.reply(TApplicationException(TApplicationException.UNKNOWN_METHOD, "no such"), mtype=EXCEPTION)
 
     with FakeServer(respond) as fake:
+
         async def main():
             async with dracula.make_aio_client(Showcase, ("127.0.0.1", fake.port), transport="framed") as client:
                 with pytest.raises(TApplicationException, match="no such") as e:
                     await client.add(1, 2)
                 assert e.value.type == TApplicationException.UNKNOWN_METHOD
+
         run(main())
         assert fake.connections == 1  # an answer the server meant: the connection is kept
 
@@ -194,14 +211,17 @@ def test_multiplexed_services_are_called_by_their_names():
 
     from .helpers import pingpong_thrift, running_services
 
-    services = [("PingService", pingpong_thrift.PingService, PingHandler()),
-                ("Showcase", Showcase, ShowcaseHandler())]
+    services = [("PingService", pingpong_thrift.PingService, PingHandler()), ("Showcase", Showcase, ShowcaseHandler())]
     with running_services(services) as server:
+
         async def main():
-            async with dracula.make_aio_client(Showcase, ("127.0.0.1", server.port), service_name="Showcase",
-                                               transport="framed") as client:
+            async with dracula.make_aio_client(
+                Showcase, ("127.0.0.1", server.port), service_name="Showcase", transport="framed"
+            ) as client:
                 assert await client.add(1, 2) == 3
-            async with dracula.make_aio_client(pingpong_thrift.PingService, ("127.0.0.1", server.port),
-                                               service_name="PingService") as ping:
+            async with dracula.make_aio_client(
+                pingpong_thrift.PingService, ("127.0.0.1", server.port), service_name="PingService"
+            ) as ping:
                 assert await ping.ping() == "pong"
+
         run(main())

@@ -1,6 +1,7 @@
 """Balancing: power of two choices on outstanding calls across the hosts not ejected; a host that
 refuses connections is ejected with a growing backoff and probed back; a host that appears in a
 new DNS answer takes its share at once."""
+
 from __future__ import annotations
 
 import asyncio
@@ -44,10 +45,12 @@ def fleet(*handlers, hosts=HOSTS):
 def test_p2c_spreads_concurrent_calls_over_three_addresses():
     handlers = [Tally() for _ in HOSTS]
     with fleet(*handlers) as servers:
+
         async def main():
             async with dracula.make_aio_client(Showcase, ["%s:%d" % (s.host, s.port) for s in servers]) as client:
                 for _ in range(5):
                     await asyncio.gather(*[client.sleep_async(5) for _ in range(60)])
+
         asyncio.run(main())
     counts = [h.calls for h in handlers]
     assert sum(counts) == 300 and min(counts) >= 60, counts  # each near its third (100)
@@ -57,12 +60,16 @@ def test_p2c_sends_fewer_calls_to_a_slow_host():
     """Outstanding calls pile up on the slow host, so P2C picks it less."""
     handlers = [Tally(), Tally(), Tally(delay_ms=60)]
     with fleet(*handlers) as servers:
+
         async def main():
             async with dracula.make_aio_client(Showcase, [(s.host, s.port) for s in servers]) as client:
+
                 async def worker():
                     for _ in range(10):
                         await client.sleep_async(5)
+
                 await asyncio.gather(*[worker() for _ in range(30)])  # 30 callers, closed loop
+
         asyncio.run(main())
     fast, slow = handlers[0].calls + handlers[1].calls, handlers[2].calls
     assert slow < fast / 3, (fast, slow)
@@ -73,8 +80,12 @@ def test_a_refusing_host_is_ejected_then_probed_back_once_it_serves():
         s.bind(("127.0.0.2", 0))
         port = s.getsockname()[1]
     live, late = Tally(), Tally()
-    with running(Showcase, live) as a, dracula.make_client(
-            Showcase, [("127.0.0.1", a.port), ("127.0.0.2", port)], eject_base=0.05, eject_max=0.2) as client:
+    with (
+        running(Showcase, live) as a,
+        dracula.make_client(
+            Showcase, [("127.0.0.1", a.port), ("127.0.0.2", port)], eject_base=0.05, eject_max=0.2
+        ) as client,
+    ):
         for _ in range(20):
             client.sleep_async(0)
         assert live.calls == 20
@@ -106,13 +117,16 @@ def test_a_fourth_instance_started_under_load_takes_its_share_within_5_seconds(m
     def load(port):
         async def main():
             async with dracula.make_aio_client(Showcase, "fleet.test:%d" % port, resolve_interval=0.5) as client:
+
                 async def caller():
                     while not stopping.is_set():
                         try:
                             await client.sleep_async(2)
                         except Exception as e:
                             errors.append(e)
+
                 await asyncio.gather(*[caller() for _ in range(30)])
+
         asyncio.run(main())
 
     # A DNS name carries one port: the instances share it, on four addresses.

@@ -1,5 +1,6 @@
 """Deadlines: the client's and the call's `timeout`, and inside a dracula handler what is left of
 `dracula.current_call().deadline`, sent on as THeader `client_timeout`."""
+
 from __future__ import annotations
 
 import asyncio
@@ -81,14 +82,17 @@ def test_a_call_made_with_no_time_left_fails_at_once_without_connecting():
     with FakeServer(lambda r: r.reply(_result("add", success=1))) as fake:
         token = _served_with(time.monotonic() - 0.01)
         try:
-            with dracula.make_client(Showcase, ("127.0.0.1", fake.port)) as client, \
-                    pytest.raises(CallTimeout, match="no time left"):
+            with (
+                dracula.make_client(Showcase, ("127.0.0.1", fake.port)) as client,
+                pytest.raises(CallTimeout, match="no time left"),
+            ):
                 client.add(1, 2)
 
             async def main():
                 async with dracula.make_aio_client(Showcase, ("127.0.0.1", fake.port)) as aclient:
                     with pytest.raises(CallTimeout, match="no time left"):
                         await aclient.add(1, 2)
+
             asyncio.run(main())
         finally:
             current.reset(token)

@@ -8,6 +8,7 @@ Over framed with `add` declared idempotent, a call cut off by a closing server i
 Over THeader with `add` not idempotent, it may not be: that case waits for the server to send
 `:drain` before it closes (another issue); until then it fails, strictly expected to, and the
 test shows the calls that failed never ran (the server closes only between calls)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -39,8 +40,7 @@ class Load:
 
     def __init__(self, port, transport, idempotent):
         self.endpoints = [(host, port) for host in HOSTS]
-        self.options = {"transport": transport, "idempotent": idempotent, "max_age": CLIENT_MAX_AGE,
-                        "timeout": 10.0}
+        self.options = {"transport": transport, "idempotent": idempotent, "max_age": CLIENT_MAX_AGE, "timeout": 10.0}
         self.next = iter(range(1, 10**9)).__next__
         self.lock = threading.Lock()
         self.ok = collections.Counter()
@@ -98,24 +98,47 @@ class Load:
 
 
 def instance(host, port, *extra):
-    return CliServer("idl/showcase.thrift:Showcase", "tests.client_fleet_app:LedgerHandler",
-                     "--host", host, "--port", str(port), "--max-connection-age", AGE,
-                     "--drain-delay", "0", "--graceful-timeout", "5", *extra)
+    return CliServer(
+        "idl/showcase.thrift:Showcase",
+        "tests.client_fleet_app:LedgerHandler",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--max-connection-age",
+        AGE,
+        "--drain-delay",
+        "0",
+        "--graceful-timeout",
+        "5",
+        *extra,
+    )
 
 
 class CallsFailed(AssertionError):
     """Calls failed (and nothing worse: no call ran twice, no failed call ran)."""
 
 
-@pytest.mark.parametrize("transport,idempotent", [
-    pytest.param("framed", {"add"}, id="idempotent-framed"),
-    pytest.param("header", set(), id="not-idempotent-header", marks=pytest.mark.xfail(
-        raises=CallsFailed, strict=True,
-        reason="the server does not send :drain before it closes a connection yet: a request "
-               "written as it closes is cut off, and a call not declared idempotent is not retried")),
-])
-def test_rolling_restart_and_reload_under_load_fail_no_call_and_run_none_twice(tmp_path, monkeypatch,
-                                                                                transport, idempotent):
+@pytest.mark.parametrize(
+    "transport,idempotent",
+    [
+        pytest.param("framed", {"add"}, id="idempotent-framed"),
+        pytest.param(
+            "header",
+            set(),
+            id="not-idempotent-header",
+            marks=pytest.mark.xfail(
+                raises=CallsFailed,
+                strict=True,
+                reason="the server does not send :drain before it closes a connection yet: a request "
+                "written as it closes is cut off, and a call not declared idempotent is not retried",
+            ),
+        ),
+    ],
+)
+def test_rolling_restart_and_reload_under_load_fail_no_call_and_run_none_twice(
+    tmp_path, monkeypatch, transport, idempotent
+):
     monkeypatch.setenv(LEDGER_DIR, str(tmp_path))
     port = free_port()
     servers = [instance(HOSTS[0], port), instance(HOSTS[1], port), instance(HOSTS[2], port, "--workers", "2")]

@@ -1,5 +1,6 @@
 """Client middleware (`before(call)` / `after(call, outcome, seconds)`), the OpenTelemetry
 example continuing its trace into a traced dracula server, and the Prometheus metrics."""
+
 from __future__ import annotations
 
 import asyncio
@@ -39,11 +40,17 @@ def test_hooks_run_in_order_once_per_call_and_their_headers_travel():
         return request.reply(_result("add", success=3))
 
     hooks = [Recorder("outer", log, "x-outer"), Recorder("inner", log, "x-inner")]
-    with FakeServer(respond) as fake, \
-            dracula.make_client(Showcase, ("127.0.0.1", fake.port), middleware=hooks) as client:
+    with (
+        FakeServer(respond) as fake,
+        dracula.make_client(Showcase, ("127.0.0.1", fake.port), middleware=hooks) as client,
+    ):
         assert client.add(1, 2) == 3
-    assert log == [("before", "outer", "add"), ("before", "inner", "add"),
-                   ("after", "inner", "add", "ok", 1, True), ("after", "outer", "add", "ok", 1, True)]
+    assert log == [
+        ("before", "outer", "add"),
+        ("before", "inner", "add"),
+        ("after", "inner", "add", "ok", 1, True),
+        ("after", "outer", "add", "ok", 1, True),
+    ]
     assert seen[0]["x-outer"] == "outer" and seen[0]["x-inner"] == "inner"
 
 
@@ -55,15 +62,18 @@ def test_outcomes_exception_and_error_and_a_refusing_before_hook():
             if call.name == "ping":
                 raise TApplicationException(TApplicationException.UNKNOWN, "refused by a hook")
 
-    with running(Showcase, ShowcaseHandler()) as server, \
-            dracula.make_client(Showcase, ("127.0.0.1", server.port),
-                                middleware=[Recorder("r", log), Refuse()]) as client:
+    with (
+        running(Showcase, ShowcaseHandler()) as server,
+        dracula.make_client(Showcase, ("127.0.0.1", server.port), middleware=[Recorder("r", log), Refuse()]) as client,
+    ):
         with pytest.raises(showcase_thrift.NotFound):
             client.lookup("missing")
         with pytest.raises(TApplicationException, match="refused by a hook"):
             client.ping()
-    with dracula.make_client(Showcase, ("127.0.0.1", free_port()), middleware=[Recorder("r", log)]) as dead, \
-            pytest.raises(NotSent):
+    with (
+        dracula.make_client(Showcase, ("127.0.0.1", free_port()), middleware=[Recorder("r", log)]) as dead,
+        pytest.raises(NotSent),
+    ):
         dead.add(1, 2)
     outcomes = [(entry[2], entry[3]) for entry in log if entry[0] == "after"]
     assert outcomes == [("lookup", "exception"), ("ping", "exception"), ("add", "error")]
@@ -83,10 +93,13 @@ def test_otel_client_spans_are_the_parents_of_the_servers_spans():
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     with running(Showcase, ShowcaseHandler(), middleware=[OTelMiddleware(provider)]) as server:
+
         async def main():
-            async with dracula.make_aio_client(Showcase, ("127.0.0.1", server.port),
-                                               middleware=[OTelClientMiddleware("Showcase", provider)]) as client:
+            async with dracula.make_aio_client(
+                Showcase, ("127.0.0.1", server.port), middleware=[OTelClientMiddleware("Showcase", provider)]
+            ) as client:
                 assert await client.add(1, 2) == 3
+
         asyncio.run(main())
         assert wait_until(lambda: len(exporter.get_finished_spans()) == 2)
     spans = {span.kind: span for span in exporter.get_finished_spans()}
@@ -99,9 +112,10 @@ def test_otel_client_spans_are_the_parents_of_the_servers_spans():
 def test_prometheus_metrics_count_calls_per_method_and_host():
     prometheus_client = pytest.importorskip("prometheus_client")
     registry = prometheus_client.CollectorRegistry()
-    with running(Showcase, ShowcaseHandler()) as server, \
-            dracula.make_client(Showcase, ("127.0.0.1", server.port),
-                                metrics=PrometheusMetrics(registry)) as client:
+    with (
+        running(Showcase, ShowcaseHandler()) as server,
+        dracula.make_client(Showcase, ("127.0.0.1", server.port), metrics=PrometheusMetrics(registry)) as client,
+    ):
         for i in range(3):
             client.add(i, i)
         with pytest.raises(showcase_thrift.NotFound):

@@ -1,6 +1,7 @@
 """The same clients against servers that are not dracula: thriftpy2's threaded server and
 Apache Thrift's Python TThreadedServer, framed and buffered, binary and compact; each serves
 calls from the blocking client and 100 concurrent calls from the asyncio one."""
+
 from __future__ import annotations
 
 import asyncio
@@ -56,9 +57,14 @@ class Thriftpy2Handler(ShowcaseHandler):
 @contextlib.contextmanager
 def thriftpy2_server(transport, protocol):
     port = free_port()
-    server = thriftpy2.rpc.make_server(Showcase, Thriftpy2Handler(), "127.0.0.1", port,
-                                       proto_factory=TP_PROTOCOLS[protocol](),
-                                       trans_factory=TP_TRANSPORTS[transport]())
+    server = thriftpy2.rpc.make_server(
+        Showcase,
+        Thriftpy2Handler(),
+        "127.0.0.1",
+        port,
+        proto_factory=TP_PROTOCOLS[protocol](),
+        trans_factory=TP_TRANSPORTS[transport](),
+    )
     server.trans.listen()
     server.trans.listen = lambda: None  # serve() would listen again: done, so calls can connect now
     threading.Thread(target=server.serve, daemon=True).start()
@@ -80,15 +86,21 @@ class _Struct(TBase):
 
 
 def _generated(name, args, result):
-    return (type(name + "_args", (_Struct,), {"thrift_spec": args}),
-            type(name + "_result", (_Struct,), {"thrift_spec": result}))
+    return (
+        type(name + "_args", (_Struct,), {"thrift_spec": args}),
+        type(name + "_result", (_Struct,), {"thrift_spec": result}),
+    )
 
 
 APACHE_METHODS = {
-    "add": _generated("add", (None, (1, TType.I64, "a", None, None), (2, TType.I64, "b", None, None)),
-                      ((0, TType.I64, "success", None, None),)),
-    "reverse": _generated("reverse", (None, (1, TType.STRING, "data", "BINARY", None)),
-                          ((0, TType.STRING, "success", "BINARY", None),)),
+    "add": _generated(
+        "add",
+        (None, (1, TType.I64, "a", None, None), (2, TType.I64, "b", None, None)),
+        ((0, TType.I64, "success", None, None),),
+    ),
+    "reverse": _generated(
+        "reverse", (None, (1, TType.STRING, "data", "BINARY", None)), ((0, TType.STRING, "success", "BINARY", None),)
+    ),
     "ping": _generated("ping", (), ()),
 }
 
@@ -102,7 +114,6 @@ class ApacheHandler:
 
     def reverse(self, data):
         return data[::-1]
-
 
 
 @contextlib.contextmanager
@@ -140,9 +151,11 @@ def test_against_thriftpy2s_threaded_server(transport, protocol):
             _exercise_sync(client)
 
         async def main():
-            async with dracula.make_aio_client(Showcase, ("127.0.0.1", port), transport=transport,
-                                               protocol=protocol) as aclient:
+            async with dracula.make_aio_client(
+                Showcase, ("127.0.0.1", port), transport=transport, protocol=protocol
+            ) as aclient:
                 assert await asyncio.gather(*[aclient.add(i, i) for i in range(100)]) == [2 * i for i in range(100)]
+
         asyncio.run(main())
 
 
@@ -153,7 +166,9 @@ def test_against_apache_thrifts_threaded_server(transport, protocol):
             _exercise_sync(client, full=False)
 
         async def main():
-            async with dracula.make_aio_client(Showcase, ("127.0.0.1", port), transport=transport,
-                                               protocol=protocol) as aclient:
+            async with dracula.make_aio_client(
+                Showcase, ("127.0.0.1", port), transport=transport, protocol=protocol
+            ) as aclient:
                 assert await asyncio.gather(*[aclient.add(i, i) for i in range(100)]) == [2 * i for i in range(100)]
+
         asyncio.run(main())

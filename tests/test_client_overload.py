@@ -1,5 +1,6 @@
 """One of two instances shedding: the client's retries move the shed calls to the other, so the
 pair's goodput stays near its capacity, and the extra attempts stay within the retry budget."""
+
 from __future__ import annotations
 
 import asyncio
@@ -46,8 +47,10 @@ def test_one_of_two_shedding_keeps_goodput_near_the_pairs_capacity_within_the_bu
         goodput, failed, client = asyncio.run(_load([("127.0.0.1", small.port), ("127.0.0.1", large.port)]))
     budget = client._core.budget
     calls = goodput * SECONDS + failed
-    print("capacity %.0f/s, goodput %.0f/s, %d failed, %d retries, %d refused by the budget"
-          % (capacity, goodput, failed, budget.retried, budget.refused))
+    print(
+        "capacity %.0f/s, goodput %.0f/s, %d failed, %d retries, %d refused by the budget"
+        % (capacity, goodput, failed, budget.retried, budget.refused)
+    )
     assert goodput >= 0.9 * capacity, (goodput, capacity, failed, budget.retried)
     assert budget.retried <= budget.floor * budget.ttl + budget.percent * calls
     assert failed <= 0.01 * calls, (failed, calls)

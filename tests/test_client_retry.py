@@ -1,6 +1,7 @@
 """Retries that are safe by construction: a call is sent again (to another host where there is
 one) only when it provably did not run, or when it was cut off before any reply byte and its
 method is declared idempotent; and a budget caps how many retries a client adds."""
+
 from __future__ import annotations
 
 import asyncio
@@ -67,8 +68,10 @@ def test_a_shed_call_is_retried_on_the_other_host_and_runs_once():
 
 
 def test_a_refused_connection_is_retried_on_another_host_and_the_host_is_ejected():
-    with running(Showcase, ShowcaseHandler()) as live, \
-            dracula.make_client(Showcase, [("127.0.0.1", free_port()), ("127.0.0.1", live.port)]) as client:
+    with (
+        running(Showcase, ShowcaseHandler()) as live,
+        dracula.make_client(Showcase, [("127.0.0.1", free_port()), ("127.0.0.1", live.port)]) as client,
+    ):
         assert [client.add(i, i) for i in range(30)] == [2 * i for i in range(30)]
         assert client._core.budget.retried <= 2  # the dead host is ejected, not tried per call
 
@@ -82,12 +85,13 @@ def test_a_request_cut_off_is_retried_only_for_idempotent_methods():
         return None if request.number < 2 else request.reply(good)
 
     with FakeServer(respond) as fake:
-        with dracula.make_client(Showcase, ("127.0.0.1", fake.port), transport="framed") as client, \
-                pytest.raises(CutOff):
+        with (
+            dracula.make_client(Showcase, ("127.0.0.1", fake.port), transport="framed") as client,
+            pytest.raises(CutOff),
+        ):
             client.add(1, 2)
         assert fake.requests == 1  # not sent again
-        with dracula.make_client(Showcase, ("127.0.0.1", fake.port), transport="framed",
-                                 idempotent={"add"}) as client:
+        with dracula.make_client(Showcase, ("127.0.0.1", fake.port), transport="framed", idempotent={"add"}) as client:
             assert client.add(1, 2) == 3
         assert fake.requests == 3
 
@@ -95,6 +99,7 @@ def test_a_request_cut_off_is_retried_only_for_idempotent_methods():
 def test_a_connection_announced_closed_with_drain_is_not_used_again():
     """A THeader reply carrying `:drain` (Envoy's header, which dracula's drain sends): the next
     call takes a new connection; the announced one gets no request."""
+
     def respond(request):
         return request.reply(_result("add", success=5), headers={":drain": "1"})
 
@@ -114,8 +119,9 @@ def test_the_aio_client_retries_the_same_way():
         return request.reply(good, headers={":drain": "1"})
 
     async def main(port):
-        async with dracula.make_aio_client(Showcase, [("127.0.0.1", free_port()), ("127.0.0.1", port)],
-                                           idempotent={"add"}) as client:
+        async with dracula.make_aio_client(
+            Showcase, [("127.0.0.1", free_port()), ("127.0.0.1", port)], idempotent={"add"}
+        ) as client:
             assert [await client.add(2, 3) for _ in range(4)] == [5] * 4
             return client._core.budget.retried
 
@@ -126,9 +132,13 @@ def test_the_aio_client_retries_the_same_way():
 
 
 def test_a_timed_out_call_is_not_retried():
-    with running(Showcase, ShowcaseHandler()) as a, running(Showcase, ShowcaseHandler()) as b, \
-            dracula.make_client(Showcase, [("127.0.0.1", a.port), ("127.0.0.1", b.port)],
-                                transport="framed", idempotent={"sleep_async"}) as client:
+    with (
+        running(Showcase, ShowcaseHandler()) as a,
+        running(Showcase, ShowcaseHandler()) as b,
+        dracula.make_client(
+            Showcase, [("127.0.0.1", a.port), ("127.0.0.1", b.port)], transport="framed", idempotent={"sleep_async"}
+        ) as client,
+    ):
         with pytest.raises(CallTimeout):
             client.call("sleep_async", 300, timeout=0.05)
         assert client._core.budget.retried == 0
@@ -137,9 +147,18 @@ def test_a_timed_out_call_is_not_retried():
 def test_the_budget_caps_retries_when_every_host_sheds():
     """Both hosts shed everything: 50 calls fail with LOADSHEDDING, and the retries they add
     stay within 20% of the calls (no floor here), not 2 per call."""
-    with FakeServer(_shed) as a, FakeServer(_shed) as b, \
-            dracula.make_client(Showcase, [("127.0.0.1", a.port), ("127.0.0.1", b.port)], transport="framed",
-                                retry_floor=0, retry_percent=0.2, max_attempts=3) as client:
+    with (
+        FakeServer(_shed) as a,
+        FakeServer(_shed) as b,
+        dracula.make_client(
+            Showcase,
+            [("127.0.0.1", a.port), ("127.0.0.1", b.port)],
+            transport="framed",
+            retry_floor=0,
+            retry_percent=0.2,
+            max_attempts=3,
+        ) as client,
+    ):
         for i in range(50):
             with pytest.raises(TApplicationException) as e:
                 client.add(i, i)

@@ -1,5 +1,6 @@
 """dracula.make_client: the blocking client, shared by threads, against real dracula servers
 and the scripted one."""
+
 from __future__ import annotations
 
 import threading
@@ -27,8 +28,7 @@ def server():
 
 @pytest.mark.parametrize("transport,protocol", WIRES)
 def test_every_outcome_over_every_wire(server, transport, protocol):
-    with dracula.make_client(Showcase, "127.0.0.1:%d" % server.port, transport=transport,
-                             protocol=protocol) as client:
+    with dracula.make_client(Showcase, "127.0.0.1:%d" % server.port, transport=transport, protocol=protocol) as client:
         assert client.add(2, 40) == 42
         assert [s.name for s in client.shapes(2)] == ["shape-0", "shape-1"]
         assert client.ping() is None
@@ -68,8 +68,7 @@ def test_threads_share_one_client_and_each_gets_its_own_replies(server):
 @pytest.mark.parametrize("transport", ["framed", "buffered"])
 def test_after_a_timed_out_call_the_next_call_gets_its_own_reply(server, transport):
     """thriftpy2 #31 on the blocking client."""
-    with dracula.make_client(Showcase, ("127.0.0.1", server.port), transport=transport,
-                             max_connections=1) as client:
+    with dracula.make_client(Showcase, ("127.0.0.1", server.port), transport=transport, max_connections=1) as client:
         started = time.monotonic()
         with pytest.raises(CallTimeout):
             client.call("sleep_async", 400, timeout=0.1)
@@ -81,8 +80,10 @@ def test_a_connection_the_server_closed_while_idle_is_not_written_to():
     """The server answers and closes: each next call finds its pooled connection dead before
     writing, and takes a new one (no failure, no retry, no ejection)."""
     good = _result("add", success=7)
-    with FakeServer(lambda r: r.reply(good), close_after_reply=True) as fake, \
-            dracula.make_client(Showcase, ("127.0.0.1", fake.port), transport="framed", max_attempts=1) as client:
+    with (
+        FakeServer(lambda r: r.reply(good), close_after_reply=True) as fake,
+        dracula.make_client(Showcase, ("127.0.0.1", fake.port), transport="framed", max_attempts=1) as client,
+    ):
         for n in range(1, 4):
             assert client.add(3, 4) == 7
             assert wait_until(lambda n=n: fake.closed == n)  # the server closed it after replying
@@ -95,8 +96,9 @@ def test_a_reply_that_is_not_the_calls_fails_it_and_discards_the_connection(case
     make, error = HOSTILE[case]
     good = _result("shapes", success=[showcase_thrift.Shape(name="ok")])
     with FakeServer(lambda r: make(r) if r.number == 0 else r.reply(good)) as fake:
-        with dracula.make_client(Showcase, ("127.0.0.1", fake.port), transport="framed",
-                                 max_frame_size=1 << 20) as client:
+        with dracula.make_client(
+            Showcase, ("127.0.0.1", fake.port), transport="framed", max_frame_size=1 << 20
+        ) as client:
             with pytest.raises(BadReply, match=error):
                 client.shapes(1)
             assert [s.name for s in client.shapes(1)] == ["ok"]

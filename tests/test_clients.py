@@ -8,6 +8,7 @@
   messages with TBinaryProtocol's primitives from a small type description of the IDL;
 - pipelining: many requests written before any reply is read, framed and unframed.
 """
+
 import asyncio
 
 import pytest
@@ -51,8 +52,13 @@ def sample_shape():
 
 
 def check_shape(got, sent):
-    assert (got.name, got.points, got.color, got.labels, got.blob) == \
-        (sent.name, sent.points, sent.color, sent.labels, sent.blob)
+    assert (got.name, got.points, got.color, got.labels, got.blob) == (
+        sent.name,
+        sent.points,
+        sent.color,
+        sent.labels,
+        sent.blob,
+    )
     assert sorted(got.tags) == sorted(sent.tags)
 
 
@@ -62,25 +68,26 @@ def check_shape(got, sent):
 # Cython transports refuse the memoryviews it writes), so each pairs with its own kind.
 SYNC_CLIENTS = {
     "buffered-cy": {},  # make_client's defaults: Cython buffered transport and protocol
-    "framed-cy": dict(trans_factory=TCyFramedTransportFactory(),
-                      proto_factory=TCyBinaryProtocolFactory()),
-    "buffered-py": dict(trans_factory=TBufferedTransportFactory(),
-                        proto_factory=TBinaryProtocolFactory()),
-    "framed-py": dict(trans_factory=TFramedTransportFactory(),
-                      proto_factory=TBinaryProtocolFactory()),
-    "buffered-cy-nonstrict": dict(trans_factory=TCyBufferedTransportFactory(),
-                                  proto_factory=TCyBinaryProtocolFactory(strict_write=False)),
-    "framed-cy-nonstrict": dict(trans_factory=TCyFramedTransportFactory(),
-                                proto_factory=TCyBinaryProtocolFactory(strict_write=False)),
-    "buffered-py-nonstrict": dict(trans_factory=TBufferedTransportFactory(),
-                                  proto_factory=TBinaryProtocolFactory(strict_write=False)),
-    "framed-py-nonstrict": dict(trans_factory=TFramedTransportFactory(),
-                                proto_factory=TBinaryProtocolFactory(strict_write=False)),
-    "buffered-multiplexed": dict(
-        proto_factory=TMultiplexedProtocolFactory(TCyBinaryProtocolFactory(), "Showcase")),
+    "framed-cy": dict(trans_factory=TCyFramedTransportFactory(), proto_factory=TCyBinaryProtocolFactory()),
+    "buffered-py": dict(trans_factory=TBufferedTransportFactory(), proto_factory=TBinaryProtocolFactory()),
+    "framed-py": dict(trans_factory=TFramedTransportFactory(), proto_factory=TBinaryProtocolFactory()),
+    "buffered-cy-nonstrict": dict(
+        trans_factory=TCyBufferedTransportFactory(), proto_factory=TCyBinaryProtocolFactory(strict_write=False)
+    ),
+    "framed-cy-nonstrict": dict(
+        trans_factory=TCyFramedTransportFactory(), proto_factory=TCyBinaryProtocolFactory(strict_write=False)
+    ),
+    "buffered-py-nonstrict": dict(
+        trans_factory=TBufferedTransportFactory(), proto_factory=TBinaryProtocolFactory(strict_write=False)
+    ),
+    "framed-py-nonstrict": dict(
+        trans_factory=TFramedTransportFactory(), proto_factory=TBinaryProtocolFactory(strict_write=False)
+    ),
+    "buffered-multiplexed": dict(proto_factory=TMultiplexedProtocolFactory(TCyBinaryProtocolFactory(), "Showcase")),
     "framed-multiplexed": dict(
         trans_factory=TCyFramedTransportFactory(),
-        proto_factory=TMultiplexedProtocolFactory(TCyBinaryProtocolFactory(), "Showcase")),
+        proto_factory=TMultiplexedProtocolFactory(TCyBinaryProtocolFactory(), "Showcase"),
+    ),
 }
 
 
@@ -111,8 +118,9 @@ def exercise_showcase(c):
 
 @pytest.mark.parametrize("kind", list(SYNC_CLIENTS))
 def test_thriftpy2_sync_client(showcase_server, kind):
-    c = thriftpy2.rpc.make_client(t.Showcase, "127.0.0.1", showcase_server.port,
-                                  timeout=SAFETY_TIMEOUT * 1000, **SYNC_CLIENTS[kind])
+    c = thriftpy2.rpc.make_client(
+        t.Showcase, "127.0.0.1", showcase_server.port, timeout=SAFETY_TIMEOUT * 1000, **SYNC_CLIENTS[kind]
+    )
     try:
         exercise_showcase(c)
     finally:
@@ -129,8 +137,10 @@ def test_plugin_client_of_each_protocol_and_transport(showcase_server, dracula_c
 def test_plugin_clients_of_several_services_from_a_mapping(backend, dracula_server, dracula_client):
     # make_server({name: (service, handler)}) multiplexes as `dracula serve --service` does: the
     # first service also answers plain names; each answers `name:method`.
-    server = dracula_server({"Showcase": (t.Showcase, ShowcaseHandler()),
-                             "Ping": (pingpong_thrift.PingService, PingHandler())}, backend=backend)
+    server = dracula_server(
+        {"Showcase": (t.Showcase, ShowcaseHandler()), "Ping": (pingpong_thrift.PingService, PingHandler())},
+        backend=backend,
+    )
     assert server.service_names == ["Showcase", "Ping"]
     exercise_showcase(dracula_client(server))
     multiplexed = dracula_client(server, service="Showcase", transport="framed")
@@ -139,8 +149,9 @@ def test_plugin_clients_of_several_services_from_a_mapping(backend, dracula_serv
     ping = dracula_client(server, service="Ping", protocol="compact")
     assert [ping.ping() for _ in range(3)] == ["pong"] * 3
     # A plain `ping` is the first service's (void): a PingService client finds no result in it.
-    plain = thriftpy2.rpc.make_client(pingpong_thrift.PingService, "127.0.0.1", server.port,
-                                      timeout=SAFETY_TIMEOUT * 1000)
+    plain = thriftpy2.rpc.make_client(
+        pingpong_thrift.PingService, "127.0.0.1", server.port, timeout=SAFETY_TIMEOUT * 1000
+    )
     try:
         with pytest.raises(TApplicationException) as info:
             plain.ping()
@@ -151,9 +162,10 @@ def test_plugin_clients_of_several_services_from_a_mapping(backend, dracula_serv
 
 def test_thriftpy2_sync_clients_of_every_kind_at_once(showcase_server):
     # One connection of each kind open together: detection is per connection.
-    clients = [thriftpy2.rpc.make_client(t.Showcase, "127.0.0.1", showcase_server.port,
-                                         timeout=SAFETY_TIMEOUT * 1000, **kw)
-               for kw in SYNC_CLIENTS.values()]
+    clients = [
+        thriftpy2.rpc.make_client(t.Showcase, "127.0.0.1", showcase_server.port, timeout=SAFETY_TIMEOUT * 1000, **kw)
+        for kw in SYNC_CLIENTS.values()
+    ]
     try:
         for round_ in range(3):
             for i, c in enumerate(clients):
@@ -170,8 +182,13 @@ AIO_TRANSPORTS = {"buffered": TAsyncBufferedTransportFactory, "framed": TAsyncFr
 
 async def _aio_client(port, transport):
     return await thriftpy2.rpc.make_aio_client(
-        t.Showcase, "127.0.0.1", port, proto_factory=TAsyncBinaryProtocolFactory(),
-        trans_factory=AIO_TRANSPORTS[transport](), timeout=SAFETY_TIMEOUT * 1000)
+        t.Showcase,
+        "127.0.0.1",
+        port,
+        proto_factory=TAsyncBinaryProtocolFactory(),
+        trans_factory=AIO_TRANSPORTS[transport](),
+        timeout=SAFETY_TIMEOUT * 1000,
+    )
 
 
 @pytest.mark.parametrize("transport", list(AIO_TRANSPORTS))
@@ -225,9 +242,17 @@ def test_thriftpy2_aio_clients_concurrently(showcase_server, transport):
 
 BOOL, I32, I64, STRING, BINARY = ("bool",), ("i32",), ("i64",), ("string",), ("binary",)
 POINT = ("struct", [(1, "x", I32), (2, "y", I32)])
-SHAPE = ("struct", [(1, "name", STRING), (2, "points", ("list", POINT)), (3, "color", I32),
-                    (4, "labels", ("map", STRING, ("list", POINT))), (5, "tags", ("set", I64)),
-                    (6, "blob", BINARY)])
+SHAPE = (
+    "struct",
+    [
+        (1, "name", STRING),
+        (2, "points", ("list", POINT)),
+        (3, "color", I32),
+        (4, "labels", ("map", STRING, ("list", POINT))),
+        (5, "tags", ("set", I64)),
+        (6, "blob", BINARY),
+    ],
+)
 NOT_FOUND = ("struct", [(1, "key", STRING), (2, "code", I32)])
 INVALID = ("struct", [(1, "reason", STRING)])
 
@@ -236,8 +261,7 @@ SHOWCASE = {
     "ping": ([], None, {}, False),
     "add": ([(1, "a", I64), (2, "b", I64)], I64, {}, False),
     "echo_shape": ([(1, "shape", SHAPE)], SHAPE, {}, False),
-    "lookup": ([(1, "key", STRING)], STRING, {1: ("not_found", NOT_FOUND), 2: ("invalid", INVALID)},
-               False),
+    "lookup": ([(1, "key", STRING)], STRING, {1: ("not_found", NOT_FOUND), 2: ("invalid", INVALID)}, False),
     "fail": ([(1, "message", STRING)], I32, {}, False),
     "record": ([(1, "event", STRING)], None, {}, True),
     "recorded": ([], ("list", STRING), {}, False),
@@ -246,10 +270,20 @@ SHOWCASE = {
 }
 PING_SERVICE = {"ping": ([], STRING, {}, False)}
 
-TTYPE = {"bool": TType.BOOL, "byte": TType.BYTE, "i16": TType.I16, "i32": TType.I32,
-         "i64": TType.I64, "double": TType.DOUBLE, "string": TType.STRING,
-         "binary": TType.STRING, "list": TType.LIST, "set": TType.SET, "map": TType.MAP,
-         "struct": TType.STRUCT}
+TTYPE = {
+    "bool": TType.BOOL,
+    "byte": TType.BYTE,
+    "i16": TType.I16,
+    "i32": TType.I32,
+    "i64": TType.I64,
+    "double": TType.DOUBLE,
+    "string": TType.STRING,
+    "binary": TType.STRING,
+    "list": TType.LIST,
+    "set": TType.SET,
+    "map": TType.MAP,
+    "struct": TType.STRUCT,
+}
 
 
 def apache_write(p, kind, value):
@@ -276,9 +310,19 @@ def apache_write(p, kind, value):
             apache_write(p, kind[2], v)
         p.writeMapEnd()
     else:
-        getattr(p, {"bool": "writeBool", "byte": "writeByte", "i16": "writeI16", "i32": "writeI32",
-                    "i64": "writeI64", "double": "writeDouble", "string": "writeString",
-                    "binary": "writeBinary"}[tag])(value)
+        getattr(
+            p,
+            {
+                "bool": "writeBool",
+                "byte": "writeByte",
+                "i16": "writeI16",
+                "i32": "writeI32",
+                "i64": "writeI64",
+                "double": "writeDouble",
+                "string": "writeString",
+                "binary": "writeBinary",
+            }[tag],
+        )(value)
 
 
 def apache_read(p, kind):
@@ -313,9 +357,19 @@ def apache_read(p, kind):
             value[k] = apache_read(p, kind[2])
         p.readMapEnd()
         return value
-    return getattr(p, {"bool": "readBool", "byte": "readByte", "i16": "readI16", "i32": "readI32",
-                       "i64": "readI64", "double": "readDouble", "string": "readString",
-                       "binary": "readBinary"}[tag])()
+    return getattr(
+        p,
+        {
+            "bool": "readBool",
+            "byte": "readByte",
+            "i16": "readI16",
+            "i32": "readI32",
+            "i64": "readI64",
+            "double": "readDouble",
+            "string": "readString",
+            "binary": "readBinary",
+        }[tag],
+    )()
 
 
 class ApacheUserException(Exception):
@@ -346,8 +400,7 @@ class ApacheClient:
         arg_fields, success, exceptions, oneway = self.methods[method]
         self.seqid += 1
         p = self.oprot
-        p.writeMessageBegin(method, ApacheMessageType.ONEWAY if oneway else ApacheMessageType.CALL,
-                            self.seqid)
+        p.writeMessageBegin(method, ApacheMessageType.ONEWAY if oneway else ApacheMessageType.CALL, self.seqid)
         apache_write(p, ("struct", arg_fields), kwargs)
         p.writeMessageEnd()
         self.trans.flush()
@@ -404,9 +457,14 @@ def test_apache_thrift_client(showcase_server, kind):
         assert c.call("ping") is None
         assert c.call("add", a=2**62, b=2**62 - 1) == 2**63 - 1
         assert c.call("add", a=-(2**63), b=0) == -(2**63)
-        shape = {"name": "héxagon", "points": [{"x": 1, "y": 2}, {"x": -(2**31), "y": 2**31 - 1}],
-                 "color": 3, "labels": {"a": [{"x": 3, "y": 4}], "ü": []},
-                 "tags": {-(2**63), 2**63 - 1, 0}, "blob": b"\x00\xff\x80"}
+        shape = {
+            "name": "héxagon",
+            "points": [{"x": 1, "y": 2}, {"x": -(2**31), "y": 2**31 - 1}],
+            "color": 3,
+            "labels": {"a": [{"x": 3, "y": 4}], "ü": []},
+            "tags": {-(2**63), 2**63 - 1, 0},
+            "blob": b"\x00\xff\x80",
+        }
         assert c.call("echo_shape", shape=shape) == shape
         # Unset `color` comes back as the IDL default, RED (1): the server's struct applies it.
         assert c.call("echo_shape", shape={"name": "plain"}) == {"name": "plain", "color": 1}
@@ -444,6 +502,7 @@ def test_apache_thrift_client_pingservice(backend, kind, dracula_server):
 
 # -- pipelining ---------------------------------------------------------------------------------
 
+
 def _pipeline(n):
     """n requests of mixed outcomes: (method, args, expectation) with seqids 1..n."""
     plan = []
@@ -457,15 +516,17 @@ def _pipeline(n):
         elif kind == 2:
             plan.append(("fail", t.Showcase.fail_args(message="f%d" % seqid), ("error", "f%d" % seqid)))
         elif kind == 3:
-            plan.append(("sleep_async", t.Showcase.sleep_async_args(ms=(n - i) % 3),
-                         ("success", "slept %d ms" % ((n - i) % 3))))
+            plan.append(
+                ("sleep_async", t.Showcase.sleep_async_args(ms=(n - i) % 3), ("success", "slept %d ms" % ((n - i) % 3)))
+            )
         elif kind == 4:
             plan.append(("sleep_blocking", t.Showcase.sleep_blocking_args(ms=0), ("success", "slept 0 ms")))
         elif kind == 5:
             plan.append(("record", t.Showcase.record_args(event="e%d" % seqid), None))
         elif kind == 6:
-            plan.append(("echo_shape", t.Showcase.echo_shape_args(shape=t.Shape(name="s%d" % seqid)),
-                         ("shape", "s%d" % seqid)))
+            plan.append(
+                ("echo_shape", t.Showcase.echo_shape_args(shape=t.Shape(name="s%d" % seqid)), ("shape", "s%d" % seqid))
+            )
         else:
             plan.append(("lookup", t.Showcase.lookup_args(key="k%d" % seqid), ("success", "K%d" % seqid)))
     return plan
@@ -476,17 +537,17 @@ def _pipeline(n):
 def test_pipelined_requests_reply_in_order(showcase_server, framed, chunk):
     n = 50
     plan = _pipeline(n)
-    data = b"".join(encode_message(name, TMessageType.ONEWAY if expect is None else TMessageType.CALL,
-                                   seqid, args, framed=framed)
-                    for seqid, (name, args, expect) in enumerate(plan, 1))
+    data = b"".join(
+        encode_message(name, TMessageType.ONEWAY if expect is None else TMessageType.CALL, seqid, args, framed=framed)
+        for seqid, (name, args, expect) in enumerate(plan, 1)
+    )
     with Connection(showcase_server.port, framed, SAFETY_TIMEOUT, nodelay=True) as conn:
         if chunk is None:
             conn.send(data)
         else:
             for i in range(0, len(data), chunk):
-                conn.send(data[i:i + chunk])
-        expected = [(seqid, name, expect) for seqid, (name, _, expect) in enumerate(plan, 1)
-                    if expect is not None]
+                conn.send(data[i : i + chunk])
+        expected = [(seqid, name, expect) for seqid, (name, _, expect) in enumerate(plan, 1) if expect is not None]
         got = [conn.read_message() for _ in expected]
         assert [(g[2], g[0]) for g in got] == [(seqid, name) for seqid, name, _ in expected]
         for (seqid, name, (what, value)), (_, mtype, _, body) in zip(expected, got, strict=True):

@@ -10,6 +10,7 @@ uv backend's clock is injectable, the thread backend's socket timeouts are not),
 Replies are decoded with thriftpy2 and checked by value; every wait is on an event with a time
 limit, never a sleep.
 """
+
 from __future__ import annotations
 
 import logging
@@ -94,6 +95,7 @@ def refused(caplog):
 
 # -- 1. framing: one call, one byte at a time, pipelined ------------------------------------------
 
+
 def test_one_call_gets_one_reply_with_its_seqid(make_rig):
     peer = make_rig().connect()
     peer.send(call("add", 7, a=40, b=2))
@@ -127,10 +129,10 @@ def test_100_pipelined_calls_in_one_read_get_100_replies_in_order_in_one_write(m
 
 # -- 2. unknown method ------------------------------------------------------------------------------
 
+
 def test_unknown_method_is_answered_and_the_connection_kept(make_rig):
     peer = make_rig().connect()
-    peer.send(encode_message("no_such_method", TMessageType.CALL, 3, showcase_thrift.Showcase.ping_args(),
-                             framed=True))
+    peer.send(encode_message("no_such_method", TMessageType.CALL, 3, showcase_thrift.Showcase.ping_args(), framed=True))
     [r] = peer.wait_replies(1)
     assert "no_such_method" in app_error(r, TApplicationException.UNKNOWN_METHOD, 3)
     assert not peer.closed
@@ -139,6 +141,7 @@ def test_unknown_method_is_answered_and_the_connection_kept(make_rig):
 
 
 # -- 3. a frame over --max-frame-size -------------------------------------------------------------
+
 
 def test_frame_over_max_frame_size_is_logged_and_closed_with_nothing_written(make_rig, refused):
     peer = make_rig(max_frame_size=1024).connect()
@@ -156,6 +159,7 @@ def test_frame_over_max_frame_size_is_logged_and_closed_with_nothing_written(mak
 
 # -- 4. an undeclared exception ----------------------------------------------------------------------
 
+
 def test_undeclared_exception_is_internal_error_and_the_connection_kept(make_rig, caplog):
     peer = make_rig().connect()
     peer.send(call("fail", 1, message="boom"))
@@ -169,6 +173,7 @@ def test_undeclared_exception_is_internal_error_and_the_connection_kept(make_rig
 
 # -- 5. oneway ----------------------------------------------------------------------------------------
 
+
 def test_oneway_writes_nothing_and_the_next_call_is_answered(make_rig, handler):
     peer = make_rig().connect()
     peer.send(call("record", 1, mtype=TMessageType.ONEWAY, event="hello"))
@@ -181,6 +186,7 @@ def test_oneway_writes_nothing_and_the_next_call_is_answered(make_rig, handler):
 
 
 # -- 6. EOF after a complete request ---------------------------------------------------------------
+
 
 def test_eof_after_a_request_still_gets_the_reply_then_closes(make_rig):
     peer = make_rig().connect()
@@ -219,6 +225,7 @@ def test_a_client_gone_mid_call_leaves_no_trace(make_rig, handler):
 # -- 7. idle and partial-request timeouts ----------------------------------------------------------
 # uv: the sweeper's Connection.check_timeouts(now), on the rig's clock. thread: no clock to
 # inject; the receive times out after the time the backend gave settimeout().
+
 
 def test_partial_request_times_out_with_a_refusal(make_rig, refused):
     rig = make_rig(request_timeout=10.0, idle_timeout=30.0)
@@ -274,6 +281,7 @@ def test_idle_timeout_spares_a_connection_with_a_call_in_flight(make_rig, handle
 
 # -- 8. drain ----------------------------------------------------------------------------------------
 
+
 def test_drain_closes_idle_connections_and_lets_busy_ones_finish(make_rig, handler):
     rig = make_rig()
     idle, busy = rig.connect(), rig.connect()
@@ -293,6 +301,7 @@ def test_drain_closes_idle_connections_and_lets_busy_ones_finish(make_rig, handl
 
 
 # -- 9. flow control (uv only: the thread backend blocks in sendall instead) -----------------------
+
 
 def test_uv_pauses_reading_past_the_write_high_water_mark_and_resumes_the_backlog(handler):
     rig = UVRig(handler, write_high_water=2048, write_low_water=512)
@@ -327,6 +336,7 @@ def test_uv_pauses_reading_past_the_write_high_water_mark_and_resumes_the_backlo
 
 
 # -- 10. shedding ------------------------------------------------------------------------------------
+
 
 def test_max_requests_sheds_a_second_call_while_one_is_held(make_rig, handler):
     rig = make_rig(max_requests=1)

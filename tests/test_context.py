@@ -3,6 +3,7 @@ handlers each see their own call (service, method, peer, headers) under concurre
 deadline fbthrift's `client_timeout` header sets, and what happens to calls that outlive it.
 THeader calls come from Apache Thrift's THeaderProtocol; plain ones from its binary protocol.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -33,17 +34,19 @@ def handler():
 def serve(backend, handler):
     """serve(**options) -> connect(header=True): a server for `handler`, and clients of it."""
     with contextlib.ExitStack() as stack:
+
         def start(**options):
             # A handler timeout sends @blocking calls to the pool on the thread backend too.
             options = {"blocking_threads": POOL, "handler_timeout": 30, **options}
-            server = stack.enter_context(running(context_thrift.CallInfo, handler, backend=backend,
-                                                 **options))
+            server = stack.enter_context(running(context_thrift.CallInfo, handler, backend=backend, **options))
 
             def connect(header=True):
                 client = Client(server.port, header)
                 stack.callback(client.close)
                 return client
+
             return connect
+
         yield start
 
 
@@ -54,12 +57,19 @@ def clients(serve):
 
 # -- who is calling -------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("method", ["plain", "coro", "pooled"])
 def test_each_kind_of_handler_sees_its_call(clients, method):
     client = clients()
     seen = client.call(method, "t1", {"x-tag": "h1"})
-    assert seen == {"service": "CallInfo", "method": method, "arg": "t1", "header": "h1",
-                    "peer_port": client.port, "deadline": None}
+    assert seen == {
+        "service": "CallInfo",
+        "method": method,
+        "arg": "t1",
+        "header": "h1",
+        "peer_port": client.port,
+        "deadline": None,
+    }
     assert client.proto.get_headers().get(b"seen-tag") == b"h1"
 
 
@@ -109,6 +119,7 @@ def test_response_headers_on_a_plain_binary_call_are_ignored(clients):
 
 
 # -- deadlines ------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("method", ["plain", "coro", "pooled"])
 def test_client_timeout_sets_the_deadline(clients, method):

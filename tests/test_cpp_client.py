@@ -11,6 +11,7 @@ install g++ libthrift-dev libboost-dev`; libthrift-dev's headers include boost h
 package does not depend on libboost-dev; THeader lives in its libthriftz); with CI=true it fails
 instead.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -56,8 +57,7 @@ def test_cpp_client(cpp_client, showcase_servers, protocol, transport, backend):
 def test_cpp_client_multiplexed(cpp_client, protocol, transport, backend):
     # Generated C++ clients check that a reply carries the bare method name (Apache's
     # TMultiplexedProcessor answers that way): the client here checks it on every reply.
-    services = [("PingService", pingpong_thrift.PingService, PingHandler()),
-                ("sc", t.Showcase, ShowcaseHandler())]
+    services = [("PingService", pingpong_thrift.PingService, PingHandler()), ("sc", t.Showcase, ShowcaseHandler())]
     with running_services(services, backend) as server:
         lines = run_cpp(cpp_client, server.port, protocol, transport, "sc", "PingService")
     assert lines == [*EXPECTED, "ping pong"]
@@ -67,12 +67,21 @@ def test_cpp_client_multiplexed(cpp_client, protocol, transport, backend):
 def header_echo_servers():
     """Per backend: HeaderEchoShowcase alone, and with PingService, both multiplexed as "sc"."""
     with contextlib.ExitStack() as stack:
-        yield {backend: (
-                   stack.enter_context(running(t.Showcase, HeaderEchoShowcase(), backend=backend)),
-                   stack.enter_context(running_services(
-                       [("PingService", pingpong_thrift.PingService, PingHandler()),
-                        ("sc", t.Showcase, HeaderEchoShowcase())], backend)))
-               for backend in BACKENDS}
+        yield {
+            backend: (
+                stack.enter_context(running(t.Showcase, HeaderEchoShowcase(), backend=backend)),
+                stack.enter_context(
+                    running_services(
+                        [
+                            ("PingService", pingpong_thrift.PingService, PingHandler()),
+                            ("sc", t.Showcase, HeaderEchoShowcase()),
+                        ],
+                        backend,
+                    )
+                ),
+            )
+            for backend in BACKENDS
+        }
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -1,4 +1,5 @@
 """`dracula describe`: signatures and types spelled as in the IDL, through the real CLI."""
+
 import textwrap
 
 import pytest
@@ -98,14 +99,16 @@ def test_showcase_signature_lines():
 
 
 def test_only_the_types_a_service_uses(tmp_path):
-    (tmp_path / "two.thrift").write_text(textwrap.dedent("""\
+    (tmp_path / "two.thrift").write_text(
+        textwrap.dedent("""\
         struct A { 1: i32 a }
         struct B { 1: list<A> items }
         struct Unused { 1: string s }
         enum E { X, Y = 7 }
         service One { B get(1: E e) }
         service Two { void put(1: Unused u) }
-        """))
+        """)
+    )
     assert describe(str(tmp_path / "two.thrift") + ":One") == textwrap.dedent("""\
         service One {
           B get(1: E e)
@@ -129,7 +132,8 @@ def test_only_the_types_a_service_uses(tmp_path):
 
 
 def test_includes_extends_unions_defaults_and_requiredness(tmp_path):
-    (tmp_path / "shared.thrift").write_text(textwrap.dedent("""\
+    (tmp_path / "shared.thrift").write_text(
+        textwrap.dedent("""\
         enum Level { LOW, HIGH = 5 }
         struct Base {
             1: i32 id = 7,
@@ -137,8 +141,10 @@ def test_includes_extends_unions_defaults_and_requiredness(tmp_path):
             3: list<i8> xs = [1, 2],  // i8 is byte to thriftpy2
         }
         service BaseService { i32 version() }
-        """))
-    (tmp_path / "main.thrift").write_text(textwrap.dedent("""\
+        """)
+    )
+    (tmp_path / "main.thrift").write_text(
+        textwrap.dedent("""\
         include "shared.thrift"
         typedef shared.Base B
         union U { 1: i32 a, 2: string b }
@@ -156,7 +162,8 @@ def test_includes_extends_unions_defaults_and_requiredness(tmp_path):
             oneway void fire(1: S s, 2: optional i64 at)
             void nothing() throws (1: Err e)
         }
-        """))
+        """)
+    )
     text = describe(str(tmp_path / "main.thrift"))
     assert text == textwrap.dedent("""\
         service Child extends shared.BaseService {
@@ -198,11 +205,14 @@ def test_includes_extends_unions_defaults_and_requiredness(tmp_path):
         """)
 
 
-@pytest.mark.parametrize("target, message", [
-    ("idl/nope.thrift", "IDL file not found: idl/nope.thrift"),
-    ("idl/showcase.thrift:Nope", "idl/showcase.thrift has no service 'Nope' (services: Showcase)"),
-    ("idl/nope.thrift:Showcase", "IDL file not found: idl/nope.thrift"),
-])
+@pytest.mark.parametrize(
+    "target, message",
+    [
+        ("idl/nope.thrift", "IDL file not found: idl/nope.thrift"),
+        ("idl/showcase.thrift:Nope", "idl/showcase.thrift has no service 'Nope' (services: Showcase)"),
+        ("idl/nope.thrift:Showcase", "IDL file not found: idl/nope.thrift"),
+    ],
+)
 def test_errors_exit_2(target, message):
     proc = run_cli("describe", target)
     assert proc.returncode == 2

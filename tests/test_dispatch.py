@@ -4,6 +4,7 @@ return values, coroutine and blocking handlers, and the handler-loads-its-own-ID
 Ordering is proven with replies, events and joins, never with sleeps or read time-outs: the
 socket time-outs below only turn a hang into a failure.
 """
+
 import asyncio
 import functools
 import os
@@ -32,6 +33,7 @@ def client(showcase_server, dracula_client):
 
 # -- raw wire helpers ---------------------------------------------------------------------------
 
+
 def raw_unknown(name, seqid, mtype=TMessageType.CALL, framed=False):
     """A call to a method no IDL here declares, by hand: strict header, a one-field struct."""
     raw_name = name.encode("utf-8")
@@ -42,6 +44,7 @@ def raw_unknown(name, seqid, mtype=TMessageType.CALL, framed=False):
 
 
 # -- plain returns ------------------------------------------------------------------------------
+
 
 def test_return_value(client):
     assert client.ping() is None
@@ -81,6 +84,7 @@ def test_missing_result_for_non_void_method(backend, dracula_server, dracula_cli
 
 # -- oneway -------------------------------------------------------------------------------------
 
+
 def test_oneway_then_call_on_same_client(client):
     assert client.record("first") is None
     assert client.record("second ü") is None
@@ -94,9 +98,11 @@ def test_oneway_writes_nothing_back(showcase_server, framed, mtype):
     # thriftpy2 clients send oneway calls as CALL, Apache ones as ONEWAY: neither gets a reply.
     # The first reply bytes on the socket must belong to the call sent after the oneway ones.
     with Connection(showcase_server.port, framed, timeout=SAFETY_TIMEOUT) as conn:
-        conn.send(encode_call("record", 1, framed, mtype=mtype, event="one")
-                  + encode_call("record", 2, framed, mtype=mtype, event="two")
-                  + encode_call("recorded", 3, framed))
+        conn.send(
+            encode_call("record", 1, framed, mtype=mtype, event="one")
+            + encode_call("record", 2, framed, mtype=mtype, event="two")
+            + encode_call("recorded", 3, framed)
+        )
         name, rtype, seqid, result = conn.read_message()
         assert (name, rtype, seqid) == ("recorded", TMessageType.REPLY, 3)
         assert result.success == ["one", "two"]
@@ -122,9 +128,11 @@ def test_oneway_handler_that_raises_writes_nothing_and_keeps_connection(backend,
     handler = Handler()
     server = dracula_server(t.Showcase, handler, backend=backend)
     with Connection(server.port, framed, timeout=SAFETY_TIMEOUT) as conn:
-        conn.send(encode_call("record", 1, framed, mtype=TMessageType.ONEWAY, event="x")
-                  + encode_call("record", 2, framed, mtype=TMessageType.CALL, event="y")
-                  + encode_call("recorded", 3, framed))
+        conn.send(
+            encode_call("record", 1, framed, mtype=TMessageType.ONEWAY, event="x")
+            + encode_call("record", 2, framed, mtype=TMessageType.CALL, event="y")
+            + encode_call("recorded", 3, framed)
+        )
         name, mtype, seqid, result = conn.read_message()
         assert (name, mtype, seqid, result.success) == ("recorded", TMessageType.REPLY, 3, ["x", "y"])
 
@@ -136,6 +144,7 @@ def test_oneway_to_unknown_method_gets_no_reply(showcase_server):
 
 
 # -- declared exceptions ------------------------------------------------------------------------
+
 
 def test_declared_exceptions_arrive_as_their_classes(client):
     with pytest.raises(t.NotFound) as info:
@@ -179,8 +188,10 @@ def _other_name_handler():
             return key
 
         def shapes(self, n):
-            return [other.Shape(name=str(i), points=[other.Point(x=i, y=i)],
-                                color=other.Color.BLUE, tags={i}, blob=b"b") for i in range(n)]
+            return [
+                other.Shape(name=str(i), points=[other.Point(x=i, y=i)], color=other.Color.BLUE, tags={i}, blob=b"b")
+                for i in range(n)
+            ]
 
         def echo_scalars(self, s):
             return other.Scalars(flag=s.flag, text=s.text, color=other.Color.GREEN)
@@ -188,8 +199,7 @@ def _other_name_handler():
     return OtherHandler()
 
 
-def test_exceptions_from_a_handler_that_loaded_the_idl_under_another_name(
-        backend, dracula_server, dracula_client):
+def test_exceptions_from_a_handler_that_loaded_the_idl_under_another_name(backend, dracula_server, dracula_client):
     server = dracula_server(t.Showcase, _other_name_handler(), backend=backend)
     c = dracula_client(server)
     with pytest.raises(t.NotFound) as info:
@@ -209,6 +219,7 @@ def test_exceptions_from_a_handler_that_loaded_the_idl_under_another_name(
 def test_showcase_example_handler_uses_its_own_idl_module():
     # The premise of the idiom tests: examples/showcase.py raises classes from its own load.
     from examples import showcase
+
     assert showcase.showcase_thrift.NotFound is not t.NotFound
 
 
@@ -260,6 +271,7 @@ def test_handler_raising_tapplicationexception_passes_it_through(backend, dracul
 
 # -- undeclared exceptions, unknown methods, wrong return types ---------------------------------
 
+
 def test_undeclared_exception_is_internal_error_and_connection_stays_open(client):
     with pytest.raises(TApplicationException) as info:
         client.fail("the handler's own message")
@@ -292,8 +304,7 @@ def test_unknown_method_from_a_second_idl(showcase_server, tmp_path):
     path = tmp_path / "showcase_plus.thrift"
     path.write_text(extended)
     plus = thriftpy2.load(str(path), module_name="showcase_plus_thrift")
-    c = thriftpy2.rpc.make_client(plus.Showcase, "127.0.0.1", showcase_server.port,
-                                  timeout=SAFETY_TIMEOUT * 1000)
+    c = thriftpy2.rpc.make_client(plus.Showcase, "127.0.0.1", showcase_server.port, timeout=SAFETY_TIMEOUT * 1000)
     try:
         with pytest.raises(TApplicationException) as info:
             c.not_served(1)
@@ -386,18 +397,22 @@ def _join_dead_connection_threads():
 @pytest.mark.parametrize("problem", ["declared-bad-field", "undeclared-unencodable-message"])
 @pytest.mark.parametrize("kind", ["sync", "async", "blocking"])
 def test_exception_that_cannot_be_encoded_is_internal_error_and_connection_survives(
-        backend, kind, problem, dracula_server, dracula_client):
+    backend, kind, problem, dracula_server, dracula_client
+):
     # Like a return value of the wrong type, an exception the codec cannot write must become an
     # INTERNAL_ERROR reply on a connection that stays usable: not a dropped connection, and not
     # a call that never gets any reply.
     class Handler(ShowcaseHandler):
         if kind == "sync":
+
             def lookup(self, key):
                 _raise_unencodable(problem)
         elif kind == "async":
+
             async def lookup(self, key):
                 _raise_unencodable(problem)
         else:
+
             @dracula.blocking
             def lookup(self, key):
                 _raise_unencodable(problem)
@@ -429,6 +444,7 @@ def test_invalid_message_type_is_refused_and_connection_kept(showcase_server):
 
 
 # -- coroutine and blocking handlers ------------------------------------------------------------
+
 
 def test_async_and_blocking_handlers_return(client):
     assert client.sleep_async(1) == "slept 1 ms"
@@ -489,9 +505,11 @@ def test_async_and_blocking_wrong_return_types(backend, dracula_server, dracula_
 
 def plain_decorator(fn):
     """The everyday logging/metrics decorator: a plain function that returns what fn returns."""
+
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         return fn(*args, **kwargs)
+
     return wrapper
 
 
@@ -612,8 +630,12 @@ def test_replies_keep_request_order_behind_a_slow_call(backend, method, framed, 
     handler = GatedHandler()
     server = dracula_server(t.Showcase, handler, backend=backend)
     with Connection(server.port, framed, timeout=SAFETY_TIMEOUT) as conn:
-        conn.send(encode_call(method, 1, framed, ms=5) + encode_call("ping", 2, framed)
-                  + encode_call("add", 3, framed, a=1, b=2) + encode_call("fail", 4, framed, message="f"))
+        conn.send(
+            encode_call(method, 1, framed, ms=5)
+            + encode_call("ping", 2, framed)
+            + encode_call("add", 3, framed, a=1, b=2)
+            + encode_call("fail", 4, framed, message="f")
+        )
         assert handler.entered.wait(SAFETY_TIMEOUT)
         if backend == "uv":
             assert handler.pinged.wait(SAFETY_TIMEOUT), "uv did not run the next call meanwhile"
@@ -638,10 +660,13 @@ def test_many_concurrent_async_calls_on_one_connection_keep_order(showcase_serve
 
 # -- multiplexed names --------------------------------------------------------------------------
 
+
 def test_multiplexed_method_names_route_to_the_service(showcase_server):
     with Connection(showcase_server.port, timeout=SAFETY_TIMEOUT) as conn:
-        conn.send(encode_message("Showcase:add", TMessageType.CALL, 1, t.Showcase.add_args(a=20, b=22))
-                  + encode_message("Nope:add", TMessageType.CALL, 2, t.Showcase.add_args(a=1, b=1)))
+        conn.send(
+            encode_message("Showcase:add", TMessageType.CALL, 1, t.Showcase.add_args(a=20, b=22))
+            + encode_message("Nope:add", TMessageType.CALL, 2, t.Showcase.add_args(a=1, b=1))
+        )
         _name, mtype, seqid, result = conn.read_message()
         assert (mtype, seqid) == (TMessageType.REPLY, 1)
         assert result.success == 42

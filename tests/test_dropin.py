@@ -6,6 +6,7 @@ make_server and make_aio_server, and processors, where the examples do not reach
 The harness runs an example server's own main() in a thread; it wraps the module's make_server
 only to add the backend under test and to learn which server it built (to find its port and to
 stop it), and sets the module's HOST/PORT-style constants (free ports, temporary paths)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -146,6 +147,7 @@ def factory_lines(caplog):
 
 # -- thriftpy2's examples, one import changed ----------------------------------------------------
 
+
 def test_pingpong_example(backend, monkeypatch, capsys):
     with serving_example(monkeypatch, ping_server, backend, PORT=0) as server:
         out = run_client(monkeypatch, ping_client, capsys, PORT=server.port)
@@ -225,12 +227,39 @@ def pem(tmp_path_factory):
     openssl = shutil.which("openssl")
     assert openssl, "the openssl command is needed to make the test certificate"
     d = tmp_path_factory.mktemp("pem")
-    subprocess.run([openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                    "-nodes", "-keyout", "key.pem", "-out", "cert.pem", "-days", "2", "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1"], cwd=d, check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [
+            openssl,
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "cert.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        cwd=d,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     (d / "server.pem").write_bytes((d / "cert.pem").read_bytes() + (d / "key.pem").read_bytes())
-    return {"certfile": str(d / "server.pem"), "keyfile": str(d / "key.pem"), "cafile": str(d / "cert.pem"),
-            "cert_only": str(d / "cert.pem")}
+    return {
+        "certfile": str(d / "server.pem"),
+        "keyfile": str(d / "key.pem"),
+        "cafile": str(d / "cert.pem"),
+        "cert_only": str(d / "cert.pem"),
+    }
 
 
 def test_certfile_example(backend, monkeypatch, capsys, pem):
@@ -268,6 +297,7 @@ def test_client_timeout_example_closes_an_idle_connection(backend, monkeypatch, 
 
 # -- the asyncio server: serve() and close() as thriftpy2's --------------------------------------
 
+
 def test_aio_serve_drains_and_returns_on_sigint():
     """In the main thread serve() handles SIGINT: it stops accepting, answers, and returns (a
     thriftpy2 TAsyncServer dies of KeyboardInterrupt there)."""
@@ -276,8 +306,9 @@ def test_aio_serve_drains_and_returns_on_sigint():
 
     def call_then_interrupt():
         assert server.server.started.wait(SAFETY_TIMEOUT)
-        client = thriftpy2.rpc.make_client(pingpong_thrift.PingService, "127.0.0.1", server.port,
-                                           timeout=int(SAFETY_TIMEOUT * 1000))
+        client = thriftpy2.rpc.make_client(
+            pingpong_thrift.PingService, "127.0.0.1", server.port, timeout=int(SAFETY_TIMEOUT * 1000)
+        )
         try:
             assert client.ping() == "pong"
         finally:
@@ -297,13 +328,16 @@ def test_aio_serve_drains_and_returns_on_sigint():
 
 def ping_from_a_thread(loop, port, **client_options):
     """A thriftpy2 client's ping, made in a thread while `loop` (which serves `port`) runs."""
+
     def ping():
-        client = thriftpy2.rpc.make_client(pingpong_thrift.PingService, "127.0.0.1", port,
-                                           timeout=int(SAFETY_TIMEOUT * 1000), **client_options)
+        client = thriftpy2.rpc.make_client(
+            pingpong_thrift.PingService, "127.0.0.1", port, timeout=int(SAFETY_TIMEOUT * 1000), **client_options
+        )
         try:
             return client.ping()
         finally:
             client.close()
+
     return loop.run_until_complete(asyncio.wait_for(loop.run_in_executor(None, ping), 3 * SAFETY_TIMEOUT))
 
 
@@ -361,21 +395,37 @@ def test_make_aio_server_is_the_uv_backend():
 
 # -- the signatures ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("ours", "theirs"), [
-    (dracula.make_server, thriftpy2.rpc.make_server),
-    (dracula.make_aio_server, thriftpy2.contrib.aio.rpc.make_server),
-], ids=["make_server", "make_aio_server"])
+
+@pytest.mark.parametrize(
+    ("ours", "theirs"),
+    [
+        (dracula.make_server, thriftpy2.rpc.make_server),
+        (dracula.make_aio_server, thriftpy2.contrib.aio.rpc.make_server),
+    ],
+    ids=["make_server", "make_aio_server"],
+)
 def test_thriftpy2s_arguments_in_thriftpy2s_order(ours, theirs):
-    positional = [p.name for p in inspect.signature(ours).parameters.values()
-                  if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD]
+    positional = [
+        p.name for p in inspect.signature(ours).parameters.values() if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+    ]
     assert positional == list(inspect.signature(theirs).parameters)
 
 
 def test_every_argument_by_name(tmp_path):
-    server = dracula.make_server(service=pingpong_thrift.PingService, handler=Pong(), host="127.0.0.1", port=0,
-                                 unix_socket=None, proto_factory=TBinaryProtocolFactory(),
-                                 trans_factory=TBufferedTransportFactory(), client_timeout=1500, certfile=None,
-                                 socket_family=socket.AF_INET, backend="thread", graceful_timeout=5)
+    server = dracula.make_server(
+        service=pingpong_thrift.PingService,
+        handler=Pong(),
+        host="127.0.0.1",
+        port=0,
+        unix_socket=None,
+        proto_factory=TBinaryProtocolFactory(),
+        trans_factory=TBufferedTransportFactory(),
+        client_timeout=1500,
+        certfile=None,
+        socket_family=socket.AF_INET,
+        backend="thread",
+        graceful_timeout=5,
+    )
     with server:
         assert (server.config.idle_timeout, server.config.backend, server.config.graceful_timeout) == (1.5, "thread", 5)
         assert server.sock.family == socket.AF_INET
@@ -391,11 +441,15 @@ def test_client_timeout_none_zero_or_left_out_never_closes():
         dracula.make_server(pingpong_thrift.PingService, Pong(), port=0, client_timeout=-1)
 
 
-@pytest.mark.parametrize("arguments", [
-    {"unix_socket": "/tmp/a.sock", "uds": "/tmp/b.sock"},
-    {"client_timeout": 1000, "idle_timeout": 1.0},
-    {"certfile": "a.pem", "ssl_certfile": "b.pem"},
-], ids=["unix_socket+uds", "client_timeout+idle_timeout", "certfile+ssl_certfile"])
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        {"unix_socket": "/tmp/a.sock", "uds": "/tmp/b.sock"},
+        {"client_timeout": 1000, "idle_timeout": 1.0},
+        {"certfile": "a.pem", "ssl_certfile": "b.pem"},
+    ],
+    ids=["unix_socket+uds", "client_timeout+idle_timeout", "certfile+ssl_certfile"],
+)
 def test_a_thriftpy2_argument_and_its_dracula_option_together_are_refused(arguments):
     with pytest.raises(TypeError, match="give one"):
         dracula.make_server(pingpong_thrift.PingService, Pong(), port=0, **arguments)
@@ -442,13 +496,18 @@ def test_no_host_and_no_unix_socket_is_thriftpy2s_error():
 
 # -- factories: one line where dracula answers otherwise ------------------------------------------
 
-@pytest.mark.parametrize(("factories", "level", "says"), [
-    ({"proto_factory": TJSONProtocolFactory()}, logging.WARNING, "does not speak JSON"),
-    ({"proto_factory": TCyBinaryProtocolFactory(decode_response=False)}, logging.WARNING, "as str, not bytes"),
-    ({"proto_factory": TCompactProtocolFactory(strict_decode=True)}, logging.WARNING, "not UTF-8"),
-    ({"proto_factory": TBinaryProtocolFactory(strict_write=False)}, logging.INFO, "strict binary"),
-    ({"trans_factory": object()}, logging.WARNING, "trans_factory=object is not one of thriftpy2's"),
-], ids=["json", "decode_response", "strict_decode", "strict_write", "unknown"])
+
+@pytest.mark.parametrize(
+    ("factories", "level", "says"),
+    [
+        ({"proto_factory": TJSONProtocolFactory()}, logging.WARNING, "does not speak JSON"),
+        ({"proto_factory": TCyBinaryProtocolFactory(decode_response=False)}, logging.WARNING, "as str, not bytes"),
+        ({"proto_factory": TCompactProtocolFactory(strict_decode=True)}, logging.WARNING, "not UTF-8"),
+        ({"proto_factory": TBinaryProtocolFactory(strict_write=False)}, logging.INFO, "strict binary"),
+        ({"trans_factory": object()}, logging.WARNING, "trans_factory=object is not one of thriftpy2's"),
+    ],
+    ids=["json", "decode_response", "strict_decode", "strict_write", "unknown"],
+)
 def test_a_factory_dracula_answers_otherwise_gets_one_line(caplog, factories, level, says):
     caplog.set_level(logging.INFO, logger="dracula")
     with dracula.make_server(pingpong_thrift.PingService, Pong(), port=0, **factories):
@@ -459,8 +518,13 @@ def test_a_factory_dracula_answers_otherwise_gets_one_line(caplog, factories, le
 
 def test_thriftpy2s_default_factories_say_nothing(caplog):
     caplog.set_level(logging.INFO, logger="dracula")
-    with dracula.make_server(pingpong_thrift.PingService, Pong(), port=0, proto_factory=TBinaryProtocolFactory(),
-                             trans_factory=TCyBufferedTransportFactory()):
+    with dracula.make_server(
+        pingpong_thrift.PingService,
+        Pong(),
+        port=0,
+        proto_factory=TBinaryProtocolFactory(),
+        trans_factory=TCyBufferedTransportFactory(),
+    ):
         pass
     assert factory_lines(caplog) == []
 
@@ -475,6 +539,7 @@ def test_a_factorys_max_depth_becomes_the_max_depth_option():
 
 # -- processors ----------------------------------------------------------------------------------
 
+
 def test_a_processor_serves_in_place_of_service_and_handler(backend, dracula_server, dracula_client):
     server = dracula_server(TProcessor(pingpong_thrift.PingService, Pong()), backend=backend)
     assert server.service_names == ["PingService"]
@@ -482,8 +547,9 @@ def test_a_processor_serves_in_place_of_service_and_handler(backend, dracula_ser
 
 
 def test_processors_in_a_mapping_and_a_multiplexed_processors_plain_names(dracula_server, dracula_client):
-    server = dracula_server({"first": TProcessor(pingpong_thrift.PingService, Pong()),
-                             "second": (pingpong_thrift.PingService, Pong())})
+    server = dracula_server(
+        {"first": TProcessor(pingpong_thrift.PingService, Pong()), "second": (pingpong_thrift.PingService, Pong())}
+    )
     assert dracula_client(server, service="second").ping() == "pong"
     mux = TMultiplexedProcessor()
     mux.register_processor("only", TProcessor(pingpong_thrift.PingService, Pong()))
@@ -517,6 +583,7 @@ def test_a_processor_subclass_whose_overrides_dracula_skips_is_named(caplog, dra
 
 
 # -- gunicorn_thrift's app, from the command line ------------------------------------------------
+
 
 def test_gunicorn_thrift_app_served_by_dracula_serve(cli_server):
     served = cli_server("examples.thriftpy2_style.ping_app:app", "--port", "0")

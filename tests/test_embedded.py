@@ -1,6 +1,7 @@
 """dracula inside the caller's own event loop: serve_async, shutdown, serving(), the example app
 (examples/embedded.py: Thrift and HTTP on one loop), on uvloop and on plain asyncio, over real
 sockets with real clients."""
+
 from __future__ import annotations
 
 import asyncio
@@ -27,12 +28,14 @@ SAFETY_TIMEOUT = 10  # seconds: only so that a broken server fails the test inst
 @pytest.fixture(params=["uvloop", "asyncio"])
 def run(request):
     """run(coroutine): its result, on a new loop of the parametrized kind (closed after)."""
+
     def run_on_new_loop(coroutine):
         loop = uvloop.new_event_loop() if request.param == "uvloop" else asyncio.new_event_loop()
         try:
             return loop.run_until_complete(asyncio.wait_for(coroutine, 3 * SAFETY_TIMEOUT))
         finally:
             loop.close()
+
     run_on_new_loop.kind = request.param
     return run_on_new_loop
 
@@ -74,6 +77,7 @@ def http_get(port, path):
 
 # -- the example: Thrift and HTTP in one process, one loop ---------------------------------------
 
+
 def test_example_serves_thrift_and_http_on_one_loop(run):
     async def scenario():
         app = EmbeddedApp(thrift_port=0, http_port=0)
@@ -103,6 +107,7 @@ def test_example_serves_thrift_and_http_on_one_loop(run):
 
 
 # -- serve_async and shutdown --------------------------------------------------------------------
+
 
 class GatedPing:
     """ping() waits at a gate the test opens; records the loop it ran on."""
@@ -185,6 +190,7 @@ def test_a_server_serves_once(run):
         async def serve_then_close():
             await server.wait_started()
             server.close()
+
         await asyncio.gather(server.serve_async(), serve_then_close())
         await server.serve_async()
 
@@ -242,6 +248,7 @@ def test_install_signals_drains_on_sigterm_and_restores_the_handler(run):
 
 # -- dracula.serving() ---------------------------------------------------------------------------
 
+
 def test_serving_context_serves_on_the_callers_loop_and_drains_on_exit(run):
     handler = GatedPing()
 
@@ -276,14 +283,18 @@ def test_serving_several_services_from_a_mapping(run):
     from examples.showcase import ShowcaseHandler
 
     async def scenario():
-        services = {"Showcase": (t.Showcase, ShowcaseHandler()),
-                    "Ping": (pingpong_thrift.PingService, PingHandler())}
+        services = {"Showcase": (t.Showcase, ShowcaseHandler()), "Ping": (pingpong_thrift.PingService, PingHandler())}
         async with dracula.serving(services) as server:
             showcase = client(t.Showcase, server.port)
             ping = thriftpy2.rpc.make_client(
-                pingpong_thrift.PingService, "127.0.0.1", server.port, timeout=SAFETY_TIMEOUT * 1000,
+                pingpong_thrift.PingService,
+                "127.0.0.1",
+                server.port,
+                timeout=SAFETY_TIMEOUT * 1000,
                 proto_factory=thriftpy2.protocol.TMultiplexedProtocolFactory(
-                    thriftpy2.protocol.TCyBinaryProtocolFactory(), "Ping"))
+                    thriftpy2.protocol.TCyBinaryProtocolFactory(), "Ping"
+                ),
+            )
             try:
                 return await in_thread(showcase.add, 40, 2), await in_thread(ping.ping)
             finally:
@@ -294,6 +305,7 @@ def test_serving_several_services_from_a_mapping(run):
 
 
 # -- what needs serve() ---------------------------------------------------------------------------
+
 
 def test_thread_backend_needs_serve(run):
     server = dracula.make_server(t.Showcase, object(), host="127.0.0.1", port=0, backend="thread")

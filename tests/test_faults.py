@@ -5,6 +5,7 @@ Real sockets throughout. Waiting is done by bounded polls on a condition or by j
 time-outs only turn a hang into a failure. The churn test prints what it measured (run pytest
 with -s to read it).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -106,9 +107,19 @@ def test_sigterm_under_load_answers_every_accepted_call(tmp_path, backend):
     grace = 10.0
     slow_ms = 2000
     (tmp_path / "faults_handler.py").write_text(textwrap.dedent(HANDLER_MODULE))
-    server = CliServer("idl/showcase.thrift:Showcase", "faults_handler:Handler", "--port", "0",
-                       "--backend", backend, "--app-dir", str(tmp_path),
-                       "--graceful-timeout", str(grace), "--access-log")
+    server = CliServer(
+        "idl/showcase.thrift:Showcase",
+        "faults_handler:Handler",
+        "--port",
+        "0",
+        "--backend",
+        backend,
+        "--app-dir",
+        str(tmp_path),
+        "--graceful-timeout",
+        str(grace),
+        "--access-log",
+    )
     port = server.port
     signalled = threading.Event()
     lock = threading.Lock()
@@ -144,8 +155,10 @@ def test_sigterm_under_load_answers_every_accepted_call(tmp_path, backend):
     try:
         for t in workers:
             t.start()
-        assert wait_until(lambda: failed_early() or (len(per_worker) == 4 and min(per_worker.values()) >= 20), 30), \
-            (per_worker, calls[-5:])
+        assert wait_until(lambda: failed_early() or (len(per_worker) == 4 and min(per_worker.values()) >= 20), 30), (
+            per_worker,
+            calls[-5:],
+        )
         assert not failed_early(), [c for c in calls if c[3] != OK]
         for t in slow_threads:
             t.start()
@@ -164,10 +177,18 @@ def test_sigterm_under_load_answers_every_accepted_call(tmp_path, backend):
         server.close()
 
     counts = collections.Counter((after, outcome) for _, _, after, outcome, _, _ in calls)
-    print("\nSIGTERM under load, %s backend: exit %s after %.2f s; calls before SIGTERM: %s; after: %s; "
-          "slow calls: %s" % (backend, code, exit_after,
-                              {o: n for (a, o), n in counts.items() if not a},
-                              {o: n for (a, o), n in counts.items() if a}, slow))
+    print(
+        "\nSIGTERM under load, %s backend: exit %s after %.2f s; calls before SIGTERM: %s; after: %s; "
+        "slow calls: %s"
+        % (
+            backend,
+            code,
+            exit_after,
+            {o: n for (a, o), n in counts.items() if not a},
+            {o: n for (a, o), n in counts.items() if a},
+            slow,
+        )
+    )
     assert slow == {i: (OK, slow[i][1], None) for i in range(3)}, slow  # in flight at SIGTERM
     assert code == 0, server.output[-3000:]
     assert exit_after < grace, "exit took %.1f s, past the graceful timeout" % exit_after
@@ -177,8 +198,7 @@ def test_sigterm_under_load_answers_every_accepted_call(tmp_path, backend):
     never = [c for c in calls if c[3] in (LOST, WRONG) or (c[3] != OK and not c[2])]
     assert not never, "calls lost or failed: %r" % never[:10]
     # What the server says it answered, by client port; every one of those got its reply.
-    logged = collections.Counter(int(m.group(1)) for m in ACCESS.finditer(server.output)
-                                 if m.group(2) == "add")
+    logged = collections.Counter(int(m.group(1)) for m in ACCESS.finditer(server.output) if m.group(2) == "add")
     answered = collections.Counter(local for _, _, _, outcome, local, _ in calls if outcome == OK)
     assert logged == answered, "server-side calls without a client-side reply: %r" % (logged - answered)
     by_worker = collections.defaultdict(list)
@@ -187,11 +207,13 @@ def test_sigterm_under_load_answers_every_accepted_call(tmp_path, backend):
     for worker, outcomes in by_worker.items():
         for i, outcome in enumerate(outcomes):
             if outcome == RESET_UNREAD:
-                assert outcomes[i + 1:] == [NOT_CONNECTED], \
+                assert outcomes[i + 1 :] == [NOT_CONNECTED], (
                     "worker %d: a written call reset while the server still accepted: %r" % (worker, outcomes[-5:])
+                )
 
 
 # -- handlers that raise, hang or return the wrong type -------------------------------------------
+
 
 class FaultyHandler(ShowcaseHandler):
     """sleep_async / sleep_blocking misbehave by their `ms` argument: -1 raises, -2 returns an
@@ -318,6 +340,7 @@ def test_misbehaving_handler_disturbs_nobody_else(backend, fault):
 
 # -- connection churn -----------------------------------------------------------------------------
 
+
 def churn(port, total, threads=2, batch=100):
     """Open and close `total` plain connections from `threads` threads, `batch` at a time; half
     closed normally (FIN), half reset (SO_LINGER 0). Returns the errors seen."""
@@ -369,10 +392,23 @@ def test_connection_churn_leaks_nothing(backend, total):
         fds_after = open_fds()
         rss_after = vm("VmRSS")
         peak = vm("VmHWM")
-        print("\nchurn %s: %d connections opened and closed in %.1f s (%.0f/s), all closed by "
-              "%.1f s; fds %d -> %d; RSS %.1f -> %.1f MB (growth %+.1f MB, peak %+.1f MB)"
-              % (backend, total, opened, total / opened, elapsed, fds, fds_after, rss / MB,
-                 rss_after / MB, (rss_after - rss) / MB, (peak - rss) / MB))
+        print(
+            "\nchurn %s: %d connections opened and closed in %.1f s (%.0f/s), all closed by "
+            "%.1f s; fds %d -> %d; RSS %.1f -> %.1f MB (growth %+.1f MB, peak %+.1f MB)"
+            % (
+                backend,
+                total,
+                opened,
+                total / opened,
+                elapsed,
+                fds,
+                fds_after,
+                rss / MB,
+                rss_after / MB,
+                (rss_after - rss) / MB,
+                (peak - rss) / MB,
+            )
+        )
         assert errors == [], errors[:5]
         assert settled, "%d fds still open after the churn" % (fds_after - fds)
         assert rss_after - rss < 20 * MB, "RSS grew by %.1f MB" % ((rss_after - rss) / MB)
@@ -380,6 +416,7 @@ def test_connection_churn_leaks_nothing(backend, total):
 
 
 # -- a client that resets in the middle of a large reply ------------------------------------------
+
 
 def test_reset_in_the_middle_of_a_large_reply(backend):
     """The client asks for an 8 MB reply, reads the first bytes of it, then resets the

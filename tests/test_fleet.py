@@ -3,6 +3,7 @@
 then and the retry-once idiom of examples/fleet/retry.py; then three instances behind a real
 HAProxy: a rolling restart under load with zero failed calls, and a fourth instance that
 pooled connections move to."""
+
 from __future__ import annotations
 
 import os
@@ -42,6 +43,7 @@ def closed_error(call):
 
 # -- --drain-delay ----------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_drain_delay_reports_503_while_still_serving_and_accepting(backend):
     metrics_port = free_port()
@@ -64,8 +66,16 @@ def test_drain_delay_reports_503_while_still_serving_and_accepting(backend):
 
 def test_sigterm_with_drain_delay_keeps_serving_then_drains():
     metrics_port = free_port()
-    with CliServer("idl/pingpong.thrift:PingService", "examples.pingpong:PingHandler", "--port", "0",
-                   "--metrics-port", str(metrics_port), "--drain-delay", "60") as server:
+    with CliServer(
+        "idl/pingpong.thrift:PingService",
+        "examples.pingpong:PingHandler",
+        "--port",
+        "0",
+        "--metrics-port",
+        str(metrics_port),
+        "--drain-delay",
+        "60",
+    ) as server:
         client = RetryingThriftpy2(pingpong_thrift.PingService, "127.0.0.1", server.port)
         assert client.ping() == "pong"
         server.signal(signal.SIGTERM)
@@ -77,6 +87,7 @@ def test_sigterm_with_drain_delay_keeps_serving_then_drains():
 
 
 # -- --max-connection-age ---------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_old_idle_connections_are_closed_and_clients_see_a_closed_connection(backend):
@@ -153,6 +164,7 @@ def test_thread_drain_waits_for_a_request_partly_received():
 
 # -- a fleet behind HAProxy -------------------------------------------------------------------
 
+
 def test_committed_haproxy_config_is_what_the_fleet_script_writes():
     with open(os.path.join(os.path.dirname(__file__), "..", "examples", "fleet", "haproxy.cfg")) as f:
         committed = f.read()
@@ -166,8 +178,15 @@ FLEET_AGE = 2.0  # the replacements' and the fourth instance's --max-connection-
 def fleet(tmp_path):
     if shutil.which("haproxy") is None and not os.path.exists("/usr/sbin/haproxy"):
         missing_toolchain("haproxy is not installed (Debian: apt-get install haproxy)")
-    fleet = Fleet(str(tmp_path), slots=4, port=free_port(), metrics_port=free_port(),
-                  proxy_port=free_port(), drain_delay=1.0, graceful_timeout=10.0)
+    fleet = Fleet(
+        str(tmp_path),
+        slots=4,
+        port=free_port(),
+        metrics_port=free_port(),
+        proxy_port=free_port(),
+        drain_delay=1.0,
+        graceful_timeout=10.0,
+    )
     try:
         yield fleet
     finally:

@@ -1,6 +1,7 @@
 """Framing over real sockets: however the bytes of a request arrive, the server finds where each
 message ends, on both backends, framed and unframed, in strict and non-strict binary (and, where
 cheap, compact)."""
+
 from __future__ import annotations
 
 import os
@@ -55,11 +56,21 @@ def comparable(value):
 
 
 def scalars():
-    return showcase_thrift.Scalars(flag=True, tiny=-7, small=-300, medium=2**31 - 1, large=-2**63,
-                                   real=0.25, text="héllo", raw=b"\x00\x80\xff", color=3)
+    return showcase_thrift.Scalars(
+        flag=True,
+        tiny=-7,
+        small=-300,
+        medium=2**31 - 1,
+        large=-(2**63),
+        real=0.25,
+        text="héllo",
+        raw=b"\x00\x80\xff",
+        color=3,
+    )
 
 
 # -- one byte at a time -------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("protocol", ["binary", "compact"])
 @pytest.mark.parametrize("framed", [False, True], ids=["unframed", "framed"])
@@ -76,13 +87,14 @@ def test_requests_sent_one_byte_at_a_time(showcase_server, framed, protocol):
         for seqid, (method, kwargs, expected) in enumerate(calls, 1):
             data = encode_call(method, seqid, framed=framed, protocol=protocol, **kwargs)
             for i in range(len(data)):
-                sock.sendall(data[i:i + 1])
+                sock.sendall(data[i : i + 1])
             _, _, got_seqid, value = read_reply(trans, framed, method)
             assert got_seqid == seqid
             assert comparable(value) == comparable(expected), method
 
 
 # -- many requests in one write ----------------------------------------------------------------
+
 
 @pytest.mark.parametrize("protocol", ["binary", "compact"])
 @pytest.mark.parametrize("framed", [True, False], ids=["framed", "unframed"])
@@ -113,10 +125,11 @@ def test_hundred_pipelined_requests_in_one_write_answered_in_order(showcase_serv
 
 # -- large messages in many pieces -------------------------------------------------------------
 
+
 def send_in_pieces(sock, data, piece=4096):
     view = memoryview(data)
     for i in range(0, len(view), piece):
-        sock.sendall(view[i:i + piece])
+        sock.sendall(view[i : i + piece])
 
 
 @pytest.mark.parametrize("protocol", ["binary", "compact"])
@@ -141,6 +154,7 @@ def test_large_string_list_unframed_in_4k_pieces(showcase_server):
 
 
 # -- the frame size limit -----------------------------------------------------------------------
+
 
 @pytest.fixture
 def small_frames_server(backend):
@@ -214,9 +228,13 @@ def test_non_strict_binary_client(showcase_server, kind, framed):
     factory, buffered, framed_transport = kind
     transport = framed_transport if framed else buffered
     client = thriftpy2.rpc.make_client(
-        Showcase, "127.0.0.1", showcase_server.port, timeout=TIMEOUT * 1000,
+        Showcase,
+        "127.0.0.1",
+        showcase_server.port,
+        timeout=TIMEOUT * 1000,
         proto_factory=factory(strict_read=False, strict_write=False),
-        trans_factory=transport())
+        trans_factory=transport(),
+    )
     try:
         assert client.add(1, 2) == 3
         assert client.echo_scalars(scalars()) == scalars()
@@ -238,5 +256,5 @@ def test_non_strict_binary_by_hand(showcase_server, framed):
     assert head[:7] == b"\x00\x00\x00\x03add"  # no version word
     with connect(showcase_server.port, nodelay=True) as sock:
         for i in range(len(request)):  # and one byte at a time
-            sock.sendall(request[i:i + 1])
+            sock.sendall(request[i : i + 1])
         assert read_reply(SockTransport(sock), framed) == ("reply", "add", 77, 11)

@@ -10,6 +10,7 @@ What "defaults" and "optional" mean here is what thriftpy2 defines:
 - `required` is not checked inside structs by thriftpy2's codec; dracula checks required
   *arguments* and answers PROTOCOL_ERROR when one is missing.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -46,19 +47,24 @@ WIRES = {
 @pytest.fixture(scope="module")
 def servers():
     with contextlib.ExitStack() as stack:
-        yield {backend: stack.enter_context(running(cov.CoverageService, CoverageHandler(),
-                                                    backend=backend))
-               for backend in BACKENDS}
+        yield {
+            backend: stack.enter_context(running(cov.CoverageService, CoverageHandler(), backend=backend))
+            for backend in BACKENDS
+        }
 
 
-@pytest.fixture(params=[(b, w) for b in BACKENDS for w in WIRES],
-                ids=lambda p: "%s-%s" % p)
+@pytest.fixture(params=[(b, w) for b in BACKENDS for w in WIRES], ids=lambda p: "%s-%s" % p)
 def client(request, servers):
     backend, wire = request.param
     proto, trans = WIRES[wire]
-    c = thriftpy2.rpc.make_client(cov.CoverageService, "127.0.0.1", servers[backend].port,
-                                  proto_factory=proto(), trans_factory=trans(),
-                                  timeout=SAFETY_TIMEOUT_MS)
+    c = thriftpy2.rpc.make_client(
+        cov.CoverageService,
+        "127.0.0.1",
+        servers[backend].port,
+        proto_factory=proto(),
+        trans_factory=trans(),
+        timeout=SAFETY_TIMEOUT_MS,
+    )
     yield c
     c.close()
 
@@ -94,6 +100,7 @@ def same(got, sent):
 
 # -- the included base service, through the extending service ----------------------------------
 
+
 def test_extended_service_methods(client):
     assert client.version() == VERSION
     # make_item's `count` argument has an IDL default of 3: thriftpy2 sends it when left out.
@@ -109,37 +116,93 @@ def test_extended_service_methods(client):
 
 # -- defaults and optional fields ---------------------------------------------------------------
 
+
 def test_defaults_round_trip(client):
     sent = cov.Defaults(must=7)
     got = client.echo_defaults(sent)
     assert same(got, sent)
-    assert (got.number, got.text, got.level, got.numbers, got.weights, set(got.tags), got.flag,
-            got.ratio, got.item, got.maybe, got.maybe_text, got.must, got.mode, got.stamp,
-            got.tiny, got.small) == \
-        (42, "dflt", Level.HIGH, [1, 2, 3], {"x": 1, "y": 2}, {"t"}, True, 0.25,
-         Item(name="nested-default", level=Level.MID, created=0), None, "opt-default", 7,
-         Mode.AUTO, 1234, -1, 300)
+    assert (
+        got.number,
+        got.text,
+        got.level,
+        got.numbers,
+        got.weights,
+        set(got.tags),
+        got.flag,
+        got.ratio,
+        got.item,
+        got.maybe,
+        got.maybe_text,
+        got.must,
+        got.mode,
+        got.stamp,
+        got.tiny,
+        got.small,
+    ) == (
+        42,
+        "dflt",
+        Level.HIGH,
+        [1, 2, 3],
+        {"x": 1, "y": 2},
+        {"t"},
+        True,
+        0.25,
+        Item(name="nested-default", level=Level.MID, created=0),
+        None,
+        "opt-default",
+        7,
+        Mode.AUTO,
+        1234,
+        -1,
+        300,
+    )
 
 
 def test_fields_set_to_none_come_back_as_their_defaults(client):
     # None is not written; the server's struct starts from the IDL defaults, and echoes them.
-    sent = cov.Defaults(must=1, number=None, text=None, numbers=None, item=None,
-                        maybe_text=None, mode=None, flag=None)
+    sent = cov.Defaults(must=1, number=None, text=None, numbers=None, item=None, maybe_text=None, mode=None, flag=None)
     got = client.echo_defaults(sent)
-    assert (got.number, got.text, got.numbers, got.item.name, got.maybe_text, got.mode,
-            got.flag) == (42, "dflt", [1, 2, 3], "nested-default", "opt-default", Mode.AUTO, True)
+    assert (got.number, got.text, got.numbers, got.item.name, got.maybe_text, got.mode, got.flag) == (
+        42,
+        "dflt",
+        [1, 2, 3],
+        "nested-default",
+        "opt-default",
+        Mode.AUTO,
+        True,
+    )
 
 
 def test_non_default_values_and_optional_fields(client):
-    sent = cov.Defaults(number=-(2**31), text="", level=Level.LOW, numbers=[], weights={},
-                        tags=set(), flag=False, ratio=-math.inf, item=item("x", count=0),
-                        maybe=0, maybe_text="", must=2**63 - 1, mode=Mode.OFF, stamp=-(2**63),
-                        tiny=-128, small=-(2**15))
+    sent = cov.Defaults(
+        number=-(2**31),
+        text="",
+        level=Level.LOW,
+        numbers=[],
+        weights={},
+        tags=set(),
+        flag=False,
+        ratio=-math.inf,
+        item=item("x", count=0),
+        maybe=0,
+        maybe_text="",
+        must=2**63 - 1,
+        mode=Mode.OFF,
+        stamp=-(2**63),
+        tiny=-128,
+        small=-(2**15),
+    )
     got = client.echo_defaults(sent)
     assert same(got, sent)
     # Zero, empty and False are values, not "unset": each one survives the round trip.
-    assert (got.maybe, got.maybe_text, got.flag, got.mode, got.numbers, got.tags) == \
-        (0, "", False, Mode.OFF, [], [])  # thriftpy2 decodes a set<T> as a list
+    assert (got.maybe, got.maybe_text, got.flag, got.mode, got.numbers, got.tags) == (
+        0,
+        "",
+        False,
+        Mode.OFF,
+        [],
+        [],
+    )  # thriftpy2 decodes a set<T> as a list
     nan = client.echo_defaults(cov.Defaults(must=0, ratio=math.nan))
     assert math.isnan(nan.ratio)
 
@@ -182,6 +245,7 @@ def test_missing_required_argument_is_a_protocol_error(client):
 
 # -- containers, nesting, binary ----------------------------------------------------------------
 
+
 def full_bag():
     a, b = item("a", count=1, level=Level.LOW, payload=b"\x00\x01"), item("b", created=-5)
     return cov.Bag(
@@ -209,8 +273,7 @@ def test_nested_containers_round_trip(client):
 
 
 def test_map_of_lists_of_included_structs(client):
-    items = [item("l1", level=Level.LOW), item("h1", level=Level.HIGH), item("l2", level=Level.LOW),
-             item("m1")]
+    items = [item("l1", level=Level.LOW), item("h1", level=Level.HIGH), item("l2", level=Level.LOW), item("m1")]
     assert client.group(items) == {"LOW": [items[0], items[2]], "HIGH": [items[1]], "MID": [items[3]]}
     assert client.group([]) == {}
 
@@ -220,8 +283,8 @@ def test_list_of_maps_of_sets(client):
     assert len(got) == 4
     spec = cov.CoverageService.layers_result.thrift_spec[0][2]
     assert canon(got, TType.LIST, spec) == canon(
-        [{j: {"%d.%d" % (i, k) for k in range(j + 1)} for j in range(i + 1)} for i in range(4)],
-        TType.LIST, spec)
+        [{j: {"%d.%d" % (i, k) for k in range(j + 1)} for j in range(i + 1)} for i in range(4)], TType.LIST, spec
+    )
     assert [sorted(s) for s in got[2].values()] == [["2.0"], ["2.0", "2.1"], ["2.0", "2.1", "2.2"]]
     assert client.layers(0) == []
 
@@ -233,6 +296,7 @@ def test_binary(client):
 
 
 # -- exceptions, constants, enums, oneway -------------------------------------------------------
+
 
 def test_declared_exceptions_from_both_files(client):
     items = [item("zero"), item("one")]
@@ -253,8 +317,10 @@ def test_constants(client):
     starter = [Item(**fields) for fields in cov.STARTER]
     assert bag.catalog == {"starter": starter, "default": [cov.DEFAULT_ITEM]}
     assert bag.items == starter == [Item(name="first"), Item(name="second", count=2)]
-    assert [{k: set(v) for k, v in layer.items()} for layer in bag.layers] == \
-        [{10: {"red", "green", "blue"}}, {1000: {"red", "green", "blue"}}]
+    assert [{k: set(v) for k, v in layer.items()} for layer in bag.layers] == [
+        {10: {"red", "green", "blue"}},
+        {1000: {"red", "green", "blue"}},
+    ]
     assert bag.by_level == {Level.LOW: cov.DEFAULT_ITEM}
     assert bag.blob == b"anonymous"
     assert set(bag.levels) == {1, 5, 10} and len(bag.levels) == 3
@@ -269,18 +335,23 @@ def test_enums_and_oneway(client):
     assert [client.toggle(m) for m in (Mode.OFF, Mode.ON, Mode.AUTO)] == [Mode.ON, Mode.AUTO, Mode.OFF]
     before = client.notes()
     client.note("n1")  # oneway: no reply; the next call on this connection is answered after it
-    assert client.notes()[len(before):] == ["n1"]
+    assert client.notes()[len(before) :] == ["n1"]
 
 
 def test_served_by_the_cli():
     # The command in examples/coverage.py's docstring: the loader follows the include.
-    server = CliServer("idl/coverage/coverage.thrift:CoverageService", "examples.coverage:CoverageHandler",
-                       "--port", "0")
+    server = CliServer(
+        "idl/coverage/coverage.thrift:CoverageService", "examples.coverage:CoverageHandler", "--port", "0"
+    )
     try:
-        c = thriftpy2.rpc.make_client(cov.CoverageService, "127.0.0.1", server.port,
-                                      proto_factory=TCompactProtocolFactory(),
-                                      trans_factory=TCyFramedTransportFactory(),
-                                      timeout=SAFETY_TIMEOUT_MS)
+        c = thriftpy2.rpc.make_client(
+            cov.CoverageService,
+            "127.0.0.1",
+            server.port,
+            proto_factory=TCompactProtocolFactory(),
+            trans_factory=TCyFramedTransportFactory(),
+            timeout=SAFETY_TIMEOUT_MS,
+        )
         try:
             assert c.version() == VERSION
             assert c.make_item("cli") == Item(name="cli", count=3)

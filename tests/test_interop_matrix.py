@@ -12,6 +12,7 @@ on a real socket against a dracula server in this process.
 Then the same axes against a two-service server (PingService as the default service and
 Showcase named "sc") through multiplexed protocols, and once through `dracula serve --service`.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -51,6 +52,7 @@ NO_FASTBINARY = "thrift.protocol.fastbinary (Apache Thrift's C extension) is not
 
 # -- thriftpy2 factories ------------------------------------------------------------------------
 
+
 def thriftpy2_sync_factories(protocol, transport):
     """(proto_factory, trans_factory) for thriftpy2's sync client."""
     if protocol == "binary-nonstrict":
@@ -84,6 +86,7 @@ class _AioOnItsLoop:
 
         def call(*args):
             return self._loop.run_until_complete(method(*args))
+
         return call
 
     def close(self):
@@ -91,6 +94,7 @@ class _AioOnItsLoop:
 
 
 # -- one client of any kind, behind one interface -----------------------------------------------
+
 
 class Clients:
     """Clients of one library on one server, plus that library's types, so that one scenario
@@ -127,8 +131,12 @@ class Clients:
             if self._apache is None:
                 # Every Apache client shares one socket: multiplexing's point.
                 self._apache = apache_client.Connection(
-                    self.port, self.protocol, self.transport,
-                    accelerated=self.kind == "apache-accelerated", timeout_ms=SAFETY_TIMEOUT_MS)
+                    self.port,
+                    self.protocol,
+                    self.transport,
+                    accelerated=self.kind == "apache-accelerated",
+                    timeout_ms=SAFETY_TIMEOUT_MS,
+                )
                 self._closers.append(self._apache.close)
             if service is pingpong_thrift.PingService:
                 return self._apache.pingpong(name)
@@ -137,8 +145,9 @@ class Clients:
             proto, trans = thriftpy2_sync_factories(self.protocol, self.transport)
             if name:
                 proto = TMultiplexedProtocolFactory(proto, name)
-            client = thriftpy2.rpc.make_client(service, "127.0.0.1", self.port, proto_factory=proto,
-                                               trans_factory=trans, timeout=SAFETY_TIMEOUT_MS)
+            client = thriftpy2.rpc.make_client(
+                service, "127.0.0.1", self.port, proto_factory=proto, trans_factory=trans, timeout=SAFETY_TIMEOUT_MS
+            )
             self._closers.append(client.close)
             return client
         proto, trans = thriftpy2_aio_factories(self.protocol, self.transport)
@@ -146,9 +155,14 @@ class Clients:
             proto = TMultiplexedProtocolFactory(proto, name)
         if self._loop is None:
             self._loop = asyncio.new_event_loop()
-        client = _AioOnItsLoop(self._loop, self._loop.run_until_complete(thriftpy2.rpc.make_aio_client(
-            service, "127.0.0.1", self.port, proto_factory=proto, trans_factory=trans,
-            timeout=SAFETY_TIMEOUT_MS)))
+        client = _AioOnItsLoop(
+            self._loop,
+            self._loop.run_until_complete(
+                thriftpy2.rpc.make_aio_client(
+                    service, "127.0.0.1", self.port, proto_factory=proto, trans_factory=trans, timeout=SAFETY_TIMEOUT_MS
+                )
+            ),
+        )
         self._closers.append(client.close)
         return client
 
@@ -170,11 +184,18 @@ def clients(kind, port, protocol, transport):
 
 def shape_tuple(shape):
     """A Shape of either library as plain values (Apache's and thriftpy2's Points differ)."""
+
     def points(ps):
         return None if ps is None else [(p.x, p.y) for p in ps]
-    return (shape.name, points(shape.points), shape.color,
-            None if shape.labels is None else {k: points(v) for k, v in shape.labels.items()},
-            None if shape.tags is None else set(shape.tags), shape.blob)
+
+    return (
+        shape.name,
+        points(shape.points),
+        shape.color,
+        None if shape.labels is None else {k: points(v) for k, v in shape.labels.items()},
+        None if shape.tags is None else set(shape.tags),
+        shape.blob,
+    )
 
 
 # -- the scenario every cell runs ---------------------------------------------------------------
@@ -187,12 +208,14 @@ def exercise_showcase(c: Clients, client):
     assert client.add(2**62, 2**62 - 1) == 2**63 - 1
     assert client.add(-(2**63), 0) == -(2**63)
     P = c.Point
-    sent = c.Shape(name="héxagon ✓",
-                   points=[P(x=1, y=2), P(x=-(2**31), y=2**31 - 1)],
-                   color=3,
-                   labels={"a": [P(x=3, y=4), P(x=5, y=6)], "": []},
-                   tags={-(2**63), 2**63 - 1, 0},
-                   blob=bytes(range(256)))
+    sent = c.Shape(
+        name="héxagon ✓",
+        points=[P(x=1, y=2), P(x=-(2**31), y=2**31 - 1)],
+        color=3,
+        labels={"a": [P(x=3, y=4), P(x=5, y=6)], "": []},
+        tags={-(2**63), 2**63 - 1, 0},
+        blob=bytes(range(256)),
+    )
     if not c.string_maps:
         sent.labels = None
     assert shape_tuple(client.echo_shape(sent)) == shape_tuple(sent)
@@ -239,15 +262,13 @@ SHOWCASE_NAME = "sc"
 
 
 def two_services():
-    return [(PING_NAME, pingpong_thrift.PingService, PingHandler()),
-            (SHOWCASE_NAME, t.Showcase, ShowcaseHandler())]
+    return [(PING_NAME, pingpong_thrift.PingService, PingHandler()), (SHOWCASE_NAME, t.Showcase, ShowcaseHandler())]
 
 
 @pytest.fixture(scope="module")
 def multiplexed_servers():
     with contextlib.ExitStack() as stack:
-        yield {backend: stack.enter_context(running_services(two_services(), backend))
-               for backend in BACKENDS}
+        yield {backend: stack.enter_context(running_services(two_services(), backend)) for backend in BACKENDS}
 
 
 def exercise_multiplexed(c: Clients):
@@ -258,8 +279,7 @@ def exercise_multiplexed(c: Clients):
     assert ping.ping() == "pong"
     assert sc.add(2**40, 2) == 2**40 + 2
     assert plain.ping() == "pong"
-    sent = c.Shape(name="mux", points=[c.Point(x=7, y=8)], color=2, labels={"k": []},
-                   tags={1, 2}, blob=b"\x00mux\xff")
+    sent = c.Shape(name="mux", points=[c.Point(x=7, y=8)], color=2, labels={"k": []}, tags={1, 2}, blob=b"\x00mux\xff")
     if not c.string_maps:
         sent.labels = None
     assert shape_tuple(sc.echo_shape(sent)) == shape_tuple(sent)
@@ -288,14 +308,20 @@ def test_multiplexed(multiplexed_servers, protocol, transport, client_kind, back
 
 def test_multiplexed_through_cli_service_flag():
     server = CliServer(
-        "--service", "idl/pingpong.thrift:PingService=examples.pingpong:PingHandler",
-        "--service", "sc=idl/showcase.thrift:Showcase=examples.showcase:ShowcaseHandler",
-        "--port", "0")
+        "--service",
+        "idl/pingpong.thrift:PingService=examples.pingpong:PingHandler",
+        "--service",
+        "sc=idl/showcase.thrift:Showcase=examples.showcase:ShowcaseHandler",
+        "--port",
+        "0",
+    )
     try:
         assert "serving PingService, sc on" in server.output
-        for kind, protocol, transport in (("thriftpy2-sync", "binary", "buffered"),
-                                          ("thriftpy2-aio", "compact", "framed"),
-                                          ("apache", "binary-nonstrict", "framed")):
+        for kind, protocol, transport in (
+            ("thriftpy2-sync", "binary", "buffered"),
+            ("thriftpy2-aio", "compact", "framed"),
+            ("apache", "binary-nonstrict", "framed"),
+        ):
             with clients(kind, server.port, protocol, transport) as c:
                 exercise_multiplexed(c)
     finally:

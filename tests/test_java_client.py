@@ -7,6 +7,7 @@ saying why, where the JDK, the thrift compiler or the library is missing (Debian
 install default-jdk-headless thrift-compiler libthrift-java`); with CI=true it fails instead.
 Debian's libthrift-java is 0.16, which has no THeader classes, so there are no THeader cells.
 """
+
 from __future__ import annotations
 
 import glob
@@ -40,8 +41,12 @@ def _tool(name):
 
 def _generate(thrift, out_dir):
     for idl in ("showcase.thrift", "pingpong.thrift"):
-        done = subprocess.run([thrift, "--gen", "java:generated_annotations=suppress", "-out", out_dir,
-                               os.path.join(IDL, idl)], capture_output=True, text=True, timeout=120)
+        done = subprocess.run(
+            [thrift, "--gen", "java:generated_annotations=suppress", "-out", out_dir, os.path.join(IDL, idl)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert done.returncode == 0, "thrift --gen java %s failed:\n%s" % (idl, done.stderr)
 
 
@@ -50,17 +55,27 @@ def java_client(tmp_path_factory):
     """The command line (java, classpath, main class) that runs the compiled client."""
     javac, java, thrift = _tool("javac"), _tool("java"), _tool("thrift")
     if not os.path.exists(THRIFT_JAR):
-        missing_toolchain("Apache Thrift's Java library (%s) is not installed (%s)"
-                          % (THRIFT_JAR, APT_HINT))
+        missing_toolchain("Apache Thrift's Java library (%s) is not installed (%s)" % (THRIFT_JAR, APT_HINT))
     work = tmp_path_factory.mktemp("java")
     generated, classes = work / "gen", work / "classes"
     generated.mkdir()
     _generate(thrift, str(generated))
-    classpath = os.pathsep.join([str(classes), THRIFT_JAR]
-                                + ([SLF4J_NOP_JAR] if os.path.exists(SLF4J_NOP_JAR) else []))
-    built = subprocess.run([javac, *JAVAC_FLAGS, "-cp", THRIFT_JAR, "-d", str(classes),
-                            *sorted(glob.glob(str(generated / "*.java"))), SOURCE],
-                           capture_output=True, text=True, timeout=600)
+    classpath = os.pathsep.join([str(classes), THRIFT_JAR] + ([SLF4J_NOP_JAR] if os.path.exists(SLF4J_NOP_JAR) else []))
+    built = subprocess.run(
+        [
+            javac,
+            *JAVAC_FLAGS,
+            "-cp",
+            THRIFT_JAR,
+            "-d",
+            str(classes),
+            *sorted(glob.glob(str(generated / "*.java"))),
+            SOURCE,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     # The toolchain is there: a failure to build is a real failure, not a skip.
     assert built.returncode == 0, "ShowcaseClient.java does not build:\n" + built.stderr
     return [java, "-cp", classpath, "ShowcaseClient"]
@@ -80,6 +95,5 @@ def test_java_client(java_client, showcase_servers, protocol, transport, backend
 def test_java_client_multiplexed(java_client, multiplexed_servers, protocol, transport, backend):
     # TMultiplexedProtocol sends "Showcase:add"; Java's client checks only the reply's seqid.
     port = str(multiplexed_servers[backend].port)
-    lines = run_client([*java_client, "127.0.0.1", port, protocol, transport,
-                        "Showcase", "PingService"])
+    lines = run_client([*java_client, "127.0.0.1", port, protocol, transport, "Showcase", "PingService"])
     assert lines == [*EXPECTED, "ping pong"]

@@ -1,6 +1,7 @@
 """examples/kubernetes/: the manifests load, and what they say agrees with the dracula flags in
 the Deployment's command (parsed by dracula's own CLI parser): probe ports and paths, the IDL
 path the ConfigMap is mounted at, and the timings of a pod's termination."""
+
 from __future__ import annotations
 
 import os

@@ -1,5 +1,6 @@
 """Server lifecycle: graceful drain (in-process and `dracula serve` + SIGTERM), flow control for
 clients that stop reading, and half-closed connections."""
+
 from __future__ import annotations
 
 import asyncio
@@ -26,6 +27,7 @@ TIMEOUT = 30
 
 
 # -- plumbing ------------------------------------------------------------------------------------
+
 
 def refuses_connections(port) -> bool:
     """True once a connection attempt is refused; an attempt that races the listener's close
@@ -74,6 +76,7 @@ class Calls:
 
 
 # -- graceful drain, in-process ------------------------------------------------------------------
+
 
 class GatedHandler(ShowcaseHandler):
     """sleep_* calls report that they started, then wait for the test to open the gate."""
@@ -140,8 +143,10 @@ def test_close_drains_in_flight_calls(backend):
         handler.gate.set()
         calls.join()
         assert calls.errors == {}
-        assert calls.results == {**{("blocking", i): "blocking %d" % i for i in range(3)},
-                                 **{("async", i): "async %d" % i for i in range(3)}}
+        assert calls.results == {
+            **{("blocking", i): "blocking %d" % i for i in range(3)},
+            **{("async", i): "async %d" % i for i in range(3)},
+        }
         assert server.stopped.wait(TIMEOUT), "serve() did not return after the drain"
     assert refuses_connections(port)
 
@@ -155,8 +160,11 @@ def test_close_answers_pipelined_requests_already_read(backend):
     handler = GatedHandler()
     with running(Showcase, handler, backend=backend) as server, opens_gate(handler):
         sock = socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT)
-        sock.sendall(encode_call("sleep_async", 1, ms=1) + encode_call("add", 2, a=1, b=1)
-                     + encode_call("sleep_blocking", 3, ms=3))
+        sock.sendall(
+            encode_call("sleep_async", 1, ms=1)
+            + encode_call("add", 2, a=1, b=1)
+            + encode_call("sleep_blocking", 3, ms=3)
+        )
         assert handler.wait_entered(1)
         server.close()
         handler.gate.set()
@@ -219,8 +227,17 @@ def test_sigterm_drains_in_flight_calls_then_exits_zero(tmp_path, backend):
     (tmp_path / "gated_handler.py").write_text(textwrap.dedent(GATED_MODULE))
     gate = tmp_path / "gate"
     env = dict(os.environ, DRACULA_TEST_GATE=str(gate))
-    server = CliServer("idl/showcase.thrift:Showcase", "gated_handler:Handler", "--port", "0",
-                       "--backend", backend, "--app-dir", str(tmp_path), env=env)
+    server = CliServer(
+        "idl/showcase.thrift:Showcase",
+        "gated_handler:Handler",
+        "--port",
+        "0",
+        "--backend",
+        backend,
+        "--app-dir",
+        str(tmp_path),
+        env=env,
+    )
     try:
         calls = Calls(server.port)
         for i in range(2):
@@ -236,8 +253,12 @@ def test_sigterm_drains_in_flight_calls_then_exits_zero(tmp_path, backend):
         gate.touch()
         calls.join()
         assert calls.errors == {}
-        assert calls.results == {("blocking", 0): "blocking 0", ("blocking", 1): "blocking 1",
-                                 ("async", 0): "async 0", ("async", 1): "async 1"}
+        assert calls.results == {
+            ("blocking", 0): "blocking 0",
+            ("blocking", 1): "blocking 1",
+            ("async", 0): "async 0",
+            ("async", 1): "async 1",
+        }
         assert server.wait() == 0, server.output
     finally:
         gate.touch()
@@ -249,6 +270,7 @@ def test_sigterm_drains_in_flight_calls_then_exits_zero(tmp_path, backend):
 
 
 # -- flow control -------------------------------------------------------------------------------
+
 
 def test_client_that_never_reads_replies_is_not_buffered(showcase_server):
     port = showcase_server.port
@@ -292,8 +314,12 @@ CALLS = {
     "sync": [("add", dict(a=2, b=3), 5)],
     "async": [("sleep_async", dict(ms=20), "slept 20 ms")],
     "blocking": [("sleep_blocking", dict(ms=20), "slept 20 ms")],
-    "pipelined": [("sleep_async", dict(ms=30), "slept 30 ms"), ("add", dict(a=1, b=1), 2),
-                  ("sleep_blocking", dict(ms=10), "slept 10 ms"), ("add", dict(a=2, b=2), 4)],
+    "pipelined": [
+        ("sleep_async", dict(ms=30), "slept 30 ms"),
+        ("add", dict(a=1, b=1), 2),
+        ("sleep_blocking", dict(ms=10), "slept 10 ms"),
+        ("add", dict(a=2, b=2), 4),
+    ],
 }
 
 
@@ -302,8 +328,9 @@ CALLS = {
 def test_reply_is_delivered_after_client_half_closes(showcase_server, kind, framed):
     calls = CALLS[kind]
     with connect(showcase_server.port, TIMEOUT) as sock:
-        sock.sendall(b"".join(encode_call(method, seqid, framed, **kwargs)
-                              for seqid, (method, kwargs, _) in enumerate(calls, 1)))
+        sock.sendall(
+            b"".join(encode_call(method, seqid, framed, **kwargs) for seqid, (method, kwargs, _) in enumerate(calls, 1))
+        )
         sock.shutdown(socket.SHUT_WR)
         trans = SockTransport(sock)
         for seqid, (method, _, expected) in enumerate(calls, 1):

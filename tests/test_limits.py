@@ -7,6 +7,7 @@ Real sockets throughout. Waiting is done by bounded polls on a condition (or by 
 time-out that turns a hang into a failure); the time bounds are generous on purpose: they
 separate "enforced" from "not enforced", not fast from slow.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -51,6 +52,7 @@ INTERNAL_ERROR = TApplicationException.INTERNAL_ERROR
 
 # -- plumbing -------------------------------------------------------------------------------------
 
+
 def still_open(sock, seconds) -> bool:
     """True if the server neither closed nor wrote to `sock` within `seconds` (a poll)."""
     sock.settimeout(seconds)
@@ -65,6 +67,7 @@ def still_open(sock, seconds) -> bool:
 
 
 # -- connection cap -------------------------------------------------------------------------------
+
 
 def ping_raw(sock, seqid):
     sock.sendall(encode_call("add", seqid, a=seqid, b=1))
@@ -131,8 +134,12 @@ def test_connection_cap_refuses_when_no_connection_is_idle(backend, refused_log)
             t0 = time.monotonic()
             assert closed_by_server(extra, 5), "connection past the cap was not closed"
             assert time.monotonic() - t0 < 2.0, "the refused client was not closed at once"
-            assert_one_refusal(refused_log, peer_of(extra), r"connection limit of %d reached and no connection "
-                                                            r"is idle" % cap)
+            assert_one_refusal(
+                refused_log,
+                peer_of(extra),
+                r"connection limit of %d reached and no connection "
+                r"is idle" % cap,
+            )
             extra.close()
             for i, (sock, call) in enumerate(zip(busy, calls, strict=True)):
                 sock.sendall(call[10:])
@@ -190,7 +197,10 @@ def test_connection_cap_holds_for_a_burst(backend, refused_log):
                 except (EOFError, ConnectionResetError, BrokenPipeError):
                     refused.append(i)
             assert len(served) == cap, "served %d connections with max_connections=%d (refused %d)" % (
-                len(served), cap, len(refused))
+                len(served),
+                cap,
+                len(refused),
+            )
             assert len(refusal_lines(refused_log)) == extra, refusal_lines(refused_log)
         finally:
             for sock in socks:
@@ -199,6 +209,7 @@ def test_connection_cap_holds_for_a_burst(backend, refused_log):
 
 
 # -- idle timeout ---------------------------------------------------------------------------------
+
 
 def test_idle_timeout(backend, caplog):
     caplog.set_level(logging.DEBUG, logger="dracula")
@@ -239,6 +250,7 @@ def test_idle_timeout(backend, caplog):
 
 
 # -- request timeout (slowloris) ------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("framed", [False, True], ids=["unframed", "framed"])
 def test_request_timeout_closes_an_incomplete_request(backend, framed, refused_log):
@@ -287,7 +299,7 @@ async def _slowloris(port, count, request, results):
                 if loop.time() - first > 20:
                     results[i] = ("still open", loop.time() - first)
                     return
-                writer.write(request[k:k + 1])
+                writer.write(request[k : k + 1])
                 try:
                     data = await asyncio.wait_for(reader.read(65536), 0.5)
                 except asyncio.TimeoutError:
@@ -307,8 +319,9 @@ async def _slowloris(port, count, request, results):
 
 def test_slowloris_thousand_connections(backend, refused_log):
     request_timeout = 2.0
-    with running(Showcase, ShowcaseHandler(), backend=backend, request_timeout=request_timeout,
-                 graceful_timeout=2) as server:
+    with running(
+        Showcase, ShowcaseHandler(), backend=backend, request_timeout=request_timeout, graceful_timeout=2
+    ) as server:
         port = server.port
         assert_served(port)
         gc.collect()  # sockets earlier tests left to the collector are not ours to count
@@ -354,22 +367,34 @@ def test_slowloris_thousand_connections(backend, refused_log):
             outcomes[kind] = outcomes.get(kind, 0) + 1
         assert outcomes == {"closed": SLOW_CLIENTS}, outcomes
         durations = sorted(seconds for _, seconds in results.values())
-        print("\nslowloris %s: %d connections closed %.2f..%.2f s after their first byte "
-              "(median %.2f); all done in %.1f s; good client: %d calls, slowest %.3f s"
-              % (backend, SLOW_CLIENTS, durations[0], durations[-1], durations[len(durations) // 2],
-                 elapsed, len(latencies), max(latencies)))
+        print(
+            "\nslowloris %s: %d connections closed %.2f..%.2f s after their first byte "
+            "(median %.2f); all done in %.1f s; good client: %d calls, slowest %.3f s"
+            % (
+                backend,
+                SLOW_CLIENTS,
+                durations[0],
+                durations[-1],
+                durations[len(durations) // 2],
+                elapsed,
+                len(latencies),
+                max(latencies),
+            )
+        )
         assert durations[0] >= 0.5 * request_timeout, "closed before its request timeout"
         assert durations[-1] <= 8 * request_timeout, "closed long after its request timeout"
         assert len(latencies) >= 10
         assert max(latencies) < 5.0, "the good client waited %.1f s for a call" % max(latencies)
-        assert wait_until(lambda: open_fds() <= baseline, 15), \
-            "%d fds still open after the slow connections closed" % (open_fds() - baseline)
+        assert wait_until(lambda: open_fds() <= baseline, 15), "%d fds still open after the slow connections closed" % (
+            open_fds() - baseline
+        )
         # The refusals were logged (rate-limited: test_refusal_log_cannot_be_flooded).
         assert any("request still incomplete" in line for line in refusal_lines(refused_log))
         assert_served(port)
 
 
 # -- handler timeout ------------------------------------------------------------------------------
+
 
 class HangingHandler(ShowcaseHandler):
     """sleep_* hang until the test opens the gate; they report whether they finished or were
@@ -441,14 +466,16 @@ def test_handler_timeout(backend, kind, framed, caplog):
                     seqid += 1
                     sock.sendall(encode_call("add", seqid, framed, a=seqid, b=10))
                     assert read_reply(trans, framed) == ("reply", "add", seqid, seqid + 10)
-            assert any("did not finish within 0.5s" in r.getMessage() and method in r.getMessage()
-                       for r in caplog.records), [r.getMessage() for r in caplog.records]
+            assert any(
+                "did not finish within 0.5s" in r.getMessage() and method in r.getMessage() for r in caplog.records
+            ), [r.getMessage() for r in caplog.records]
             assert_served(port)
     finally:
         handler.gate.set()
 
 
 # -- message limits: string, container, depth, frame ----------------------------------------------
+
 
 def _exact_reverse(size):
     """reverse() arguments making its message (framed: the frame's payload) `size` bytes."""
@@ -458,24 +485,36 @@ def _exact_reverse(size):
 
 MESSAGE_LIMITS = {
     # name: (config, call over the limit, call exactly at it, its expected result, reason)
-    "string": (dict(max_string_size=100),
-               ("lookup", dict(key="k" * 101)), ("lookup", dict(key="k" * 100)), "K" * 100,
-               r"string of 101 bytes \(limit 100"),
-    "container": (dict(max_container_size=10),
-                  ("unique", dict(words=[str(i) for i in range(11)])),
-                  ("unique", dict(words=[str(i) for i in range(10)])), {str(i) for i in range(10)},
-                  r"container of 11 elements \(limit 10\)"),
+    "string": (
+        dict(max_string_size=100),
+        ("lookup", dict(key="k" * 101)),
+        ("lookup", dict(key="k" * 100)),
+        "K" * 100,
+        r"string of 101 bytes \(limit 100",
+    ),
+    "container": (
+        dict(max_container_size=10),
+        ("unique", dict(words=[str(i) for i in range(11)])),
+        ("unique", dict(words=[str(i) for i in range(10)])),
+        {str(i) for i in range(10)},
+        r"container of 11 elements \(limit 10\)",
+    ),
     # The arguments struct counts as 1: args > Shape > map > list > Point is 5 deep, args > Shape
     # > list > Point is 4.
-    "depth": (dict(max_depth=4),
-              ("echo_shape", dict(shape=Shape(labels={"a": [Point(x=1, y=2)]}))),
-              ("echo_shape", dict(shape=Shape(points=[Point(x=1, y=2)]))),
-              Shape(points=[Point(x=1, y=2)]),
-              r"nesting deeper than 4"),
-    "frame": (dict(max_frame_size=256),
-              ("reverse", _exact_reverse(257)), ("reverse", _exact_reverse(256)),
-              b"x" * (256 - len(encode_call("reverse", 1, data=b""))),
-              r"limit 256|longer than 256"),
+    "depth": (
+        dict(max_depth=4),
+        ("echo_shape", dict(shape=Shape(labels={"a": [Point(x=1, y=2)]}))),
+        ("echo_shape", dict(shape=Shape(points=[Point(x=1, y=2)]))),
+        Shape(points=[Point(x=1, y=2)]),
+        r"nesting deeper than 4",
+    ),
+    "frame": (
+        dict(max_frame_size=256),
+        ("reverse", _exact_reverse(257)),
+        ("reverse", _exact_reverse(256)),
+        b"x" * (256 - len(encode_call("reverse", 1, data=b""))),
+        r"limit 256|longer than 256",
+    ),
 }
 
 
@@ -514,8 +553,10 @@ def test_message_limit(backend, limit, framed, refused_log):
                     try:
                         kind, name, seqid, exc = read_reply(trans, framed)
                     except (EOFError, ConnectionResetError) as e:
-                        pytest.fail("the server closed without a TApplicationException, though it had "
-                                    "read the message header (seqid 9): %r" % e)
+                        pytest.fail(
+                            "the server closed without a TApplicationException, though it had "
+                            "read the message header (seqid 9): %r" % e
+                        )
                     assert (kind, name, seqid) == ("exception", method, 9), (kind, name, seqid, exc)
                     assert exc.type == PROTOCOL_ERROR, exc
                     if framed:
@@ -551,8 +592,9 @@ def test_client_that_never_reads_stops_being_read(backend):
     # once its blocking send stalls (thread), so memory stays bounded however many such calls
     # the client has queued in the kernel.
     high, low = 256 * 1024, 64 * 1024
-    with running(Showcase, BigReplyHandler(), backend=backend, write_high_water=high,
-                 write_low_water=low, graceful_timeout=2) as server:
+    with running(
+        Showcase, BigReplyHandler(), backend=backend, write_high_water=high, write_low_water=low, graceful_timeout=2
+    ) as server:
         port = server.port
         assert_served(port)
         request = encode_call("lookup", 1, key="")
@@ -578,8 +620,10 @@ def test_client_that_never_reads_stops_being_read(backend):
             except TimeoutError:
                 blocked = True  # expected: the server stopped reading from us
             peak = vm("VmHWM") - baseline
-            print("\nnever-reading client, %s: %d calls (%.0f kB) sent before the sender blocked; "
-                  "peak RSS growth %.1f MB" % (backend, sent, sent * len(request) / 1024, peak / MB))
+            print(
+                "\nnever-reading client, %s: %d calls (%.0f kB) sent before the sender blocked; "
+                "peak RSS growth %.1f MB" % (backend, sent, sent * len(request) / 1024, peak / MB)
+            )
             assert blocked, "the server kept reading: %d calls whose ~1 MB replies nobody reads" % sent
             assert peak < 150 * MB, "peak RSS grew by %.0f MB with one client not reading" % (peak / MB)
 
@@ -590,8 +634,10 @@ def test_client_that_never_reads_stops_being_read(backend):
             bad.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             bad.close()
         released = wait_until(lambda: vm("VmRSS") < baseline + 50 * MB, 10, 0.05)
-        print("never-reading client, %s: RSS %.1f MB over the baseline after it left"
-              % (backend, (vm("VmRSS") - baseline) / MB))
+        print(
+            "never-reading client, %s: RSS %.1f MB over the baseline after it left"
+            % (backend, (vm("VmRSS") - baseline) / MB)
+        )
         assert released, "RSS still %.0f MB over the baseline" % ((vm("VmRSS") - baseline) / MB)
         assert_served(port)
 
@@ -636,13 +682,16 @@ def test_refusal_log_cannot_be_flooded(backend, refused_log):
         with connect(port) as sock:
             sock.sendall(b"\xff")
             assert closed_by_server(sock)
-        assert wait_until(lambda: any(SUMMARY.match(line) for line in refusal_lines(refused_log)[len(lines):]), 5), \
-            refusal_lines(refused_log)[len(lines):]
+        assert wait_until(lambda: any(SUMMARY.match(line) for line in refusal_lines(refused_log)[len(lines) :]), 5), (
+            refusal_lines(refused_log)[len(lines) :]
+        )
         lines = refusal_lines(refused_log)
         refused = [line for line in lines if line.startswith("refused ")]
         summaries = [int(SUMMARY.match(line).group(1)) for line in lines if SUMMARY.match(line)]
-        print("\nrefusal log %s: %d garbage connections in %.2f s -> %d lines + summaries %r"
-              % (backend, garbage, span, len(refused) - 1, summaries))
+        print(
+            "\nrefusal log %s: %d garbage connections in %.2f s -> %d lines + summaries %r"
+            % (backend, garbage, span, len(refused) - 1, summaries)
+        )
         # Nothing lost: every refusal is either a line or counted in a summary.
         assert len(refused) + sum(summaries) == garbage + 1
         assert len(lines) == len(refused) + len(summaries)
@@ -650,6 +699,7 @@ def test_refusal_log_cannot_be_flooded(backend, refused_log):
 
 
 # -- what the decode bombs cost (measured, printed; wire_safety asserts the outcome) --------------
+
 
 def _bombs():
     def header(name, seqid):
@@ -659,8 +709,13 @@ def _bombs():
         return struct.pack("!bh", ttype, fid)
 
     # unique(list<string>) declaring 2**31-1 elements: 30 bytes in all.
-    huge_list = header(b"unique", 666) + field(TType.LIST, 1) + bytes([TType.STRING]) \
-        + struct.pack("!i", 2**31 - 1) + b"\x00" * 4
+    huge_list = (
+        header(b"unique", 666)
+        + field(TType.LIST, 1)
+        + bytes([TType.STRING])
+        + struct.pack("!i", 2**31 - 1)
+        + b"\x00" * 4
+    )
     assert len(huge_list) == 30
     depth = 100_000
     deep = header(b"echo_shape", 666) + field(TType.STRUCT, 1) * depth + b"\x00" * (depth + 1)
@@ -683,6 +738,8 @@ def test_bomb_cost(backend, bomb):
                 assert (kind, seqid, exc.type) == ("exception", 666, PROTOCOL_ERROR), exc
         elapsed = time.monotonic() - started
         growth = vm("VmHWM") - baseline
-        print("\nbomb %s, %s backend, framed (%d bytes) x100: %.3f s in all (%.2f ms each), "
-              "peak RSS growth %.2f MB" % (bomb, backend, len(data), elapsed, elapsed * 10, growth / MB))
+        print(
+            "\nbomb %s, %s backend, framed (%d bytes) x100: %.3f s in all (%.2f ms each), "
+            "peak RSS growth %.2f MB" % (bomb, backend, len(data), elapsed, elapsed * 10, growth / MB)
+        )
         assert_served(port)

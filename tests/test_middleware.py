@@ -3,6 +3,7 @@ what they see (context, outcome, seconds), refusals, hooks that break, `async de
 every kind of handler, and `dracula serve --middleware`. Plain calls come from thriftpy2;
 calls with headers from Apache Thrift's THeaderProtocol (tests/test_context.py's client).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -67,8 +68,16 @@ class Inspector:
         self.seen = []
 
     def after(self, call, outcome, seconds):
-        self.seen.append({"service": call.service, "method": call.method, "peer": call.peer,
-                          "headers": dict(call.headers), "outcome": outcome, "seconds": seconds})
+        self.seen.append(
+            {
+                "service": call.service,
+                "method": call.method,
+                "peer": call.peer,
+                "headers": dict(call.headers),
+                "outcome": outcome,
+                "seconds": seconds,
+            }
+        )
 
 
 class Refuser:
@@ -96,13 +105,16 @@ def handler():
 def serve(backend, handler):
     """serve(*middleware) -> server, with clients closed at the test's end."""
     with contextlib.ExitStack() as stack:
+
         def start(*middleware):
             # A handler timeout sends @blocking calls to the pool on the thread backend too.
-            server = stack.enter_context(running(hooked_thrift.Hooked, handler, backend=backend,
-                                                 middleware=list(middleware), handler_timeout=30))
+            server = stack.enter_context(
+                running(hooked_thrift.Hooked, handler, backend=backend, middleware=list(middleware), handler_timeout=30)
+            )
             server.client = lambda: _closing(stack, client_of(server))
             server.header_client = lambda: _closing(stack, HeaderClient(server.port))
             return server
+
         yield start
 
 
@@ -118,16 +130,22 @@ def _entries(log, count):
 
 # -- order ----------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("method", KINDS)
 def test_befores_run_in_order_and_afters_in_reverse(serve, method):
     log = []
     client = serve(Recorder("a", log), Recorder("b", log)).client()
     assert getattr(client, method)("t") == "t"
-    assert _entries(log, 4) == [("before", "a", method), ("before", "b", method),
-                                ("after", "b", method, "ok"), ("after", "a", method, "ok")]
+    assert _entries(log, 4) == [
+        ("before", "a", method),
+        ("before", "b", method),
+        ("after", "b", method, "ok"),
+        ("after", "a", method, "ok"),
+    ]
 
 
 # -- what after sees ------------------------------------------------------------------------------
+
 
 def test_after_sees_the_call_its_outcome_and_duration(serve):
     inspector = Inspector()
@@ -145,14 +163,18 @@ def test_after_sees_the_call_its_outcome_and_duration(serve):
     assert unknown.value.type == TApplicationException.UNKNOWN_METHOD
     seen = _entries(inspector.seen, 4)
     assert [(s["service"], s["method"], s["outcome"]) for s in seen] == [
-        ("Hooked", "plain", "ok"), ("Hooked", "fails", "exception"), ("Hooked", "fails", "error"),
-        (None, "nope", "error")]
+        ("Hooked", "plain", "ok"),
+        ("Hooked", "fails", "exception"),
+        ("Hooked", "fails", "error"),
+        (None, "nope", "error"),
+    ]
     assert all(s["seconds"] >= 0 for s in seen)
     assert seen[0]["peer"][1] == header_client.port and seen[-1]["peer"][1] == header_client.port
     assert seen[0]["headers"] == {"x-tag": "h"} and seen[1]["headers"] == {}
 
 
 # -- refusals and broken hooks --------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("method", KINDS)
 def test_before_refuses_with_its_application_exception(serve, handler, method):
@@ -190,6 +212,7 @@ def test_after_raising_is_logged_and_the_reply_still_arrives(serve, caplog):
 
 # -- async hooks ----------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("recorder", [AsyncRecorder, AsyncBeforeRecorder, AsyncAfterRecorder])
 @pytest.mark.parametrize("method", KINDS)
 def test_async_hooks_with_every_kind_of_handler(serve, handler, recorder, method):
@@ -207,9 +230,14 @@ def test_async_after_runs_on_a_server_without_async_handlers(backend):
     from examples.pingpong import PingHandler
 
     from .helpers import pingpong_thrift
+
     log = []
-    with running(pingpong_thrift.PingService, PingHandler(), backend=backend,
-                 middleware=[AsyncAfterRecorder("a", log)]) as server, contextlib.closing(client_of(server)) as client:
+    with (
+        running(
+            pingpong_thrift.PingService, PingHandler(), backend=backend, middleware=[AsyncAfterRecorder("a", log)]
+        ) as server,
+        contextlib.closing(client_of(server)) as client,
+    ):
         assert client.ping() == "pong"
         assert _entries(log, 2) == [("before", "a", "ping"), ("after", "a", "ping", "ok")]
 
@@ -220,8 +248,9 @@ def test_sync_and_async_befores_keep_their_order(serve):
     for method in KINDS:
         del log[:]
         assert getattr(client, method)("t") == "t"
-        assert _entries(log, 6) == [("before", name, method) for name in "abc"] + \
-                                   [("after", name, method, "ok") for name in "cba"]
+        assert _entries(log, 6) == [("before", name, method) for name in "abc"] + [
+            ("after", name, method, "ok") for name in "cba"
+        ]
 
 
 def test_async_afters_run_after_the_sync_ones(serve):
@@ -229,25 +258,34 @@ def test_async_afters_run_after_the_sync_ones(serve):
     log = []
     client = serve(Recorder("a", log), AsyncAfterRecorder("b", log), Recorder("c", log)).client()
     assert client.coro("t") == "t"
-    assert _entries(log, 6) == [("before", name, "coro") for name in "abc"] + \
-                               [("after", name, "coro", "ok") for name in "cab"]
+    assert _entries(log, 6) == [("before", name, "coro") for name in "abc"] + [
+        ("after", name, "coro", "ok") for name in "cab"
+    ]
 
 
 # -- the command line -----------------------------------------------------------------------------
 
+
 def test_serve_loads_middleware_in_order(cli_server):
-    server = cli_server("idl/showcase.thrift:Showcase", "examples.showcase:ShowcaseHandler", "--port", "0",
-                        "--middleware", "examples.middleware:CallLog",
-                        "--middleware", "examples.middleware:ReadOnly")
-    with contextlib.closing(thriftpy2.rpc.make_client(
-            showcase_thrift.Showcase, "127.0.0.1", server.port, timeout=10_000)) as client:
+    server = cli_server(
+        "idl/showcase.thrift:Showcase",
+        "examples.showcase:ShowcaseHandler",
+        "--port",
+        "0",
+        "--middleware",
+        "examples.middleware:CallLog",
+        "--middleware",
+        "examples.middleware:ReadOnly",
+    )
+    with contextlib.closing(
+        thriftpy2.rpc.make_client(showcase_thrift.Showcase, "127.0.0.1", server.port, timeout=10_000)
+    ) as client:
         with pytest.raises(TApplicationException) as refused:
             client.fail("x")
         assert refused.value.message == "fail is refused: this server is read-only"
         assert client.ping() is None
     server.wait_for(r"call Showcase.fail error in [0-9.]+ ms from \('127.0.0.1', \d+\)")
     server.wait_for(r"call Showcase.ping ok in")
-
 
 
 def test_current_call_inside_plain_hooks_is_the_hooks_argument(backend):

@@ -7,6 +7,7 @@ The code is generated once per session into a temporary directory. The test skip
 where node, the thrift compiler or the npm package is missing (Debian: `apt-get install nodejs
 npm thrift-compiler`, then `npm ci --prefix tests/node`); with CI=true it fails instead.
 """
+
 from __future__ import annotations
 
 import os
@@ -41,8 +42,12 @@ def node_client(tmp_path_factory):
         missing_toolchain("npm's thrift package is not installed in tests/node (%s)" % INSTALL_HINT)
     generated = str(tmp_path_factory.mktemp("node"))
     for idl in ("showcase.thrift", "pingpong.thrift"):
-        done = subprocess.run([thrift, "--gen", "js:node", "-out", generated, os.path.join(IDL, idl)],
-                              capture_output=True, text=True, timeout=120)
+        done = subprocess.run(
+            [thrift, "--gen", "js:node", "-out", generated, os.path.join(IDL, idl)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert done.returncode == 0, "thrift --gen js:node %s failed:\n%s" % (idl, done.stderr)
     # The generated modules require `thrift` and `node-int64` from outside tests/node.
     env = dict(os.environ, NODE_PATH=NODE_MODULES)
@@ -67,8 +72,7 @@ def test_node_client(node_client, showcase_servers, protocol, transport, backend
 def test_node_client_multiplexed(node_client, multiplexed_servers, protocol, transport, backend):
     # The Node.js connection hands each reply to `recv_<name>` of the service it sent the seqid
     # to: a reply named "Showcase:add" instead of "add" is an error there.
-    lines = run_node(node_client, multiplexed_servers[backend], protocol, transport,
-                     "Showcase", "PingService")
+    lines = run_node(node_client, multiplexed_servers[backend], protocol, transport, "Showcase", "PingService")
     assert lines == [*EXPECTED, "ping pong"]
 
 
@@ -81,6 +85,5 @@ def test_node_client_theader(node_client, showcase_servers, protocol, backend):
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("protocol", ["binary", "compact"])
 def test_node_client_theader_multiplexed(node_client, multiplexed_servers, protocol, backend):
-    lines = run_node(node_client, multiplexed_servers[backend], protocol, "header",
-                     "Showcase", "PingService")
+    lines = run_node(node_client, multiplexed_servers[backend], protocol, "header", "Showcase", "PingService")
     assert lines == [*EXPECTED, "ping pong"]

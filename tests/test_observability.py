@@ -1,5 +1,6 @@
 """--access-log (one line per call on the "dracula.access" logger) and --metrics-port
 (Prometheus /metrics, /healthz), in-process, as `dracula serve`, and summed over --workers."""
+
 from __future__ import annotations
 
 import itertools
@@ -35,8 +36,13 @@ def mixed_calls(target, client_options=None):
     assert info.value.type == TApplicationException.UNKNOWN_METHOD
 
 
-EXPECTED_ACCESS = [("Ops.echo", "ok"), ("Ops.version", "ok"), ("Ops.echo", "exception"),
-                   ("Ops.echo", "error"), ("missing", "error")]
+EXPECTED_ACCESS = [
+    ("Ops.echo", "ok"),
+    ("Ops.version", "ok"),
+    ("Ops.echo", "exception"),
+    ("Ops.echo", "error"),
+    ("missing", "error"),
+]
 
 
 def check_access_lines(lines, peer_pattern=r"127\.0\.0\.1:\d+"):
@@ -53,6 +59,7 @@ def check_access_lines(lines, peer_pattern=r"127\.0\.0\.1:\d+"):
 
 
 # -- access log ----------------------------------------------------------------------------------
+
 
 def access_messages(caplog):
     return [r.getMessage() for r in caplog.records if r.name == "dracula.access"]
@@ -105,21 +112,31 @@ def test_access_log_from_the_command_line(serve):
 
 # -- metrics -------------------------------------------------------------------------------------
 
+
 def calls_total(samples, method, outcome):
     return value(samples, "dracula_calls_total", method=method, outcome=outcome)
 
 
 def unknown_method_errors(samples):
     # Unknown method names share one label, so a client cannot mint series.
-    return sum(v for (name, labels), v in samples.items()
-               if name == "dracula_calls_total" and dict(labels).get("outcome") == "error"
-               and dict(labels).get("method", "") == "<unknown>")
+    return sum(
+        v
+        for (name, labels), v in samples.items()
+        if name == "dracula_calls_total"
+        and dict(labels).get("outcome") == "error"
+        and dict(labels).get("method", "") == "<unknown>"
+    )
 
 
 def check_histogram(samples, method, count):
-    buckets = sorted(((float(dict(labels)["le"]), v) for (name, labels), v in samples.items()
-                      if name == "dracula_call_seconds_bucket" and dict(labels).get("method") == method),
-                     key=lambda b: b[0])
+    buckets = sorted(
+        (
+            (float(dict(labels)["le"]), v)
+            for (name, labels), v in samples.items()
+            if name == "dracula_call_seconds_bucket" and dict(labels).get("method") == method
+        ),
+        key=lambda b: b[0],
+    )
     assert buckets, "no dracula_call_seconds buckets for %s" % method
     assert buckets[-1][0] == float("inf") and buckets[-1][1] == count, buckets
     assert all(a[1] <= b[1] for a, b in itertools.pairwise(buckets)), buckets
@@ -211,12 +228,14 @@ def test_metrics_are_summed_over_workers(serve, app, backend):
 
 # -- /healthz ------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("workers", [None, 2], ids=["single", "workers"])
 def test_healthz_is_503_while_draining(serve, app, backend, workers):
     metrics_port = free_port()
     extra = ["--workers", str(workers)] if workers else []
-    served = serve("--port", "0", "--backend", backend, "--metrics-port", str(metrics_port),
-                   "--graceful-timeout", "30", *extra)
+    served = serve(
+        "--port", "0", "--backend", backend, "--metrics-port", str(metrics_port), "--graceful-timeout", "30", *extra
+    )
     if workers:
         served.wait_for(r"worker (\d+) accepting", count=workers)
     # Ready shortly after the 'serving' line (which is logged just before readiness is set).
@@ -226,8 +245,9 @@ def test_healthz_is_503_while_draining(serve, app, backend, workers):
     app.entered("h")
     assert http_get(metrics_port, "/healthz")[0] == 200
     served.signal(signal.SIGTERM)
-    assert wait_until(lambda: http_get(metrics_port, "/healthz")[0] == 503, 10), \
+    assert wait_until(lambda: http_get(metrics_port, "/healthz")[0] == 503, 10), (
         "never reported draining:\n" + served.output
+    )
     assert not held.done(), "the call finished before the drain was seen"
     assert served.proc.poll() is None
     status, body = http_get(metrics_port, "/metrics")  # still scraped while draining
@@ -238,6 +258,7 @@ def test_healthz_is_503_while_draining(serve, app, backend, workers):
 
 
 # -- in-process servers --------------------------------------------------------------------------
+
 
 def test_in_process_servers_with_metrics_one_after_another(backend):
     """make_server(..., metrics_port=...) twice in one process (a test suite, a restart in

@@ -1,6 +1,7 @@
 """Options are declared once (dracula/options.py): Config's fields, `dracula serve`'s flags and
 --help, and the manual's tables of options (docs/options.md) and limits (docs/limits.md) must all
 agree with those declarations."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -52,8 +53,14 @@ def documented_defaults() -> dict:
 @pytest.fixture(scope="module")
 def serve_help() -> str:
     env = dict(os.environ, COLUMNS="100")
-    result = subprocess.run([sys.executable, "-m", "dracula", "serve", "--help"], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [sys.executable, "-m", "dracula", "serve", "--help"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -71,8 +78,11 @@ def help_entries(help_text: str) -> dict:
 
 def test_every_declared_option_is_in_the_docs_with_its_default():
     documented = documented_defaults()
-    wrong = {option.flag: (documented.get(option.flag, "missing"), option.shown_default)
-             for option in OPTIONS if documented.get(option.flag) != option.shown_default}
+    wrong = {
+        option.flag: (documented.get(option.flag, "missing"), option.shown_default)
+        for option in OPTIONS
+        if documented.get(option.flag) != option.shown_default
+    }
     assert not wrong, "docs default vs declared default: %r" % wrong
 
 
@@ -102,10 +112,20 @@ def test_the_declared_defaults_are_valid():
 
 
 BAD_VALUES = {
-    "port": 70000, "backend": "reactor", "backlog": 0, "max_frame_size": 15, "max_string_size": -1,
-    "max_container_size": -1, "max_depth": 65, "max_connections": 0, "idle_timeout": -1.0,
-    "request_timeout": -1.0, "handler_timeout": -0.5, "graceful_timeout": -1.0,
-    "blocking_threads": 0, "log_level": "loud",
+    "port": 70000,
+    "backend": "reactor",
+    "backlog": 0,
+    "max_frame_size": 15,
+    "max_string_size": -1,
+    "max_container_size": -1,
+    "max_depth": 65,
+    "max_connections": 0,
+    "idle_timeout": -1.0,
+    "request_timeout": -1.0,
+    "handler_timeout": -0.5,
+    "graceful_timeout": -1.0,
+    "blocking_threads": 0,
+    "log_level": "loud",
 }
 
 
@@ -116,11 +136,14 @@ def test_validate_runs_the_declared_check(name):
     assert str(error.value).startswith(name + " "), str(error.value)
 
 
-@pytest.mark.parametrize("options, message", [
-    ({"write_low_water": 2 * 1024 * 1024}, "write marks need 0 <= low <= high"),
-    ({"ssl_keyfile": "key.pem"}, "--ssl-keyfile and --ssl-ca-certs need --ssl-certfile"),
-    ({"ssl_ca_certs": "ca.pem"}, "--ssl-keyfile and --ssl-ca-certs need --ssl-certfile"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"write_low_water": 2 * 1024 * 1024}, "write marks need 0 <= low <= high"),
+        ({"ssl_keyfile": "key.pem"}, "--ssl-keyfile and --ssl-ca-certs need --ssl-certfile"),
+        ({"ssl_ca_certs": "ca.pem"}, "--ssl-keyfile and --ssl-ca-certs need --ssl-certfile"),
+    ],
+)
 def test_validate_checks_options_that_relate(options, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         Config(**options).validate()

@@ -3,6 +3,7 @@ exporter: a THeader `traceparent` is continued (same trace, the client's span as
 without one starts a new trace, and an error outcome sets the span's status. The calls come from
 Apache Thrift's THeaderProtocol (tests/test_context.py's client).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -65,8 +66,13 @@ def test_a_traceparent_header_is_continued(traced, otel, method):
     assert span.parent is not None and span.parent.span_id == int(PARENT_ID, 16)
     assert span.parent.is_remote and span.context.span_id != int(PARENT_ID, 16)
     assert dict(span.attributes) == {
-        "rpc.system": "thrift", "rpc.service": "Hooked", "rpc.method": method,
-        "net.peer.ip": "127.0.0.1", "net.peer.port": client.port, "dracula.outcome": "ok"}
+        "rpc.system": "thrift",
+        "rpc.service": "Hooked",
+        "rpc.method": method,
+        "net.peer.ip": "127.0.0.1",
+        "net.peer.port": client.port,
+        "dracula.outcome": "ok",
+    }
     assert span.end_time >= span.start_time
 
 
@@ -97,4 +103,7 @@ def test_an_error_outcome_sets_the_status(traced, otel):
     assert unknown_span.end_time >= unknown_span.start_time
     assert failed.name == "Hooked/fails" and failed.attributes["dracula.outcome"] == "error"
     assert [s.status.status_code for s in (unknown_span, failed, fine)] == [
-        StatusCode.ERROR, StatusCode.ERROR, StatusCode.UNSET]
+        StatusCode.ERROR,
+        StatusCode.ERROR,
+        StatusCode.UNSET,
+    ]

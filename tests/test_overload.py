@@ -7,6 +7,7 @@ show in /metrics and, with --unhealthy-when-shedding, in /healthz.
 
 Calls are held in flight by handlers waiting on a threading.Event; every wait is a bounded poll
 on a condition (wait_until)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -62,9 +63,11 @@ class HeldHandler(ShowcaseHandler):
 
 def held_call(port, method="sleep_blocking"):
     """Start a call that the handler holds; returns its Background."""
+
     def call():
         with client(port) as c:
             return getattr(c, method)(1)
+
     return Background(call)
 
 
@@ -74,6 +77,7 @@ def assert_overloaded(error, reason):
 
 
 # -- --max-requests ---------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("method", ["sleep_blocking", "sleep_async"])
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -125,8 +129,12 @@ def test_cpp_client_raises_the_overloaded_exception(cpp_client, backend):
         try:
             held = held_call(server.port)
             assert wait_until(lambda: handler.started == 1)
-            done = subprocess.run([cpp_client, "127.0.0.1", str(server.port), "binary", "buffered"],
-                                  capture_output=True, text=True, timeout=RUN_TIMEOUT)
+            done = subprocess.run(
+                [cpp_client, "127.0.0.1", str(server.port), "binary", "buffered"],
+                capture_output=True,
+                text=True,
+                timeout=RUN_TIMEOUT,
+            )
         finally:
             handler.release.set()
         assert held.result() == "held"
@@ -136,6 +144,7 @@ def test_cpp_client_raises_the_overloaded_exception(cpp_client, backend):
 
 
 # -- --queue-timeout --------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_queue_timeout_sheds_a_call_that_waited_for_the_pool(backend):
@@ -178,7 +187,7 @@ GROWN_TO_1MIB = 8192 * 127  # 8 KiB + 16 KiB + ... + 512 KiB of growth charged
 
 def big_call(seqid):
     data = encode_call("reverse", seqid, framed=True, data=b"x" * BIG)
-    return data[:BIG - 10_000], data[BIG - 10_000:]
+    return data[: BIG - 10_000], data[BIG - 10_000 :]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -242,12 +251,14 @@ def test_budget_zero_turns_it_off():
 
 # -- visible: metrics and /healthz ------------------------------------------------------------
 
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_shed_calls_are_counted_and_fail_healthz_when_asked(backend):
     handler = HeldHandler()
     metrics_port = free_port()
-    with running(Showcase, handler, backend, max_requests=1, metrics_port=metrics_port,
-                 unhealthy_when_shedding=True) as server:
+    with running(
+        Showcase, handler, backend, max_requests=1, metrics_port=metrics_port, unhealthy_when_shedding=True
+    ) as server:
         try:
             assert http_get(metrics_port, "/healthz")[0] == 200
             held = held_call(server.port)
@@ -269,8 +280,9 @@ def test_shed_calls_are_counted_and_fail_healthz_when_asked(backend):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_budget_in_use_and_paused_connections_are_metrics(backend):
     metrics_port = free_port()
-    with running(Showcase, ShowcaseHandler(), backend, max_buffer_memory=GROWN_TO_1MIB,
-                 metrics_port=metrics_port) as server:
+    with running(
+        Showcase, ShowcaseHandler(), backend, max_buffer_memory=GROWN_TO_1MIB, metrics_port=metrics_port
+    ) as server:
         head, _ = big_call(1)
         with Connection(server.port, framed=True) as holder, Connection(server.port, framed=True) as paused:
             holder.send(head)
@@ -299,8 +311,11 @@ def test_queue_timeout_counts_a_busy_reactor():
     with running(Showcase, handler, "uv", queue_timeout=0.2) as server:
         with Connection(server.port) as conn:
             # One read: a call that blocks the loop, then an async and a plain call behind it.
-            conn.send(encode_call("lookup", 1, key="k") + encode_call("sleep_async", 2, ms=1)
-                      + encode_call("add", 3, a=1, b=2))
+            conn.send(
+                encode_call("lookup", 1, key="k")
+                + encode_call("sleep_async", 2, ms=1)
+                + encode_call("add", 3, a=1, b=2)
+            )
             assert wait_until(handler.blocking_loop.is_set)
             blocked = time.monotonic()
             try:  # the mechanism under test is time spent waiting: let more than 0.2 s pass
@@ -358,8 +373,14 @@ def test_unread_replies_count_against_the_budget(backend, caplog):
     # closed (whichever stalls second) and the other still gets every reply once it reads.
     caplog.set_level(logging.WARNING, logger="dracula.refused")
     high = 512 * 1024
-    with running(Showcase, ShowcaseHandler(), backend, max_buffer_memory=2 * high,
-                 write_high_water=high, write_low_water=high // 4) as server:
+    with running(
+        Showcase,
+        ShowcaseHandler(),
+        backend,
+        max_buffer_memory=2 * high,
+        write_high_water=high,
+        write_low_water=high // 4,
+    ) as server:
         budget = server.state.budget
         calls = b"".join(encode_call("shapes", seqid, n=400) for seqid in range(200))
         with Connection(server.port) as a, Connection(server.port) as b:
@@ -368,6 +389,7 @@ def test_unread_replies_count_against_the_budget(backend, caplog):
 
             def refused():
                 return [r.getMessage() for r in caplog.records if "reply bytes" in r.getMessage()]
+
             assert wait_until(refused)
             assert len(refused()) == 1
             assert budget.used <= budget.limit

@@ -1,6 +1,7 @@
 """How dracula runs a plain handler (server/placement.py): inline on the reactor while cheap,
 in the thread pool once its calls block, whatever the handler says when marked; each method
 reports the thread it ran on. Real servers, real thriftpy2 clients, both backends."""
+
 from __future__ import annotations
 
 import contextlib
@@ -63,15 +64,19 @@ def handler():
 def serve(handler):
     """serve(backend="uv", **options) -> connect(): a server and its clients, closed at the end."""
     with contextlib.ExitStack() as stack:
+
         def start(backend="uv", **options):
-            server = stack.enter_context(running(placement_thrift.Placed, handler, backend=backend,
-                                                 **{"inline_budget": 0.001, **options}))
+            server = stack.enter_context(
+                running(placement_thrift.Placed, handler, backend=backend, **{"inline_budget": 0.001, **options})
+            )
 
             def connect():
                 client = make_client(placement_thrift.Placed, "127.0.0.1", server.port, timeout=30_000)
                 stack.callback(client.close)
                 return client
+
             return connect
+
         yield start
 
 
@@ -109,7 +114,7 @@ def test_a_method_that_starts_to_block_after_a_calm_start_is_still_moved(serve, 
     assert {client.wait(0) for _ in range(CALM + SAMPLE)} == {reactor}  # now timed one call in SAMPLE
     names = [client.wait(SLOW_MS) for _ in range(SAMPLE + STRIKES + 1)]
     assert names[-1].startswith(POOL_PREFIX)
-    assert all(name == reactor for name in names[:names.index(names[-1])])
+    assert all(name == reactor for name in names[: names.index(names[-1])])
     assert len(moved_log()) == 1
 
 
@@ -179,11 +184,13 @@ def test_the_pool_and_the_methods_moved_are_in_the_metrics(serve):
 
 # -- the policy, without a server ------------------------------------------------------------------
 
+
 class FakeMethod:
     """What Placement reads and writes of a dispatch.Method."""
 
     def __init__(self, fn):
         from dracula.server.dispatch import SYNC
+
         self.fn = fn
         self.kind = self.route = SYNC
         self.strikes = self.calm = self.skip = 0
@@ -202,6 +209,7 @@ def test_a_call_during_which_the_collector_ran_is_not_held_against_its_method():
 
 def test_a_method_moves_on_its_second_strike_only():
     from dracula.server.dispatch import BLOCKING, SYNC
+
     placement = Placement(0.0)
     method = FakeMethod(lambda: time.sleep(0))
     placement.timed(method, ())

@@ -9,6 +9,7 @@ type), and from a generator of arbitrary wire trees (wrong type codes, lying cou
 deep nesting); then mutated (flipped bytes, overwritten lengths, truncation) and fed whole, in
 pieces that move in the buffer between calls, split at every byte, and with limits.
 """
+
 from __future__ import annotations
 
 import io
@@ -29,12 +30,15 @@ from .helpers import showcase_thrift
 
 compiled = pytest.importorskip(
     "dracula.wire._cscan",
-    reason="the compiled scanner is not built (pip install . or python setup.py build_ext --inplace)")
+    reason="the compiled scanner is not built (pip install . or python setup.py build_ext --inplace)",
+)
 
 PURE = {"binary": binary_scan.BinaryScanner, "compact": compact_scan.CompactScanner}
 COMPILED = {"binary": compiled.BinaryScanner, "compact": compiled.CompactScanner}
-SPECS = {name.encode(): getattr(showcase_thrift.Showcase, name + "_args").thrift_spec
-         for name in showcase_thrift.Showcase.thrift_services}
+SPECS = {
+    name.encode(): getattr(showcase_thrift.Showcase, name + "_args").thrift_spec
+    for name in showcase_thrift.Showcase.thrift_services
+}
 DEFAULT_LIMITS = (64, 10_000_000, 2**31 - 1)
 
 # Showcase's method names with other argument types: what a client built from a different IDL
@@ -59,6 +63,7 @@ liar_thrift = thriftpy2.load_fp(io.StringIO(LIAR_IDL), module_name="liar_thrift"
 
 
 # -- running both implementations ----------------------------------------------------------------
+
 
 def outcome(scanner, buf, base, end, limit):
     """What one scan call did, comparably: its result and the state it left, or its error."""
@@ -105,6 +110,7 @@ def in_pieces(message: bytes, cuts, shift: int, tail: int):
 
 # -- messages ------------------------------------------------------------------------------------
 
+
 def encode(protocol: str, name: str, args, seqid=7, mtype=TMessageType.CALL) -> bytes:
     if protocol == "binary":
         buf = TCyMemoryBuffer()
@@ -121,9 +127,9 @@ def encode(protocol: str, name: str, args, seqid=7, mtype=TMessageType.CALL) -> 
 
 
 PROTOCOLS = st.sampled_from(["binary", "compact"])
-i16s = st.integers(-2**15, 2**15 - 1)
-i32s = st.integers(-2**31, 2**31 - 1)
-i64s = st.integers(-2**63, 2**63 - 1)
+i16s = st.integers(-(2**15), 2**15 - 1)
+i32s = st.integers(-(2**31), 2**31 - 1)
+i64s = st.integers(-(2**63), 2**63 - 1)
 texts = st.text(max_size=12)
 small = dict(max_size=4)
 
@@ -131,15 +137,28 @@ small = dict(max_size=4)
 def idl_calls(t):
     """(method name, args) strategies for the real showcase IDL (t = showcase_thrift)."""
     points = st.builds(t.Point, x=i32s, y=i32s)
-    shapes = st.builds(t.Shape, name=texts, points=st.lists(points, **small),
-                       color=st.sampled_from([1, 2, 3]),
-                       labels=st.none() | st.dictionaries(texts, st.lists(points, **small), **small),
-                       tags=st.sets(i64s, **small), blob=st.binary(max_size=12))
-    scalars = st.builds(t.Scalars, flag=st.booleans(), tiny=st.integers(-128, 127), small=i16s,
-                        medium=i32s, large=i64s, real=st.floats(allow_nan=False), text=texts,
-                        raw=st.binary(max_size=8), color=st.sampled_from([1, 2, 3]))
-    nested = st.dictionaries(i32s, st.dictionaries(texts, st.lists(st.sets(i16s, **small), **small),
-                                                     **small), **small)
+    shapes = st.builds(
+        t.Shape,
+        name=texts,
+        points=st.lists(points, **small),
+        color=st.sampled_from([1, 2, 3]),
+        labels=st.none() | st.dictionaries(texts, st.lists(points, **small), **small),
+        tags=st.sets(i64s, **small),
+        blob=st.binary(max_size=12),
+    )
+    scalars = st.builds(
+        t.Scalars,
+        flag=st.booleans(),
+        tiny=st.integers(-128, 127),
+        small=i16s,
+        medium=i32s,
+        large=i64s,
+        real=st.floats(allow_nan=False),
+        text=texts,
+        raw=st.binary(max_size=8),
+        color=st.sampled_from([1, 2, 3]),
+    )
+    nested = st.dictionaries(i32s, st.dictionaries(texts, st.lists(st.sets(i16s, **small), **small), **small), **small)
     S = t.Showcase
     return st.one_of(
         st.builds(lambda s: ("echo_shape", S.echo_shape_args(shape=s)), shapes),
@@ -156,13 +175,19 @@ def idl_calls(t):
 def liar_calls():
     L = liar_thrift
     points = st.builds(L.Point, x=i64s, y=texts)
-    shapes = st.builds(L.Shape, name=st.lists(i32s, **small), points=st.lists(i64s, **small),
-                       color=texts, labels=st.dictionaries(i32s, st.lists(points, **small), **small),
-                       tags=st.sets(texts, **small), blob=st.lists(points, **small))
-    scalars = st.builds(L.Scalars, flag=texts, tiny=i64s, small=points, medium=st.lists(i32s, **small),
-                        large=st.floats(allow_nan=False))
-    nested = st.dictionaries(texts, st.dictionaries(i32s, st.lists(st.lists(i16s, **small), **small),
-                                                      **small), **small)
+    shapes = st.builds(
+        L.Shape,
+        name=st.lists(i32s, **small),
+        points=st.lists(i64s, **small),
+        color=texts,
+        labels=st.dictionaries(i32s, st.lists(points, **small), **small),
+        tags=st.sets(texts, **small),
+        blob=st.lists(points, **small),
+    )
+    scalars = st.builds(
+        L.Scalars, flag=texts, tiny=i64s, small=points, medium=st.lists(i32s, **small), large=st.floats(allow_nan=False)
+    )
+    nested = st.dictionaries(texts, st.dictionaries(i32s, st.lists(st.lists(i16s, **small), **small), **small), **small)
     S = L.Showcase
     return st.one_of(
         st.builds(lambda s: ("echo_shape", S.echo_shape_args(shape=s)), shapes),
@@ -188,7 +213,7 @@ def encoded(draw, protocol=PROTOCOLS):
 # place, counts and lengths that may lie, nesting as deep as drawn.
 B_TYPES = [2, 3, 4, 6, 8, 10, 11, 12, 13, 14, 15, 18]
 COMPACT_OF = {2: 1, 3: 3, 4: 7, 6: 4, 8: 5, 10: 6, 11: 8, 18: 8, 12: 12, 13: 11, 14: 10, 15: 9}
-lies = st.sampled_from([0] * 8 + [1, -1, 2, 1000, 2**31 - 1, -2**31])
+lies = st.sampled_from([0] * 8 + [1, -1, 2, 1000, 2**31 - 1, -(2**31)])
 
 
 def varint(n: int) -> bytes:
@@ -215,7 +240,7 @@ class Wire:
         return COMPACT_OF.get(ttype, ttype & 0x0F) if self.compact else ttype
 
     def count(self, n: int) -> bytes:
-        return varint(n) if self.compact else struct.pack("!i", max(-2**31, min(2**31 - 1, n)))
+        return varint(n) if self.compact else struct.pack("!i", max(-(2**31), min(2**31 - 1, n)))
 
     def scalar(self, ttype, value: int) -> bytes:
         if not self.compact:
@@ -239,7 +264,7 @@ class Wire:
 @st.composite
 def wire_value(draw, w: Wire, ttype: int, depth: int) -> bytes:
     if ttype in (2, 3, 4, 6, 8, 10):
-        return w.scalar(ttype, draw(st.integers(-2**63, 2**63 - 1)))
+        return w.scalar(ttype, draw(st.integers(-(2**63), 2**63 - 1)))
     if ttype in (11, 18):
         data = draw(st.binary(max_size=8))
         return w.count(len(data) + draw(lies)) + data
@@ -270,7 +295,7 @@ def wire_struct(draw, w: Wire, depth: int) -> bytes:
     out, last = [], 0
     for _ in range(draw(st.integers(0, 4 if depth > 0 else 1))):
         ttype = draw(st.sampled_from(B_TYPES) if depth > 0 else st.sampled_from([8, 11]))
-        fid = draw(st.integers(1, 6) | st.integers(-2**15, 2**15 - 1))
+        fid = draw(st.integers(1, 6) | st.integers(-(2**15), 2**15 - 1))
         if w.compact and ttype == 2:  # a bool field carries its value in the field header
             out.append(bytes([0x10 | draw(st.sampled_from([1, 2]))]))
             last += 1
@@ -309,7 +334,7 @@ def mutated(draw, source):
         elif op == "byte":
             data[at] = draw(st.sampled_from([0, 1, 0x0F, 0x7F, 0x80, 0xFF, *B_TYPES]))
         elif op == "i32":
-            data[at:at + 4] = struct.pack("!i", draw(i32s | st.sampled_from([-1, 0, 1, 2**31 - 1])))
+            data[at : at + 4] = struct.pack("!i", draw(i32s | st.sampled_from([-1, 0, 1, 2**31 - 1])))
         elif op == "cut":
             del data[at:]
         else:
@@ -319,12 +344,14 @@ def mutated(draw, source):
 
 messages = encoded() | hand_written()
 any_message = messages | mutated(messages)
-limits = st.tuples(st.sampled_from([1, 2, 3, 8, 64]), st.sampled_from([0, 1, 3, 10_000_000]),
-                   st.sampled_from([0, 3, 2**31 - 1]))
+limits = st.tuples(
+    st.sampled_from([1, 2, 3, 8, 64]), st.sampled_from([0, 1, 3, 10_000_000]), st.sampled_from([0, 3, 2**31 - 1])
+)
 SETTINGS = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 # -- the tests -----------------------------------------------------------------------------------
+
 
 @SETTINGS
 @given(encoded())
@@ -361,7 +388,7 @@ def test_limits(case, limit_values):
 @given(any_message, st.integers(0, 64))
 def test_truncated_to_a_frame_and_without_specs(case, cut):
     protocol, message = case
-    short = bytearray(message[:max(0, len(message) - cut)])
+    short = bytearray(message[: max(0, len(message) - cut)])
     assert_same(protocol, [(short, 0, len(short), len(short))])
     assert_same(protocol, whole(message), specs=None)
 
@@ -371,7 +398,7 @@ def test_truncated_to_a_frame_and_without_specs(case, cut):
 def test_deep_nesting(protocol, depth, max_depth):
     w = Wire(protocol)
     struct_field = w.field(12, 1, 0)
-    list_of_lists = (bytes([0x19]) if w.compact else bytes([15]) + w.count(1))
+    list_of_lists = bytes([0x19]) if w.compact else bytes([15]) + w.count(1)
     body = struct_field * depth + b"\x00" * (depth + 1)
     lists = w.field(15, 1, 0) + list_of_lists * depth + b"\x00"
     for tail in (body, lists):
@@ -381,14 +408,29 @@ def test_deep_nesting(protocol, depth, max_depth):
 
 def split_everywhere_cases():
     t = showcase_thrift
-    shape = t.Shape(name="tri", points=[t.Point(x=i, y=-i) for i in range(3)],
-                    labels={"corner": [t.Point(x=0, y=0)]}, tags={1, 2, 3}, blob=b"\x00" * 5)
+    shape = t.Shape(
+        name="tri",
+        points=[t.Point(x=i, y=-i) for i in range(3)],
+        labels={"corner": [t.Point(x=0, y=0)]},
+        tags={1, 2, 3},
+        blob=b"\x00" * 5,
+    )
     S = t.Showcase
     for protocol in ("binary", "compact"):
         yield protocol, encode(protocol, "echo_shape", S.echo_shape_args(shape=shape))
         yield protocol, encode(protocol, "nested", S.nested_args(value={1: {"a": [{1, 2}, set()]}}))
-        yield protocol, encode(protocol, "echo_scalars", S.echo_scalars_args(s=t.Scalars(
-            flag=True, tiny=-1, small=300, medium=-70000, large=2**40, real=1.5, text="x", raw=b"y", color=2)))
+        yield (
+            protocol,
+            encode(
+                protocol,
+                "echo_scalars",
+                S.echo_scalars_args(
+                    s=t.Scalars(
+                        flag=True, tiny=-1, small=300, medium=-70000, large=2**40, real=1.5, text="x", raw=b"y", color=2
+                    )
+                ),
+            ),
+        )
         yield protocol, encode(protocol, "ping", S.ping_args())
         L = liar_thrift.Showcase
         yield protocol, encode(protocol, "nested", L.nested_args(value={"a": {1: [[1]]}}))
@@ -402,12 +444,15 @@ def test_split_at_every_byte(protocol, message):
     assert_same(protocol, in_pieces(message, range(len(message)), 3, 0))
 
 
-@pytest.mark.parametrize("protocol, name, args, reason", [
-    ("binary", "nested", liar_thrift.Showcase.nested_args(value={"a": {}}), "map declares string entries"),
-    ("compact", "nested", liar_thrift.Showcase.nested_args(value={"a": {}}), "map declares string entries"),
-    ("compact", "index", liar_thrift.Showcase.index_args(points=[1]), "list declares element type 10"),
-    ("compact", "unique", liar_thrift.Showcase.unique_args(words=[]), "list declares element type 8"),
-])
+@pytest.mark.parametrize(
+    "protocol, name, args, reason",
+    [
+        ("binary", "nested", liar_thrift.Showcase.nested_args(value={"a": {}}), "map declares string entries"),
+        ("compact", "nested", liar_thrift.Showcase.nested_args(value={"a": {}}), "map declares string entries"),
+        ("compact", "index", liar_thrift.Showcase.index_args(points=[1]), "list declares element type 10"),
+        ("compact", "unique", liar_thrift.Showcase.unique_args(words=[]), "list declares element type 8"),
+    ],
+)
 def test_codec_quirks_are_refused_alike(protocol, name, args, reason):
     seen = assert_same(protocol, whole(encode(protocol, name, args)))
     assert seen[-1][0] == "refused" and seen[-1][1].startswith(reason)

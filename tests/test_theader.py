@@ -4,6 +4,7 @@ calling the showcase server on both backends; the client's headers reach the han
 `dracula.current_call().response_headers` reaches the client; refusals come back wrapped in a
 THeader frame the client can read.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -80,8 +81,14 @@ def test_calls_and_outcomes(client):
     c = client.client
     assert c.ping() is None
     assert c.add(2**62, 2**62 - 1) == 2**63 - 1
-    shape = apache.Shape(name="héxagon", points=[apache.Point(1, 2)], color=3,
-                         labels={"a": [apache.Point(3, 4)]}, tags={-(2**63), 7}, blob=b"\x00\xff")
+    shape = apache.Shape(
+        name="héxagon",
+        points=[apache.Point(1, 2)],
+        color=3,
+        labels={"a": [apache.Point(3, 4)]},
+        tags={-(2**63), 7},
+        blob=b"\x00\xff",
+    )
     assert c.echo_shape(shape) == shape
     big = bytes(range(256)) * 4096  # 1 MiB: zlib really works on it
     assert c.reverse(big) == big[::-1]
@@ -113,8 +120,13 @@ def test_persistent_headers_hold_for_the_connection(server):
     c = HeaderClient(server.port)
     try:
         args = b"\x0b\x00\x01" + (6).to_bytes(4, "big") + b"tenant" + b"\x00"
-        call = (-0x7FFEFFFF).to_bytes(4, "big", signed=True) + (6).to_bytes(4, "big") + b"lookup" + \
-            (1).to_bytes(4, "big") + args
+        call = (
+            (-0x7FFEFFFF).to_bytes(4, "big", signed=True)
+            + (6).to_bytes(4, "big")
+            + b"lookup"
+            + (1).to_bytes(4, "big")
+            + args
+        )
         c.socket.handle.sendall(raw_frame(b"\x00\x00" + info(2, {b"tenant": b"acme"}), call, seqid=1))
         c.client._seqid = 1  # read the reply to seqid 1 with the client's own reader
         assert _read_lookup_reply(c) == "acme"

@@ -10,6 +10,7 @@ every byte and with each byte overwritten, placed anywhere in a buffer among oth
 encode_frame: byte-identical frames (or the same exception) for random payloads, requests and
 reply headers (str with unpaired surrogates, bytes, non-ASCII).
 """
+
 from __future__ import annotations
 
 import pytest
@@ -32,23 +33,25 @@ from .theader_frames import (
 
 compiled = pytest.importorskip(
     "dracula.wire._ctheader",
-    reason="the compiled THeader code is not built (pip install . or python setup.py build_ext --inplace)")
+    reason="the compiled THeader code is not built (pip install . or python setup.py build_ext --inplace)",
+)
 
 PURE = (theader.pure_parse_header, theader.pure_encode_frame)
 COMPILED = (compiled.parse_header, compiled.encode_frame)
 SETTINGS = settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-FIELDS = ("protocol", "seqid", "flags", "transforms", "headers", "persistent", "payload_at", "timeout",
-          "payload")
+FIELDS = ("protocol", "seqid", "flags", "transforms", "headers", "persistent", "payload_at", "timeout", "payload")
 
 
 # -- running both implementations ----------------------------------------------------------------
+
 
 def frame_fields(frame):
     if frame is None:
         return None
     assert type(frame) in (HeaderFrame, compiled.HeaderFrame)
-    return tuple(list(value.items()) if isinstance(value, dict) else value
-                 for value in (getattr(frame, name) for name in FIELDS))
+    return tuple(
+        list(value.items()) if isinstance(value, dict) else value for value in (getattr(frame, name) for name in FIELDS)
+    )
 
 
 def parse_outcome(parse, buf, start, end, persistent):
@@ -101,7 +104,7 @@ def info_block(draw) -> bytes:
     entries = draw(pairs)
     block = info(block_id, entries)
     if draw(st.integers(0, 9)) == 7:  # a lying pair count
-        block = varint(block_id) + varint(draw(varints)) + block[1 + len(varint(len(entries))):]
+        block = varint(block_id) + varint(draw(varints)) + block[1 + len(varint(len(entries))) :]
     return block
 
 
@@ -114,17 +117,21 @@ def mostly(good, odd):
 def header_frames(draw) -> bytes:
     """A frame after its length: the fixed header, header, payload."""
     protocol_id = draw(mostly(st.sampled_from([0, 2]), varints))
-    transforms = draw(mostly(st.sampled_from([[], [1]]), st.lists(st.sampled_from([1, 2, 3, 5]) | varints,
-                                                                  max_size=3)))
+    transforms = draw(mostly(st.sampled_from([[], [1]]), st.lists(st.sampled_from([1, 2, 3, 5]) | varints, max_size=3)))
     header = varint(protocol_id) + varint(len(transforms)) + b"".join(varint(t) for t in transforms)
     header += b"".join(draw(st.lists(info_block(), max_size=3)))
     if draw(st.integers(0, 3)) == 0:
         header += draw(st.binary(max_size=5))
     payload = draw(st.binary(max_size=30))
     words = draw(mostly(st.none(), st.integers(0, 0xFFFF) | st.integers(0, 8)))
-    frame = raw_frame(header, payload, seqid=draw(st.integers(-2**31, 2**31 - 1)),
-                      flags=draw(st.integers(0, 0xFFFF)), pad=draw(mostly(st.just(True), st.just(False))),
-                      words=words)
+    frame = raw_frame(
+        header,
+        payload,
+        seqid=draw(st.integers(-(2**31), 2**31 - 1)),
+        flags=draw(st.integers(0, 0xFFFF)),
+        pad=draw(mostly(st.just(True), st.just(False))),
+        words=words,
+    )
     return frame[4:]
 
 
@@ -147,13 +154,18 @@ def mutated(draw, source) -> bytes:
     return bytes(data)
 
 
-persistents = st.none() | st.just({}) | st.dictionaries(st.text(max_size=6), st.text(max_size=6), max_size=3) \
+persistents = (
+    st.none()
+    | st.just({})
+    | st.dictionaries(st.text(max_size=6), st.text(max_size=6), max_size=3)
     | st.just({"big": "v" * (MAX_PERSISTENT_BYTES - 10)})
+)
 buffer_kinds = st.sampled_from([bytes, bytearray])
 surroundings = st.binary(max_size=5)
 
 
 # -- parse_header --------------------------------------------------------------------------------
+
 
 @SETTINGS
 @given(header_frames() | mutated(header_frames()), persistents, surroundings, surroundings, buffer_kinds)
@@ -194,11 +206,12 @@ def test_headers_read_after_later_frames_are_the_same(frames):
     assert [frame_fields(f) for f in parsed[PURE]] == [frame_fields(f) for f in parsed[COMPILED]]
 
 
-
 def refusal_corpus():
     """Every hostile frame of tests/test_theader_wire.py (after its length), and good ones."""
-    frames = {case: data for case, (data, *_) in
-              [*FIRST_FRAME_REFUSALS.items(), *FRAME_REFUSALS.items(), *LATER_FRAME_REFUSALS.items()]}
+    frames = {
+        case: data
+        for case, (data, *_) in [*FIRST_FRAME_REFUSALS.items(), *FRAME_REFUSALS.items(), *LATER_FRAME_REFUSALS.items()]
+    }
     frames["plain ping"] = ping_frame()
     frames["compact zlib ping"] = ping_frame("compact", transforms=(1,))
     frames["headers"] = ping_frame(extra=info(2, {b"tenant": b"a", b"k": b"p"}) + info(1, {b"k": b"own"}))
@@ -214,13 +227,24 @@ def test_refusal_corpus_parses_the_same(case):
         assert_same_parse(frame[:cut], after=frame[cut:])
     for at in range(min(len(frame), 40)):
         for byte in (0x00, 0x01, 0x02, 0x7F, 0x80, 0xFF):
-            assert_same_parse(frame[:at] + bytes([byte]) + frame[at + 1:], {"p": "1"})
+            assert_same_parse(frame[:at] + bytes([byte]) + frame[at + 1 :], {"p": "1"})
 
 
-REASONS = ["shorter than its 10-byte fixed header", "not THeader's magic", "header is empty",
-           "only binary (0) and compact (2)", "runs past its", "(snappy) is not supported",
-           "(unknown) is not supported", "listed twice", "transforms in", "headers in",
-           "header string of", "runs past the header", "varint longer than 5 bytes"]
+REASONS = [
+    "shorter than its 10-byte fixed header",
+    "not THeader's magic",
+    "header is empty",
+    "only binary (0) and compact (2)",
+    "runs past its",
+    "(snappy) is not supported",
+    "(unknown) is not supported",
+    "listed twice",
+    "transforms in",
+    "headers in",
+    "header string of",
+    "runs past the header",
+    "varint longer than 5 bytes",
+]
 
 
 def test_refusal_corpus_reaches_every_refusal():
@@ -235,8 +259,9 @@ def test_refusal_corpus_reaches_every_refusal():
 
 
 # Besides these, hypothesis rarely names the header: both read the same deadline from it.
-@pytest.mark.parametrize("value", [b"1500", b"0", b"0001", b"-5", b"1.5", b"", b"\xd9\xa3", b"9" * 15, b"9" * 16,
-                                   b"9" * 400, b"\xff"])
+@pytest.mark.parametrize(
+    "value", [b"1500", b"0", b"0001", b"-5", b"1.5", b"", b"\xd9\xa3", b"9" * 15, b"9" * 16, b"9" * 400, b"\xff"]
+)
 @pytest.mark.parametrize("block", [1, 2])  # the frame's own header, or a persistent one
 def test_client_timeout_reads_the_same(value, block):
     frame = ping_frame(extra=info(block, {b"client_timeout": value}))[4:]
@@ -262,16 +287,29 @@ def test_error_frames_carry_the_sequence_id_the_same():
 
 # -- encode_frame --------------------------------------------------------------------------------
 
-header_texts = st.text(max_size=10) | st.binary(max_size=10) \
+header_texts = (
+    st.text(max_size=10)
+    | st.binary(max_size=10)
     | st.binary(max_size=10).map(lambda b: b.decode("utf-8", "surrogateescape"))
+)
 # Both frame classes: the compiled encoder reads its own frames' fields directly, others' by name.
 frame_classes = st.sampled_from([HeaderFrame, compiled.HeaderFrame])
-requests = st.builds(lambda cls, *fields: cls(*fields), frame_classes, st.sampled_from([BINARY, COMPACT]),
-                     st.integers(-2**31, 2**31 - 1), st.integers(0, 0xFFFF), st.sampled_from([(), (1,)]))
-odd_requests = st.builds(lambda cls, *fields: cls(*fields), frame_classes,
-                         st.sampled_from([BINARY, COMPACT, "json"]),
-                         st.integers(-2**32, 2**32), st.integers(-1, 0x10000),
-                         st.sampled_from([(), (1,), (1, 1), (2,), [1], (0x80,), (2**40,)]))
+requests = st.builds(
+    lambda cls, *fields: cls(*fields),
+    frame_classes,
+    st.sampled_from([BINARY, COMPACT]),
+    st.integers(-(2**31), 2**31 - 1),
+    st.integers(0, 0xFFFF),
+    st.sampled_from([(), (1,)]),
+)
+odd_requests = st.builds(
+    lambda cls, *fields: cls(*fields),
+    frame_classes,
+    st.sampled_from([BINARY, COMPACT, "json"]),
+    st.integers(-(2**32), 2**32),
+    st.integers(-1, 0x10000),
+    st.sampled_from([(), (1,), (1, 1), (2,), [1], (0x80,), (2**40,)]),
+)
 payloads = st.binary(max_size=200) | st.binary(max_size=50).map(bytearray)
 
 
@@ -283,8 +321,9 @@ def test_random_replies_encode_byte_identical(payload, request, headers):
 
 # The header holds protocol id, transform count, info id, pair count, "k" and the value's 3-byte
 # length (9 bytes) besides the value: a value of MAX_HEADER_SIZE - 9 bytes fills it exactly.
-@pytest.mark.parametrize("value_size, outcome", [(60, "encoded"), (300, "encoded"), (0xFFFF * 4 - 9, "encoded"),
-                                                 (0xFFFF * 4 - 8, "raised")])
+@pytest.mark.parametrize(
+    "value_size, outcome", [(60, "encoded"), (300, "encoded"), (0xFFFF * 4 - 9, "encoded"), (0xFFFF * 4 - 8, "raised")]
+)
 def test_large_reply_headers_encode_or_fail_the_same(value_size, outcome):
     assert assert_same_encode(b"p" * 10, HeaderFrame(BINARY, 1, 0), {"k": "v" * value_size})[0] == outcome
 

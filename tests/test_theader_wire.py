@@ -2,6 +2,7 @@
 Reader parses, and reads the reply frames dracula's encode_frame writes (binary, compact, zlib,
 info headers both ways); hand-built hostile frames are refused with WireError, in time and memory
 that follow the bytes sent (a zlib bomb stops at the message size limit)."""
+
 from __future__ import annotations
 
 import re
@@ -50,6 +51,7 @@ PROTOCOL_ERROR = 7
 
 # -- Apache's side ------------------------------------------------------------------------------
 
+
 def apache_protocol(trans, protocol):
     return THeaderProtocol(trans, (THeaderClientType.HEADERS,), PROTOCOL_IDS[protocol])
 
@@ -79,23 +81,39 @@ def apache_reply(protocol, data: bytes, result):
 
 
 def apache_shape():
-    return apache.Shape(name="héxagon", points=[apache.Point(1, 2), apache.Point(-(2**31), 2**31 - 1)],
-                        color=2, labels={"a": [apache.Point(3, 4)], "": []}, tags={7, -(2**63)},
-                        blob=b"\x00\xff\x80")
+    return apache.Shape(
+        name="héxagon",
+        points=[apache.Point(1, 2), apache.Point(-(2**31), 2**31 - 1)],
+        color=2,
+        labels={"a": [apache.Point(3, 4)], "": []},
+        tags={7, -(2**63)},
+        blob=b"\x00\xff\x80",
+    )
 
 
 def shape():
-    return t.Shape(name="héxagon", points=[t.Point(x=1, y=2), t.Point(x=-(2**31), y=2**31 - 1)],
-                   color=2, labels={"a": [t.Point(x=3, y=4)], "": []}, tags={7, -(2**63)},
-                   blob=b"\x00\xff\x80")
+    return t.Shape(
+        name="héxagon",
+        points=[t.Point(x=1, y=2), t.Point(x=-(2**31), y=2**31 - 1)],
+        color=2,
+        labels={"a": [t.Point(x=3, y=4)], "": []},
+        tags={7, -(2**63)},
+        blob=b"\x00\xff\x80",
+    )
 
 
 def same_shape(a, b) -> bool:
-    return ((a.name, [(p.x, p.y) for p in a.points], a.color, set(a.tags), a.blob)
-            == (b.name, [(p.x, p.y) for p in b.points], b.color, set(b.tags), b.blob))
+    return (a.name, [(p.x, p.y) for p in a.points], a.color, set(a.tags), a.blob) == (
+        b.name,
+        [(p.x, p.y) for p in b.points],
+        b.color,
+        set(b.tags),
+        b.blob,
+    )
 
 
 # -- dracula's side -----------------------------------------------------------------------------
+
 
 def new_reader(max_size=16 * MB, max_container=10_000_000):
     return Reader(max_size, 64, max_container)
@@ -120,20 +138,31 @@ def refusal(reader, data: bytes) -> WireError:
 
 # -- round trips with Apache --------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("compress", [False, True], ids=["plain", "zlib"])
 @pytest.mark.parametrize("protocol", ["binary", "compact"])
 def test_apache_call_parses_and_decodes(protocol, compress):
     headers = {b"request-id": b"r-1", b"client_timeout": b"250", b"": b"", b"bin": b"\xff\x00"}
-    data = apache_call(protocol, "echo_shape", apache.echo_shape_args(shape=apache_shape()), seqid=41,
-                       compress=compress, headers=headers)
+    data = apache_call(
+        protocol,
+        "echo_shape",
+        apache.echo_shape_args(shape=apache_shape()),
+        seqid=41,
+        compress=compress,
+        headers=headers,
+    )
     reader = new_reader()
     [msg] = feed(reader, data)
     assert reader.wire == WIRES[protocol]
     assert (msg.name, msg.mtype, msg.seqid) == (b"echo_shape", 1, 41)
     frame = msg.header
     assert (frame.protocol, frame.seqid, frame.transforms) == (protocol, 41, (1,) if compress else ())
-    assert frame.headers == {"request-id": "r-1", "client_timeout": "250", "": "",
-                             "bin": b"\xff\x00".decode("utf-8", "surrogateescape")}
+    assert frame.headers == {
+        "request-id": "r-1",
+        "client_timeout": "250",
+        "": "",
+        "bin": b"\xff\x00".decode("utf-8", "surrogateescape"),
+    }
     assert client_timeout(frame.headers) == 0.25
     args = t.Showcase.echo_shape_args()
     make_codec(protocol, 64).decode(msg.body, args)
@@ -148,19 +177,34 @@ def test_apache_call_parses_and_decodes(protocol, compress):
 def test_reply_frame_decodes_in_apache(protocol, compress):
     request = HeaderFrame(protocol, seqid=-7, flags=0x0001, transforms=(1,) if compress else ())
     # (thriftpy2's compact codec cannot write a negative seqid: the inner message's is positive.)
-    reply = make_codec(protocol, 64).encode(b"echo_shape", REPLY, 77,
-                                            t.Showcase.echo_shape_result(success=shape()), False)
-    sent = {"server": "dracula", "ünïcode": "välue", "bin": b"\xff\x00".decode("utf-8", "surrogateescape"),
-            "long": "x" * 300, "raw": b"\x01\x02"}
+    reply = make_codec(protocol, 64).encode(
+        b"echo_shape", REPLY, 77, t.Showcase.echo_shape_result(success=shape()), False
+    )
+    sent = {
+        "server": "dracula",
+        "ünïcode": "välue",
+        "bin": b"\xff\x00".decode("utf-8", "surrogateescape"),
+        "long": "x" * 300,
+        "raw": b"\x01\x02",
+    }
     data = encode_frame(reply, request, sent)
     (name, mtype, seqid), result, got = apache_reply(protocol, data, apache.echo_shape_result())
     assert (name, mtype, seqid) == ("echo_shape", REPLY, 77)
     assert same_shape(result.success, shape())
-    assert got == {b"server": b"dracula", "ünïcode".encode(): "välue".encode(), b"bin": b"\xff\x00",
-                   b"long": b"x" * 300, b"raw": b"\x01\x02"}
+    assert got == {
+        b"server": b"dracula",
+        "ünïcode".encode(): "välue".encode(),
+        b"bin": b"\xff\x00",
+        b"long": b"x" * 300,
+        b"raw": b"\x01\x02",
+    }
     echoed = parse_frame(data[4:], 16 * MB)  # same seqid, flags and transforms as the request
-    assert (echoed.seqid, echoed.flags, echoed.transforms, echoed.protocol) == \
-        (-7, 0x0001, request.transforms, protocol)
+    assert (echoed.seqid, echoed.flags, echoed.transforms, echoed.protocol) == (
+        -7,
+        0x0001,
+        request.transforms,
+        protocol,
+    )
     assert len(data) == 4 + struct.unpack("!I", data[:4])[0]
 
 
@@ -178,13 +222,23 @@ def test_reply_headers_too_large_for_the_header_are_refused():
 
 @pytest.mark.parametrize("protocol", ["binary", "compact"])
 def test_frames_split_at_every_byte_and_many_per_read(protocol):
-    frames = [apache_call(protocol, "reverse", apache.reverse_args(data=b"abc" * n), seqid=n,
-                          compress=n % 2 == 1, headers={b"n": str(n).encode()}) for n in range(1, 4)]
+    frames = [
+        apache_call(
+            protocol,
+            "reverse",
+            apache.reverse_args(data=b"abc" * n),
+            seqid=n,
+            compress=n % 2 == 1,
+            headers={b"n": str(n).encode()},
+        )
+        for n in range(1, 4)
+    ]
     data = b"".join(frames)
     for piece in (1, 7, len(data)):
         messages = feed(new_reader(), data, piece)
-        assert [(m.name, m.seqid, m.header.headers) for m in messages] == \
-            [(b"reverse", n, {"n": str(n)}) for n in range(1, 4)]
+        assert [(m.name, m.seqid, m.header.headers) for m in messages] == [
+            (b"reverse", n, {"n": str(n)}) for n in range(1, 4)
+        ]
 
 
 def test_persistent_headers_last_for_the_connection():
@@ -220,9 +274,21 @@ def test_detection_waits_for_the_protocol_id():
     assert str(THEADER_COMPACT) == "THeader compact"
 
 
-@pytest.mark.parametrize("value, seconds", [("1500", 1.5), ("0", None), ("-5", None), ("1.5", None),
-                                            ("", None), ("٣", None), (None, None),
-                                            ("86400000", 86400.0), ("9" * 400, None), ("9" * 5000, None)])
+@pytest.mark.parametrize(
+    "value, seconds",
+    [
+        ("1500", 1.5),
+        ("0", None),
+        ("-5", None),
+        ("1.5", None),
+        ("", None),
+        ("٣", None),
+        (None, None),
+        ("86400000", 86400.0),
+        ("9" * 400, None),
+        ("9" * 5000, None),
+    ],
+)
 def test_client_timeout_header(value, seconds):
     headers = {} if value is None else {"client_timeout": value}
     assert client_timeout(headers) == seconds
@@ -231,9 +297,7 @@ def test_client_timeout_header(value, seconds):
 # -- hostile frames -----------------------------------------------------------------------------
 
 
-
-INNER_MESSAGE_REFUSALS = {"empty payload", "truncated message", "string past the payload",
-                          "zlib hides a lying list"}
+INNER_MESSAGE_REFUSALS = {"empty payload", "truncated message", "string past the payload", "zlib hides a lying list"}
 
 
 @pytest.mark.parametrize("case", FIRST_FRAME_REFUSALS)
@@ -271,8 +335,6 @@ def test_parse_frame_refuses_what_the_reader_refuses():
             parse_frame(data[4:], MB)
 
 
-
-
 @pytest.mark.parametrize("case", LATER_FRAME_REFUSALS)
 def test_later_frame_refusals(case):
     data, reason = LATER_FRAME_REFUSALS[case]
@@ -295,7 +357,6 @@ def bomb(prefix: bytes, inflated: int) -> bytes:
     chunk = bytes(MB)
     parts = [deflater.compress(prefix)] + [deflater.compress(chunk) for _ in range(inflated // MB)]
     return b"".join(parts) + deflater.flush()
-
 
 
 def test_zlib_bomb_stops_at_the_size_limit():
@@ -328,9 +389,18 @@ def test_scanner_limits_apply_to_the_inflated_payload():
     words = apache.reverse_args(data=b"")
     frame = apache_call("binary", "reverse", words, compress=True)
     assert len(feed(new_reader(), frame)) == 1
-    many = raw_frame(b"\x00\x01\x01", zlib.compress(
-        struct.pack("!iI", -0x7FFEFFFF, 6) + b"unique" + struct.pack("!i", 5)
-        + b"\x0f\x00\x01\x0b" + struct.pack("!i", 1000) + b"\x00\x00\x00\x00" * 1000 + b"\x00"))
+    many = raw_frame(
+        b"\x00\x01\x01",
+        zlib.compress(
+            struct.pack("!iI", -0x7FFEFFFF, 6)
+            + b"unique"
+            + struct.pack("!i", 5)
+            + b"\x0f\x00\x01\x0b"
+            + struct.pack("!i", 1000)
+            + b"\x00\x00\x00\x00" * 1000
+            + b"\x00"
+        ),
+    )
     reader = new_reader(max_container=100)
     feed(reader, ping_frame())
     error = refusal(reader, many)

@@ -1,5 +1,6 @@
 """The pool blocking handlers run in (server/thread_pool.py): threads on demand up to the cap,
 reused while busy, retired when idle; results, errors and cancellation as concurrent.futures'."""
+
 from __future__ import annotations
 
 import threading
@@ -19,6 +20,7 @@ def pool():
         p = HandlerPool(max_threads, idle_seconds=idle_seconds)
         pools.append(p)
         return p
+
     yield make
     for p in pools:
         p.shutdown(wait=True, cancel_futures=True)
@@ -33,6 +35,7 @@ def held_calls(pool, n):
         started.release()
         release.wait(30)
         return threading.current_thread().name
+
     return [pool.submit(hold) for _ in range(n)], started, release
 
 
@@ -75,6 +78,7 @@ def test_errors_reach_the_caller(pool):
 
     def fails():
         raise KeyError("nope")
+
     with pytest.raises(KeyError):
         p.submit(fails).result(30)
     assert p.submit(lambda: "still serving").result(30) == "still serving"

@@ -4,6 +4,7 @@ required), served to thriftpy2's SSL client on both backends, in-process and as 
 Certificates (a CA, a server certificate for 127.0.0.1/localhost and a client certificate, both
 signed by the CA) are made once per session with the openssl command.
 """
+
 from __future__ import annotations
 
 import logging
@@ -35,21 +36,69 @@ def openssl(*args, cwd):
 
 
 def make_ca(d, name, cn):
-    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-            "-keyout", name + ".key", "-out", name + ".pem", "-days", "2", "-subj", "/CN=" + cn,
-            "-addext", "basicConstraints=critical,CA:TRUE",
-            "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=d)
+    openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        name + ".key",
+        "-out",
+        name + ".pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=" + cn,
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+        cwd=d,
+    )
 
 
 def make_leaf(d, name, cn, ca, extensions):
     with open(os.path.join(d, name + ".ext"), "w") as f:
-        f.write("basicConstraints=CA:FALSE\nsubjectKeyIdentifier=hash\n"
-                "authorityKeyIdentifier=keyid\n" + extensions + "\n")
-    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-            "-keyout", name + ".key", "-out", name + ".csr", "-subj", "/CN=" + cn, cwd=d)
-    openssl("x509", "-req", "-in", name + ".csr", "-CA", ca + ".pem", "-CAkey", ca + ".key",
-            "-set_serial", str(int.from_bytes(os.urandom(8), "big")), "-days", "2",
-            "-extfile", name + ".ext", "-out", name + ".pem", cwd=d)
+        f.write(
+            "basicConstraints=CA:FALSE\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n" + extensions + "\n"
+        )
+    openssl(
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        name + ".key",
+        "-out",
+        name + ".csr",
+        "-subj",
+        "/CN=" + cn,
+        cwd=d,
+    )
+    openssl(
+        "x509",
+        "-req",
+        "-in",
+        name + ".csr",
+        "-CA",
+        ca + ".pem",
+        "-CAkey",
+        ca + ".key",
+        "-set_serial",
+        str(int.from_bytes(os.urandom(8), "big")),
+        "-days",
+        "2",
+        "-extfile",
+        name + ".ext",
+        "-out",
+        name + ".pem",
+        cwd=d,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -59,13 +108,11 @@ def certs(tmp_path_factory):
     assert OPENSSL, "the openssl command is needed to make the test certificates"
     d = str(tmp_path_factory.mktemp("certs"))
     make_ca(d, "ca", "dracula test CA")
-    make_leaf(d, "server", "127.0.0.1", "ca",
-              "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth")
+    make_leaf(d, "server", "127.0.0.1", "ca", "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth")
     make_leaf(d, "client", "dracula test client", "ca", "extendedKeyUsage=clientAuth")
     make_ca(d, "other_ca", "another CA")
     make_leaf(d, "stranger", "stranger", "other_ca", "extendedKeyUsage=clientAuth")
-    openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-            "-out", "other.key", cwd=d)
+    openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-out", "other.key", cwd=d)
     c = Certs()
     c.ca = os.path.join(d, "ca.pem")
     c.server_cert, c.server_key = os.path.join(d, "server.pem"), os.path.join(d, "server.key")
@@ -87,18 +134,24 @@ def tls_call(port, certs, method="echo", *args, with_cert=False, timeout=10.0):
 
 
 def tls_server(backend, certs, **options):
-    return running(ops_thrift.Ops, LocalOps(), backend=backend, ssl_certfile=certs.server_cert,
-                   ssl_keyfile=certs.server_key, **options)
+    return running(
+        ops_thrift.Ops,
+        LocalOps(),
+        backend=backend,
+        ssl_certfile=certs.server_cert,
+        ssl_keyfile=certs.server_key,
+        **options,
+    )
 
 
 # -- serving TLS ---------------------------------------------------------------------------------
+
 
 def test_tls_served_to_thriftpy2_ssl_client(backend, certs):
     with tls_server(backend, certs) as server:
         assert tls_call(server.port, certs, "echo", "over tls") == "over tls"
         # cafile= (thriftpy2 builds the context) works as well, on a kept-open connection.
-        client = thriftpy2.rpc.make_client(ops_thrift.Ops, "127.0.0.1", server.port, cafile=certs.ca,
-                                           timeout=10_000)
+        client = thriftpy2.rpc.make_client(ops_thrift.Ops, "127.0.0.1", server.port, cafile=certs.ca, timeout=10_000)
         try:
             for i in range(3):
                 assert client.echo("call %d" % i) == "call %d" % i
@@ -111,8 +164,9 @@ def test_tls_served_to_thriftpy2_ssl_client(backend, certs):
 
 def test_tls_by_hostname_localhost(certs):
     with tls_server("uv", certs) as server:
-        client = thriftpy2.rpc.make_client(ops_thrift.Ops, "localhost", server.port,
-                                           ssl_context=client_context(certs), timeout=10_000)
+        client = thriftpy2.rpc.make_client(
+            ops_thrift.Ops, "localhost", server.port, ssl_context=client_context(certs), timeout=10_000
+        )
         try:
             assert client.echo("by name") == "by name"
         finally:
@@ -129,14 +183,16 @@ def test_tls_from_the_command_line(serve, certs):
 
 
 def test_tls_with_workers(serve, certs):
-    served = serve("--port", "0", "--workers", "2", "--ssl-certfile", certs.server_cert,
-                   "--ssl-keyfile", certs.server_key)
+    served = serve(
+        "--port", "0", "--workers", "2", "--ssl-certfile", certs.server_cert, "--ssl-keyfile", certs.server_key
+    )
     served.wait_workers(2)
     for i in range(4):
         assert tls_call(served.port, certs, "echo", "w%d" % i) == "w%d" % i
 
 
 # -- client certificates -------------------------------------------------------------------------
+
 
 def refused(fn):
     """The call fails (handshake alert, reset or close), promptly: not by the client's time-out."""
@@ -167,6 +223,7 @@ def test_ca_certs_refuse_a_certificate_from_another_ca(backend, certs):
 
 # -- the wrong client ----------------------------------------------------------------------------
 
+
 def test_plaintext_client_on_tls_port_fails_cleanly_and_server_keeps_serving(backend, certs):
     with tls_server(backend, certs) as server:
         for _ in range(2):
@@ -183,23 +240,30 @@ def test_tls_client_on_plaintext_port_fails_cleanly(backend, certs):
 
 # -- configuration errors -------------------------------------------------------------------------
 
+
 def _bad_tls_args(certs, tmp_path):
     return {
         "missing certfile": ["--ssl-certfile", str(tmp_path / "no-such-cert.pem"), "--ssl-keyfile", certs.server_key],
         "missing keyfile": ["--ssl-certfile", certs.server_cert, "--ssl-keyfile", str(tmp_path / "no-such-key.pem")],
         "key does not match": ["--ssl-certfile", certs.server_cert, "--ssl-keyfile", certs.other_key],
-        "missing ca file": ["--ssl-certfile", certs.server_cert, "--ssl-keyfile", certs.server_key,
-                            "--ssl-ca-certs", str(tmp_path / "no-such-ca.pem")],
+        "missing ca file": [
+            "--ssl-certfile",
+            certs.server_cert,
+            "--ssl-keyfile",
+            certs.server_key,
+            "--ssl-ca-certs",
+            str(tmp_path / "no-such-ca.pem"),
+        ],
         "keyfile without certfile": ["--ssl-keyfile", certs.server_key],
     }
 
 
-@pytest.mark.parametrize("case", ["missing certfile", "missing keyfile", "key does not match",
-                                  "missing ca file", "keyfile without certfile"])
+@pytest.mark.parametrize(
+    "case", ["missing certfile", "missing keyfile", "key does not match", "missing ca file", "keyfile without certfile"]
+)
 def test_bad_tls_files_exit_2_with_one_line(certs, tmp_path, case):
     args = _bad_tls_args(certs, tmp_path)[case]
-    result = run_cli("serve", "idl/pingpong.thrift:PingService", "examples.pingpong:PingHandler",
-                     "--port", "0", *args)
+    result = run_cli("serve", "idl/pingpong.thrift:PingService", "examples.pingpong:PingHandler", "--port", "0", *args)
     line = assert_one_line_error(result)
     assert "ssl" in line.lower() or "tls" in line.lower(), line
     for path in args[1::2]:
@@ -210,13 +274,17 @@ def test_bad_tls_files_exit_2_with_one_line(certs, tmp_path, case):
 def test_failed_handshake_is_logged_as_a_refusal(backend, certs, caplog):
     """Like every refused connection, a failed TLS handshake gets a 'refused PEER: reason' line."""
     if backend == "uv":
-        pytest.skip("uvloop's TLS layer closes a failed handshake without telling the protocol or "
-                    "the exception handler (it logs only in asyncio debug mode): docs/production.md, TLS")
+        pytest.skip(
+            "uvloop's TLS layer closes a failed handshake without telling the protocol or "
+            "the exception handler (it logs only in asyncio debug mode): docs/production.md, TLS"
+        )
     caplog.set_level(logging.INFO, logger="dracula")
 
     def refusal_logged():
-        return any(r.name == "dracula.refused" and r.getMessage().startswith("refused 127.0.0.1:")
-                   and "TLS" in r.getMessage() for r in list(caplog.records))
+        return any(
+            r.name == "dracula.refused" and r.getMessage().startswith("refused 127.0.0.1:") and "TLS" in r.getMessage()
+            for r in list(caplog.records)
+        )
 
     with tls_server(backend, certs) as server:
         refused(lambda: call(server.port, "echo", "plaintext", timeout=10))

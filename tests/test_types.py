@@ -5,6 +5,7 @@ examples/showcase.py's ShowcaseHandler, which builds its structs from its own lo
 thriftpy2 decodes a `set<...>` as a Python list, so sets are compared as sets (and checked for
 duplicates) rather than by type.
 """
+
 import math
 import struct
 
@@ -47,6 +48,7 @@ def same_double(a, b):
 
 # -- void and scalars ---------------------------------------------------------------------------
 
+
 def test_void_returns_none(client):
     assert client.ping() is None
     assert client.ping() is None
@@ -54,9 +56,17 @@ def test_void_returns_none(client):
 
 @pytest.mark.parametrize("end", [0, 1], ids=["min", "max"])
 def test_scalars_at_their_extremes(client, end):
-    sent = t.Scalars(flag=bool(end), tiny=I8[end], small=I16[end], medium=I32[end],
-                     large=I64[end], real=(-1.7976931348623157e308, 1.7976931348623157e308)[end],
-                     text="x" * end, raw=b"\xff" * end, color=(t.Color.RED, t.Color.BLUE)[end])
+    sent = t.Scalars(
+        flag=bool(end),
+        tiny=I8[end],
+        small=I16[end],
+        medium=I32[end],
+        large=I64[end],
+        real=(-1.7976931348623157e308, 1.7976931348623157e308)[end],
+        text="x" * end,
+        raw=b"\xff" * end,
+        color=(t.Color.RED, t.Color.BLUE)[end],
+    )
     got = client.echo_scalars(sent)
     assert got == sent
     assert got.flag is bool(end)
@@ -65,8 +75,7 @@ def test_scalars_at_their_extremes(client, end):
 
 def test_scalars_zero_values_are_not_lost(client):
     # False, 0, 0.0, "" and b"" are values, not absent fields: none may come back as None.
-    sent = t.Scalars(flag=False, tiny=0, small=0, medium=0, large=0, real=0.0, text="", raw=b"",
-                     color=t.Color.GREEN)
+    sent = t.Scalars(flag=False, tiny=0, small=0, medium=0, large=0, real=0.0, text="", raw=b"", color=t.Color.GREEN)
     got = client.echo_scalars(sent)
     assert got.flag is False
     assert (got.tiny, got.small, got.medium, got.large) == (0, 0, 0, 0)
@@ -97,10 +106,23 @@ def test_return_value_out_of_range_is_internal_error_and_connection_survives(cli
     assert client.add(I64[1], 0) == I64[1]
 
 
-@pytest.mark.parametrize("value", [
-    math.inf, -math.inf, -0.0, 0.0, 5e-324, -5e-324, 2.2250738585072014e-308, 0.1, -1 / 3,
-    1.7976931348623157e308, 2.0**53 + 1,
-], ids=repr)
+@pytest.mark.parametrize(
+    "value",
+    [
+        math.inf,
+        -math.inf,
+        -0.0,
+        0.0,
+        5e-324,
+        -5e-324,
+        2.2250738585072014e-308,
+        0.1,
+        -1 / 3,
+        1.7976931348623157e308,
+        2.0**53 + 1,
+    ],
+    ids=repr,
+)
 def test_double_values_round_trip_bit_for_bit(client, value):
     got = client.echo_scalars(t.Scalars(real=value)).real
     assert same_double(got, value), (got, value)
@@ -111,19 +133,38 @@ def test_double_nan_round_trips_as_nan(client):
     assert isinstance(got, float) and math.isnan(got)
 
 
-@pytest.mark.parametrize("text", [
-    "", "plain ascii", "héllo wörld", "日本語のテキスト", "emoji 🧛 and 𝄞 (4-byte UTF-8)",
-    "nul \x00 inside", "\u202eright-to-left", "a" * 100_000, "ü" * 40_000,
-], ids=lambda s: repr(s[:20]))
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "plain ascii",
+        "héllo wörld",
+        "日本語のテキスト",
+        "emoji 🧛 and 𝄞 (4-byte UTF-8)",
+        "nul \x00 inside",
+        "\u202eright-to-left",
+        "a" * 100_000,
+        "ü" * 40_000,
+    ],
+    ids=lambda s: repr(s[:20]),
+)
 def test_strings_round_trip(client, text):
     got = client.echo_scalars(t.Scalars(text=text)).text
     assert isinstance(got, str)
     assert got == text
 
 
-@pytest.mark.parametrize("data", [
-    b"", bytes(range(256)), b"\x00" * 7, "valid utf-8 ü".encode(), b"\xff\xfe\x80 invalid utf-8",
-], ids=lambda b: repr(b[:12]))
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        bytes(range(256)),
+        b"\x00" * 7,
+        "valid utf-8 ü".encode(),
+        b"\xff\xfe\x80 invalid utf-8",
+    ],
+    ids=lambda b: repr(b[:12]),
+)
 def test_binary_round_trips_as_bytes(client, data):
     got = client.echo_scalars(t.Scalars(raw=data)).raw
     assert isinstance(got, bytes)
@@ -148,6 +189,7 @@ def test_enums(client):
 
 
 # -- structs and containers ---------------------------------------------------------------------
+
 
 def full_shape():
     return t.Shape(
@@ -226,29 +268,36 @@ def test_set_of_strings_return(client):
 
 def normalise(value):
     """map<i32, map<string, list<set<i16>>>> with sets made comparable."""
-    return {k: {s: [frozenset(as_set(x)) for x in lst] for s, lst in inner.items()}
-            for k, inner in value.items()}
+    return {k: {s: [frozenset(as_set(x)) for x in lst] for s, lst in inner.items()} for k, inner in value.items()}
 
 
-@pytest.mark.parametrize("value", [
-    {},
-    {0: {}},
-    {1: {"": []}},
-    {I32[0]: {"min": [set(), {I16[0], I16[1]}, {0}]},
-     I32[1]: {"max": [{1, 2, 3}], "ü": [set(), set()]},
-     -1: {"a": [{-1}], "b": [], "c": [set(range(-50, 50))]}},
-], ids=["empty", "empty-inner", "empty-list", "deep"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        {},
+        {0: {}},
+        {1: {"": []}},
+        {
+            I32[0]: {"min": [set(), {I16[0], I16[1]}, {0}]},
+            I32[1]: {"max": [{1, 2, 3}], "ü": [set(), set()]},
+            -1: {"a": [{-1}], "b": [], "c": [set(range(-50, 50))]},
+        },
+    ],
+    ids=["empty", "empty-inner", "empty-list", "deep"],
+)
 def test_nested_containers_round_trip(client, value):
     got = client.nested(value)
-    assert normalise(got) == {k: {s: [frozenset(x) for x in lst] for s, lst in inner.items()}
-                              for k, inner in value.items()}
+    assert normalise(got) == {
+        k: {s: [frozenset(x) for x in lst] for s, lst in inner.items()} for k, inner in value.items()
+    }
 
 
 def test_nested_containers_large(client):
     value = {k: {"k%d" % j: [set(range(j)), {k % 32768}] for j in range(10)} for k in range(200)}
     got = client.nested(value)
-    assert normalise(got) == {k: {s: [frozenset(x) for x in lst] for s, lst in inner.items()}
-                              for k, inner in value.items()}
+    assert normalise(got) == {
+        k: {s: [frozenset(x) for x in lst] for s, lst in inner.items()} for k, inner in value.items()
+    }
 
 
 # -- property: any Scalars round-trips ----------------------------------------------------------

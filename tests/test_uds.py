@@ -1,5 +1,6 @@
 """--uds PATH: serving on a Unix domain socket, its file's life (stale files, live servers, file
 mode, removal on exit) and the supervisor over a Unix socket."""
+
 from __future__ import annotations
 
 import os
@@ -39,6 +40,7 @@ def serve_uds(serve, path, *extra):
 
 # -- serving -------------------------------------------------------------------------------------
 
+
 def test_uds_served_in_process(backend, sock_path):
     with running(ops_thrift.Ops, LocalOps(), backend=backend, uds=sock_path) as server:
         assert server.port is None
@@ -65,6 +67,7 @@ def test_uds_from_the_command_line_mode_and_removal_on_exit(serve, sock_path, ba
 
 # -- what may already be at the path -------------------------------------------------------------
 
+
 def test_stale_socket_file_is_replaced(sock_path):
     # A socket bound and closed without unlink: the file stays, nobody listens.
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -87,8 +90,9 @@ def test_socket_left_by_a_killed_server_is_replaced(serve, sock_path):
 
 def test_path_where_a_server_listens_exits_2_and_leaves_that_server_alone(sock_path):
     with running(ops_thrift.Ops, LocalOps(), uds=sock_path):
-        result = run_cli("serve", "idl/pingpong.thrift:PingService", "examples.pingpong:PingHandler",
-                         "--uds", sock_path)
+        result = run_cli(
+            "serve", "idl/pingpong.thrift:PingService", "examples.pingpong:PingHandler", "--uds", sock_path
+        )
         assert_one_line_error(result, "already listening", sock_path)
         assert is_socket(sock_path)
         assert call(sock_path, "echo", "still mine") == "still mine"
@@ -97,8 +101,7 @@ def test_path_where_a_server_listens_exits_2_and_leaves_that_server_alone(sock_p
 def test_regular_file_at_the_path_exits_2_and_is_kept(sock_path):
     with open(sock_path, "w") as f:
         f.write("precious data\n")
-    result = run_cli("serve", "idl/pingpong.thrift:PingService", "examples.pingpong:PingHandler",
-                     "--uds", sock_path)
+    result = run_cli("serve", "idl/pingpong.thrift:PingService", "examples.pingpong:PingHandler", "--uds", sock_path)
     assert_one_line_error(result, sock_path, "not a socket")
     with open(sock_path) as f:
         assert f.read() == "precious data\n"
@@ -106,12 +109,12 @@ def test_regular_file_at_the_path_exits_2_and_is_kept(sock_path):
 
 def test_directory_that_does_not_exist_exits_2(tmp_path):
     path = str(tmp_path / "no-such-dir" / "ops.sock")
-    result = run_cli("serve", "idl/pingpong.thrift:PingService", "examples.pingpong:PingHandler",
-                     "--uds", path)
+    result = run_cli("serve", "idl/pingpong.thrift:PingService", "examples.pingpong:PingHandler", "--uds", path)
     assert_one_line_error(result, path)
 
 
 # -- with workers --------------------------------------------------------------------------------
+
 
 def test_uds_with_workers(serve, app, sock_path, backend):
     served = serve_uds(serve, sock_path, "--workers", "2", "--backend", backend, "--uds-mode", "600")

@@ -6,6 +6,7 @@ arrives, the client gets a TApplicationException or a clean close, never a value
 bytes that were not sent; the server's memory follows the bytes that arrived, not the sizes
 they declare; and the server keeps serving everyone else.
 """
+
 from __future__ import annotations
 
 import socket
@@ -58,6 +59,7 @@ REPLY_BOUND = 64 * 1024
 
 # -- building messages by hand ------------------------------------------------------------------
 
+
 def i32(v):
     return struct.pack("!i", v)
 
@@ -87,6 +89,7 @@ def cheader(name: bytes, mtype=TMessageType.CALL, seqid=1):
 
 
 # -- talking to the server ----------------------------------------------------------------------
+
 
 def send(sock, data):
     """Send what the server lets us: it may close while a hostile message is still arriving."""
@@ -188,8 +191,17 @@ def map_key_typed_string(claimed):
     Cython codec reads the key as an i32 and the inner map from inside the string's bytes,
     where an inner key claims `claimed` bytes."""
     hidden = bytes([STRING, LIST]) + i32(1) + i32(claimed) + b"hi"
-    return call("nested", field(MAP, 1) + bytes([STRING, MAP]) + i32(1)
-                + i32(len(hidden)) + hidden + bytes([STRING, LIST]) + i32(0) + b"\x00")
+    return call(
+        "nested",
+        field(MAP, 1)
+        + bytes([STRING, MAP])
+        + i32(1)
+        + i32(len(hidden))
+        + hidden
+        + bytes([STRING, LIST])
+        + i32(0)
+        + b"\x00",
+    )
 
 
 def compact_map_key_typed_binary(iterations):
@@ -238,10 +250,11 @@ HOSTILE = {
     "unknown-map-value-type": call("nested", field(MAP, 1) + bytes([I32, 19]) + i32(1) + b"\x00" * 12),
     "structs-nested-100000-deep": call("echo_shape", field(STRUCT, 1) * DEPTH + b"\x00" * (DEPTH + 1)),
     "lists-nested-100000-deep": call(
-        "nested", field(LIST, 1) + (bytes([LIST]) + i32(1)) * DEPTH + bytes([I32]) + i32(0) + b"\x00"),
+        "nested", field(LIST, 1) + (bytes([LIST]) + i32(1)) * DEPTH + bytes([I32]) + i32(0) + b"\x00"
+    ),
     "maps-nested-100000-deep": call(
-        "nested", field(MAP, 1) + (bytes([I32, MAP]) + i32(1) + i32(0)) * DEPTH
-        + bytes([I32, MAP]) + i32(0) + b"\x00"),
+        "nested", field(MAP, 1) + (bytes([I32, MAP]) + i32(1) + i32(0)) * DEPTH + bytes([I32, MAP]) + i32(0) + b"\x00"
+    ),
     "map-value-typed-string-hides-a-100000-byte-blob": map_value_typed_string(100_000),
     "map-value-typed-string-hides-a-50MB-blob": map_value_typed_string(50_000_000),
     "map-key-typed-string-hides-a-100000-byte-key": map_key_typed_string(100_000),
@@ -299,8 +312,17 @@ def map_key_typed_string_skip_loop(count):
     header from inside the string, where it declares `count` entries of type 0 (STOP), which
     its skip loop steps over one no-op at a time, in C, holding the GIL."""
     hidden = bytes([0, 0]) + i32(count)
-    return call("nested", field(MAP, 1) + bytes([STRING, MAP]) + i32(1) + i32(len(hidden)) + hidden
-                + bytes([STRING, LIST]) + i32(0) + b"\x00")
+    return call(
+        "nested",
+        field(MAP, 1)
+        + bytes([STRING, MAP])
+        + i32(1)
+        + i32(len(hidden))
+        + hidden
+        + bytes([STRING, LIST])
+        + i32(0)
+        + b"\x00",
+    )
 
 
 def test_binary_skip_loop_hidden_in_a_map_key_is_refused_in_time():
@@ -352,12 +374,16 @@ def test_message_that_is_not_a_call_gets_invalid_message_type(showcase_server, m
 @pytest.mark.parametrize("framed", [False, True], ids=["unframed", "framed"])
 @pytest.mark.parametrize("cut", [1, 3, 5, 12, 20, 30])
 def test_truncated_message_then_close(showcase_server, framed, cut):
-    message = encode_call("echo_shape", 3, framed, shape=showcase_thrift.Shape(
-        name="s", points=[showcase_thrift.Point(x=1, y=2)], tags={1, 2}, blob=b"blob"))
+    message = encode_call(
+        "echo_shape",
+        3,
+        framed,
+        shape=showcase_thrift.Shape(name="s", points=[showcase_thrift.Point(x=1, y=2)], tags={1, 2}, blob=b"blob"),
+    )
     baseline = open_fds()
     for how in ("half-close", "close"):
         with connect(showcase_server.port) as sock:
-            sock.sendall(message[:len(message) - cut])
+            sock.sendall(message[: len(message) - cut])
             if how == "half-close":
                 half_close(sock)
                 kind, _, value, _ = first_outcome(sock, "echo_shape", framed)
@@ -373,8 +399,15 @@ def test_wrong_field_types_reach_the_handler_as_none(showcase_server, framed):
     be), so the handler sees None for it. What the client gets is then up to the handler:
     `add(None, 5)` raises TypeError → INTERNAL_ERROR; `lookup(None)` raises the declared
     Invalid; the connection stays in sync and open either way."""
-    add = (header(b"add", seqid=1) + field(STRING, 1) + i32(3) + b"abc"
-           + field(TType.I64, 2) + struct.pack("!q", 5) + b"\x00")
+    add = (
+        header(b"add", seqid=1)
+        + field(STRING, 1)
+        + i32(3)
+        + b"abc"
+        + field(TType.I64, 2)
+        + struct.pack("!q", 5)
+        + b"\x00"
+    )
     lookup = header(b"lookup", seqid=2) + field(TType.I32, 1) + i32(7) + b"\x00"
     # A list whose element type differs from the IDL's is skipped whole: unique() of nothing.
     unique = header(b"unique", seqid=3) + field(LIST, 1) + bytes([TType.I32]) + i32(2) + i32(1) + i32(2) + b"\x00"
@@ -436,25 +469,57 @@ def test_missing_required_struct_field_reaches_the_handler(showcase_server, fram
 
 # -- fuzz ------------------------------------------------------------------------------------------
 
+
 def _valid_calls():
-    shape = showcase_thrift.Shape(name="fuzz", points=[showcase_thrift.Point(x=1, y=-1)], color=2,
-                                  labels={"a": [showcase_thrift.Point(x=3, y=4)]}, tags={7, 8}, blob=b"\x01\x02")
-    scalars = showcase_thrift.Scalars(flag=True, tiny=1, small=2, medium=3, large=4, real=0.5,
-                                      text="t", raw=b"r", color=1)
+    shape = showcase_thrift.Shape(
+        name="fuzz",
+        points=[showcase_thrift.Point(x=1, y=-1)],
+        color=2,
+        labels={"a": [showcase_thrift.Point(x=3, y=4)]},
+        tags={7, 8},
+        blob=b"\x01\x02",
+    )
+    scalars = showcase_thrift.Scalars(
+        flag=True, tiny=1, small=2, medium=3, large=4, real=0.5, text="t", raw=b"r", color=1
+    )
     calls = [
-        ("add", dict(a=1, b=2)), ("lookup", dict(key="missing")), ("unique", dict(words=["a", "b", "a"])),
-        ("reverse", dict(data=b"0123456789")), ("echo_shape", dict(shape=shape)),
-        ("echo_scalars", dict(s=scalars)), ("nested", dict(value={1: {"k": [{1, 2}, {3}]}})),
-        ("index", dict(points=[showcase_thrift.Point(x=5, y=6)])), ("ping", {}),
+        ("add", dict(a=1, b=2)),
+        ("lookup", dict(key="missing")),
+        ("unique", dict(words=["a", "b", "a"])),
+        ("reverse", dict(data=b"0123456789")),
+        ("echo_shape", dict(shape=shape)),
+        ("echo_scalars", dict(s=scalars)),
+        ("nested", dict(value={1: {"k": [{1, 2}, {3}]}})),
+        ("index", dict(points=[showcase_thrift.Point(x=5, y=6)])),
+        ("ping", {}),
     ]
-    return [encode_call(m, 1, framed, strict, protocol, **kw)
-            for m, kw in calls for framed in (False, True)
-            for strict, protocol in ((True, "binary"), (False, "binary"), (True, "compact"))]
+    return [
+        encode_call(m, 1, framed, strict, protocol, **kw)
+        for m, kw in calls
+        for framed in (False, True)
+        for strict, protocol in ((True, "binary"), (False, "binary"), (True, "compact"))
+    ]
 
 
 VALID_CALLS = _valid_calls()
-INTERESTING_I32 = [0, 1, -1, 2, 4, 127, 128, 255, 4096, 65535, 100_000, 10_000_001,
-                   16 * MB, 16 * MB + 1, 2**31 - 1, -2**31]
+INTERESTING_I32 = [
+    0,
+    1,
+    -1,
+    2,
+    4,
+    127,
+    128,
+    255,
+    4096,
+    65535,
+    100_000,
+    10_000_001,
+    16 * MB,
+    16 * MB + 1,
+    2**31 - 1,
+    -(2**31),
+]
 
 
 @st.composite
@@ -463,10 +528,20 @@ def hostile_bytes(draw):
     if kind == "random":
         return draw(st.binary(min_size=1, max_size=300))
     if kind == "header+random":
-        prefix = draw(st.sampled_from([header(b"unique"), header(b"echo_shape"), header(b"nested"),
-                                       frame(header(b"lookup") + b"\x00" * 40)[:4] + header(b"lookup"),
-                                       cheader(b"unique"), cheader(b"echo_shape"), cheader(b"nested"),
-                                       frame(cheader(b"index") + b"\x00" * 40)[:4] + cheader(b"index")]))
+        prefix = draw(
+            st.sampled_from(
+                [
+                    header(b"unique"),
+                    header(b"echo_shape"),
+                    header(b"nested"),
+                    frame(header(b"lookup") + b"\x00" * 40)[:4] + header(b"lookup"),
+                    cheader(b"unique"),
+                    cheader(b"echo_shape"),
+                    cheader(b"nested"),
+                    frame(cheader(b"index") + b"\x00" * 40)[:4] + cheader(b"index"),
+                ]
+            )
+        )
         return prefix + draw(st.binary(min_size=0, max_size=200))
     data = bytearray(draw(st.sampled_from(VALID_CALLS)))
     for _ in range(draw(st.integers(1, 4))):
@@ -477,15 +552,15 @@ def hostile_bytes(draw):
         if op == "byte":
             data[at] = draw(st.integers(0, 255))
         elif op == "i32":
-            data[at:at + 4] = i32(draw(st.sampled_from(INTERESTING_I32)))
+            data[at : at + 4] = i32(draw(st.sampled_from(INTERESTING_I32)))
         elif op == "truncate":
             del data[at:]
         elif op == "insert":
             data[at:at] = draw(st.binary(min_size=1, max_size=16))
         elif op == "delete":
-            del data[at:at + draw(st.integers(1, 8))]
+            del data[at : at + draw(st.integers(1, 8))]
         else:
-            data += data[at:at + draw(st.integers(1, 64))]
+            data += data[at : at + draw(st.integers(1, 64))]
     return bytes(data)
 
 
@@ -519,9 +594,13 @@ def test_fuzz_hostile_connections(showcase_server):
     port = showcase_server.port
     baseline = open_fds()
 
-    @settings(max_examples=500, deadline=None, database=None, derandomize=False,
-              suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                                     HealthCheck.data_too_large])
+    @settings(
+        max_examples=500,
+        deadline=None,
+        database=None,
+        derandomize=False,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
     @given(data=hostile_bytes())
     def one_connection(data):
         with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
@@ -542,11 +621,11 @@ def test_fuzz_hostile_connections(showcase_server):
 
     one_connection()
     assert_still_serving(showcase_server)
-    assert wait_until(lambda: open_fds() <= baseline), \
-        "%d fds still open after the fuzz" % (open_fds() - baseline)
+    assert wait_until(lambda: open_fds() <= baseline), "%d fds still open after the fuzz" % (open_fds() - baseline)
 
 
 # -- the scanner and reader, directly -------------------------------------------------------------
+
 
 def feed(reader, data, piece=None):
     """Deliver `data` to a Reader in pieces; the (name, mtype, seqid, body) of each message."""
@@ -558,9 +637,14 @@ def new_reader(max_size=16 * MB):
 
 
 def _split_messages():
-    shape = showcase_thrift.Shape(name="split", points=[showcase_thrift.Point(x=i, y=-i) for i in range(3)],
-                                  color=3, labels={"l": [showcase_thrift.Point(x=9, y=9)], "e": []},
-                                  tags={1, 2, 3}, blob=b"\x00\xff" * 5)
+    shape = showcase_thrift.Shape(
+        name="split",
+        points=[showcase_thrift.Point(x=i, y=-i) for i in range(3)],
+        color=3,
+        labels={"l": [showcase_thrift.Point(x=9, y=9)], "e": []},
+        tags={1, 2, 3},
+        blob=b"\x00\xff" * 5,
+    )
     first = ("echo_shape", 11, dict(shape=shape))
     second = ("nested", 12, dict(value={1: {"a": [{1, 2}, set()], "b": []}, -5: {}}))
     return first, second
@@ -590,8 +674,13 @@ def test_reader_finds_messages_split_at_every_byte(framed, protocol):
 
 
 def test_scanner_is_resumable_and_exact():
-    message = encode_call("echo_shape", 3, shape=showcase_thrift.Shape(
-        name="x", labels={"k": [showcase_thrift.Point(x=1, y=2)]}, tags={5}, blob=b"b" * 100))
+    message = encode_call(
+        "echo_shape",
+        3,
+        shape=showcase_thrift.Shape(
+            name="x", labels={"k": [showcase_thrift.Point(x=1, y=2)]}, tags={5}, blob=b"b" * 100
+        ),
+    )
     padded = bytearray(message + b"\x80" * 50)  # the next message's first bytes follow
     scanner = BinaryScanner(64, 10_000_000)
     for end in range(len(message)):
@@ -602,13 +691,16 @@ def test_scanner_is_resumable_and_exact():
     assert BinaryScanner(64, 10_000_000).scan(padded, 0, len(padded), len(padded)) == len(message)
 
 
-@pytest.mark.parametrize("body, reason", [
-    (field(STRING, 1) + i32(-1), "string"),
-    (field(LIST, 1) + bytes([STRING]) + i32(10_000_001), "container"),
-    (field(LIST, 1) + bytes([STRING]) + i32(1000), "do not fit"),
-    (field(7, 1), "unknown type"),
-    (field(STRUCT, 1) * 64, "nesting"),
-])
+@pytest.mark.parametrize(
+    "body, reason",
+    [
+        (field(STRING, 1) + i32(-1), "string"),
+        (field(LIST, 1) + bytes([STRING]) + i32(10_000_001), "container"),
+        (field(LIST, 1) + bytes([STRING]) + i32(1000), "do not fit"),
+        (field(7, 1), "unknown type"),
+        (field(STRUCT, 1) * 64, "nesting"),
+    ],
+)
 def test_scanner_refuses(body, reason):
     message = bytearray(header(b"unique") + body + b"\x00" * 64)
     with pytest.raises(WireError, match=reason):
@@ -623,7 +715,7 @@ def test_scanner_allows_the_deepest_nesting_the_codec_reads():
         if ok:
             assert scanner.scan(message, 0, len(message), len(message)) == len(message)
             args = Showcase.echo_shape_args()
-            BinaryCodec(64).decode(message[scanner.header[3]:], args)
+            BinaryCodec(64).decode(message[scanner.header[3] :], args)
         else:
             with pytest.raises(WireError, match="nesting"):
                 scanner.scan(message, 0, len(message), len(message))
@@ -640,7 +732,7 @@ def test_million_element_list_in_4k_pieces():
     assert len(got) == 1
     name, _mtype, seqid, body = got[0]
     assert (name, seqid) == (b"unique", 42)
-    assert body == message[len(header(b"unique")):]
+    assert body == message[len(header(b"unique")) :]
     args = Showcase.unique_args()
     BinaryCodec(64).decode(body, args)
     assert len(args.words) == n

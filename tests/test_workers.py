@@ -4,6 +4,7 @@ Real supervisor and worker processes, real sockets, real signals. The handler is
 (tests/ops_app.py), served with --app-dir so that tests can change it on disk (SIGHUP reload)
 and hold a worker busy.
 """
+
 from __future__ import annotations
 
 import os
@@ -31,6 +32,7 @@ def supervised(serve, backend, workers=2, *extra):
 
 # -- every worker serves; the load spreads ------------------------------------------------------
 
+
 def test_every_worker_serves_and_a_busy_one_leaves_calls_to_the_other(serve, app, backend):
     served = supervised(serve, backend)
     port = served.port
@@ -48,8 +50,7 @@ def test_every_worker_serves_and_a_busy_one_leaves_calls_to_the_other(serve, app
         assert answered and busy not in answered, (busy, answered)
     else:
         # Threads: A still accepts while one of its threads is held; calls go to both.
-        assert wait_until(lambda: answered.add(int(call(port, "pid"))) or answered >= workers, 15), \
-            (workers, answered)
+        assert wait_until(lambda: answered.add(int(call(port, "pid"))) or answered >= workers, 15), (workers, answered)
     assert not held.done(), "the held call returned before its release"
     app.release("a")
     assert held.result() == "a:%d" % busy
@@ -57,6 +58,7 @@ def test_every_worker_serves_and_a_busy_one_leaves_calls_to_the_other(serve, app
 
 
 # -- a dead worker is replaced ------------------------------------------------------------------
+
 
 def test_killed_worker_is_replaced_and_the_new_one_serves(serve, backend):
     served = supervised(serve, backend)
@@ -94,8 +96,17 @@ def test_workers_that_keep_dying_at_start_up_stop_the_supervisor_with_exit_1(ser
 def test_handler_that_cannot_import_fails_before_forking(tmp_path):
     (tmp_path / "ops.thrift").write_text(OPS_IDL)
     (tmp_path / "opshandler.py").write_text("raise RuntimeError('broken at import')\n")
-    result = run_cli("serve", "%s:Ops" % (tmp_path / "ops.thrift"), "opshandler:Handler",
-                     "--app-dir", str(tmp_path), "--port", "0", "--workers", "2")
+    result = run_cli(
+        "serve",
+        "%s:Ops" % (tmp_path / "ops.thrift"),
+        "opshandler:Handler",
+        "--app-dir",
+        str(tmp_path),
+        "--port",
+        "0",
+        "--workers",
+        "2",
+    )
     assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("dracula: error: "), result.stderr
@@ -104,6 +115,7 @@ def test_handler_that_cannot_import_fails_before_forking(tmp_path):
 
 
 # -- graceful stop ------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_signal_drains_in_flight_calls_then_exits_0(serve, app, backend, signum):
@@ -169,12 +181,15 @@ def test_graceful_timeout_bounds_the_stop_of_a_single_process_server(serve, app)
         code = None
     elapsed = time.monotonic() - started
     assert code is not None, "still running %.0fs after SIGTERM with --graceful-timeout 1:\n%s" % (
-        elapsed, served.output)
+        elapsed,
+        served.output,
+    )
     held.join(15)
     assert held.error is not None
 
 
 # -- SIGHUP reload ------------------------------------------------------------------------------
+
 
 class Hammer:
     """Calls version() continuously from `threads` threads, a new connection per call."""
@@ -230,10 +245,14 @@ def test_sighup_reloads_changed_code_without_failing_a_call(serve, app, backend)
     finally:
         hammer.stop()
     assert hammer.errors == [], "%d of %d calls failed during the reload, e.g. %s\n%s" % (
-        len(hammer.errors), hammer.calls(), hammer.errors[:3], served.output)
+        len(hammer.errors),
+        hammer.calls(),
+        hammer.errors[:3],
+        served.output,
+    )
     # Once the old workers are gone (a call or two may have been on its way back from one).
     assert len(hammer.replies) >= after + 20
-    assert set(hammer.replies[after + 2:]) == {"v2"}, hammer.replies[after:]
+    assert set(hammer.replies[after + 2 :]) == {"v2"}, hammer.replies[after:]
     # Workers share one listening socket: one worker must not disturb another's accept().
     assert "accept failed" not in served.output, served.output
     answered = {int(call(served.port, "pid")) for _ in range(6)}
@@ -263,6 +282,7 @@ def test_reload_whose_code_cannot_start_keeps_the_old_workers(serve, app, backen
 
 
 # -- SIGTTIN / SIGTTOU --------------------------------------------------------------------------
+
 
 def test_sigttin_adds_a_worker_and_sigttou_removes_one(serve, backend):
     served = supervised(serve, backend)
@@ -297,6 +317,7 @@ def test_sigttin_adds_a_worker_and_sigttou_removes_one(serve, backend):
 
 # -- /healthz sees the workers' shedding (--unhealthy-when-shedding) -------------------------------
 
+
 def hold_in_every_worker(app, port, workers) -> list:
     """A @blocking hold() in flight in each worker (their --max-requests 1 is then reached):
     holds land where the accept queue sends them, so keep starting one until every worker holds
@@ -317,16 +338,18 @@ def hold_in_every_worker(app, port, workers) -> list:
 
 def test_healthz_fails_while_the_workers_shed_most_calls(serve, app, backend):
     metrics_port = free_port()
-    served = supervised(serve, backend, 2, "--max-requests", "1", "--metrics-port", str(metrics_port),
-                        "--unhealthy-when-shedding")
+    served = supervised(
+        serve, backend, 2, "--max-requests", "1", "--metrics-port", str(metrics_port), "--unhealthy-when-shedding"
+    )
     assert wait_until(lambda: http_get(metrics_port, "/healthz")[0] == 200, 10)
     held = hold_in_every_worker(app, served.port, served.workers)
     try:
         for _ in range(5):  # every worker is full: each of these is shed
             with pytest.raises(TApplicationException, match="overloaded"):
                 call(served.port, "pid")
-        assert wait_until(lambda: http_get(metrics_port, "/healthz")[0] == 503, 10), \
+        assert wait_until(lambda: http_get(metrics_port, "/healthz")[0] == 503, 10), (
             "the supervisor's /healthz did not see its workers shed"
+        )
     finally:
         app.release_all()
     for holding in held:

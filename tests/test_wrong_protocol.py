@@ -4,6 +4,7 @@ bytes back, well before the safety timeout), exactly one line on the "dracula.re
 naming that connection's peer, and must not disturb a client already being served or the next
 one to connect.
 """
+
 from __future__ import annotations
 
 import logging
@@ -77,10 +78,12 @@ PAYLOADS = {
     "apache-json": apache_json_call,
     "apache-json-framed": lambda: framed(apache_json_call()),
     "http-get": lambda: b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: */*\r\n\r\n",
-    "http-post-thrift": lambda: (b"POST /thrift HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                                 b"Content-Type: application/x-thrift\r\nContent-Length: 27\r\n\r\n"
-                                 b"\x80\x01\x00\x01\x00\x00\x00\x03add\x00\x00\x00\x01"
-                                 b"\x0a\x00\x01" + b"\x00" * 8),
+    "http-post-thrift": lambda: (
+        b"POST /thrift HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"Content-Type: application/x-thrift\r\nContent-Length: 27\r\n\r\n"
+        b"\x80\x01\x00\x01\x00\x00\x00\x03add\x00\x00\x00\x01"
+        b"\x0a\x00\x01" + b"\x00" * 8
+    ),
     "http2-preface": lambda: b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
     "tls-client-hello": tls_client_hello,
     "ssh-banner": lambda: b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n",
@@ -96,8 +99,10 @@ def read_until_closed(sock):
         except ConnectionResetError:
             return received, "reset"
         except TimeoutError:
-            pytest.fail("the server neither refused nor closed the connection within %d s "
-                        "(received %r): it is waiting for more bytes" % (CLOSE_TIMEOUT, received))
+            pytest.fail(
+                "the server neither refused nor closed the connection within %d s "
+                "(received %r): it is waiting for more bytes" % (CLOSE_TIMEOUT, received)
+            )
         if not chunk:
             return received, "eof"
         received += chunk
@@ -109,7 +114,7 @@ def send_all(sock, data: bytes, piecewise: bool) -> None:
     try:
         if piecewise:
             for i in range(len(data)):
-                sock.send(data[i:i + 1])
+                sock.send(data[i : i + 1])
         else:
             sock.sendall(data)
     except (BrokenPipeError, ConnectionResetError):
@@ -117,8 +122,11 @@ def send_all(sock, data: bytes, piecewise: bool) -> None:
 
 
 def refusal_lines(caplog, peer: str):
-    return [r.getMessage() for r in caplog.records
-            if r.name == "dracula.refused" and r.getMessage().startswith("refused %s:" % peer)]
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "dracula.refused" and r.getMessage().startswith("refused %s:" % peer)
+    ]
 
 
 def thriftpy2_client(port):
@@ -127,8 +135,7 @@ def thriftpy2_client(port):
 
 # Every payload in one send; one text and one binary payload also a byte per send (the
 # server then sees it over several reads, and must still log one line).
-CASES = [(name, "whole") for name in PAYLOADS] + [("http-get", "byte-by-byte"),
-                                                  ("tls-client-hello", "byte-by-byte")]
+CASES = [(name, "whole") for name in PAYLOADS] + [("http-get", "byte-by-byte"), ("tls-client-hello", "byte-by-byte")]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -1,4 +1,5 @@
 """THeader frames built by hand, byte by byte, for the wire and end-to-end THeader tests."""
+
 from __future__ import annotations
 
 import struct
@@ -46,8 +47,7 @@ def ping_frame(protocol="binary", transforms=(), extra=b"", seqid=5) -> bytes:
     for transform in transforms:
         if transform == 1:
             payload = zlib.compress(payload)
-    header = varint(PROTOCOL_IDS[protocol]) + varint(len(transforms)) + \
-        b"".join(varint(x) for x in transforms) + extra
+    header = varint(PROTOCOL_IDS[protocol]) + varint(len(transforms)) + b"".join(varint(x) for x in transforms) + extra
     return raw_frame(header, payload, seqid=seqid)
 
 
@@ -64,7 +64,6 @@ def reverse_without_stop(claimed: int, data: bytes) -> bytes:
     return struct.pack("!iI", -0x7FFEFFFF, 7) + b"reverse" + struct.pack("!ibhi", 5, 11, 1, claimed) + data
 
 
-
 # (frame, words in the reason); each refused on the connection's first frame.
 FIRST_FRAME_REFUSALS = {
     "theader magic half": (b"\x00\x00\x00\x10\x0f\x00" + bytes(14), "magic"),
@@ -79,35 +78,69 @@ FIRST_FRAME_REFUSALS = {
 # told with its sequence id.
 FRAME_REFUSALS = {
     "header size past the frame": (raw_frame(b"\x00\x00", b"", words=200), "runs past", PROTOCOL_ERROR),
-    "snappy transform": (raw_frame(b"\x00\x01\x03", ping_payload()), "transform 3 (snappy)",
-                         INVALID_TRANSFORM),
+    "snappy transform": (raw_frame(b"\x00\x01\x03", ping_payload()), "transform 3 (snappy)", INVALID_TRANSFORM),
     "zstd transform": (raw_frame(b"\x00\x01\x05", ping_payload()), "transform 5 (zstd)", INVALID_TRANSFORM),
     "unknown transform": (raw_frame(b"\x00\x01\xff\x7f", ping_payload()), "unknown", INVALID_TRANSFORM),
-    "zlib twice": (raw_frame(b"\x00\x02\x01\x01", zlib.compress(zlib.compress(ping_payload()))),
-                   "twice", INVALID_TRANSFORM),
+    "zlib twice": (
+        raw_frame(b"\x00\x02\x01\x01", zlib.compress(zlib.compress(ping_payload()))),
+        "twice",
+        INVALID_TRANSFORM,
+    ),
     "lying transform count": (raw_frame(b"\x00" + BIG, ping_payload()), "transforms in", PROTOCOL_ERROR),
     "lying header count": (raw_frame(b"\x00\x00\x01" + BIG, ping_payload()), "headers in", PROTOCOL_ERROR),
-    "lying key length": (raw_frame(b"\x00\x00\x01\x01" + BIG + b"k", ping_payload()), "runs past the header",
-                         PROTOCOL_ERROR),
-    "lying value length": (raw_frame(b"\x00\x00\x01\x01\x01k\x7f", ping_payload()), "runs past the header",
-                           PROTOCOL_ERROR),
-    "varint past the header": (raw_frame(b"\x00\x00\x01\x81\x82\x83", ping_payload(), pad=False),
-                               "runs past the header", PROTOCOL_ERROR),
-    "varint too long": (raw_frame(b"\x00\x00\x01" + b"\xff" * 7 + b"\x01", ping_payload()), "longer than 5",
-                        PROTOCOL_ERROR),
+    "lying key length": (
+        raw_frame(b"\x00\x00\x01\x01" + BIG + b"k", ping_payload()),
+        "runs past the header",
+        PROTOCOL_ERROR,
+    ),
+    "lying value length": (
+        raw_frame(b"\x00\x00\x01\x01\x01k\x7f", ping_payload()),
+        "runs past the header",
+        PROTOCOL_ERROR,
+    ),
+    "varint past the header": (
+        raw_frame(b"\x00\x00\x01\x81\x82\x83", ping_payload(), pad=False),
+        "runs past the header",
+        PROTOCOL_ERROR,
+    ),
+    "varint too long": (
+        raw_frame(b"\x00\x00\x01" + b"\xff" * 7 + b"\x01", ping_payload()),
+        "longer than 5",
+        PROTOCOL_ERROR,
+    ),
     "zlib garbage": (raw_frame(b"\x00\x01\x01", b"not zlib at all"), "does not inflate", PROTOCOL_ERROR),
-    "zlib truncated": (raw_frame(b"\x00\x01\x01", zlib.compress(ping_payload() * 50)[:-9]), "truncated",
-                       PROTOCOL_ERROR),
-    "bytes after zlib": (raw_frame(b"\x00\x01\x01", zlib.compress(ping_payload()) + b"junk"), "after the",
-                         PROTOCOL_ERROR),
+    "zlib truncated": (
+        raw_frame(b"\x00\x01\x01", zlib.compress(ping_payload() * 50)[:-9]),
+        "truncated",
+        PROTOCOL_ERROR,
+    ),
+    "bytes after zlib": (
+        raw_frame(b"\x00\x01\x01", zlib.compress(ping_payload()) + b"junk"),
+        "after the",
+        PROTOCOL_ERROR,
+    ),
     "empty payload": (raw_frame(b"\x00\x00", b""), "overruns", PROTOCOL_ERROR),
-    "truncated message": (raw_frame(b"\x00\x00", reverse_without_stop(3, b"abc")), "overruns",
-                          PROTOCOL_ERROR),
-    "string past the payload": (raw_frame(b"\x00\x00", reverse_without_stop(10, b"abc")),
-                                "3 left in the message", PROTOCOL_ERROR),
-    "zlib hides a lying list": (raw_frame(b"\x00\x01\x01", zlib.compress(
-        struct.pack("!iI", -0x7FFEFFFF, 5) + b"index" + struct.pack("!i", 5)
-        + b"\x0f\x00\x01\x0c" + struct.pack("!i", 30_000_000) + b"\x00")), "elements", PROTOCOL_ERROR),
+    "truncated message": (raw_frame(b"\x00\x00", reverse_without_stop(3, b"abc")), "overruns", PROTOCOL_ERROR),
+    "string past the payload": (
+        raw_frame(b"\x00\x00", reverse_without_stop(10, b"abc")),
+        "3 left in the message",
+        PROTOCOL_ERROR,
+    ),
+    "zlib hides a lying list": (
+        raw_frame(
+            b"\x00\x01\x01",
+            zlib.compress(
+                struct.pack("!iI", -0x7FFEFFFF, 5)
+                + b"index"
+                + struct.pack("!i", 5)
+                + b"\x0f\x00\x01\x0c"
+                + struct.pack("!i", 30_000_000)
+                + b"\x00"
+            ),
+        ),
+        "elements",
+        PROTOCOL_ERROR,
+    ),
 }
 
 
@@ -116,6 +149,5 @@ LATER_FRAME_REFUSALS = {
     "protocol switch": (ping_frame("compact"), "compact on a THeader binary"),
     "a plain frame": (struct.pack("!I", len(ping_payload())) + ping_payload(), "magic"),
     "frame over the limit": (struct.pack("!I", 2 * MB) + b"\x0f\xff", "limit"),
-    "persistent headers pile up": (ping_frame(extra=info(2, {b"k": b"v" * (MAX_PERSISTENT_BYTES // 2)})),
-                                   "persistent"),
+    "persistent headers pile up": (ping_frame(extra=info(2, {b"k": b"v" * (MAX_PERSISTENT_BYTES // 2)})), "persistent"),
 }

@@ -1,6 +1,7 @@
 """A raw Thrift client for tests: calls encoded by hand (binary or compact, framed or not, strict
 or not), sent over a plain socket, and replies read back off it in whatever protocol they come;
 plus the check that a server still serves a well-behaved thriftpy2 client."""
+
 from __future__ import annotations
 
 import contextlib
@@ -25,6 +26,7 @@ COMPACT_ID = b"\x82"  # the first byte of every compact message
 
 # -- encoding ------------------------------------------------------------------------------------
 
+
 def frame(data: bytes) -> bytes:
     return struct.pack("!i", len(data)) + data
 
@@ -44,14 +46,24 @@ def encode_message(name, mtype, seqid, body, protocol="binary", strict=True, fra
     return frame(data) if framed else data
 
 
-def encode_call(method, seqid=1, framed=False, strict=True, protocol="binary", *,
-                mtype=TMessageType.CALL, service=Showcase, **kwargs) -> bytes:
+def encode_call(
+    method,
+    seqid=1,
+    framed=False,
+    strict=True,
+    protocol="binary",
+    *,
+    mtype=TMessageType.CALL,
+    service=Showcase,
+    **kwargs,
+) -> bytes:
     """A call of `service`.`method` with the keyword arguments as its args struct."""
     args = getattr(service, method + "_args")(**kwargs)
     return encode_message(method, mtype, seqid, args, protocol, strict, framed)
 
 
 # -- the socket ----------------------------------------------------------------------------------
+
 
 def connect(port, timeout=TIMEOUT, nodelay=False) -> socket.socket:
     sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
@@ -100,7 +112,7 @@ class BytesReader:
         return chunk
 
     def peek(self, n):
-        chunk = self.data[self.pos:self.pos + n]
+        chunk = self.data[self.pos : self.pos + n]
         assert len(chunk) == n, "a reply was cut short"
         return chunk
 
@@ -109,6 +121,7 @@ class BytesReader:
 
 
 # -- decoding ------------------------------------------------------------------------------------
+
 
 class Message(NamedTuple):
     name: str
@@ -195,6 +208,7 @@ class Connection:
 
 # -- a well-behaved client -----------------------------------------------------------------------
 
+
 def make_client(port, timeout=TIMEOUT, service=Showcase, **options):
     """thriftpy2's own client, with its defaults (binary, buffered)."""
     return thriftpy2.rpc.make_client(service, "127.0.0.1", port, timeout=int(timeout * 1000), **options)
@@ -241,7 +255,7 @@ def feed_reader(reader, data: bytes, piece: int | None = None) -> list:
     messages = []
     piece = piece or len(data) or 1
     for at in range(0, len(data), piece):
-        chunk = memoryview(data)[at:at + piece]
+        chunk = memoryview(data)[at : at + piece]
         while len(chunk):
             space = reader.get_buffer()
             n = min(len(space), len(chunk))

@@ -6,6 +6,7 @@ them, from benchmarks/workloads.py; PingService and examples.pingpong's handler 
 serves that service with that handler (or an async twin where the server needs one), and runs
 until SIGTERM/SIGINT.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,12 +23,19 @@ if ROOT not in sys.path:
 
 
 def parse_args(description: str) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=description,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("service", nargs="?", default="idl/pingpong.thrift:PingService",
-                        help="IDL:Service, the IDL's path relative to the repo root")
-    parser.add_argument("handler", nargs="?", default="examples.pingpong:PingHandler",
-                        help="module:Class, importable from the repo root")
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "service",
+        nargs="?",
+        default="idl/pingpong.thrift:PingService",
+        help="IDL:Service, the IDL's path relative to the repo root",
+    )
+    parser.add_argument(
+        "handler",
+        nargs="?",
+        default="examples.pingpong:PingHandler",
+        help="module:Class, importable from the repo root",
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--backlog", type=int, default=4096)

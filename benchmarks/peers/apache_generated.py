@@ -5,6 +5,7 @@ fastbinary, reads; without it TBase falls back to the pure-Python protocol), wir
 
 SERVICES: service name -> {method: (args class, result class)}.
 """
+
 from __future__ import annotations
 
 from thrift.protocol.TBase import TBase

@@ -10,6 +10,7 @@ There is no thrift compiler here: the structs `thrift --gen py:dynamic` would ge
 written out in apache_generated.py, and the Processor below does what the generated one does,
 for any of those services, from its method table.
 """
+
 from __future__ import annotations
 
 import logging
@@ -54,7 +55,8 @@ class Processor(TProcessor):
         result = result_cls()
         try:
             result.success = getattr(self._handler, name)(
-                *[getattr(args, spec[2]) for spec in args_cls.thrift_spec if spec is not None])
+                *[getattr(args, spec[2]) for spec in args_cls.thrift_spec if spec is not None]
+            )
             msg_type = TMessageType.REPLY
         except TTransport.TTransportException:
             raise
@@ -78,8 +80,7 @@ def main() -> None:
     sock = TSocket.TServerSocket(host=args.host, port=args.port)
     sock.setBacklog(args.backlog)
     processor = Processor(_common.make_handler(args), SERVICES[_common.service_name(args)])
-    server = TNonblockingServer(processor, sock,
-                                inputProtocolFactory=TBinaryProtocolAcceleratedFactory())
+    server = TNonblockingServer(processor, sock, inputProtocolFactory=TBinaryProtocolAcceleratedFactory())
     server.serve()
 
 

@@ -19,6 +19,7 @@ What it leaves out, on purpose: every safety check (it trusts every length and t
 DESIGN.md "Known hazards"), error replies (a message it cannot decode closes the connection),
 oneway calls and framed transport. Unframed strict binary, as thriftpy2 clients send by default.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -134,7 +135,7 @@ class Codec:
                 reply = self.call(methods)
             except NeedMore:
                 decoder.discard()
-                return replies, data[len(data) - unread:], False
+                return replies, data[len(data) - unread :], False
             except Exception:  # not a call it can decode: no error replies in the floor
                 decoder.discard()
                 return replies, None, True
@@ -218,8 +219,7 @@ async def serve(args, protocol=None) -> None:
     sock.bind((args.host, args.port))
     methods = method_table(_common.load_service(args), _common.make_handler(args))
     codec = Codec()
-    server = await loop.create_server(lambda: protocol(methods, codec), sock=sock,
-                                      backlog=args.backlog)
+    server = await loop.create_server(lambda: protocol(methods, codec), sock=sock, backlog=args.backlog)
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)

@@ -4,6 +4,7 @@ Everything else is floor.py's. uvloop asks a BufferedProtocol for a buffer befor
 attempt (twice per readable event) inside a context switch each time; this peer measures that
 cost apart from anything dracula does.
 """
+
 from __future__ import annotations
 
 import asyncio

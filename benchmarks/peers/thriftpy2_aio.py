@@ -10,6 +10,7 @@ Settings that differ from make_aio_server's defaults, for a fair comparison:
 Its processor awaits the handler, so the handler is wrapped in an `async def` twin of each of
 its methods (AsyncTwin).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -33,6 +34,7 @@ class AsyncTwin:
     def _twin(method):
         async def call(*args, **kwargs):
             return method(*args, **kwargs)
+
         return call
 
 
@@ -42,8 +44,9 @@ def main() -> None:
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
     handler = AsyncTwin(_common.make_handler(args), service)
-    server = thriftpy2.rpc.make_aio_server(service, handler, host=args.host,
-                                           port=args.port, client_timeout=None, loop=loop)
+    server = thriftpy2.rpc.make_aio_server(
+        service, handler, host=args.host, port=args.port, client_timeout=None, loop=loop
+    )
     server.trans.backlog = args.backlog
     server.trans.sock_factory = functools.partial(asyncio.start_server, backlog=args.backlog)
     for signum in (signal.SIGTERM, signal.SIGINT):

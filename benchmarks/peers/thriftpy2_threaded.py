@@ -6,6 +6,7 @@ Two settings differ from make_server's defaults, both for a fair comparison:
   thousands of others are still connecting;
 - the listen backlog is the harness's (make_server leaves TServerSocket's 128).
 """
+
 from __future__ import annotations
 
 import thriftpy2.rpc
@@ -15,8 +16,9 @@ import _common
 
 def main() -> None:
     args = _common.parse_args(__doc__)
-    server = thriftpy2.rpc.make_server(_common.load_service(args), _common.make_handler(args),
-                                       host=args.host, port=args.port, client_timeout=None)
+    server = thriftpy2.rpc.make_server(
+        _common.load_service(args), _common.make_handler(args), host=args.host, port=args.port, client_timeout=None
+    )
     server.trans.backlog = args.backlog  # read by TServerSocket.listen() inside serve()
     server.serve()
 

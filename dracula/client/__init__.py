@@ -6,6 +6,7 @@ connections (aio_connection, sync_connection), pool, balancer, retry (what is sa
 deadline, addresses (parsing, DNS), hooks (middleware), metrics, options, core (what both clients
 share), and the clients (aio_client, sync_client). docs/client.md is the manual.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -35,5 +36,18 @@ def make_aio_client(service: Any, addresses: Address | Sequence[Address], **opti
     return AioClient(service, addresses, ClientOptions(**options))
 
 
-__all__ = ["make_client", "make_aio_client", "SyncClient", "AioClient", "ClientOptions", "ClientCall",
-           "PrometheusMetrics", "ClientError", "NotSent", "ConnectFailed", "CutOff", "BadReply", "CallTimeout"]
+__all__ = [
+    "make_client",
+    "make_aio_client",
+    "SyncClient",
+    "AioClient",
+    "ClientOptions",
+    "ClientCall",
+    "PrometheusMetrics",
+    "ClientError",
+    "NotSent",
+    "ConnectFailed",
+    "CutOff",
+    "BadReply",
+    "CallTimeout",
+]

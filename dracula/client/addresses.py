@@ -1,5 +1,6 @@
 """The hosts a client calls: "host:port", (host, port), or a list of them; a name that is not an
 IP literal is looked up (all its addresses) and looked up again every `resolve_interval`."""
+
 from __future__ import annotations
 
 import ipaddress

@@ -1,5 +1,6 @@
 """`dracula.make_aio_client`: a thriftpy2 service's client for asyncio, any number of concurrent
 calls on one client (each on a connection of its own from the host's pool)."""
+
 from __future__ import annotations
 
 import asyncio

@@ -5,6 +5,7 @@ and the call's future gets the vetted Reply or the reason there is none.
 Anything but a clean reply leaves the connection unusable (the pool closes it): a timeout or a
 cancelled call (its reply may still come), a bad reply, bytes nobody asked for, an end.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -32,7 +33,8 @@ class AioConnection(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         try:
             _, conn = await asyncio.wait_for(
-                loop.create_connection(lambda: cls(wire, endpoint), endpoint[0], endpoint[1]), timeout)
+                loop.create_connection(lambda: cls(wire, endpoint), endpoint[0], endpoint[1]), timeout
+            )
         except asyncio.TimeoutError:
             raise ConnectFailed("connecting to %s:%d timed out" % endpoint) from None
         except OSError as e:
@@ -71,11 +73,13 @@ class AioConnection(asyncio.Protocol):
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             if self.wire.received:
-                waiter.set_exception(BadReply("%s:%d closed the connection in the middle of a reply"
-                                              % self.endpoint))
+                waiter.set_exception(BadReply("%s:%d closed the connection in the middle of a reply" % self.endpoint))
             else:
-                waiter.set_exception(CutOff("%s:%d closed the connection after the request was "
-                                            "written, before any reply" % self.endpoint))
+                waiter.set_exception(
+                    CutOff(
+                        "%s:%d closed the connection after the request was written, before any reply" % self.endpoint
+                    )
+                )
 
     def _fail(self, error: ClientError) -> None:
         waiter = self._waiter

@@ -4,6 +4,7 @@ with each failure in a row; when it ends the host is eligible again and its next
 probe (a success resets the backoff). A host added by a new DNS answer starts with no
 outstanding calls, so P2C hands it its share at once: no connection age is needed to rebalance.
 """
+
 from __future__ import annotations
 
 import random
@@ -36,8 +37,13 @@ class Host(Generic[P]):
 
 
 class Balancer(Generic[P]):
-    def __init__(self, endpoints: Sequence[Endpoint], new_pool: Callable[[Endpoint], P],
-                 eject_base: float = 0.1, eject_max: float = 10.0) -> None:
+    def __init__(
+        self,
+        endpoints: Sequence[Endpoint],
+        new_pool: Callable[[Endpoint], P],
+        eject_base: float = 0.1,
+        eject_max: float = 10.0,
+    ) -> None:
         self.new_pool = new_pool
         self.eject_base = eject_base
         self.eject_max = eject_max

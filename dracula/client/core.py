@@ -3,6 +3,7 @@ balancer, the retry budget, deadlines and hooks. Neither does I/O here; each cli
 is the same steps (client_call.md in the docs): pick a host, take a connection, write, read,
 decode, then either return, retry (when retry.py says it is safe and the budget allows), or raise.
 """
+
 from __future__ import annotations
 
 import time
@@ -23,8 +24,13 @@ _UNSET: Any = object()
 
 
 class ClientCore(Generic[P]):
-    def __init__(self, service: Any, addresses: Address | Sequence[Address], options: ClientOptions,
-                 new_pool: Callable[[Endpoint], P]) -> None:
+    def __init__(
+        self,
+        service: Any,
+        addresses: Address | Sequence[Address],
+        options: ClientOptions,
+        new_pool: Callable[[Endpoint], P],
+    ) -> None:
         self.service = service
         self.options = options
         self.methods: dict[str, Method] = methods_of(service, options.service_name)
@@ -54,8 +60,11 @@ class ClientCore(Generic[P]):
         if self.closed:
             raise NotSent("the client is closed")
         method = self.method(name)
-        call = ClientCall(method, method.make_args(args, kwargs),
-                          call_deadline(self.options.timeout if timeout is _UNSET else timeout))
+        call = ClientCall(
+            method,
+            method.make_args(args, kwargs),
+            call_deadline(self.options.timeout if timeout is _UNSET else timeout),
+        )
         self.budget.deposit()
         return call
 

@@ -1,6 +1,7 @@
 """How long a call may take: the smallest of its own timeout, the client's, and what is left of
 the dracula call being served (`dracula.current_call().deadline`), so deadlines pass down a
 chain of services; over THeader the time left travels as `client_timeout` (milliseconds)."""
+
 from __future__ import annotations
 
 import math

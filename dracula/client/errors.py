@@ -5,6 +5,7 @@ clients raise those too, so existing `except` clauses keep working); a failure t
 answered is a TApplicationException. The retry policy reads two facts off each: did the request
 leave this process (`written`), and did any byte of a reply come back (`answered`).
 """
+
 from __future__ import annotations
 
 from thriftpy2.thrift import TApplicationException

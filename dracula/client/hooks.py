@@ -10,6 +10,7 @@ never lost to the caller.
 `metrics` (optional) is an object with the same `after`, called with the last host in
 `call.host`: metrics.py's PrometheusMetrics counts calls and attempts per method and host.
 """
+
 from __future__ import annotations
 
 import logging

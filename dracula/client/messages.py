@@ -7,6 +7,7 @@ vets requests: a lying length or garbage fails the call in time and memory propo
 bytes that arrived, never a heap read or a huge allocation. A reply must also be the call's:
 same sequence id, method name, and a REPLY or EXCEPTION message.
 """
+
 from __future__ import annotations
 
 import struct
@@ -69,8 +70,7 @@ class Method:
                 raise value
         assert self.result_cls is not None  # not oneway: it has a result
         if "success" in (spec[1] for spec in self.result_cls.thrift_spec.values()):
-            raise TApplicationException(TApplicationException.MISSING_RESULT,
-                                        "%s returned no result" % self.name)
+            raise TApplicationException(TApplicationException.MISSING_RESULT, "%s returned no result" % self.name)
         return None
 
 
@@ -100,8 +100,19 @@ class Wire:
     `feed(data)` returns the Reply once the expected one is complete, None while bytes are
     missing, and raises BadReply (the connection must be discarded) for anything else."""
 
-    __slots__ = ("transport", "protocol", "max_size", "max_container", "codec", "_buf", "_method",
-                 "_seqid", "_scanner", "_scanners", "_frame_size")
+    __slots__ = (
+        "transport",
+        "protocol",
+        "max_size",
+        "max_container",
+        "codec",
+        "_buf",
+        "_method",
+        "_seqid",
+        "_scanner",
+        "_scanners",
+        "_frame_size",
+    )
 
     def __init__(self, transport: str, protocol: str, max_size: int, max_container: int) -> None:
         if transport not in TRANSPORTS:
@@ -112,8 +123,9 @@ class Wire:
         self.protocol = PROTOCOLS[protocol]
         self.max_size = max_size
         self.max_container = max_container
-        self.codec: BinaryCodec | CompactCodec = (BinaryCodec(MAX_DEPTH) if self.protocol == BINARY
-                                                  else CompactCodec(MAX_DEPTH))
+        self.codec: BinaryCodec | CompactCodec = (
+            BinaryCodec(MAX_DEPTH) if self.protocol == BINARY else CompactCodec(MAX_DEPTH)
+        )
         self._buf = bytearray()
         self._method: Method | None = None
         self._seqid = 0
@@ -143,8 +155,9 @@ class Wire:
             # The result's spec guards the codec where it reads by the IDL; an EXCEPTION message
             # carries TApplicationException's fields, which the same walk checks by wire type.
             spec = method.result_cls.thrift_spec if method.result_cls is not None else _APP_SPEC
-            scanner = self._scanners[method] = scanner_cls(MAX_DEPTH, self.max_container, self.max_size,
-                                                           {method.wire_name: spec})
+            scanner = self._scanners[method] = scanner_cls(
+                MAX_DEPTH, self.max_container, self.max_size, {method.wire_name: spec}
+            )
         else:
             scanner.reset()
         self._scanner = scanner
@@ -155,8 +168,12 @@ class Wire:
 
     def feed(self, data: bytes | bytearray | memoryview) -> Reply | None:
         buf = self._buf
-        if not buf and self.transport == FRAMED and len(data) >= 4 and \
-                _length.unpack_from(data)[0] + 4 == len(data) <= self.max_size + 4:
+        if (
+            not buf
+            and self.transport == FRAMED
+            and len(data) >= 4
+            and _length.unpack_from(data)[0] + 4 == len(data) <= self.max_size + 4
+        ):
             # The usual case: the whole frame in one read, scanned where it lies. Not recorded
             # as received: the call ends here, with its reply or an exception.
             size = len(data) - 4
@@ -180,8 +197,9 @@ class Wire:
         if len(buf) < size + 4:
             return None
         if len(buf) > size + 4:
-            raise BadReply("%d bytes after the reply frame: the server sent more than one reply"
-                           % (len(buf) - size - 4))
+            raise BadReply(
+                "%d bytes after the reply frame: the server sent more than one reply" % (len(buf) - size - 4)
+            )
         frame = memoryview(buf)[4:]
         try:
             if self.transport == FRAMED:

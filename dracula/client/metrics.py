@@ -7,6 +7,7 @@
 `outcome` is the hooks' ("ok", "exception", "error"). Needs prometheus_client
 (`pip install prometheus-client`); pass your own `registry` to keep the series out of the default.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
@@ -20,12 +21,18 @@ class PrometheusMetrics:
         from prometheus_client import REGISTRY, Counter, Histogram
 
         registry = REGISTRY if registry is None else registry
-        self.calls = Counter("%s_calls_total" % namespace, "Client calls by method, last host and outcome",
-                             ["method", "host", "outcome"], registry=registry)
-        self.seconds = Histogram("%s_call_seconds" % namespace, "Client call duration, retries included",
-                                 ["method"], registry=registry)
-        self.attempts = Counter("%s_attempts_total" % namespace, "Client attempts (calls and their retries)",
-                                ["method"], registry=registry)
+        self.calls = Counter(
+            "%s_calls_total" % namespace,
+            "Client calls by method, last host and outcome",
+            ["method", "host", "outcome"],
+            registry=registry,
+        )
+        self.seconds = Histogram(
+            "%s_call_seconds" % namespace, "Client call duration, retries included", ["method"], registry=registry
+        )
+        self.attempts = Counter(
+            "%s_attempts_total" % namespace, "Client attempts (calls and their retries)", ["method"], registry=registry
+        )
 
     def after(self, call: ClientCall, outcome: str, seconds: float) -> None:
         name = call.name

@@ -1,4 +1,5 @@
 """Everything a client can be told, in one frozen object built once by make_client."""
+
 from __future__ import annotations
 
 import dataclasses

@@ -6,6 +6,7 @@ A connection is checked out for exactly one call at a time, so a reply can only 
 the call that wrote its request; a call that fails mid-way marks its connection not reusable and
 the pool closes it. AioPool serves coroutines on one loop; SyncPool any number of threads.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -86,8 +87,14 @@ class IdleStack(Generic[C]):
 
 
 class AioPool(Generic[C]):
-    def __init__(self, endpoint: Endpoint, connect: Callable[[Endpoint, float | None], Awaitable[C]],
-                 max_size: int, idle_timeout: float | None, max_age: float | None) -> None:
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        connect: Callable[[Endpoint, float | None], Awaitable[C]],
+        max_size: int,
+        idle_timeout: float | None,
+        max_age: float | None,
+    ) -> None:
         self.endpoint = endpoint
         self._connect = connect
         self.stack: IdleStack[C] = IdleStack(max_size, idle_timeout, max_age)
@@ -114,8 +121,9 @@ class AioPool(Generic[C]):
             try:
                 got = await asyncio.wait_for(waiter, left(deadline, "waiting for a connection: the call's"))
             except asyncio.TimeoutError:
-                raise CallTimeout("call deadline passed waiting for one of %d connections to %s:%d"
-                                  % (stack.max_size, *self.endpoint)) from None
+                raise CallTimeout(
+                    "call deadline passed waiting for one of %d connections to %s:%d" % (stack.max_size, *self.endpoint)
+                ) from None
             except BaseException:
                 handed = waiter.result() if waiter.done() and not waiter.cancelled() else None
                 if handed is not None:
@@ -155,8 +163,14 @@ class AioPool(Generic[C]):
 
 
 class SyncPool(Generic[C]):
-    def __init__(self, endpoint: Endpoint, connect: Callable[[Endpoint, float | None], C],
-                 max_size: int, idle_timeout: float | None, max_age: float | None) -> None:
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        connect: Callable[[Endpoint, float | None], C],
+        max_size: int,
+        idle_timeout: float | None,
+        max_age: float | None,
+    ) -> None:
         self.endpoint = endpoint
         self._connect = connect
         self.stack: IdleStack[C] = IdleStack(max_size, idle_timeout, max_age)

@@ -10,6 +10,7 @@ The budget is Finagle's RetryBudget: over a sliding window of `ttl` seconds, ret
 `percent` of the calls made plus `floor` per second (so a quiet client can still retry), and no
 more: in an outage every call fails once instead of `max_attempts` times.
 """
+
 from __future__ import annotations
 
 import threading

@@ -1,5 +1,6 @@
 """`dracula.make_client`: a thriftpy2 service's blocking client, safe to share between threads
 (each call takes a connection of its own from the host's pool)."""
+
 from __future__ import annotations
 
 import threading

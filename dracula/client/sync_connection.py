@@ -5,6 +5,7 @@ Anything but a clean reply leaves the connection unusable (the pool closes it). 
 it out, a non-blocking peek tells whether the server closed the connection while it sat idle:
 then it is discarded before a request is written into a dead socket.
 """
+
 from __future__ import annotations
 
 import select
@@ -109,8 +110,9 @@ class SyncConnection:
                 if not n:
                     if wire.received:
                         raise BadReply("%s:%d closed the connection in the middle of a reply" % self.endpoint)
-                    raise CutOff("%s:%d closed the connection after the request was written, "
-                                 "before any reply" % self.endpoint)
+                    raise CutOff(
+                        "%s:%d closed the connection after the request was written, before any reply" % self.endpoint
+                    )
                 reply = wire.feed(view[:n])
                 if reply is not None:
                     return reply

@@ -8,6 +8,7 @@ resizes, never per read, and a request that fits the first buffer never waits. G
 does not fit waits in FIFO order: when memory is given back, the oldest waiters are granted
 their bytes first and woken.
 """
+
 from __future__ import annotations
 
 import collections

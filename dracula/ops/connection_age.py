@@ -6,6 +6,7 @@ once does not reconnect all at once. A backend closes a connection past its limi
 moment when it has no call in flight and none partly received: no call of it was read, so the
 client may retry it once on a new connection (docs/fleet.md, "The guarantee").
 """
+
 from __future__ import annotations
 
 import random

@@ -4,6 +4,7 @@ Every refused connection or message gets one line naming the peer and the reason
 attacker must not be able to flood the log: past `burst` lines in a second, lines are counted
 and one summary line reports how many were suppressed.
 """
+
 from __future__ import annotations
 
 import logging
@@ -25,8 +26,14 @@ class RefusalLog:
     """`refusals(peer, reason)` logs "refused PEER: REASON" on `dracula.refused`, at most
     `burst` lines a second (another logger and verb for other events, e.g. evictions)."""
 
-    def __init__(self, burst: int = 20, clock: Callable[[], float] = time.monotonic,
-                 logger: str = "dracula.refused", verb: str = "refused", noun: str = "refusals") -> None:
+    def __init__(
+        self,
+        burst: int = 20,
+        clock: Callable[[], float] = time.monotonic,
+        logger: str = "dracula.refused",
+        verb: str = "refused",
+        noun: str = "refusals",
+    ) -> None:
         self.burst = burst
         self.clock = clock
         self.window = 0.0
@@ -42,8 +49,7 @@ class RefusalLog:
             now = self.clock()
             if now - self.window >= 1.0:
                 if self.suppressed:
-                    self.log.warning("%d more %s in the last second were not logged",
-                                     self.suppressed, self.noun)
+                    self.log.warning("%d more %s in the last second were not logged", self.suppressed, self.noun)
                 self.window = now
                 self.count = 0
                 self.suppressed = 0

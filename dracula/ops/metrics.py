@@ -3,6 +3,7 @@
 With workers, every process records into prometheus_client's multiprocess directory (the
 supervisor sets PROMETHEUS_MULTIPROC_DIR for them) and the supervisor serves the aggregate.
 """
+
 from __future__ import annotations
 
 import http.server
@@ -16,45 +17,109 @@ if TYPE_CHECKING:  # imported where used: without --metrics-port prometheus_clie
 
 log = logging.getLogger("dracula.metrics")
 
-LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-                   0.5, 1.0, 2.5, 5.0, 10.0)
+LATENCY_BUCKETS = (
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
 
 
 class Metrics:
     def __init__(self, registry: CollectorRegistry | None) -> None:
         from prometheus_client import Counter, Gauge, Histogram
 
-        self.calls = Counter("dracula_calls", "Calls by method and outcome (ok, exception, error)",
-                             ["method", "outcome"], registry=registry)
-        self.latency = Histogram("dracula_call_seconds", "Time from a call's decode to its reply",
-                                 ["method"], buckets=LATENCY_BUCKETS, registry=registry)
-        self.in_flight = Gauge("dracula_calls_in_flight", "Calls decoded and not yet answered",
-                               registry=registry, multiprocess_mode="livesum")
-        self.connections = Gauge("dracula_connections", "Open client connections",
-                                 registry=registry, multiprocess_mode="livesum")
-        self.evicted = Counter("dracula_evicted_connections", "Idle connections closed to make room "
-                               "for a new one (the connection table was full)", registry=registry)
+        self.calls = Counter(
+            "dracula_calls",
+            "Calls by method and outcome (ok, exception, error)",
+            ["method", "outcome"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "dracula_call_seconds",
+            "Time from a call's decode to its reply",
+            ["method"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.in_flight = Gauge(
+            "dracula_calls_in_flight",
+            "Calls decoded and not yet answered",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self.connections = Gauge(
+            "dracula_connections", "Open client connections", registry=registry, multiprocess_mode="livesum"
+        )
+        self.evicted = Counter(
+            "dracula_evicted_connections",
+            "Idle connections closed to make room for a new one (the connection table was full)",
+            registry=registry,
+        )
         self.received = Counter("dracula_received_bytes", "Bytes received from clients", registry=registry)
         self.sent = Counter("dracula_sent_bytes", "Bytes of replies written", registry=registry)
-        self.shed = Counter("dracula_shed_calls", "Calls answered overloaded instead of run, by "
-                            "reason (max_requests, queue_timeout)", ["reason"], registry=registry)
-        self.budget_bytes = Gauge("dracula_buffer_budget_bytes", "Receive-buffer bytes charged to "
-                                  "--max-buffer-memory", registry=registry, multiprocess_mode="livesum")
-        self.pool_threads = Gauge("dracula_handler_threads", "Threads in the pool that blocking handlers run in",
-                                  registry=registry, multiprocess_mode="livesum")
-        self.pool_busy = Gauge("dracula_handler_threads_busy", "Pool threads running a handler",
-                               registry=registry, multiprocess_mode="livesum")
-        self.pool_queued = Gauge("dracula_handler_queue", "Calls waiting for a pool thread",
-                                 registry=registry, multiprocess_mode="livesum")
-        self.pool_limit = Gauge("dracula_handler_threads_limit", "Most threads the pool may start "
-                                "(--blocking-threads)", registry=registry, multiprocess_mode="livesum")
-        self.loop_blocked = Counter("dracula_loop_blocked_seconds", "Time handlers held the reactor past "
-                                    "--inline-budget, by method", ["method"], registry=registry)
-        self.moved = Counter("dracula_methods_moved", "Plain methods moved to the thread pool because their "
-                             "calls blocked the reactor", registry=registry)
-        self.budget_paused = Gauge("dracula_budget_paused_connections", "Connections whose reading "
-                                   "waits for --max-buffer-memory", registry=registry,
-                                   multiprocess_mode="livesum")
+        self.shed = Counter(
+            "dracula_shed_calls",
+            "Calls answered overloaded instead of run, by reason (max_requests, queue_timeout)",
+            ["reason"],
+            registry=registry,
+        )
+        self.budget_bytes = Gauge(
+            "dracula_buffer_budget_bytes",
+            "Receive-buffer bytes charged to --max-buffer-memory",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self.pool_threads = Gauge(
+            "dracula_handler_threads",
+            "Threads in the pool that blocking handlers run in",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self.pool_busy = Gauge(
+            "dracula_handler_threads_busy",
+            "Pool threads running a handler",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self.pool_queued = Gauge(
+            "dracula_handler_queue", "Calls waiting for a pool thread", registry=registry, multiprocess_mode="livesum"
+        )
+        self.pool_limit = Gauge(
+            "dracula_handler_threads_limit",
+            "Most threads the pool may start (--blocking-threads)",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self.loop_blocked = Counter(
+            "dracula_loop_blocked_seconds",
+            "Time handlers held the reactor past --inline-budget, by method",
+            ["method"],
+            registry=registry,
+        )
+        self.moved = Counter(
+            "dracula_methods_moved",
+            "Plain methods moved to the thread pool because their calls blocked the reactor",
+            registry=registry,
+        )
+        self.budget_paused = Gauge(
+            "dracula_budget_paused_connections",
+            "Connections whose reading waits for --max-buffer-memory",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
 
 
 def new_registry() -> CollectorRegistry:
@@ -91,8 +156,13 @@ def call_totals(multiprocess_dir: str) -> tuple[float, float]:
     return totals["dracula_calls_total"], totals["dracula_shed_calls_total"]
 
 
-def serve_status(host: str, port: int, healthy: Callable[[], bool], multiprocess_dir: str | None = None,
-                 registry: CollectorRegistry | None = None) -> http.server.ThreadingHTTPServer:
+def serve_status(
+    host: str,
+    port: int,
+    healthy: Callable[[], bool],
+    multiprocess_dir: str | None = None,
+    registry: CollectorRegistry | None = None,
+) -> http.server.ThreadingHTTPServer:
     """Serve /metrics (from `registry`, or summed over `multiprocess_dir`) and /healthz (200
     while `healthy()`, else 503) from a daemon thread. Returns the HTTP server."""
 

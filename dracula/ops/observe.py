@@ -9,6 +9,7 @@ see every call that was read, with the Call's own outcome:
 Per connection and per process (connections, bytes, evictions, shedding, the memory budget)
 the backends report to a ServerObserver, which exists only when metrics are on.
 """
+
 from __future__ import annotations
 
 import logging

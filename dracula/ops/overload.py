@@ -9,6 +9,7 @@ clients (and thriftpy2's) raise a TApplicationException carrying type 11 and the
 Nothing here runs when both options are off: ServerState.overload is then None. ShedShare is
 the supervisor's view of its workers' shedding, for /healthz (--unhealthy-when-shedding).
 """
+
 from __future__ import annotations
 
 import collections
@@ -88,8 +89,9 @@ def overloaded_message(reason: str) -> str:
 class Overload:
     """The in-flight count and the shedding record shared by every connection of a process."""
 
-    def __init__(self, max_requests: int | None, queue_timeout: float, threads: int = 1,
-                 observer: ServerObserver | None = None) -> None:
+    def __init__(
+        self, max_requests: int | None, queue_timeout: float, threads: int = 1, observer: ServerObserver | None = None
+    ) -> None:
         self.max_requests = max_requests
         self.queue_timeout = queue_timeout
         self.observer = observer
@@ -155,7 +157,6 @@ class Overload:
     def _shed_observed(self, reason: str) -> None:
         if self.observer is not None:
             self.observer.call_shed(reason)
-
 
     def predicted_wait(self) -> float:
         """Seconds a @blocking call queued now would wait for a pool thread (an estimate)."""

@@ -13,6 +13,7 @@ reload (SIGHUP) imports the handler code anew. Signals:
 A worker that dies is replaced at once; a worker that dies before it accepts, again and again,
 means the code cannot start: the supervisor stops and exits 1.
 """
+
 from __future__ import annotations
 
 import functools
@@ -78,20 +79,19 @@ class Supervisor:
             self.env["PROMETHEUS_MULTIPROC_DIR"] = self.metrics_dir
             if config.unhealthy_when_shedding:
                 self.shedding = ShedShare(functools.partial(call_totals, self.metrics_dir))
-            self.status = serve_status(config.metrics_host or config.host, config.metrics_port,
-                                       self.healthy, self.metrics_dir)
+            self.status = serve_status(
+                config.metrics_host or config.host, config.metrics_port, self.healthy, self.metrics_dir
+            )
 
     # -- main loop -------------------------------------------------------------------------
     def run(self) -> int:
         wake_r, wake_w = os.pipe()
         os.set_blocking(wake_w, False)
         previous = signal.set_wakeup_fd(wake_w)
-        handled = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU,
-                   signal.SIGCHLD)
+        handled = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGCHLD)
         old = {s: signal.signal(s, self._on_signal) for s in handled}
         where = self.host if self.port is None else "%s:%d" % (self.host, self.port)
-        log.info("supervisor %d: %d %s worker(s) on %s", os.getpid(), self.target,
-                 self.config.backend, where)
+        log.info("supervisor %d: %d %s worker(s) on %s", os.getpid(), self.target, self.config.backend, where)
         try:
             for _ in range(self.target):
                 self._spawn()
@@ -129,8 +129,9 @@ class Supervisor:
             if self.shedding is not None:
                 self.shedding.sample()  # at least once a second: select() wakes up that often
             if self.start_failures >= MAX_START_FAILURES:
-                log.error("%d workers in a row died before accepting: giving up (see their log above)",
-                          self.start_failures)
+                log.error(
+                    "%d workers in a row died before accepting: giving up (see their log above)", self.start_failures
+                )
                 self._stop_all()
                 return 1
             while self.signals:
@@ -175,8 +176,17 @@ class Supervisor:
     def _spawn(self) -> None:
         ready_r, ready_w = os.pipe()
         fd = self.sock.fileno()
-        argv = [sys.executable, "-m", "dracula", "serve", *self.worker_argv,
-                "--worker-fd", str(fd), "--ready-fd", str(ready_w)]
+        argv = [
+            sys.executable,
+            "-m",
+            "dracula",
+            "serve",
+            *self.worker_argv,
+            "--worker-fd",
+            str(fd),
+            "--ready-fd",
+            str(ready_w),
+        ]
         proc = subprocess.Popen(argv, pass_fds=(fd, ready_w), env=self.env)
         os.close(ready_w)
         self.workers.append(Worker(proc, ready_r, self.generation))
@@ -191,13 +201,17 @@ class Supervisor:
             os.close(worker.ready_r)
             if self.metrics_dir is not None:
                 from prometheus_client import multiprocess
+
                 multiprocess.mark_process_dead(worker.pid, self.metrics_dir)
             if worker.retiring or self.stopping:
                 log.info("worker %d exited (%s)", worker.pid, code)
                 continue
             if not worker.ready and self._reloading():
-                log.error("reload failed: new worker %d died before accepting (exit %s); keeping "
-                          "the old workers", worker.pid, _describe(code))
+                log.error(
+                    "reload failed: new worker %d died before accepting (exit %s); keeping the old workers",
+                    worker.pid,
+                    _describe(code),
+                )
                 self._abort_reload()
                 continue
             if not worker.ready:
@@ -210,7 +224,7 @@ class Supervisor:
         for _ in range(self.target - len(current)):
             self._spawn()
         if len(current) > self.target:
-            for worker in current[:len(current) - self.target]:
+            for worker in current[: len(current) - self.target]:
                 self._retire(worker)
 
     def _finish_reload(self) -> None:

@@ -10,6 +10,7 @@ Every cross-cutting concern (refusals, limits, timeouts, observation) is written
 the backends only move bytes and decide whether a handler runs inline, as a task or in a
 thread. A Call is used by one thread at a time.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -40,8 +41,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("dracula.dispatch")
 
-CALL, REPLY, EXCEPTION, ONEWAY = (TMessageType.CALL, TMessageType.REPLY,
-                                  TMessageType.EXCEPTION, TMessageType.ONEWAY)
+CALL, REPLY, EXCEPTION, ONEWAY = (TMessageType.CALL, TMessageType.REPLY, TMessageType.EXCEPTION, TMessageType.ONEWAY)
 OK, DECLARED, ERROR = "ok", "exception", "error"
 _CoroutineType = types.CoroutineType
 _perf_counter = time.perf_counter
@@ -56,8 +56,14 @@ def refuse_wire(state: ServerState[Any], error: WireError, wire: Wire | None, pe
     if error.reply_to is not None:
         name, mtype, seqid, _ = error.reply_to
         assert wire is not None  # a message header was read: the wire was detected
-        call = Call(state, Message(name, mtype, seqid, b"", error.theader), state.codec_for(wire.protocol),
-                    wire.frames_replies, peer, None)  # never admitted: no hook runs after it
+        call = Call(
+            state,
+            Message(name, mtype, seqid, b"", error.theader),
+            state.codec_for(wire.protocol),
+            wire.frames_replies,
+            peer,
+            None,
+        )  # never admitted: no hook runs after it
         call.refuse(error.app_type, error.reason)
         reply = call.reply
     answered = "answered %s" % app_error_name(error.app_type) if reply is not None else None
@@ -67,8 +73,22 @@ def refuse_wire(state: ServerState[Any], error: WireError, wire: Wire | None, pe
 
 
 class Call:
-    __slots__ = ("state", "msg", "codec", "framed", "peer", "loop", "method", "args", "reply", "outcome",
-                 "started", "deadline", "_context", "counted")
+    __slots__ = (
+        "state",
+        "msg",
+        "codec",
+        "framed",
+        "peer",
+        "loop",
+        "method",
+        "args",
+        "reply",
+        "outcome",
+        "started",
+        "deadline",
+        "_context",
+        "counted",
+    )
     method: Method | None  # set by admit(); None for an unknown method. Past admit() it is set.
     reply: bytes | None
     _context: CallContext | None
@@ -78,8 +98,15 @@ class Call:
     started: float  # perf_counter() when observed (0.0: not timed, or observed already)
     counted: Overload | None  # what counts it in flight (--max-requests/--queue-timeout), until observed
 
-    def __init__(self, state: ServerState[Any], msg: Message, codec: Codec, framed: bool, peer: Peer,
-                 loop: asyncio.AbstractEventLoop | None) -> None:
+    def __init__(
+        self,
+        state: ServerState[Any],
+        msg: Message,
+        codec: Codec,
+        framed: bool,
+        peer: Peer,
+        loop: asyncio.AbstractEventLoop | None,
+    ) -> None:
         self.state = state
         self.msg = msg
         self.codec = codec
@@ -104,11 +131,9 @@ class Call:
         msg = self.msg
         self.method = method = state.methods.get(msg.name)
         if method is None:
-            return self._refused(AppError.UNKNOWN_METHOD,
-                                 "unknown method %s" % msg.name.decode("utf-8", "replace"))
+            return self._refused(AppError.UNKNOWN_METHOD, "unknown method %s" % msg.name.decode("utf-8", "replace"))
         if msg.mtype != CALL and msg.mtype != ONEWAY:
-            return self._refused(AppError.INVALID_MESSAGE_TYPE,
-                                 "message type %d is not a call" % msg.mtype)
+            return self._refused(AppError.INVALID_MESSAGE_TYPE, "message type %d is not a call" % msg.mtype)
         args = method.args_cls()
         if len(msg.body) > 1:  # a lone STOP byte leaves every argument unset: nothing to decode
             try:
@@ -117,11 +142,13 @@ class Call:
                 return self._refused(AppError.PROTOCOL_ERROR, e.reason)
             for name in method.required:
                 if getattr(args, name) is None:
-                    return self._refused(AppError.PROTOCOL_ERROR,
-                                         "required argument %s of %s is missing" % (name, method.qualname))
+                    return self._refused(
+                        AppError.PROTOCOL_ERROR, "required argument %s of %s is missing" % (name, method.qualname)
+                    )
         elif method.required:
-            return self._refused(AppError.PROTOCOL_ERROR, "required argument %s of %s is missing"
-                                 % (method.required[0], method.qualname))
+            return self._refused(
+                AppError.PROTOCOL_ERROR, "required argument %s of %s is missing" % (method.required[0], method.qualname)
+            )
         self.args = method.get_args(args)
         header = msg.header  # a THeader client_timeout counts from the call's arrival
         self.deadline = None if header is None or header.timeout is None else _monotonic() + header.timeout
@@ -182,16 +209,16 @@ class Call:
         """A TIMEOUT error when the client's deadline passed before the handler started."""
         if self.deadline is not None and _monotonic() >= self.deadline:
             assert self.method is not None  # only admitted calls expire
-            return TApplicationException(AppError.TIMEOUT, "%s: the client's deadline passed before the call started"
-                                         % self.method.qualname)
+            return TApplicationException(
+                AppError.TIMEOUT, "%s: the client's deadline passed before the call started" % self.method.qualname
+            )
         return None
 
     def _refused(self, app_type: int, message: str) -> Method | None:
         """Refuse a call the client sent, with its one refusal line saying what followed; what
         admit() returns for it (None)."""
         self.refuse(app_type, message)
-        what = ("answered %s" % app_error_name(app_type) if self.reply is not None
-                else "oneway: not answered")
+        what = "answered %s" % app_error_name(app_type) if self.reply is not None else "oneway: not answered"
         self.state.refusals(self.peer, "%s (%s)" % (message, what))
         return None
 
@@ -244,8 +271,9 @@ class Call:
         self.finish(value)
         return None
 
-    async def awaited(self, coroutine: Coroutine[Any, Any, Any] | None = None,
-                      pool: HandlerPool | None = None) -> bytes | None:
+    async def awaited(
+        self, coroutine: Coroutine[Any, Any, Any] | None = None, pool: HandlerPool | None = None
+    ) -> bytes | None:
         """Call a coroutine handler (or await the `coroutine` run_inline returned); its reply
         bytes (also left in `reply`). `pool`: the backend's, for a @blocking handler sent down
         this path by async middleware (None: the loop's default executor)."""
@@ -333,11 +361,15 @@ class Call:
         handler_timeout = self.state.config.handler_timeout
         if self.deadline is not None and (not handler_timeout or seconds < handler_timeout):
             log.warning("%s passed its client's deadline (%gs); its caller gets TIMEOUT", qualname, seconds)
-            return self.finish(error=TApplicationException(
-                AppError.TIMEOUT, "%s: the client's deadline passed after %gs" % (qualname, seconds)))
+            return self.finish(
+                error=TApplicationException(
+                    AppError.TIMEOUT, "%s: the client's deadline passed after %gs" % (qualname, seconds)
+                )
+            )
         log.error("%s did not finish within %gs; its caller gets an error", qualname, seconds)
-        return self.finish(error=TApplicationException(
-            AppError.INTERNAL_ERROR, "%s did not finish within %gs" % (qualname, seconds)))
+        return self.finish(
+            error=TApplicationException(AppError.INTERNAL_ERROR, "%s did not finish within %gs" % (qualname, seconds))
+        )
 
     # -- outcome -> bytes ------------------------------------------------------------------
     def _value_reply(self, value: Any) -> bytes:
@@ -348,10 +380,8 @@ class Call:
         try:
             reply = self.codec.encode(method.reply_name, REPLY, self.msg.seqid, result, self.framed)
         except Exception as e:
-            log.error("%s returned a value that does not fit its IDL type: %r (%s)",
-                      method.qualname, value, e)
-            return self._failure(AppError.INTERNAL_ERROR,
-                                 "%s returned a value of the wrong type" % method.qualname)
+            log.error("%s returned a value that does not fit its IDL type: %r (%s)", method.qualname, value, e)
+            return self._failure(AppError.INTERNAL_ERROR, "%s returned a value of the wrong type" % method.qualname)
         self.outcome = OK
         return reply
 
@@ -371,8 +401,9 @@ class Call:
             reply = self.codec.encode(method.reply_name, REPLY, self.msg.seqid, result, self.framed)
         except Exception as e:
             log.error("%s raised %r, which does not fit its IDL type (%s)", method.qualname, exc, e)
-            return self._failure(AppError.INTERNAL_ERROR, "%s raised a %s that cannot be encoded"
-                                 % (method.qualname, type(exc).__name__))
+            return self._failure(
+                AppError.INTERNAL_ERROR, "%s raised a %s that cannot be encoded" % (method.qualname, type(exc).__name__)
+            )
         self.outcome = DECLARED
         return reply
 
@@ -390,8 +421,13 @@ class Call:
             return self.codec.encode(name, EXCEPTION, self.msg.seqid, exc, self.framed)
         except Exception as e:  # a handler's own TApplicationException with a bad message
             log.error("cannot encode %r: %s", exc, e)
-            return self.codec.encode(name, EXCEPTION, self.msg.seqid, TApplicationException(
-                AppError.INTERNAL_ERROR, "the error could not be encoded"), self.framed)
+            return self.codec.encode(
+                name,
+                EXCEPTION,
+                self.msg.seqid,
+                TApplicationException(AppError.INTERNAL_ERROR, "the error could not be encoded"),
+                self.framed,
+            )
 
     def _in_header_frame(self, reply: bytes, header: HeaderFrame) -> bytes:
         """A THeader request's reply goes back in a THeader frame (the request's `header`),

@@ -8,6 +8,7 @@ hit, by its own means (the reactor's sweeper compares clocks; a connection's thr
 from a receive that timed out), and acts on the answer. Lines a client caused go to the
 refusal log (`dracula.refused`); the ordinary closes are debug lines on the backend's logger.
 """
+
 from __future__ import annotations
 
 import enum
@@ -34,8 +35,16 @@ class Verdict(enum.Enum):
 ABORT, CLOSE = Verdict.ABORT, Verdict.CLOSE
 
 
-def expired(state: ServerState[Any], log: logging.Logger, peer: Peer, *, starved: bool = False,
-            incomplete: bool = False, aged: bool = False, idle: bool = False) -> Verdict | None:
+def expired(
+    state: ServerState[Any],
+    log: logging.Logger,
+    peer: Peer,
+    *,
+    starved: bool = False,
+    incomplete: bool = False,
+    aged: bool = False,
+    idle: bool = False,
+) -> Verdict | None:
     """The verdict on a connection past a time limit, the first that applies: its message
     waited past BUDGET_WAIT for memory, its request is still incomplete after
     --request-timeout, it is older than --max-connection-age, it was idle for --idle-timeout
@@ -43,8 +52,11 @@ def expired(state: ServerState[Any], log: logging.Logger, peer: Peer, *, starved
     if starved:
         budget = state.budget
         assert budget is not None  # only a budget makes a message wait for memory
-        state.refusals(peer, "waited %gs for memory (--max-buffer-memory spent): its message cannot "
-                       "progress, closing the connection" % budget.wait_limit)
+        state.refusals(
+            peer,
+            "waited %gs for memory (--max-buffer-memory spent): its message cannot "
+            "progress, closing the connection" % budget.wait_limit,
+        )
         return ABORT
     if incomplete:
         state.refusals(peer, "request still incomplete after %gs" % state.config.request_timeout)
@@ -67,8 +79,7 @@ def charge_unsent(state: ServerState[Any], peer: Peer, size: int, waiting: str) 
     assert budget is not None  # the caller checked that there is one
     if budget.try_take(size):
         return True
-    state.refusals(peer, "%d reply bytes %s and --max-buffer-memory spent: closing the connection"
-                   % (size, waiting))
+    state.refusals(peer, "%d reply bytes %s and --max-buffer-memory spent: closing the connection" % (size, waiting))
     return False
 
 

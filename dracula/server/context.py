@@ -4,6 +4,7 @@ The Call being served is kept in a context variable, so plain, `async` and `@dra
 handlers each see their own call under any concurrency (a coroutine's task and a pool thread
 get the variable set for them). The CallContext view is made only when a handler asks for it.
 """
+
 from __future__ import annotations
 
 import contextvars
@@ -27,8 +28,9 @@ class CallContext:
 
     __slots__ = ("service", "method", "peer", "headers", "response_headers", "deadline", "state")
 
-    def __init__(self, service: str | None, method: str, peer: Peer, headers: dict[str, str],
-                 deadline: float | None) -> None:
+    def __init__(
+        self, service: str | None, method: str, peer: Peer, headers: dict[str, str], deadline: float | None
+    ) -> None:
         self.service = service
         self.method = method
         self.peer = peer
@@ -47,4 +49,3 @@ def current_call() -> CallContext:
     if call is None:
         raise LookupError("dracula.current_call() is only available while a handler runs")
     return call.context
-

@@ -4,6 +4,7 @@ Every method name (and `Service:method` for multiplexed clients) maps to a Metho
 args/result classes, the handler callable, how to call it (inline, awaited, in a thread) and
 the exceptions its IDL declares.
 """
+
 from __future__ import annotations
 
 import enum
@@ -25,8 +26,8 @@ log = logging.getLogger("dracula.dispatch")
 class CallKind(enum.Enum):
     """How a handler method is called."""
 
-    SYNC = "sync"          # a plain method: on the reactor while cheap (placement.py), else in a thread
-    ASYNC = "async"        # a coroutine function: awaited on the loop
+    SYNC = "sync"  # a plain method: on the reactor while cheap (placement.py), else in a thread
+    ASYNC = "async"  # a coroutine function: awaited on the loop
     BLOCKING = "blocking"  # in the thread pool: @dracula.blocking, --blocking-methods, or learned
 
 
@@ -53,14 +54,39 @@ def _field_shape(cls: type) -> dict[int, FieldSpec]:
 
 
 class Method:
-    __slots__ = ("service_name", "name", "reply_name", "args_cls", "result_cls", "fn", "kind", "route",
-                 "oneway", "get_args", "required", "exceptions", "_shapes", "placement", "strikes", "calm", "skip")
+    __slots__ = (
+        "service_name",
+        "name",
+        "reply_name",
+        "args_cls",
+        "result_cls",
+        "fn",
+        "kind",
+        "route",
+        "oneway",
+        "get_args",
+        "required",
+        "exceptions",
+        "_shapes",
+        "placement",
+        "strikes",
+        "calm",
+        "skip",
+    )
     get_args: Callable[[Any], tuple[Any, ...]]  # the arguments struct -> the handler's positional arguments
     required: tuple[str, ...]  # the arguments declared `required`
     exceptions: tuple[tuple[str, type[BaseException]], ...]  # (result field, class) per declared exception
 
-    def __init__(self, service_name: str, service: ThriftService, name: str, fn: Callable[..., Any],
-                 kind: CallKind | None = None, placement: Placement | None = None, all_async: bool = False) -> None:
+    def __init__(
+        self,
+        service_name: str,
+        service: ThriftService,
+        name: str,
+        fn: Callable[..., Any],
+        kind: CallKind | None = None,
+        placement: Placement | None = None,
+        all_async: bool = False,
+    ) -> None:
         """`kind`: how to call it, when not what the handler says (--blocking-methods /
         --inline-methods). `placement`: times plain calls on the reactor and moves the ones that
         block (None: never timed). `all_async`: async middleware sends every call down the
@@ -95,8 +121,9 @@ class Method:
         else:
             self.get_args = operator.attrgetter(*names)
         self.required = tuple(spec[1] for spec in specs if spec[-1] is True)
-        self.exceptions = tuple((spec[1], spec[2]) for fid, spec in sorted(self.result_cls.thrift_spec.items())
-                                if spec[1] != "success")
+        self.exceptions = tuple(
+            (spec[1], spec[2]) for fid, spec in sorted(self.result_cls.thrift_spec.items()) if spec[1] != "success"
+        )
         self._shapes: dict[type, dict[int, FieldSpec]] = {}
 
     @property
@@ -123,9 +150,14 @@ class Method:
 
 
 class Dispatcher:
-    def __init__(self, services: Iterable[tuple[str, ThriftService, Handler]], placement: Placement | None = None,
-                 all_async: bool = False, blocking_methods: Collection[str] = (),
-                 inline_methods: Collection[str] = ()) -> None:
+    def __init__(
+        self,
+        services: Iterable[tuple[str, ThriftService, Handler]],
+        placement: Placement | None = None,
+        all_async: bool = False,
+        blocking_methods: Collection[str] = (),
+        inline_methods: Collection[str] = (),
+    ) -> None:
         """`services`: (name, thriftpy2 service class, handler) triples; the first one also
         answers plain method names, every one answers `name:method`. `blocking_methods` and
         `inline_methods`: names (`method` or `Service.method`) that always run in the thread
@@ -139,8 +171,12 @@ class Dispatcher:
             for name in service.thrift_services:
                 fn = getattr(handler, name, None)
                 if fn is None:
-                    log.warning("%s does not implement %s.%s; calls to it get UNKNOWN_METHOD",
-                                type(handler).__name__, service_name, name)
+                    log.warning(
+                        "%s does not implement %s.%s; calls to it get UNKNOWN_METHOD",
+                        type(handler).__name__,
+                        service_name,
+                        name,
+                    )
                     continue
                 qualname = "%s.%s" % (service_name, name)
                 kind = chosen.get(qualname, chosen.get(name))
@@ -150,9 +186,12 @@ class Dispatcher:
                 if index == 0:
                     by_name[name] = method
         if unused:
-            raise ConfigError("--blocking-methods/--inline-methods name no method of the served services: %s"
-                             % ", ".join(sorted(unused)))
+            raise ConfigError(
+                "--blocking-methods/--inline-methods name no method of the served services: %s"
+                % ", ".join(sorted(unused))
+            )
         self.methods = {key.encode(): method for key, method in by_name.items()}
         # What the scanners follow the IDL by (spec_guard.py).
         self.arg_specs: dict[bytes, StructSpec] = {
-            key: method.args_cls.thrift_spec for key, method in self.methods.items()}
+            key: method.args_cls.thrift_spec for key, method in self.methods.items()
+        }

@@ -1,4 +1,5 @@
 """Server lifecycle: bind, serve on the chosen backend, stop on signals, drain gracefully."""
+
 from __future__ import annotations
 
 import asyncio
@@ -43,8 +44,13 @@ class Server:
 
     `ssl_context`: serve TLS with this context instead of one built from `config.ssl_*`."""
 
-    def __init__(self, services: Sequence[tuple[str, ThriftService, Handler]], config: Config,
-                 middleware: Sequence[object] = (), ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self,
+        services: Sequence[tuple[str, ThriftService, Handler]],
+        config: Config,
+        middleware: Sequence[object] = (),
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self.config = config.validate()
         # Each server has its own metrics registry (workers: summed through the multiprocess
         # directory by the supervisor).
@@ -55,10 +61,12 @@ class Server:
         chain = Chain(hooks) if hooks else None
         # The reactor times plain methods and moves those that block (placement.py); the thread
         # backend runs every handler on its connection's thread.
-        placement = (Placement(config.inline_budget, observer)
-                     if config.backend == "uv" and config.inline_budget > 0 else None)
-        dispatcher = Dispatcher(services, placement, chain is not None and chain.is_async,
-                                config.blocking_methods, config.inline_methods)
+        placement = (
+            Placement(config.inline_budget, observer) if config.backend == "uv" and config.inline_budget > 0 else None
+        )
+        dispatcher = Dispatcher(
+            services, placement, chain is not None and chain.is_async, config.blocking_methods, config.inline_methods
+        )
         # The backend decides what its connection entries are (seams.ConnectionEntry).
         self.state: ServerState[Any] = ServerState(config, dispatcher, observer, chain)
         self.services: dict[str, ThriftService] = {name: service for name, service, _ in services}
@@ -72,10 +80,12 @@ class Server:
         self.closing = False
         self.status: ThreadingHTTPServer | None = None
         if config.metrics_port is not None and config.worker_fd is None:  # a supervisor serves its workers'
-            self.status = serve_status(config.metrics_host or config.host, config.metrics_port,
-                                       self.healthy, registry=self.registry)
-        self._backend: Backend = backend_class(config.backend)(self.state, self.sock,
-                                                               ssl_context or server_context(config))
+            self.status = serve_status(
+                config.metrics_host or config.host, config.metrics_port, self.healthy, registry=self.registry
+            )
+        self._backend: Backend = backend_class(config.backend)(
+            self.state, self.sock, ssl_context or server_context(config)
+        )
         self._served = False  # a Server serves once: its socket closes when it stops
         self._delayed_stop: threading.Timer | None = None  # close() during --drain-delay
         # Coroutines waiting for `started` or `stopped`, each on its own loop (any thread).
@@ -97,9 +107,10 @@ class Server:
         installed only if asked, and only in the main thread. Cancelling it stops at once,
         without the drain. Needs the uv backend: the thread backend serves with `serve()`."""
         if self.config.backend != "uv":
-            raise RuntimeError("serve_async() runs the uv backend on your loop; the %r backend "
-                               "runs threads of its own: call serve() (in a thread) instead"
-                               % self.config.backend)
+            raise RuntimeError(
+                "serve_async() runs the uv backend on your loop; the %r backend "
+                "runs threads of its own: call serve() (in a thread) instead" % self.config.backend
+            )
         if self.config.worker_fd is not None:
             raise RuntimeError("a prefork worker is run by its supervisor with serve()")
         assert isinstance(self._backend, LoopBackend)  # the uv backend (checked above)
@@ -178,8 +189,14 @@ class Server:
         self.started.set()  # before the log line: whoever reads it may probe /healthz at once
         self._wake_waiters()
         where = self.host if self.port is None else "%s:%d" % (self.host, self.port)
-        log.info("dracula serving %s on %s (%s backend, %s scanner, pid %d)", ", ".join(self.service_names),
-                 where, self.config.backend, scanner_impl.IMPLEMENTATION, os.getpid())
+        log.info(
+            "dracula serving %s on %s (%s backend, %s scanner, pid %d)",
+            ", ".join(self.service_names),
+            where,
+            self.config.backend,
+            scanner_impl.IMPLEMENTATION,
+            os.getpid(),
+        )
         scanner_impl.warn_if_degraded(log)
         if self.config.ready_fd is not None:  # tell the supervisor this worker accepts
             os.write(self.config.ready_fd, b"R")
@@ -203,12 +220,15 @@ class Server:
     def _install_signal_handlers(self) -> list[tuple[int, SignalHandler]]:
         if threading.current_thread() is not threading.main_thread():
             return []
-        restore: list[tuple[int, SignalHandler]] = [(signum, signal.signal(signum, self._on_signal))
-                                          for signum in (signal.SIGINT, signal.SIGTERM)]
+        restore: list[tuple[int, SignalHandler]] = [
+            (signum, signal.signal(signum, self._on_signal)) for signum in (signal.SIGINT, signal.SIGTERM)
+        ]
         if self.config.worker_fd is not None:
             # The supervisor owns reloads and scaling: a terminal's hang-up must not kill workers.
-            restore.extend((signum, signal.signal(signum, signal.SIG_IGN))
-                           for signum in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU))
+            restore.extend(
+                (signum, signal.signal(signum, signal.SIG_IGN))
+                for signum in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU)
+            )
         return restore
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:

@@ -1,4 +1,5 @@
 """The listening socket: TCP, a Unix domain socket, or one inherited from a supervisor."""
+
 from __future__ import annotations
 
 import errno

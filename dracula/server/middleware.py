@@ -17,6 +17,7 @@ as INTERNAL_ERROR (`before`) or only logged (`after`): a broken hook never loses
 Hooks get the call's context as their argument; `dracula.current_call()` returns it too
 (a scheduled async `after` excepted: it runs later, in a copy of the context it was made in).
 """
+
 from __future__ import annotations
 
 import asyncio

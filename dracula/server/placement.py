@@ -10,6 +10,7 @@ stay inline, where they are fastest. `@dracula.blocking` / `@dracula.inline` (or
 A coroutine cannot be moved off its loop: one that holds the loop past the budget between two
 awaits is logged once per method, and every such stretch counts in a metric.
 """
+
 from __future__ import annotations
 
 import gc
@@ -93,12 +94,22 @@ class Placement:
             method.route = BLOCKING
         if self.observer is not None:
             self.observer.method_moved(method.qualname)
-        doing = "" if cpu is None else " (%s: %.1f ms on the CPU)" % (
-            "waiting" if cpu < held / 2 else "computing", cpu * 1e3)
-        log.warning("%s held the reactor for %.1f ms%s, past --inline-budget %g ms on %d calls: it runs in the "
-                    "thread pool from now on. Mark it @dracula.blocking (or --blocking-methods %s) to start it "
-                    "there, or @dracula.inline (--inline-methods) to keep it on the reactor",
-                    method.qualname, held * 1e3, doing, self.budget * 1e3, method.strikes, method.qualname)
+        doing = (
+            ""
+            if cpu is None
+            else " (%s: %.1f ms on the CPU)" % ("waiting" if cpu < held / 2 else "computing", cpu * 1e3)
+        )
+        log.warning(
+            "%s held the reactor for %.1f ms%s, past --inline-budget %g ms on %d calls: it runs in the "
+            "thread pool from now on. Mark it @dracula.blocking (or --blocking-methods %s) to start it "
+            "there, or @dracula.inline (--inline-methods) to keep it on the reactor",
+            method.qualname,
+            held * 1e3,
+            doing,
+            self.budget * 1e3,
+            method.strikes,
+            method.qualname,
+        )
 
     def stepped(self, method: Method, coroutine: Coroutine[Any, Any, Any]) -> Coroutine[Any, Any, Any]:
         """`coroutine`, timed between its awaits: a step that holds the loop past the budget
@@ -110,10 +121,14 @@ class Placement:
             self.observer.loop_blocked(method.qualname, held)
         if method.qualname not in self.warned:
             self.warned.add(method.qualname)
-            log.warning("coroutine %s held the loop for %.1f ms between two awaits (past --inline-budget %g ms); "
-                        "a coroutine cannot be moved off the loop: await its slow work (or run it with "
-                        "asyncio.to_thread), or make the method a plain one", method.qualname, held * 1e3,
-                        self.budget * 1e3)
+            log.warning(
+                "coroutine %s held the loop for %.1f ms between two awaits (past --inline-budget %g ms); "
+                "a coroutine cannot be moved off the loop: await its slow work (or run it with "
+                "asyncio.to_thread), or make the method a plain one",
+                method.qualname,
+                held * 1e3,
+                self.budget * 1e3,
+            )
 
 
 @types.coroutine

@@ -5,6 +5,7 @@ Both backends (backends/uv.py, backends/threaded.py) and both kinds of entry (uv
 Connection, threaded's _Conn) satisfy them structurally, without inheriting: mypy checks each
 where it is passed (backends.backend_class, ServerState's type parameter).
 """
+
 from __future__ import annotations
 
 import socket
@@ -27,15 +28,19 @@ class ConnectionEntry(Protocol):
     @property
     def opened_at(self) -> float:
         """time.monotonic() when it was accepted."""
+
     @property
     def active_at(self) -> float:
         """time.monotonic() when bytes last arrived (or, on the reactor, a reply left)."""
+
     @property
     def used(self) -> bool:
         """It has sent a byte."""
+
     @property
     def idle(self) -> bool:
         """No call in flight, no reply waiting, nothing partly received: closing it loses no call."""
+
     def evict(self) -> None:
         """Close it, idle, to make room for a new connection (the table is full)."""
 
@@ -52,8 +57,10 @@ class Backend(Protocol):
     @property
     def timed_out(self) -> bool:
         """The last drain hit --graceful-timeout (calls may still run in threads)."""
+
     def run(self, on_ready: OnReady) -> None:
         """Serve until stop() has drained, calling on_ready() once accepting."""
+
     def stop(self) -> None:
         """Begin a graceful stop: safe from any thread and from signal handlers."""
 

@@ -3,6 +3,7 @@ per-call policy's settings, the refusal log, the open connections and the drain 
 
 Connections see this object; what only one backend has (its loop, its handler pool, how far
 its drain has got) stays with that backend, which hands it to its connections and calls."""
+
 from __future__ import annotations
 
 import threading
@@ -27,8 +28,13 @@ if TYPE_CHECKING:
 class ServerState(Generic[Conn]):
     """`Conn`: the kind of entry the backend keeps in the connection table (seams.ConnectionEntry)."""
 
-    def __init__(self, config: Config, dispatcher: Dispatcher, observer: ServerObserver | None = None,
-                 middleware: Chain | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        dispatcher: Dispatcher,
+        observer: ServerObserver | None = None,
+        middleware: Chain | None = None,
+    ) -> None:
         self.config = config
         self.methods = dispatcher.methods
         self.arg_specs = dispatcher.arg_specs
@@ -99,8 +105,11 @@ class ServerState(Generic[Conn]):
         fresh_until = now - FIRST_REQUEST_GRACE
         victim = None
         for conn in self.connections:  # a full table is rare: a scan costs nothing otherwise
-            if conn.idle and (conn.used or conn.opened_at < fresh_until) and \
-                    (victim is None or conn.active_at < victim.active_at):
+            if (
+                conn.idle
+                and (conn.used or conn.opened_at < fresh_until)
+                and (victim is None or conn.active_at < victim.active_at)
+            ):
                 victim = conn
         if victim is None:
             return False

@@ -6,6 +6,7 @@ idle, up to --blocking-threads, and retires after IDLE_SECONDS without work, so 
 no thousand threads behind. concurrent.futures.ThreadPoolExecutor never retires a thread.
 --max-requests and --queue-timeout bound what waits for a thread (ops/overload.py).
 """
+
 from __future__ import annotations
 
 import collections
@@ -24,8 +25,13 @@ IDLE_SECONDS = 30.0
 
 
 class HandlerPool(concurrent.futures.Executor):
-    def __init__(self, max_threads: int, observer: ServerObserver | None = None,
-                 idle_seconds: float = IDLE_SECONDS, name: str = "dracula-blocking") -> None:
+    def __init__(
+        self,
+        max_threads: int,
+        observer: ServerObserver | None = None,
+        idle_seconds: float = IDLE_SECONDS,
+        name: str = "dracula-blocking",
+    ) -> None:
         self.max_threads = max_threads
         self.idle_seconds = idle_seconds
         self.observer = observer
@@ -53,8 +59,9 @@ class HandlerPool(concurrent.futures.Executor):
         self._put(future, fn, args)
         return future
 
-    def _put(self, future: concurrent.futures.Future[Any] | None, fn: Callable[..., Any],
-             args: tuple[Any, ...]) -> None:
+    def _put(
+        self, future: concurrent.futures.Future[Any] | None, fn: Callable[..., Any], args: tuple[Any, ...]
+    ) -> None:
         with self._lock:
             if self._closed:
                 raise RuntimeError("the handler pool is shut down")

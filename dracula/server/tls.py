@@ -1,4 +1,5 @@
 """The server's TLS context, from --ssl-certfile/--ssl-keyfile/--ssl-ca-certs."""
+
 from __future__ import annotations
 
 import ssl

@@ -8,6 +8,7 @@ Exit status:
   2  nothing was sent: bad IDL/service/method, or ARGS_JSON that does not fit the arguments
   3  no usable reply: connection refused, time-out, connection closed, undecodable reply
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,7 +35,9 @@ from dracula.wire.errors import AppError, app_error_name
 EXIT_OK, EXIT_RAISED, EXIT_USAGE, EXIT_CONNECTION = 0, 1, 2, 3
 
 TRANSPORTS: dict[str, type[TBufferedTransportFactory] | type[TFramedTransportFactory]] = {
-    "buffered": TBufferedTransportFactory, "framed": TFramedTransportFactory}
+    "buffered": TBufferedTransportFactory,
+    "framed": TFramedTransportFactory,
+}
 HEADER = "header"  # THeader, with --protocol inside: dracula/tools/theader_transport.py
 TRANSPORT_NAMES = (*TRANSPORTS, HEADER)
 PROTOCOLS = {"binary": TBinaryProtocolFactory, "compact": TCompactProtocolFactory}
@@ -54,8 +57,8 @@ class Target:
     port: int = Config.port
     transport: str = "buffered"
     protocol: str = "binary"
-    timeout: float = 10.0              # seconds, for connecting and for each read; 0: none
-    service_name: str | None = None    # wrap in TMultiplexedProtocol under this name
+    timeout: float = 10.0  # seconds, for connecting and for each read; 0: none
+    service_name: str | None = None  # wrap in TMultiplexedProtocol under this name
     headers: dict[str, str] = field(default_factory=dict)  # THeader request headers (transport "header")
 
 
@@ -77,8 +80,9 @@ def prepare(service_spec: str, method: str, args_value: Json) -> tuple[ThriftSer
     except LoadError as e:
         raise CallFailed(EXIT_USAGE, str(e)) from None
     if method not in service.thrift_services:
-        raise CallFailed(EXIT_USAGE, "%s has no method %r (methods: %s)"
-                         % (name, method, ", ".join(service.thrift_services)))
+        raise CallFailed(
+            EXIT_USAGE, "%s has no method %r (methods: %s)" % (name, method, ", ".join(service.thrift_services))
+        )
     try:
         args = jsonmap.args_from_json(service, method, args_value)
     except JsonMapError as e:
@@ -102,8 +106,9 @@ def connect(target: Target) -> tuple[ThriftTransport, ThriftProtocol]:
     try:
         transport.open()
     except (TTransportException, OSError) as e:
-        raise CallFailed(EXIT_CONNECTION, "cannot connect to %s:%s: %s"
-                         % (target.host, target.port, _reason(e))) from None
+        raise CallFailed(
+            EXIT_CONNECTION, "cannot connect to %s:%s: %s" % (target.host, target.port, _reason(e))
+        ) from None
     if protocol is None:
         protocol = PROTOCOLS[target.protocol]().get_protocol(transport)
     if target.service_name:
@@ -145,15 +150,13 @@ def invoke(protocol: ThriftProtocol, service: ThriftService, method: str, args: 
             return "raised", raised
     if 0 not in result.thrift_spec:
         return "return", None  # void
-    return "application", TApplicationException(AppError.MISSING_RESULT,
-                                                "%s returned no result" % method)
+    return "application", TApplicationException(AppError.MISSING_RESULT, "%s returned no result" % method)
 
 
 def outcome_json(service: ThriftService, method: str, kind: str, payload: Any) -> tuple[int, Json]:
     """invoke()'s outcome → (exit status, JSON to print)."""
     if kind == "raised":
-        return EXIT_RAISED, {"exception": type(payload).__name__,
-                             "fields": jsonmap.struct_to_json(payload)}
+        return EXIT_RAISED, {"exception": type(payload).__name__, "fields": jsonmap.struct_to_json(payload)}
     if kind == "application":
         name = app_error_name(payload.type)
         return EXIT_RAISED, {"application_exception": name, "message": payload.message or ""}
@@ -168,8 +171,9 @@ def call(service_spec: str, method: str, args_value: Json, target: Target) -> tu
     try:
         kind, payload = invoke(protocol, service, method, args)
     except Exception as e:  # whatever thriftpy2's transport/protocol raise: no usable reply
-        raise CallFailed(EXIT_CONNECTION, "%s:%s: no reply to %s: %s"
-                         % (target.host, target.port, method, _reason(e))) from None
+        raise CallFailed(
+            EXIT_CONNECTION, "%s:%s: no reply to %s: %s" % (target.host, target.port, method, _reason(e))
+        ) from None
     finally:
         transport.close()
     return (*outcome_json(service, method, kind, payload), getattr(transport, "response_headers", {}))
@@ -208,12 +212,19 @@ def dumps(value: Json) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, allow_nan=False)
 
 
-def command(args: argparse.Namespace, stdin: TextIO | None = None, stdout: TextIO | None = None,
-            stderr: TextIO | None = None) -> int:
+def command(
+    args: argparse.Namespace, stdin: TextIO | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None
+) -> int:
     """`dracula call` from parsed CLI arguments; prints and returns the exit status."""
     stdin, stdout, stderr = stdin or sys.stdin, stdout or sys.stdout, stderr or sys.stderr
-    target = Target(host=args.host, port=args.port, transport=args.transport,
-                    protocol=args.protocol, timeout=args.timeout, service_name=args.service_name)
+    target = Target(
+        host=args.host,
+        port=args.port,
+        transport=args.transport,
+        protocol=args.protocol,
+        timeout=args.timeout,
+        service_name=args.service_name,
+    )
     try:
         target.headers = parse_headers(args.headers, target.transport)
         if not 0 < target.port < 65536:

@@ -8,6 +8,7 @@ Two things thriftpy2 does not keep are recovered or dropped:
     read back from the field's line of the IDL source (`N: optional ...`);
   * typedefs and `i8` (parsed as `byte`) are shown as what they resolve to.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,8 +28,13 @@ from dracula.tools.jsonmap import BASE_NAMES, field_parts, is_enum, split
 from dracula.typedefs import FieldSpec, ThriftService, ThriftStruct
 
 EXIT_OK, EXIT_USAGE = 0, 2
-KINDS = (("enum", "enums"), ("struct", "structs"), ("union", "unions"),
-         ("exception", "exceptions"), ("service", "services"))
+KINDS = (
+    ("enum", "enums"),
+    ("struct", "structs"),
+    ("union", "unions"),
+    ("exception", "exceptions"),
+    ("service", "services"),
+)
 
 
 class Idl:
@@ -36,9 +42,9 @@ class Idl:
 
     def __init__(self, root: types.ModuleType) -> None:
         self.root = root
-        self.names: dict[type, str] = {}   # class → name as spelled in the root IDL
-        self.kinds: dict[type, str] = {}   # class → "enum" | "struct" | "union" | "exception" | "service"
-        self.rank: dict[type, tuple[int, int]] = {}    # class → (module order, line): declaration order
+        self.names: dict[type, str] = {}  # class → name as spelled in the root IDL
+        self.kinds: dict[type, str] = {}  # class → "enum" | "struct" | "union" | "exception" | "service"
+        self.rank: dict[type, tuple[int, int]] = {}  # class → (module order, line): declaration order
         seen: set[int] = set()
         queue = [(root, "")]
         while queue:
@@ -138,8 +144,9 @@ class Idl:
         if ttype == TType.MAP:
             ktype, ksub = split(sub[0])
             vtype, vsub = split(sub[1])
-            return "{%s}" % ", ".join("%s: %s" % (self.literal(k, ktype, ksub), self.literal(v, vtype, vsub))
-                                      for k, v in value.items())
+            return "{%s}" % ", ".join(
+                "%s: %s" % (self.literal(k, ktype, ksub), self.literal(v, vtype, vsub)) for k, v in value.items()
+            )
         if ttype == TType.STRUCT:
             parts = []
             for spec in value.thrift_spec.values():
@@ -164,9 +171,11 @@ class Idl:
 
     def fields(self, cls: type[ThriftStruct], skip_success: bool = False) -> list[str]:
         defaults = dict(getattr(cls, "default_spec", ()) or ())
-        return [self.field(cls, fid, spec, defaults.get(field_parts(spec)[1]))
-                for fid, spec in sorted(cls.thrift_spec.items())
-                if not (skip_success and fid == 0)]
+        return [
+            self.field(cls, fid, spec, defaults.get(field_parts(spec)[1]))
+            for fid, spec in sorted(cls.thrift_spec.items())
+            if not (skip_success and fid == 0)
+        ]
 
     def signature(self, service: ThriftService, method: str) -> str:
         args_cls = getattr(service, method + "_args")
@@ -176,8 +185,12 @@ class Idl:
         if success is not None:
             ttype, _, sub, _ = field_parts(success)
             returns = self.type_name(ttype, sub)
-        text = "%s%s %s(%s)" % ("oneway " if getattr(result_cls, "oneway", False) else "",
-                                returns, method, ", ".join(self.fields(args_cls)))
+        text = "%s%s %s(%s)" % (
+            "oneway " if getattr(result_cls, "oneway", False) else "",
+            returns,
+            method,
+            ", ".join(self.fields(args_cls)),
+        )
         throws = self.fields(result_cls, skip_success=True)
         if throws:
             text += " throws (%s)" % ", ".join(throws)

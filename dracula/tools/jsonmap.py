@@ -21,6 +21,7 @@ A type in thriftpy2's specs is a ttype plus, for enums/structs/containers, a `su
 where an element/key/value spec is a bare ttype or a (ttype, sub) tuple. A struct's field spec
 is (ttype, name, required) or (ttype, name, sub, required).
 """
+
 from __future__ import annotations
 
 import base64
@@ -40,8 +41,15 @@ INT_RANGES = {
     TType.I64: ("i64", -(1 << 63), (1 << 63) - 1),
 }
 NONFINITE_IN = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
-_JSON_KINDS = {dict: "object", list: "array", str: "string", bool: "boolean", int: "integer",
-               float: "number", type(None): "null"}
+_JSON_KINDS = {
+    dict: "object",
+    list: "array",
+    str: "string",
+    bool: "boolean",
+    int: "integer",
+    float: "number",
+    type(None): "null",
+}
 
 
 class JsonMapError(ValueError):
@@ -57,6 +65,7 @@ class JsonMapError(ValueError):
 
 
 # --- specs -----------------------------------------------------------------------------------
+
 
 def split(spec: ElementSpec) -> tuple[int, Any]:
     """An element/key/value spec → (ttype, sub)."""
@@ -87,9 +96,17 @@ def describe_type(ttype: int, sub: Any = None) -> str:
     return BASE_NAMES.get(ttype, "ttype %s" % ttype)
 
 
-BASE_NAMES = {TType.BOOL: "bool", TType.BYTE: "byte", TType.I16: "i16", TType.I32: "i32",
-              TType.I64: "i64", TType.DOUBLE: "double", TType.STRING: "string",
-              TType.BINARY: "binary", TType.VOID: "void"}
+BASE_NAMES = {
+    TType.BOOL: "bool",
+    TType.BYTE: "byte",
+    TType.I16: "i16",
+    TType.I32: "i32",
+    TType.I64: "i64",
+    TType.DOUBLE: "double",
+    TType.STRING: "string",
+    TType.BINARY: "binary",
+    TType.VOID: "void",
+}
 
 
 def _kind(value: object) -> str:
@@ -115,6 +132,7 @@ def _freeze(value: Any) -> Any:
 
 
 # --- JSON → thriftpy2 ------------------------------------------------------------------------
+
 
 def from_json(value: Json, ttype: int, sub: Any, path: str) -> Any:
     """One JSON value → the thriftpy2 value of type (ttype, sub); JsonMapError if it does not fit."""
@@ -169,8 +187,9 @@ def _enum_from_json(value: Json, enum: Any, path: str) -> int:
     if isinstance(value, str):
         if value in names:
             return names[value]
-        raise JsonMapError(path, "unknown %s name %s (names: %s)"
-                           % (enum.__name__, json.dumps(value), ", ".join(names)))
+        raise JsonMapError(
+            path, "unknown %s name %s (names: %s)" % (enum.__name__, json.dumps(value), ", ".join(names))
+        )
     if type(value) is int:
         _, low, high = INT_RANGES[TType.I32]
         if not low <= value <= high:
@@ -203,8 +222,10 @@ def _map_from_json(value: Json, sub: tuple[ElementSpec, ElementSpec], path: str)
             result[key] = from_json(item, vtype, vsub, child)
         return result
     if not isinstance(value, list):
-        raise JsonMapError(path, "expected an array of [key, value] pairs (%s), got %s"
-                           % (describe_type(TType.MAP, sub), _shown(value)))
+        raise JsonMapError(
+            path,
+            "expected an array of [key, value] pairs (%s), got %s" % (describe_type(TType.MAP, sub), _shown(value)),
+        )
     for i, pair in enumerate(value):
         child = "%s[%d]" % (path, i)
         if not isinstance(pair, list) or len(pair) != 2:
@@ -222,8 +243,7 @@ def struct_from_json(cls: type[ThriftStruct], value: Json, path: str = "", what:
     Absent or null fields stay unset (or take their IDL default, as `cls()` gives them).
     `what` is "argument" when `cls` is a method's `_args` struct, for the messages."""
     if not isinstance(value, dict):
-        expected = ("a JSON object keyed by argument name" if what == "argument"
-                    else "an object (%s)" % cls.__name__)
+        expected = "a JSON object keyed by argument name" if what == "argument" else "an object (%s)" % cls.__name__
         raise JsonMapError(path, "expected %s, got %s" % (expected, _shown(value)))
     fields: dict[str, tuple[int, Any, bool]] = {}
     for spec in cls.thrift_spec.values():
@@ -232,8 +252,10 @@ def struct_from_json(cls: type[ThriftStruct], value: Json, path: str = "", what:
     owner = "takes" if what == "argument" else "has"
     for key in value:
         if key not in fields:
-            raise JsonMapError(_child(path, key), "unknown %s (%s %s: %s)" % (
-                what, _owner_name(cls), owner, ", ".join(fields) or "nothing"))
+            raise JsonMapError(
+                _child(path, key),
+                "unknown %s (%s %s: %s)" % (what, _owner_name(cls), owner, ", ".join(fields) or "nothing"),
+            )
     obj = cls()
     for name, (ttype, sub, required) in fields.items():
         item = value.get(name)
@@ -247,7 +269,7 @@ def struct_from_json(cls: type[ThriftStruct], value: Json, path: str = "", what:
 
 def _owner_name(cls: type) -> str:
     name = cls.__name__
-    return name[:-len("_args")] + "()" if name.endswith("_args") else name
+    return name[: -len("_args")] + "()" if name.endswith("_args") else name
 
 
 def args_from_json(service: ThriftService, method: str, value: Json) -> ThriftStruct:
@@ -256,6 +278,7 @@ def args_from_json(service: ThriftService, method: str, value: Json) -> ThriftSt
 
 
 # --- thriftpy2 → JSON ------------------------------------------------------------------------
+
 
 def to_json(value: Any, ttype: int, sub: Any = None) -> Json:
     """A thriftpy2 value (as decoded from a reply) → a JSON-serialisable value."""
@@ -297,8 +320,10 @@ def to_json(value: Any, ttype: int, sub: Any = None) -> Json:
         ktype, ksub = split(sub[0])
         vtype, vsub = split(sub[1])
         if ktype == TType.STRING:
-            return {to_json(k, ktype, ksub): to_json(v, vtype, vsub)  # type: ignore[misc]  # str keys: strings
-                    for k, v in value.items()}
+            return {
+                to_json(k, ktype, ksub): to_json(v, vtype, vsub)  # type: ignore[misc]  # str keys: strings
+                for k, v in value.items()
+            }
         return [[to_json(k, ktype, ksub), to_json(v, vtype, vsub)] for k, v in value.items()]
     raise TypeError("unsupported Thrift type %s" % ttype)
 

@@ -2,6 +2,7 @@
 THeader (dracula/wire/theader.py's frames). thriftpy2 has no THeader transport, and its Cython
 binary protocol only writes to its own transports: the pure-Python protocols run on this one.
 """
+
 from __future__ import annotations
 
 import struct
@@ -56,15 +57,16 @@ class THeaderClientTransport:
         if self._in is None:
             self._read_reply()
         assert self._in is not None  # _read_reply() set it
-        chunk = self._in[self._pos:self._pos + n]
+        chunk = self._in[self._pos : self._pos + n]
         self._pos += len(chunk)
         return chunk
 
     def _read_reply(self) -> None:
-        size, = struct.unpack("!I", self._read_exactly(4))
+        (size,) = struct.unpack("!I", self._read_exactly(4))
         if size > MAX_REPLY_SIZE:
-            raise TTransportException(TTransportException.UNKNOWN,
-                                      "reply frame of %d bytes (limit %d)" % (size, MAX_REPLY_SIZE))
+            raise TTransportException(
+                TTransportException.UNKNOWN, "reply frame of %d bytes (limit %d)" % (size, MAX_REPLY_SIZE)
+            )
         frame = parse_frame(self._read_exactly(size), MAX_REPLY_SIZE)  # WireError: not THeader
         assert frame.payload is not None  # parse_frame() sets it
         self._in, self._pos = bytes(frame.payload), 0

@@ -11,6 +11,7 @@ written here, and nesting stays within the codec's depth. The walk is resumable:
 message that trickles in is scanned once in total, never re-parsed from its start, and a long
 string or fixed-width list is stepped over in one jump.
 """
+
 from __future__ import annotations
 
 import struct
@@ -112,8 +113,9 @@ class BinaryScanner(ScanState):
                 n = _i32(buf, p)[0]
                 q = p + 4 + n
                 if n < 0 or q > limit or n > self.max_string:
-                    raise WireError("string of %d bytes (limit %d, %d left in the message)"
-                                    % (n, self.max_string, limit - p - 4))
+                    raise WireError(
+                        "string of %d bytes (limit %d, %d left in the message)" % (n, self.max_string, limit - p - 4)
+                    )
                 if q > end:
                     need = q
                     break
@@ -172,8 +174,7 @@ class BinaryScanner(ScanState):
             return -1
         return self.pos
 
-    def _check_container(self, stack: list[list[Any]], types: tuple[int, ...], n: int, body: int,
-                         limit: int) -> None:
+    def _check_container(self, stack: list[list[Any]], types: tuple[int, ...], n: int, body: int, limit: int) -> None:
         if n < 0 or n > self.max_container:
             raise WireError("container of %d elements (limit %d)" % (n, self.max_container))
         least = 0
@@ -212,6 +213,6 @@ class BinaryScanner(ScanState):
             self.need = after + 4 - base
             return False
         seqid = _i32(buf, after)[0]
-        self.header = (bytes(buf[name_at:name_at + name_len]), mtype, seqid, after + 4 - base)
+        self.header = (bytes(buf[name_at : name_at + name_len]), mtype, seqid, after + 4 - base)
         self.pos = after + 4 - base
         return True

@@ -4,6 +4,7 @@ Only bytes the scanner has vetted reach `decode`, and the codec reads them throu
 that fails at their end. A codec is used by one thread at a time (the reactor shares one across its
 connections; the thread backend has one per connection), so its buffers are reused per call.
 """
+
 from __future__ import annotations
 
 import struct
@@ -26,6 +27,7 @@ class Codec(Protocol):
 
     def decode(self, body: Body, args: ThriftStruct) -> None: ...
     def encode(self, name: bytes, mtype: int, seqid: int, payload: ThriftStruct, framed: bool) -> bytes: ...
+
 
 _head = struct.Struct("!iI")
 _i32 = struct.Struct("!i")
@@ -52,7 +54,7 @@ class _BodySource:
     def read(self, n: int) -> Body:
         pos = self.pos
         self.pos = pos + n
-        return self.data[pos:pos + n]
+        return self.data[pos : pos + n]
 
 
 class BinaryCodec:

@@ -5,6 +5,7 @@ type code one the codec reads, nesting within the limit, resumable so a tricklin
 scanned once), over the compact encoding: varints, field-id deltas, bools folded into field
 headers, short list headers.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -36,8 +37,20 @@ _IN_LIST = 1
 _IN_MAP = 2
 # Compact type code -> thriftpy2 TType, to compare with the IDL.
 _TTYPE = [0] * 16
-for _c, _t in ((TRUE, 2), (FALSE, 2), (BYTE, 3), (I16, 6), (I32, 8), (I64, 10), (DOUBLE, 4),
-               (BINARY, 11), (LIST, 15), (SET, 14), (MAP, 13), (STRUCT, 12)):
+for _c, _t in (
+    (TRUE, 2),
+    (FALSE, 2),
+    (BYTE, 3),
+    (I16, 6),
+    (I32, 8),
+    (I64, 10),
+    (DOUBLE, 4),
+    (BINARY, 11),
+    (LIST, 15),
+    (SET, 14),
+    (MAP, 13),
+    (STRUCT, 12),
+):
     _TTYPE[_c] = _t
 
 
@@ -129,8 +142,9 @@ class CompactScanner(ScanState):
                 if n < 0:
                     break
                 if q + n > limit or n > self.max_string:
-                    raise WireError("string of %d bytes (limit %d, %d left in the message)"
-                                    % (n, self.max_string, limit - q))
+                    raise WireError(
+                        "string of %d bytes (limit %d, %d left in the message)" % (n, self.max_string, limit - q)
+                    )
                 if q + n > end:
                     need = q + n
                     break
@@ -189,8 +203,7 @@ class CompactScanner(ScanState):
             return -1
         return self.pos
 
-    def _check_container(self, stack: list[list[Any]], types: tuple[int, ...], n: int, body: int,
-                         limit: int) -> None:
+    def _check_container(self, stack: list[list[Any]], types: tuple[int, ...], n: int, body: int, limit: int) -> None:
         if n > self.max_container:
             raise WireError("container of %d elements (limit %d)" % (n, self.max_container))
         for t in types:
@@ -222,6 +235,6 @@ class CompactScanner(ScanState):
         if p + name_len > end:
             self.need = p + name_len + 1 - base
             return False
-        self.header = (bytes(buf[p:p + name_len]), mtype, seqid, p + name_len - base)
+        self.header = (bytes(buf[p : p + name_len]), mtype, seqid, p + name_len - base)
         self.pos = p + name_len - base
         return True

@@ -7,6 +7,7 @@ the compiled scanner walks a message many times faster than the pure one, which 
 the decode it protects; the compiled THeader parser and encoder keep the header's cost per call
 small beside framed binary. theader.py picks its functions from THEADER_IMPLEMENTATION.
 """
+
 from __future__ import annotations
 
 import logging
@@ -27,8 +28,9 @@ class Scanner(Protocol):
     pos: int
     need: int
 
-    def __init__(self, max_depth: int, max_container: int, max_string: int = 2**31 - 1,
-                 specs: ArgSpecs | None = None) -> None: ...
+    def __init__(
+        self, max_depth: int, max_container: int, max_string: int = 2**31 - 1, specs: ArgSpecs | None = None
+    ) -> None: ...
     def reset(self) -> None: ...
     def scan(self, buf: Buffer, base: int, end: int, limit: int) -> int: ...
 
@@ -38,6 +40,7 @@ CompiledCompactScanner: type[Scanner] | None
 UNAVAILABLE: str | None
 try:
     from dracula.wire._cscan import BinaryScanner as CompiledBinaryScanner, CompactScanner as CompiledCompactScanner
+
     UNAVAILABLE = None
 except ImportError as e:  # installed without a C compiler: the pure scanners stand in
     CompiledBinaryScanner = CompiledCompactScanner = None
@@ -67,6 +70,10 @@ else:
 def warn_if_degraded(log: logging.Logger) -> None:
     """One warning line when the compiled code was wanted but could not be imported."""
     if UNAVAILABLE is not None and not PURE_ASKED:
-        log.warning("compiled scanner or THeader code unavailable (%s); using the pure-Python code "
-                    "(scanner: %s, THeader: %s), which costs more than the decode it guards",
-                    UNAVAILABLE, IMPLEMENTATION, THEADER_IMPLEMENTATION)
+        log.warning(
+            "compiled scanner or THeader code unavailable (%s); using the pure-Python code "
+            "(scanner: %s, THeader: %s), which costs more than the decode it guards",
+            UNAVAILABLE,
+            IMPLEMENTATION,
+            THEADER_IMPLEMENTATION,
+        )

@@ -1,14 +1,15 @@
 """Which transport and protocol a connection speaks, decided from its first bytes.
 
-  0x80 ...                      unframed strict binary
-  0x82 ...                      unframed compact
-  LEN(4) 0x80|0x82|0x00 ...     framed: binary strict, compact, or non-strict binary (its
-                                4-byte name length starts with 0x00 for names under 16 MiB)
-  LEN(4) [A-Za-z_]              unframed non-strict binary: LEN was the method name's length
-  LEN(4) 0x0FFF ...             THeader (theader.py): its protocol id, the frame's 15th byte,
-                                says binary (0) or compact (2)
-  anything else                 refused
+0x80 ...                      unframed strict binary
+0x82 ...                      unframed compact
+LEN(4) 0x80|0x82|0x00 ...     framed: binary strict, compact, or non-strict binary (its
+                              4-byte name length starts with 0x00 for names under 16 MiB)
+LEN(4) [A-Za-z_]              unframed non-strict binary: LEN was the method name's length
+LEN(4) 0x0FFF ...             THeader (theader.py): its protocol id, the frame's 15th byte,
+                              says binary (0) or compact (2)
+anything else                 refused
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,5 +1,6 @@
 """Why a connection's bytes were refused, and the one table of TApplicationException types the
 server answers with."""
+
 from __future__ import annotations
 
 import enum
@@ -51,8 +52,14 @@ class WireError(Exception):
     the refusal must go back wrapped in a THeader frame.
     """
 
-    def __init__(self, reason: str, fatal: bool = True, app_type: AppError = PROTOCOL_ERROR,
-                 reply_to: tuple[bytes, int, int, int] | None = None, theader: HeaderFrame | None = None) -> None:
+    def __init__(
+        self,
+        reason: str,
+        fatal: bool = True,
+        app_type: AppError = PROTOCOL_ERROR,
+        reply_to: tuple[bytes, int, int, int] | None = None,
+        theader: HeaderFrame | None = None,
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.fatal = fatal
@@ -60,10 +67,19 @@ class WireError(Exception):
         self.reply_to = reply_to
         self.theader = theader
 
-    def at(self, reply_to: tuple[bytes, int, int, int] | None, fatal: bool | None = None,
-           theader: HeaderFrame | None = None) -> WireError:
+    def at(
+        self,
+        reply_to: tuple[bytes, int, int, int] | None,
+        fatal: bool | None = None,
+        theader: HeaderFrame | None = None,
+    ) -> WireError:
         """The same refusal, complete with where it happened (the reader knows the message
         header and the frame; the scanner that raised does not): a new error, raised
         `from None` in this one's place. `fatal` and `theader` stay as they were unless given."""
-        return WireError(self.reason, self.fatal if fatal is None else fatal, self.app_type, reply_to,
-                         self.theader if theader is None else theader)
+        return WireError(
+            self.reason,
+            self.fatal if fatal is None else fatal,
+            self.app_type,
+            reply_to,
+            self.theader if theader is None else theader,
+        )

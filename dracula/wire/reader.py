@@ -8,6 +8,7 @@ message has been consumed; a declared frame length alone allocates nothing.
 THeader frames are split like framed ones; theader.py parses each frame's header (and inflates
 a zlib payload within the size limit), and the message inside is scanned like a framed body.
 """
+
 from __future__ import annotations
 
 import struct
@@ -49,8 +50,22 @@ class Message:
 
 
 class Reader:
-    __slots__ = ("buf", "start", "end", "wire", "scanner", "max_size", "max_depth", "max_container",
-                 "max_string", "specs", "persistent", "budget", "charged", "ticket")
+    __slots__ = (
+        "buf",
+        "start",
+        "end",
+        "wire",
+        "scanner",
+        "max_size",
+        "max_depth",
+        "max_container",
+        "max_string",
+        "specs",
+        "persistent",
+        "budget",
+        "charged",
+        "ticket",
+    )
     # None until the first bytes arrive (buf) and until they show the protocol (wire, scanner).
     buf: bytearray | None
     wire: Wire | None
@@ -59,8 +74,15 @@ class Reader:
     budget: Budget | None  # None: no memory budget
     ticket: Ticket | None
 
-    def __init__(self, max_size: int, max_depth: int, max_container: int, max_string: int | None = None,
-                 specs: ArgSpecs | None = None, budget: Budget | None = None) -> None:
+    def __init__(
+        self,
+        max_size: int,
+        max_depth: int,
+        max_container: int,
+        max_string: int | None = None,
+        specs: ArgSpecs | None = None,
+        budget: Budget | None = None,
+    ) -> None:
         self.buf = None  # allocated on the first read: idle connections cost no buffer
         self.start = 0
         self.end = 0
@@ -78,8 +100,9 @@ class Reader:
 
     @classmethod
     def for_config(cls, config: Config, specs: ArgSpecs | None = None, budget: Budget | None = None) -> Reader:
-        return cls(config.max_frame_size, config.max_depth, config.max_container_size, config.string_limit,
-                   specs, budget)
+        return cls(
+            config.max_frame_size, config.max_depth, config.max_container_size, config.string_limit, specs, budget
+        )
 
     @property
     def buffered(self) -> int:
@@ -94,18 +117,18 @@ class Reader:
         elif len(buf) - self.end < MIN_FREE:
             kept = self.end - self.start
             if self.start and kept < len(buf) // 2:
-                buf[:kept] = buf[self.start:self.end]
+                buf[:kept] = buf[self.start : self.end]
             else:
                 if self.budget is not None:
                     self._charge(self.budget, len(buf))
                 # A new buffer twice the size, not extend(): a large calloc comes zeroed from
                 # the kernel for free, where extend() would zero a temporary and copy it in.
                 grown = bytearray(2 * len(buf))
-                grown[:kept] = buf[self.start:self.end]
+                grown[:kept] = buf[self.start : self.end]
                 buf = self.buf = grown
             self.start = 0
             self.end = kept
-        return memoryview(buf)[self.end:]
+        return memoryview(buf)[self.end :]
 
     def make_room(self, wake: Callable[[], None]) -> bool:
         """Before the next read: True when get_buffer() can receive without growing past the
@@ -178,7 +201,7 @@ class Reader:
         name, mtype, seqid, body_at = header
         scanner.header = None
         scanner.pos = scanner.need = 0
-        body = buf[start + body_at:start + n]
+        body = buf[start + body_at : start + n]
         start += n
         if start == end:
             self._rewind()
@@ -188,7 +211,7 @@ class Reader:
 
     def _detect(self) -> bool:
         assert self.buf is not None  # bytes arrived
-        self.wire = wire = detect(self.buf[self.start:min(self.end, self.start + HEAD_BYTES)])
+        self.wire = wire = detect(self.buf[self.start : min(self.end, self.start + HEAD_BYTES)])
         if wire is None:
             return False
         if wire.theader:
@@ -261,7 +284,7 @@ class Reader:
         name, mtype, seqid, body_at = scanner.header
         scanner.header = None
         scanner.pos = scanner.need = 0
-        body = data[base + body_at:base + n]
+        body = data[base + body_at : base + n]
         self._consume(4 + size)
         return Message(name, mtype, seqid, body, header)
 
@@ -288,7 +311,7 @@ class Reader:
             # The codec was chosen by the connection's first frame: nothing to answer in.
             raise WireError("THeader frame in %s on a %s connection" % (header.protocol, wire))
         try:
-            data = untransform(header, buf[header.payload_at:end], self.max_size)
+            data = untransform(header, buf[header.payload_at : end], self.max_size)
         except WireError as e:
             raise e.at((b"", CALL, header.seqid, 0), theader=header) from None
         return data, 0, len(data)
@@ -299,7 +322,7 @@ class Reader:
         name, mtype, seqid, body_at = scanner.header
         scanner.header = None
         scanner.pos = scanner.need = 0
-        body = buf[base + body_at:base + length]
+        body = buf[base + body_at : base + length]
         self._consume(consumed)
         return Message(name, mtype, seqid, body)
 

@@ -1,5 +1,6 @@
 """What the binary and compact scanners share: their limits and the resumable state of the
 message being scanned."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -15,8 +16,9 @@ class ScanState:
     stack: list[list[Any]] | None  # the open struct and container frames, innermost last
     header: tuple[bytes, int, int, int] | None
 
-    def __init__(self, max_depth: int, max_container: int, max_string: int = 2**31 - 1,
-                 specs: ArgSpecs | None = None) -> None:
+    def __init__(
+        self, max_depth: int, max_container: int, max_string: int = 2**31 - 1, specs: ArgSpecs | None = None
+    ) -> None:
         self.specs: ArgSpecs = specs or {}  # method name (bytes) -> its arguments' thrift_spec
         self.max_depth = max_depth
         self.max_container = max_container

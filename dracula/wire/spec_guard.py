@@ -13,6 +13,7 @@ a heap read, or billions of no-op skips (a CPU bomb from a 70-byte message).
 Specs are thriftpy2's: a container's spec is its element's TType, or (TType, sub-spec); a map's
 is (key spec, value spec); a struct's is its class.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -50,8 +51,7 @@ def entry_specs(spec: ElementSpec, key_type: int, value_type: int) -> tuple[Elem
     if spec is None:
         return None, None
     (idl_key, key_sub), (idl_value, value_sub) = _split(spec[0]), _split(spec[1])
-    if (key_type in BIN_TYPES and idl_key not in BIN_TYPES) or \
-            (value_type in BIN_TYPES and idl_value not in BIN_TYPES):
+    if (key_type in BIN_TYPES and idl_key not in BIN_TYPES) or (value_type in BIN_TYPES and idl_value not in BIN_TYPES):
         raise WireError("map declares string entries where the IDL has types %d/%d" % (idl_key, idl_value))
     if _same(key_type, idl_key) and _same(value_type, idl_value):
         return key_sub, value_sub

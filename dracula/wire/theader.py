@@ -18,6 +18,7 @@ chooses as it chooses the scanners; the pure-Python ones here stay the reference
 (pure_parse_header, pure_encode_frame; tests/test_theader_differential.py holds both to the same
 results). The frame's layout constants and HeaderFrame live in theader_frame.py, shared by both.
 """
+
 from __future__ import annotations
 
 import struct
@@ -52,7 +53,7 @@ _frame_head = struct.Struct("!IHHiH")  # the same, after the frame length
 def parse_frame(frame: Body, max_size: int, persistent: dict[str, str] | None = None) -> HeaderFrame:
     """The whole frame after its 4-byte length, parsed, with `.payload` untransformed."""
     header = parse_header(frame, 0, len(frame), persistent)
-    header.payload = untransform(header, frame[header.payload_at:], max_size)
+    header.payload = untransform(header, frame[header.payload_at :], max_size)
     return header
 
 
@@ -63,8 +64,10 @@ def parse_header(buf: Buffer, start: int, end: int, persistent: dict[str, str] |
     WireError; when the fixed header was read, the error's `theader` is a HeaderFrame with
     no transforms and no headers, to wrap the refusal in (its protocol is None if unknown)."""
     if end - start < FIXED_SIZE:
-        raise WireError("THeader frame of %d bytes is shorter than its %d-byte fixed header"
-                        % (end - start, FIXED_SIZE), fatal=False)
+        raise WireError(
+            "THeader frame of %d bytes is shorter than its %d-byte fixed header" % (end - start, FIXED_SIZE),
+            fatal=False,
+        )
     magic, flags, seqid, words = _fixed.unpack_from(buf, start)
     if magic != MAGIC:
         raise WireError("frame starts with 0x%04x, not THeader's magic 0x0fff" % magic, fatal=False)
@@ -76,21 +79,23 @@ def parse_header(buf: Buffer, start: int, end: int, persistent: dict[str, str] |
         if protocol is not None:
             if not persistent:
                 return HeaderFrame(protocol, seqid, flags, (), {}, {}, header_end)
-            return HeaderFrame(protocol, seqid, flags, (), dict(persistent), {}, header_end,
-                               client_timeout(persistent))
+            return HeaderFrame(protocol, seqid, flags, (), dict(persistent), {}, header_end, client_timeout(persistent))
     frame = HeaderFrame(None, seqid, flags)
     try:
         if header_end > end:
-            raise WireError("THeader header of %d bytes runs past its %d-byte frame"
-                            % (4 * words, end - start), fatal=False)
+            raise WireError(
+                "THeader header of %d bytes runs past its %d-byte frame" % (4 * words, end - start), fatal=False
+            )
         if words == 0:
             raise WireError("THeader header is empty: it has no protocol id", fatal=False)
         protocol_id, pos = _varint(buf, pos, header_end, "protocol id")
         protocol = PROTOCOL_IDS.get(protocol_id)
         if protocol is None:
             # Nothing can be answered in a protocol not spoken here: the connection ends.
-            raise WireError("THeader protocol id %d: only binary (0) and compact (2) are served"
-                            % protocol_id, app_type=INVALID_PROTOCOL)
+            raise WireError(
+                "THeader protocol id %d: only binary (0) and compact (2) are served" % protocol_id,
+                app_type=INVALID_PROTOCOL,
+            )
         frame.protocol = protocol
         transforms, pos = _read_transforms(buf, pos, header_end)
         own, own_persistent = _read_info(buf, pos, header_end)
@@ -142,11 +147,9 @@ def encode_frame(payload: Buffer, request: HeaderFrame, headers: HeaderPairs | N
             _put_string(head, value)
     head += bytes(-len(head) % 4)
     if len(head) > MAX_HEADER_SIZE:
-        raise ValueError("reply headers of %d bytes do not fit THeader's %d-byte header"
-                         % (len(head), MAX_HEADER_SIZE))
+        raise ValueError("reply headers of %d bytes do not fit THeader's %d-byte header" % (len(head), MAX_HEADER_SIZE))
     size = FIXED_SIZE + len(head) + len(payload)
-    return b"".join((_frame_head.pack(size, MAGIC, request.flags, request.seqid, len(head) // 4),
-                     head, payload))
+    return b"".join((_frame_head.pack(size, MAGIC, request.flags, request.seqid, len(head) // 4), head, payload))
 
 
 def request_frame(payload: Buffer, protocol: str, headers: HeaderPairs | None = None, seqid: int = 0) -> bytes:
@@ -168,18 +171,19 @@ def client_timeout(headers: dict[str, str]) -> float | None:
 def _read_transforms(buf: Buffer, pos: int, end: int) -> tuple[tuple[int, ...], int]:
     count, pos = _varint(buf, pos, end, "transform count")
     if count > end - pos:  # every transform id takes at least one byte
-        raise WireError("THeader declares %d transforms in %d header bytes" % (count, end - pos),
-                        fatal=False)
+        raise WireError("THeader declares %d transforms in %d header bytes" % (count, end - pos), fatal=False)
     transforms = []
     for _ in range(count):
         transform, pos = _varint(buf, pos, end, "transform id")
         if transform != ZLIB:
-            raise WireError("THeader transform %d (%s) is not supported: only zlib (1) is"
-                            % (transform, TRANSFORM_NAMES.get(transform, "unknown")),
-                            fatal=False, app_type=INVALID_TRANSFORM)
+            raise WireError(
+                "THeader transform %d (%s) is not supported: only zlib (1) is"
+                % (transform, TRANSFORM_NAMES.get(transform, "unknown")),
+                fatal=False,
+                app_type=INVALID_TRANSFORM,
+            )
         if transform in transforms:  # no client repeats one; a repeated zlib multiplies work
-            raise WireError("THeader transform %d listed twice" % transform, fatal=False,
-                            app_type=INVALID_TRANSFORM)
+            raise WireError("THeader transform %d listed twice" % transform, fatal=False, app_type=INVALID_TRANSFORM)
         transforms.append(transform)
     return tuple(transforms), pos
 
@@ -202,8 +206,7 @@ def _read_info(buf: Buffer, pos: int, end: int) -> tuple[dict[str, str], dict[st
 def _read_pairs(buf: Buffer, pos: int, end: int, into: dict[str, str]) -> int:
     count, pos = _varint(buf, pos, end, "header count")
     if count > (end - pos) // 2:  # every pair takes at least two length bytes
-        raise WireError("THeader declares %d headers in %d header bytes" % (count, end - pos),
-                        fatal=False)
+        raise WireError("THeader declares %d headers in %d header bytes" % (count, end - pos), fatal=False)
     for _ in range(count):
         key, pos = _string(buf, pos, end)
         value, pos = _string(buf, pos, end)
@@ -218,10 +221,11 @@ def _string(buf: Buffer, pos: int, end: int) -> tuple[str, int]:
     else:
         n, pos = _varint(buf, pos, end, "header string length")
     if n > end - pos:
-        raise WireError("THeader header string of %d bytes runs past the header (%d left)"
-                        % (n, end - pos), fatal=False)
+        raise WireError(
+            "THeader header string of %d bytes runs past the header (%d left)" % (n, end - pos), fatal=False
+        )
     # surrogateescape: bytes that are not UTF-8 survive, unaltered, a round trip as str.
-    return str(buf[pos:pos + n], "utf-8", "surrogateescape"), pos + n
+    return str(buf[pos : pos + n], "utf-8", "surrogateescape"), pos + n
 
 
 def _varint(buf: Buffer, pos: int, end: int, what: str) -> tuple[int, int]:

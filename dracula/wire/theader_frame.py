@@ -1,6 +1,7 @@
 """A THeader frame's layout (Apache Thrift doc/specs/HeaderFormat.md) and what one frame said:
 shared by theader.py (the pure-Python parser and encoder) and _ctheader.pyx (their compiled twins).
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -51,12 +52,29 @@ class HeaderFrame:
     theader.client_timeout); payload: the untransformed payload, set by parse_frame only.
     """
 
-    __slots__ = ("protocol", "seqid", "flags", "transforms", "headers", "persistent", "payload_at",
-                 "timeout", "payload")
+    __slots__ = (
+        "protocol",
+        "seqid",
+        "flags",
+        "transforms",
+        "headers",
+        "persistent",
+        "payload_at",
+        "timeout",
+        "payload",
+    )
 
-    def __init__(self, protocol: str | None, seqid: int, flags: int, transforms: tuple[int, ...] = (),
-                 headers: dict[str, str] | None = None, persistent: dict[str, str] | None = None,
-                 payload_at: int = 0, timeout: float | None = None) -> None:
+    def __init__(
+        self,
+        protocol: str | None,
+        seqid: int,
+        flags: int,
+        transforms: tuple[int, ...] = (),
+        headers: dict[str, str] | None = None,
+        persistent: dict[str, str] | None = None,
+        payload_at: int = 0,
+        timeout: float | None = None,
+    ) -> None:
         self.protocol = protocol
         self.seqid = seqid
         self.flags = flags
@@ -69,4 +87,9 @@ class HeaderFrame:
 
     def __repr__(self) -> str:
         return "HeaderFrame(%s, seqid=%d, flags=0x%x, transforms=%r, headers=%r)" % (
-            self.protocol, self.seqid, self.flags, self.transforms, self.headers)
+            self.protocol,
+            self.seqid,
+            self.flags,
+            self.transforms,
+            self.headers,
+        )

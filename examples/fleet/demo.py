@@ -1,6 +1,7 @@
 """`python -m examples.fleet.fleet demo`: three instances behind HAProxy, 50 client connections
 calling through it, a rolling restart of every instance under that load, then a fourth instance
 that pooled connections move to (--max-connection-age); prints what the clients saw."""
+
 from __future__ import annotations
 
 import os

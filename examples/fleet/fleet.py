@@ -11,6 +11,7 @@ all on the same Thrift and metrics ports, as if each were its own host; HAProxy 
 
 `Fleet` is what tests/test_fleet.py and benchmarks/fleet_qps.py run too.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,24 +36,41 @@ def instance_host(slot: int) -> str:
     return "127.0.0.%d" % (slot + 1)
 
 
-def haproxy_config(slots: int, port: int, metrics_port: int, proxy_port: int, stats_socket: str,
-                   check_interval_ms: int = 200) -> str:
+def haproxy_config(
+    slots: int, port: int, metrics_port: int, proxy_port: int, stats_socket: str, check_interval_ms: int = 200
+) -> str:
     """HAProxy's configuration for `slots` instances (instances not started are marked down)."""
     with open(os.path.join(HERE, "haproxy.cfg.in")) as f:
         template = f.read()
-    servers = "\n".join("    server d%d %s:%d check port %d" % (slot, instance_host(slot), port, metrics_port)
-                        for slot in range(1, slots + 1))
-    return template.format(stats_socket=stats_socket, proxy_address="127.0.0.1:%d" % proxy_port,
-                           check_interval_ms=check_interval_ms, servers=servers)
+    servers = "\n".join(
+        "    server d%d %s:%d check port %d" % (slot, instance_host(slot), port, metrics_port)
+        for slot in range(1, slots + 1)
+    )
+    return template.format(
+        stats_socket=stats_socket,
+        proxy_address="127.0.0.1:%d" % proxy_port,
+        check_interval_ms=check_interval_ms,
+        servers=servers,
+    )
 
 
 class Fleet:
     """Instances (`start_instance(slot)`) and HAProxy (`start_proxy()`), their logs and pids in
     `directory`. Every wait is on a condition (a /healthz answer, HAProxy's view, an exit)."""
 
-    def __init__(self, directory=DEFAULT_DIR, slots=3, port=9090, metrics_port=9100, proxy_port=9000,
-                 drain_delay=1.0, graceful_timeout=10.0, service=SERVICE, check_interval_ms=200,
-                 launcher=()):
+    def __init__(
+        self,
+        directory=DEFAULT_DIR,
+        slots=3,
+        port=9090,
+        metrics_port=9100,
+        proxy_port=9000,
+        drain_delay=1.0,
+        graceful_timeout=10.0,
+        service=SERVICE,
+        check_interval_ms=200,
+        launcher=(),
+    ):
         self.directory = directory
         self.slots = slots
         self.port, self.metrics_port, self.proxy_port = port, metrics_port, proxy_port
@@ -70,21 +88,38 @@ class Fleet:
 
     # -- instances --------------------------------------------------------------------------
     def instance_argv(self, slot: int, extra=()) -> list:
-        return [*self.launcher, sys.executable, "-m", "dracula", "serve", *self.service,
-                "--host", instance_host(slot), "--port", str(self.port),
-                "--metrics-port", str(self.metrics_port),
-                "--drain-delay", str(self.drain_delay), "--graceful-timeout", str(self.graceful_timeout),
-                *extra]
+        return [
+            *self.launcher,
+            sys.executable,
+            "-m",
+            "dracula",
+            "serve",
+            *self.service,
+            "--host",
+            instance_host(slot),
+            "--port",
+            str(self.port),
+            "--metrics-port",
+            str(self.metrics_port),
+            "--drain-delay",
+            str(self.drain_delay),
+            "--graceful-timeout",
+            str(self.graceful_timeout),
+            *extra,
+        ]
 
     def start_instance(self, slot: int, extra=(), timeout=30.0) -> subprocess.Popen:
         """Start instance `slot` and wait until its /healthz answers 200."""
         with open(os.path.join(self.directory, "d%d.log" % slot), "a") as log:  # the child keeps its copy
-            proc = subprocess.Popen(self.instance_argv(slot, extra), cwd=ROOT, stdout=log,
-                                    stderr=subprocess.STDOUT, start_new_session=True)
+            proc = subprocess.Popen(
+                self.instance_argv(slot, extra), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
         self.instances[slot] = proc
         self._save_pids()
-        if not wait_for(lambda: proc.poll() is not None or self.healthz(slot) == 200, timeout) \
-                or proc.poll() is not None:
+        if (
+            not wait_for(lambda: proc.poll() is not None or self.healthz(slot) == 200, timeout)
+            or proc.poll() is not None
+        ):
             raise RuntimeError("instance d%d did not start; see %s/d%d.log" % (slot, self.directory, slot))
         return proc
 
@@ -116,8 +151,9 @@ class Fleet:
         url = "http://%s:%d/metrics" % (instance_host(slot), self.metrics_port)
         with urllib.request.urlopen(url, timeout=5) as reply:
             text = reply.read().decode()
-        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                   if line.split("{")[0].split(" ")[0] == name)
+        return sum(
+            float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.split("{")[0].split(" ")[0] == name
+        )
 
     # -- HAProxy ------------------------------------------------------------------------------
     def start_proxy(self, timeout=30.0) -> subprocess.Popen:
@@ -125,16 +161,24 @@ class Fleet:
         instance UP."""
         path = os.path.join(self.directory, "haproxy.cfg")
         with open(path, "w") as f:
-            f.write(haproxy_config(self.slots, self.port, self.metrics_port, self.proxy_port,
-                                   self.stats_socket, self.check_interval_ms))
+            f.write(
+                haproxy_config(
+                    self.slots, self.port, self.metrics_port, self.proxy_port, self.stats_socket, self.check_interval_ms
+                )
+            )
         with open(os.path.join(self.directory, "haproxy.log"), "a") as log:
-            self.proxy = subprocess.Popen([*self.launcher, haproxy_binary(), "-db", "-f", path], stdout=log,
-                                          stderr=subprocess.STDOUT, start_new_session=True)
+            self.proxy = subprocess.Popen(
+                [*self.launcher, haproxy_binary(), "-db", "-f", path],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         self._save_pids()
         # Slots with no instance yet must be DOWN before traffic comes: HAProxy starts every
         # server UP until its checks fail.
-        self.wait_states({slot: "UP" if slot in self.instances else "DOWN"
-                          for slot in range(1, self.slots + 1)}, timeout)
+        self.wait_states(
+            {slot: "UP" if slot in self.instances else "DOWN" for slot in range(1, self.slots + 1)}, timeout
+        )
         return self.proxy
 
     def server_states(self) -> dict:
@@ -161,8 +205,7 @@ class Fleet:
     def wait_states(self, expected: dict, timeout=30.0) -> None:
         """Wait until HAProxy reports each slot in `expected` in that status."""
         if not wait_for(lambda: _matches(self.server_states(), expected), timeout):
-            raise RuntimeError("HAProxy did not reach %s within %gs: %s"
-                               % (expected, timeout, self.server_states()))
+            raise RuntimeError("HAProxy did not reach %s within %gs: %s" % (expected, timeout, self.server_states()))
 
     # -- the whole fleet ----------------------------------------------------------------------
     def start(self, instances: int, extra=()) -> None:
@@ -258,17 +301,26 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     fleet = Fleet(args.dir, args.instances, args.port, args.metrics_port, args.proxy_port)
     if args.command == "config":
-        sys.stdout.write(haproxy_config(args.instances, args.port, args.metrics_port, args.proxy_port,
-                                        fleet.stats_socket))
+        sys.stdout.write(
+            haproxy_config(args.instances, args.port, args.metrics_port, args.proxy_port, fleet.stats_socket)
+        )
     elif args.command == "stop":
         stop_recorded(args.dir)
     elif args.command == "start":
         fleet.start(args.instances)
-        print("%d instance(s) on %s, HAProxy on 127.0.0.1:%d; logs in %s; stop: python -m "
-              "examples.fleet.fleet stop" % (args.instances, ", ".join(instance_host(s) for s in
-                                             range(1, args.instances + 1)), args.proxy_port, args.dir))
+        print(
+            "%d instance(s) on %s, HAProxy on 127.0.0.1:%d; logs in %s; stop: python -m "
+            "examples.fleet.fleet stop"
+            % (
+                args.instances,
+                ", ".join(instance_host(s) for s in range(1, args.instances + 1)),
+                args.proxy_port,
+                args.dir,
+            )
+        )
     else:
         from examples.fleet.demo import demo
+
         return demo(fleet, args.instances)
     return 0
 

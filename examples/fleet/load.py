@@ -1,5 +1,6 @@
 """Closed-loop client load through the fleet: each thread one pooled connection, calls that
 retry once on a connection closed while idle (retry.py), and an account of every call."""
+
 from __future__ import annotations
 
 import threading
@@ -13,16 +14,26 @@ class Load:
     `interval`: seconds each connection waits between calls (0: closed loop); paced, the calls
     an instance serves follow the connections it holds, not how much CPU it gets."""
 
-    def __init__(self, service, host: str, port: int, connections: int, method="ping", expect="pong",
-                 timeout_ms=10000, interval: float = 0.0):
+    def __init__(
+        self,
+        service,
+        host: str,
+        port: int,
+        connections: int,
+        method="ping",
+        expect="pong",
+        timeout_ms=10000,
+        interval: float = 0.0,
+    ):
         self.ok = self.retried = 0
         self.failed: list[str] = []
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._args = (service, host, port, method, expect, timeout_ms)
         self._interval = interval
-        self.threads = [threading.Thread(target=self._run, daemon=True, name="fleet-load-%d" % i)
-                        for i in range(connections)]
+        self.threads = [
+            threading.Thread(target=self._run, daemon=True, name="fleet-load-%d" % i) for i in range(connections)
+        ]
         for thread in self.threads:
             thread.start()
 
@@ -55,4 +66,7 @@ class Load:
 
     def summary(self) -> str:
         return "%d calls answered, %d sent twice (connection closed while idle), %d failed" % (
-            self.ok, self.retried, len(self.failed))
+            self.ok,
+            self.retried,
+            len(self.failed),
+        )

@@ -13,6 +13,7 @@ time-out is different: the call may have run, so it is not retried here.
     client = RetryingApache(lambda: open_generated_client("127.0.0.1", 9090))
     client.call(lambda c: c.ping())
 """
+
 from __future__ import annotations
 
 from thriftpy2.rpc import make_client
@@ -37,8 +38,9 @@ def apache_closed(error: BaseException) -> bool:
     from thrift.transport.TTransport import TTransportException
 
     if isinstance(error, TTransportException):
-        return error.type == TTransportException.END_OF_FILE or \
-            isinstance(getattr(error, "inner", None), CLOSED_ERRNO_ERRORS)
+        return error.type == TTransportException.END_OF_FILE or isinstance(
+            getattr(error, "inner", None), CLOSED_ERRNO_ERRORS
+        )
     return isinstance(error, CLOSED_ERRNO_ERRORS)
 
 
@@ -55,6 +57,7 @@ class RetryingThriftpy2:
     def __getattr__(self, method):
         def call(*args, **kwargs):
             return self.call(lambda client: getattr(client, method)(*args, **kwargs))
+
         return call
 
     def call(self, invoke):

@@ -4,6 +4,7 @@ and transport it speaks, so the factories change nothing here (binary, buffered)
 
 Run: python -m examples.thriftpy2_style.calc_server (then calc_client)
 """
+
 import os
 
 import thriftpy2
@@ -12,8 +13,7 @@ from thriftpy2.transport import TCyBufferedTransportFactory
 
 from dracula import make_server  # thriftpy2: from thriftpy2.rpc import make_server
 
-calc_thrift = thriftpy2.load(os.path.join(os.path.dirname(__file__), "calc.thrift"),
-                             module_name="calc_thrift")
+calc_thrift = thriftpy2.load(os.path.join(os.path.dirname(__file__), "calc.thrift"), module_name="calc_thrift")
 HOST, PORT = "127.0.0.1", 6000
 
 
@@ -38,9 +38,14 @@ class Dispatcher:
 
 
 def main():
-    server = make_server(calc_thrift.Calculator, Dispatcher(), HOST, PORT,
-                         proto_factory=TCyBinaryProtocolFactory(),
-                         trans_factory=TCyBufferedTransportFactory())
+    server = make_server(
+        calc_thrift.Calculator,
+        Dispatcher(),
+        HOST,
+        PORT,
+        proto_factory=TCyBinaryProtocolFactory(),
+        trans_factory=TCyBufferedTransportFactory(),
+    )
     print("serving on %s:%d..." % (HOST, server.port))
     server.serve()
 

@@ -4,6 +4,7 @@ line when the server is made.
 
 Run: python -m examples.thriftpy2_style.compact_server (then compact_client)
 """
+
 import os
 
 import thriftpy2
@@ -12,8 +13,9 @@ from thriftpy2.transport import TFramedTransportFactory
 
 from dracula import make_server  # thriftpy2: from thriftpy2.rpc import make_server
 
-pingpong_thrift = thriftpy2.load(os.path.join(os.path.dirname(__file__), "pingpong.thrift"),
-                                 module_name="pingpong_thrift")
+pingpong_thrift = thriftpy2.load(
+    os.path.join(os.path.dirname(__file__), "pingpong.thrift"), module_name="pingpong_thrift"
+)
 HOST, PORT = "127.0.0.1", 6000
 
 
@@ -23,9 +25,14 @@ class Dispatcher:
 
 
 def main():
-    server = make_server(pingpong_thrift.PingService, Dispatcher(), HOST, PORT,
-                         proto_factory=TCompactProtocolFactory(),
-                         trans_factory=TFramedTransportFactory())
+    server = make_server(
+        pingpong_thrift.PingService,
+        Dispatcher(),
+        HOST,
+        PORT,
+        proto_factory=TCompactProtocolFactory(),
+        trans_factory=TFramedTransportFactory(),
+    )
     print("serving on %s:%d..." % (HOST, server.port))
     server.serve()
 

@@ -4,6 +4,7 @@ SIGINT/SIGTERM), then drains.
 
 Run: python -m examples.thriftpy2_style.echo_server (then echo_client)
 """
+
 import asyncio
 import contextlib
 import os
@@ -12,8 +13,7 @@ import thriftpy2
 
 from dracula import make_aio_server  # thriftpy2: from thriftpy2.rpc import make_aio_server
 
-echo_thrift = thriftpy2.load(os.path.join(os.path.dirname(__file__), "echo.thrift"),
-                             module_name="echo_thrift")
+echo_thrift = thriftpy2.load(os.path.join(os.path.dirname(__file__), "echo.thrift"), module_name="echo_thrift")
 HOST, PORT = "127.0.0.1", 6000
 
 

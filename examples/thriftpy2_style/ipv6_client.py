@@ -1,12 +1,14 @@
 """IPv6, the client: thriftpy2's make_client(socket_family=socket.AF_INET6)."""
+
 import os
 import socket
 
 import thriftpy2
 from thriftpy2.rpc import make_client
 
-pingpong_thrift = thriftpy2.load(os.path.join(os.path.dirname(__file__), "pingpong.thrift"),
-                                 module_name="pingpong_thrift")
+pingpong_thrift = thriftpy2.load(
+    os.path.join(os.path.dirname(__file__), "pingpong.thrift"), module_name="pingpong_thrift"
+)
 HOST, PORT = "::1", 6000
 
 

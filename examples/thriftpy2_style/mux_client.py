@@ -1,4 +1,5 @@
 """multiplexed, the client: thriftpy2's TMultiplexedProtocolFactory, one client per service."""
+
 import os
 
 import thriftpy2

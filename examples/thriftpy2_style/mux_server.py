@@ -10,6 +10,7 @@ answers plain (not multiplexed) method names.
 
 Run: python -m examples.thriftpy2_style.mux_server (then mux_client)
 """
+
 import os
 
 import thriftpy2

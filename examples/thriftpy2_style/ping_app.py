@@ -6,13 +6,15 @@ dracula serves the same object from the command line, without a config file:
 
 (gunicorn_thrift's settings beside dracula's options: docs/migrating-from-thriftpy2.md).
 """
+
 import os
 
 import thriftpy2
 from thriftpy2.thrift import TProcessor
 
-pingpong_thrift = thriftpy2.load(os.path.join(os.path.dirname(__file__), "pingpong.thrift"),
-                                 module_name="pingpong_thrift")
+pingpong_thrift = thriftpy2.load(
+    os.path.join(os.path.dirname(__file__), "pingpong.thrift"), module_name="pingpong_thrift"
+)
 
 
 class Dispatcher:

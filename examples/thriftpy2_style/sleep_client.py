@@ -1,11 +1,11 @@
 """oneway, the client: the call returns as soon as it is sent."""
+
 import os
 
 import thriftpy2
 from thriftpy2.rpc import make_client
 
-sleep_thrift = thriftpy2.load(os.path.join(os.path.dirname(__file__), "sleep.thrift"),
-                              module_name="sleep_thrift")
+sleep_thrift = thriftpy2.load(os.path.join(os.path.dirname(__file__), "sleep.thrift"), module_name="sleep_thrift")
 HOST, PORT = "127.0.0.1", 6000
 
 

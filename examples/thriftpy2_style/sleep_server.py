@@ -6,6 +6,7 @@ moves a plain method that blocks to its thread pool after two such calls (docs/h
 
 Run: python -m examples.thriftpy2_style.sleep_server (then sleep_client)
 """
+
 import os
 import time
 
@@ -13,8 +14,7 @@ import thriftpy2
 
 from dracula import make_server  # thriftpy2: from thriftpy2.rpc import make_server
 
-sleep_thrift = thriftpy2.load(os.path.join(os.path.dirname(__file__), "sleep.thrift"),
-                              module_name="sleep_thrift")
+sleep_thrift = thriftpy2.load(os.path.join(os.path.dirname(__file__), "sleep.thrift"), module_name="sleep_thrift")
 HOST, PORT = "127.0.0.1", 6000
 
 

@@ -7,14 +7,16 @@ A certificate for trying it: openssl req -x509 -newkey ec -pkeyopt ec_paramgen_c
 
 Run: python -m examples.thriftpy2_style.tls_server (then tls_client)
 """
+
 import os
 
 import thriftpy2
 
 from dracula import make_server  # thriftpy2: from thriftpy2.rpc import make_server
 
-pingpong_thrift = thriftpy2.load(os.path.join(os.path.dirname(__file__), "pingpong.thrift"),
-                                 module_name="pingpong_thrift")
+pingpong_thrift = thriftpy2.load(
+    os.path.join(os.path.dirname(__file__), "pingpong.thrift"), module_name="pingpong_thrift"
+)
 HOST, PORT = "127.0.0.1", 6000
 CERTFILE = "server.pem"
 

@@ -3,14 +3,16 @@ server that died is replaced; the server removes its own on exit.
 
 Run: python -m examples.thriftpy2_style.uds_server (then uds_client)
 """
+
 import os
 
 import thriftpy2
 
 from dracula import make_server  # thriftpy2: from thriftpy2.rpc import make_server
 
-pingpong_thrift = thriftpy2.load(os.path.join(os.path.dirname(__file__), "pingpong.thrift"),
-                                 module_name="pingpong_thrift")
+pingpong_thrift = thriftpy2.load(
+    os.path.join(os.path.dirname(__file__), "pingpong.thrift"), module_name="pingpong_thrift"
+)
 UNIX_SOCKET = "/tmp/thriftpy2_style_ping.sock"
 
 

@@ -4,6 +4,7 @@
 comparison baseline. Both share the wire and dispatch code and expose run(on_ready) / stop():
 seams.Backend says so, and mypy checks each class against it here.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -15,6 +16,8 @@ if TYPE_CHECKING:
 def backend_class(name: str) -> BackendFactory:
     if name == "uv":
         from dracula.server.backends.uv import UVBackend
+
         return UVBackend
     from dracula.server.backends.threaded import ThreadedBackend
+
     return ThreadedBackend

@@ -5,6 +5,7 @@ reactor, so both answer every request the same way.
 Coroutine handlers run on one background event loop; @blocking handlers need nothing special
 (every handler already runs on its connection's own thread).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -12,6 +13,7 @@ import concurrent.futures
 import logging
 import os
 import selectors
+import signal
 import socket
 import ssl
 import threading
@@ -49,8 +51,19 @@ log = logging.getLogger("dracula.thread")
 class _Conn:
     """A connection's entry in the table; its flags change under the backend's lock."""
 
-    __slots__ = ("sock", "peer", "busy", "used", "partial", "evicted", "opened_at", "active_at",
-                 "thread", "codec", "framed")
+    __slots__ = (
+        "sock",
+        "peer",
+        "busy",
+        "used",
+        "partial",
+        "evicted",
+        "opened_at",
+        "active_at",
+        "thread",
+        "codec",
+        "framed",
+    )
 
     def __init__(self, sock: socket.socket, peer: Peer) -> None:
         self.sock = sock  # an ssl.SSLSocket once its TLS handshake is done
@@ -75,8 +88,9 @@ class _Conn:
 
 
 class ThreadedBackend:
-    def __init__(self, state: ServerState[_Conn], sock: socket.socket,
-                 ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self, state: ServerState[_Conn], sock: socket.socket, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
         self.state = state
         self.config = state.config
         self.sock = sock
@@ -98,17 +112,26 @@ class ThreadedBackend:
         # The listening socket may be shared with other workers: never shut it down or change
         # its blocking flag (both are shared); wait for it or for stop()'s wake-up byte.
         self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
         poller = selectors.DefaultSelector()
         poller.register(self.sock, selectors.EVENT_READ)
         poller.register(self._wake_r, selectors.EVENT_READ)
+        # A signal the kernel delivers to a connection's thread only sets a flag: the main thread
+        # runs the handler (stop()) when it next runs bytecode, and it sits in select(). The
+        # wakeup fd makes every signal a byte on the pipe that select() waits on.
+        in_main = threading.current_thread() is threading.main_thread()
+        previous_wakeup = signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False) if in_main else -1
         on_ready()
         try:
             while not self.stopping.is_set():
-                if not poller.select():
-                    continue
+                ready = poller.select()
+                if any(key.fd == self._wake_r for key, _ in ready):
+                    _drain_pipe(self._wake_r)  # a signal or stop(): the handler has run by now
                 if self.stopping.is_set():
                     break
+                if not any(key.fileobj is self.sock for key, _ in ready):
+                    continue
                 try:
                     client, peer = self.sock.accept()
                 except BlockingIOError:
@@ -124,8 +147,9 @@ class ThreadedBackend:
                 if not admitted:
                     client.close()
                     continue
-                conn.thread = threading.Thread(target=self._serve_connection, args=(conn,),
-                                               name="dracula-conn", daemon=True)
+                conn.thread = threading.Thread(
+                    target=self._serve_connection, args=(conn,), name="dracula-conn", daemon=True
+                )
                 conn.thread.start()
             # Stop accepting: close this process's handle on the listening socket (a shared one
             # stays open in the other workers, so their queue keeps its connections).
@@ -134,6 +158,8 @@ class ThreadedBackend:
             self._drain()
         finally:
             poller.close()
+            if in_main:
+                signal.set_wakeup_fd(previous_wakeup)
             os.close(self._wake_r)
             os.close(self._wake_w)
             if self.coro_loop is not None:
@@ -230,8 +256,14 @@ class ThreadedBackend:
             try:
                 n = sock.recv_into(reader.get_buffer())
             except TimeoutError:  # the limit _recv_timeout chose has passed: which one?
-                expired(self.state, log, peer, incomplete=partial_since is not None,
-                        aged=retire_at is not None and time.monotonic() >= retire_at, idle=True)
+                expired(
+                    self.state,
+                    log,
+                    peer,
+                    incomplete=partial_since is not None,
+                    aged=retire_at is not None and time.monotonic() >= retire_at,
+                    idle=True,
+                )
                 return
             if n == 0:
                 return
@@ -255,8 +287,9 @@ class ThreadedBackend:
             # connection with half a request as idle (only `busy` going up needs the lock).
             conn.partial = bool(reader.buffered)
             conn.busy = False
-            if not reader.buffered and (self.stopping.is_set() or (
-                    retire_at is not None and time.monotonic() >= retire_at)):
+            if not reader.buffered and (
+                self.stopping.is_set() or (retire_at is not None and time.monotonic() >= retire_at)
+            ):
                 return  # between calls: a client may retry on a new connection
 
     def _room_in_budget(self, reader: Reader, budget: Budget, peer: Peer) -> bool:
@@ -387,6 +420,12 @@ class ThreadedBackend:
         threading.Thread(target=self.coro_loop.run_forever, name="dracula-coroutines", daemon=True).start()
 
 
+def _drain_pipe(fd: int) -> None:
+    try:
+        while os.read(fd, 4096):
+            pass
+    except BlockingIOError:
+        pass
 
 
 def _shutdown_read(sock: socket.socket, how: int = socket.SHUT_RD) -> None:

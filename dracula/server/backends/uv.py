@@ -2,6 +2,7 @@
 
 Each accepted connection is a uv_connection.Connection (one BufferedProtocol per client).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -27,8 +28,9 @@ log = logging.getLogger("dracula.uv")
 
 
 class UVBackend:
-    def __init__(self, state: ServerState[Connection], sock: socket.socket,
-                 ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self, state: ServerState[Connection], sock: socket.socket, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
         self.state = state
         self.config = state.config
         self.sock = sock
@@ -86,9 +88,12 @@ class UVBackend:
         loop = asyncio.get_running_loop()
         reactor = self.reactor = Reactor(loop, handler_pool(state))
         server = self._server = await loop.create_server(
-            lambda: Connection(state, reactor), sock=self.sock, backlog=self.config.backlog,
+            lambda: Connection(state, reactor),
+            sock=self.sock,
+            backlog=self.config.backlog,
             ssl=self.ssl_context,
-            ssl_handshake_timeout=(self.config.request_timeout or None) if self.ssl_context else None)
+            ssl_handshake_timeout=(self.config.request_timeout or None) if self.ssl_context else None,
+        )
         sweeper = self._sweeper = self._start_sweeper()
         on_ready()
         if not self._stop_requested:
@@ -102,8 +107,16 @@ class UVBackend:
         """A periodic check for idle, slowloris, budget-starved and (--max-connection-age) old
         connections, if any of those limits is on."""
         config = self.config
-        limits = [t for t in (config.idle_timeout, config.request_timeout, config.max_connection_age,
-                              BUDGET_WAIT if self.state.budget else 0) if t > 0]
+        limits = [
+            t
+            for t in (
+                config.idle_timeout,
+                config.request_timeout,
+                config.max_connection_age,
+                BUDGET_WAIT if self.state.budget else 0,
+            )
+            if t > 0
+        ]
         if not limits:
             return None
         interval = min(1.0, min(limits) / 4)

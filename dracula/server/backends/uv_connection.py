@@ -6,6 +6,7 @@ write. Plain handlers run inline; coroutine handlers become tasks and @blocking 
 thread pool, while later replies on the same connection wait in `slots` so that replies always
 leave in request order. What a call does is calls.Call's business; this file only moves bytes.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -342,8 +343,9 @@ class Connection(asyncio.BufferedProtocol):
             reply = None
         self._settle(slot, reply)
 
-    def _timed_out(self, call: Call, slot: Pending, future: asyncio.Future[bytes | None] | None,
-                   timeout: float) -> None:
+    def _timed_out(
+        self, call: Call, slot: Pending, future: asyncio.Future[bytes | None] | None, timeout: float
+    ) -> None:
         self._settle(slot, call.timed_out(timeout))
         if future is not None:
             future.cancel()  # stops a coroutine; a thread cannot be stopped and runs on unheard
@@ -375,11 +377,15 @@ class Connection(asyncio.BufferedProtocol):
         config, budget = self.config, self.state.budget
         budget_since, partial_since = self.budget_since, self.partial_since
         verdict = expired(
-            self.state, log, self.peer,
+            self.state,
+            log,
+            self.peer,
             starved=budget_since is not None and budget is not None and now - budget_since > budget.wait_limit,
-            incomplete=partial_since is not None and bool(config.request_timeout) and
-            now - partial_since > config.request_timeout,
-            idle=bool(config.idle_timeout) and self.idle and now - self.active_at > config.idle_timeout)
+            incomplete=partial_since is not None
+            and bool(config.request_timeout)
+            and now - partial_since > config.request_timeout,
+            idle=bool(config.idle_timeout) and self.idle and now - self.active_at > config.idle_timeout,
+        )
         if verdict is ABORT:
             self.transport.abort()
         elif verdict is CLOSE:
