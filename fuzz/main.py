@@ -5,7 +5,7 @@ compiled extensions are instrumented at build time instead (fuzz/build_sanitized
     fuzz/run.sh [SECONDS] [FUZZER...]                        # the sanitized build, the corpus
     python fuzz/fuzz_reader.py [libFuzzer options] [corpus dirs]   # the normal build
 
-With DRACULA_FUZZ_BUILD set (fuzz/run.sh sets it to the sanitized package's folder) dracula is
+DRACULA_FUZZ_PYTHON_COVERAGE=0 leaves the Python uninstrumented. With DRACULA_FUZZ_BUILD set (fuzz/run.sh sets it to the sanitized package's folder) dracula is
 imported from there, and the fuzzer refuses to start if it is not.
 """
 from __future__ import annotations
@@ -20,7 +20,10 @@ def main(name: str) -> None:
     build = os.environ.get("DRACULA_FUZZ_BUILD")
     if build:
         sys.path.insert(0, build)
-    with atheris.instrument_imports(include=["dracula.wire"]):
+    if os.environ.get("DRACULA_FUZZ_PYTHON_COVERAGE", "1") == "1":
+        with atheris.instrument_imports(include=["dracula.wire"]):
+            from fuzz import targets
+    else:  # the C code's edges alone (fuzz/run.sh --coverage): libFuzzer's cov: counts only them
         from fuzz import targets
     from dracula.wire import _cscan, _ctheader
     for module in (_cscan, _ctheader):

@@ -2,13 +2,14 @@
 # Runs the fuzzers on the sanitized build (fuzz/build_sanitized.sh), each from its committed
 # corpus (fuzz/corpus/<fuzzer>/) for SECONDS (default 60). A finding (a crash, a sanitizer
 # report, an oracle's AssertionError, an input slower than 10 s, RSS past 2 GB or one malloc
-# past 128 MB) fails the run; its input is saved in build/fuzz/findings/ and the log in
+# past 64 MB) fails the run; its input is saved in build/fuzz/findings/ and the log in
 # build/fuzz/logs/. The committed corpus is not changed: new inputs go to a scratch copy.
 #
 #   fuzz/run.sh [SECONDS] [FUZZER...]     FUZZER: binary_scan compact_scan theader reader
 #   fuzz/run.sh --merge [FUZZER...]       minimize: the committed corpus plus the last run's
 #                                         new inputs, merged back into fuzz/corpus/<fuzzer>/
 #   fuzz/run.sh --seed                    rewrite the seeds (fuzz/seed_corpus.py) into the corpus
+#   fuzz/run.sh --coverage [FUZZER...]    the C code's edges the committed corpus reaches
 #
 # FUZZ_WORKERS=N runs N fuzzing processes per fuzzer (libFuzzer -fork); default 1.
 set -euo pipefail
@@ -19,6 +20,7 @@ mode=run
 case "${1:-}" in
     --merge) mode=merge; shift ;;
     --seed) mode=seed; shift ;;
+    --coverage) mode=coverage; shift ;;
     [0-9]*) seconds=$1; shift ;;
 esac
 seconds="${seconds:-60}"
@@ -52,7 +54,7 @@ fuzz() {  # fuzz NAME [libFuzzer arguments...]
     local name=$1; shift
     local max_len=4096
     [ "$name" = reader ] && max_len=20000  # past the Reader's first 8 KiB buffer: it must grow
-    LD_PRELOAD="$preload" python "fuzz/fuzz_$name.py" -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=128 \
+    LD_PRELOAD="$preload" python "fuzz/fuzz_$name.py" -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=64 \
         -max_len=$max_len -artifact_prefix="$out/findings/$name-" "$@"
 }
 
@@ -67,6 +69,15 @@ for name in "${fuzzers[@]}"; do
         fuzz "$name" -merge=1 "$merged" "$corpus" "$scratch" >"$out/logs/$name.merge.log" 2>&1
         rm -rf "$corpus" && mkdir -p "$corpus" && cp "$merged"/* "$corpus"/
         echo "fuzz: $name corpus minimized to $(ls "$corpus" | wc -l) inputs, $(du -sk "$corpus" | cut -f1) KiB"
+        continue
+    fi
+    if [ "$mode" = coverage ]; then
+        # Python left uninstrumented: libFuzzer's "cov:" counts the extensions' edges alone.
+        DRACULA_FUZZ_PYTHON_COVERAGE=0 fuzz "$name" -runs=0 "$corpus" >"$out/logs/$name.coverage.log" 2>&1
+        total=$(grep -oE 'Loaded [0-9]+ modules +\([0-9]+ inline 8-bit counters' "$out/logs/$name.coverage.log" \
+                | grep -oE '[0-9]+ inline' | grep -oE '[0-9]+' || true)
+        echo "fuzz: $name corpus ($(ls "$corpus" | wc -l) inputs) reaches C edges:" \
+            "$(grep -oE 'INITED cov: [0-9]+ ft: [0-9]+' "$out/logs/$name.coverage.log" | tail -1) of ${total:-?} instrumented"
         continue
     fi
     rm -rf "$scratch" && mkdir -p "$scratch"
