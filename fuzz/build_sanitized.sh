@@ -6,8 +6,8 @@
 # build/fuzz/pkg: dracula's Python files and the sanitized .so files), which fuzz/run.sh puts
 # first on the path.
 #
-# Needs clang (Debian: clang, libclang-rt-14-dev) and atheris built against that clang's
-# libFuzzer, which gives asan_with_fuzzer.so; fuzz/run.sh installs it that way when missing.
+# Needs clang (Debian's clang 14 does) and atheris, whose wheel ships asan_with_fuzzer.so (the
+# ASan runtime, UBSan's handlers included, linked with libFuzzer) that the fuzzers preload.
 # Idempotent: it rebuilds from scratch each time (about a minute).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,4 +34,20 @@ for so in "$out"/pkg/dracula/wire/*.so; do
     grep -q __sanitizer_cov_8bit_counters_init <<<"$symbols" \
         || { echo "build_sanitized: $so has no coverage instrumentation" >&2; exit 1; }
 done
-echo "build_sanitized: ASan+UBSan+coverage build of _cscan and _ctheader in $out/pkg"
+# The canary: the sanitizers must report its planted bugs, under the same preload as the fuzzers.
+mkdir -p "$out/canary"
+cython -3 fuzz/canary.pyx -o "$out/canary/canary.c"
+clang $flags -shared -fPIC $(python -c 'import sysconfig; print("-I" + sysconfig.get_paths()["include"])') \
+    "$out/canary/canary.c" -o "$out/canary/canary$(python -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')"
+preload="$(python -c 'import atheris; print(atheris.path())')/asan_with_fuzzer.so"
+canary() {
+    (cd "$out/canary" && LD_PRELOAD="$preload" ASAN_OPTIONS=detect_leaks=0 python -c "import canary; canary.$1" 2>&1 || true)
+}
+report=$(canary "heap_overflow(9)")
+grep -q "AddressSanitizer: heap-buffer-overflow" <<<"$report" \
+    || { echo "build_sanitized: AddressSanitizer did not report the canary's overflow" >&2; exit 1; }
+report=$(canary "bad_shift(40)")
+grep -q "runtime error: shift exponent" <<<"$report" \
+    || { echo "build_sanitized: UBSan did not report the canary's shift" >&2; exit 1; }
+touch "$out/pkg/.built"  # fuzz/run.sh rebuilds when a source is newer than this
+echo "build_sanitized: ASan+UBSan+coverage build of _cscan and _ctheader in $out/pkg (the canary's bugs reported)"

@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """Fuzzes the Reader (detection, framing, unframed ends, THeader) fed in pieces, compiled and pure
 (fuzz/targets.py: check_reader)."""
 import os

@@ -5,8 +5,9 @@ compiled extensions are instrumented at build time instead (fuzz/build_sanitized
     fuzz/run.sh [SECONDS] [FUZZER...]                        # the sanitized build, the corpus
     python fuzz/fuzz_reader.py [libFuzzer options] [corpus dirs]   # the normal build
 
-DRACULA_FUZZ_PYTHON_COVERAGE=0 leaves the Python uninstrumented. With DRACULA_FUZZ_BUILD set (fuzz/run.sh sets it to the sanitized package's folder) dracula is
-imported from there, and the fuzzer refuses to start if it is not.
+DRACULA_FUZZ_PYTHON_COVERAGE=0 leaves the Python uninstrumented. With DRACULA_FUZZ_BUILD set
+(fuzz/run.sh sets it to the sanitized package's folder) dracula is imported from there, and the
+fuzzer refuses to start if it is not.
 """
 from __future__ import annotations
 
