@@ -14,6 +14,7 @@ Inputs start with control bytes (limits, how the bytes are split), then the wire
 from __future__ import annotations
 
 import os
+import random
 from collections.abc import Callable
 from contextlib import contextmanager
 from typing import Any
@@ -68,6 +69,7 @@ STRINGS = (2**31 - 1, 1000, 3, 0)
 # Decoded values may be at most this much bigger, re-encoded, than the bytes they came from:
 # IDL defaults fill in absent fields (a struct of Defaults is ~100 bytes from one STOP byte).
 GROWTH, GROWTH_SLACK = 128, 4096
+PIECES = (1, 1, 1, 2, 3, 4, 5, 7, 8, 13, 64, 700, 2100, 9000)  # irregular piece sizes
 
 
 def limits_of(ctrl: int) -> tuple[int, int, int]:
@@ -75,9 +77,18 @@ def limits_of(ctrl: int) -> tuple[int, int, int]:
 
 
 def pieces_of(split: int, size: int) -> list[int]:
-    """Where a message is cut into the pieces it arrives in: none for 0, else every `split`
-    bytes (1..255: down to one byte at a time)."""
-    return list(range(split, size, split)) if split else []
+    """Where a message is cut into the pieces it arrives in: none for 0; every `split` bytes for
+    1..127 (down to one byte at a time); for 128..255 pieces of irregular sizes, from 1 byte to
+    more than a buffer's worth, drawn by a generator seeded with `split`."""
+    if split < 128:
+        return list(range(split, size, split)) if split else []
+    draw = random.Random(split).choice
+    cuts: list[int] = []
+    at = draw(PIECES)
+    while at < size:
+        cuts.append(at)
+        at += draw(PIECES)
+    return cuts
 
 
 # -- the scanners --------------------------------------------------------------------------------
