@@ -64,6 +64,8 @@ for name in "${fuzzers[@]}"; do
         merged="$out/merged/$name"
         rm -rf "$merged" && mkdir -p "$merged" "$scratch"
         fuzz "$name" -merge=1 "$merged" "$corpus" "$scratch" >"$out/logs/$name.merge.log" 2>&1
+        # The committed corpus is replaced only by a merge that kept something.
+        [ -n "$(ls "$merged")" ] || { echo "fuzz: $name merge kept nothing (log: $out/logs/$name.merge.log)" >&2; exit 1; }
         rm -rf "$corpus" && mkdir -p "$corpus" && cp "$merged"/* "$corpus"/
         echo "fuzz: $name corpus minimized to $(ls "$corpus" | wc -l) inputs, $(cat "$corpus"/* | wc -c) bytes"
         continue

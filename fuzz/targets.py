@@ -183,7 +183,7 @@ def within_limits(value, max_container: int, max_string: int, depth: int = 0) ->
     (a field equal to its IDL default may have come from the IDL, and is not checked)."""
     assert depth < 100
     if isinstance(value, (bytes, str)):
-        size = len(value.encode("utf-8", "surrogatepass") if isinstance(value, str) else value)
+        size = len(wire_bytes(value) if isinstance(value, str) else value)
         assert size <= max_string, ("string past the limit", size, max_string)
     elif isinstance(value, (list, set, frozenset, tuple, dict)):
         assert len(value) <= max_container, ("container past the limit", len(value), max_container)
@@ -197,6 +197,14 @@ def within_limits(value, max_container: int, max_string: int, depth: int = 0) ->
             field = getattr(value, spec[1], None)
             if field is not None and field != default_of.get(spec[1]):
                 within_limits(field, max_container, max_string, depth + 1)
+
+
+def wire_bytes(text: str) -> bytes:
+    """The bytes a decoded string came from (undecodable bytes kept as surrogate escapes)."""
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass")
 
 
 def check_binary_scan(data: bytes) -> None:
