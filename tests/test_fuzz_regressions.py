@@ -1,6 +1,6 @@
 """Every finding of the fuzzers (fuzz/, docs/fuzzing.md), kept as a test of the normal suite.
 
-Each case is the fuzzer's input, minimized, replayed through the same oracle the fuzzer runs
+Each case is a finding's input, minimized by hand, replayed through the same oracle the fuzzer runs
 (fuzz/targets.py), on both scanner implementations; and the committed corpus replays clean.
 The oracles need the compiled extensions (python setup.py build_ext --inplace).
 """
@@ -26,7 +26,7 @@ def compact_call(name: bytes, body: bytes, seqid: bytes = b"\x07") -> bytes:
     return b"\x82\x21" + seqid + bytes([len(name)]) + name + body
 
 
-def refusals(message: bytes) -> list[str]:
+def refusals(message: bytes) -> list[str | None]:
     """Both compact scanners' verdicts on a whole message: the refusal reason, or None."""
     reasons = []
     for cls in (compact_scan.CompactScanner, CompiledCompactScanner):
