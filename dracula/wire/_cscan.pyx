@@ -63,6 +63,7 @@ cdef int B_FIXED[256]
 cdef int B_MIN[256]
 # Compact: longest varint per integer type; fixed size as a container element; TType.
 cdef int C_VARINT[16]
+cdef int C_BITS[16]  # bits the integer type's varint may carry
 cdef int C_FIXED[16]
 cdef int C_TTYPE[16]
 
@@ -92,6 +93,9 @@ cdef void _init_tables():
     C_VARINT[C_I16] = 3
     C_VARINT[C_I32] = 5
     C_VARINT[C_I64] = 10
+    C_BITS[C_I16] = 16
+    C_BITS[C_I32] = 32
+    C_BITS[C_I64] = 64
     C_FIXED[C_TRUE] = 1
     C_FIXED[C_FALSE] = 1
     C_FIXED[C_BYTE] = 1
@@ -600,6 +604,10 @@ cdef class CompactScanner(_Scanner):
                 q = _varint(b, p, end, C_VARINT[t], &v)
                 if q < 0:
                     break
+                # _varint keeps 64 bits: a 10-byte varint fits an i64 only if its last byte
+                # adds no more than bit 63 (compact_scan._BITS says why this is refused).
+                if (v >> C_BITS[t]) if C_BITS[t] < 64 else (q - p == 10 and b[q - 1] > 1):
+                    raise WireError("varint wider than the %d bits of its integer" % C_BITS[t])
                 pos = q
             elif t == C_BINARY:
                 q = _varint(b, p, end, 5, &v)
@@ -694,6 +702,8 @@ cdef class CompactScanner(_Scanner):
         cdef Py_ssize_t p = _varint(b, base + 2, end, 5, &seqid)
         if p < 0:
             return False
+        if seqid >> 32:
+            raise WireError("sequence id varint wider than 32 bits")
         p = _varint(b, p, end, 5, &name_len)
         if p < 0:
             return False

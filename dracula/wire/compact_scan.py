@@ -24,6 +24,11 @@ BINARY, LIST, SET, MAP, STRUCT = 8, 9, 10, 11, 12
 # Longest varint each integer type may use; 0 for types that are not varints.
 _VARINT = [0] * 16
 _VARINT[I16], _VARINT[I32], _VARINT[I64] = 3, 5, 10
+# Bits each integer type's (zigzag) varint may carry: a longer varint may carry more (3 bytes
+# carry 21 bits), which thriftpy2's codec decodes into an int past the type's range (an i16 of
+# a million) that no encoder can write back.
+_BITS = [0] * 16
+_BITS[I16], _BITS[I32], _BITS[I64] = 16, 32, 64
 # Fixed sizes as container elements (bools take a byte there); 0 for variable sizes.
 _FIXED = [0] * 16
 _FIXED[TRUE] = _FIXED[FALSE] = _FIXED[BYTE] = 1
@@ -136,6 +141,8 @@ class CompactScanner(ScanState):
                 value, q = _varint(buf, p, end, _VARINT[t])
                 if value < 0:
                     break
+                if value >> _BITS[t]:
+                    raise WireError("varint wider than the %d bits of its integer" % _BITS[t])
                 pos = q
             elif t == BINARY:
                 n, q = _varint(buf, p, end, 5)
@@ -227,6 +234,8 @@ class CompactScanner(ScanState):
         seqid, p = _varint(buf, base + 2, end, 5)
         if seqid < 0:
             return False
+        if seqid >> 32:
+            raise WireError("sequence id varint wider than 32 bits")
         name_len, p = _varint(buf, p, end, 5)
         if name_len < 0:
             return False
