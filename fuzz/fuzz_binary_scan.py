@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Fuzzes the compiled binary scanner (_cscan.BinaryScanner) against binary_scan.py
 (fuzz/targets.py: check_binary_scan)."""
+
 import os
 import sys
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Fuzzes the compiled compact scanner (_cscan.CompactScanner) against compact_scan.py
 (fuzz/targets.py: check_compact_scan)."""
+
 import os
 import sys
 

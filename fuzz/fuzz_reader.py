@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Fuzzes the Reader (detection, framing, unframed ends, THeader) fed in pieces, compiled and pure
 (fuzz/targets.py: check_reader)."""
+
 import os
 import sys
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Fuzzes the compiled THeader parser and encoder (_ctheader) against theader.py, zlib included
 (fuzz/targets.py: check_theader)."""
+
 import os
 import sys
 

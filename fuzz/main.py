@@ -9,6 +9,7 @@ DRACULA_FUZZ_PYTHON_COVERAGE=0 leaves the Python uninstrumented. With DRACULA_FU
 (fuzz/run.sh sets it to the sanitized package's folder) dracula is imported from there, and the
 fuzzer refuses to start if it is not.
 """
+
 from __future__ import annotations
 
 import os
@@ -27,10 +28,12 @@ def main(name: str) -> None:
     else:  # the C code's edges alone (fuzz/run.sh --coverage): libFuzzer's cov: counts only them
         from fuzz import targets
     from dracula.wire import _cscan, _ctheader
+
     for module in (_cscan, _ctheader):
         if build and not os.path.abspath(str(module.__file__)).startswith(os.path.abspath(build)):
-            raise SystemExit("fuzz: %s comes from %s, not the sanitized build in %s"
-                             % (module.__name__, module.__file__, build))
+            raise SystemExit(
+                "fuzz: %s comes from %s, not the sanitized build in %s" % (module.__name__, module.__file__, build)
+            )
         print("fuzz: %s from %s" % (module.__name__, module.__file__), file=sys.stderr)
     atheris.Setup(sys.argv, targets.TARGETS[name])
     atheris.Fuzz()

@@ -6,6 +6,7 @@
 
 Exits 1 on the first input whose oracle fails, after printing its traceback.
 """
+
 from __future__ import annotations
 
 import os

@@ -8,6 +8,7 @@ transform), and the Reader's streams: each transport, pipelined, trickled.
 The committed corpus (fuzz/corpus/) is these seeds after a fuzzing campaign, minimized with
 libFuzzer's -merge=1 (fuzz/run.sh --merge).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -46,13 +47,37 @@ def calls():
     b = cov.base
     C = cov.CoverageService
     item = b.Item(name="pen", count=3, level=b.Level.HIGH, created=-1, payload=b"\x00\xff")
-    defaults = cov.Defaults(number=-2**31, text="\u00e9t\u00e9", numbers=[2**31 - 1, 0], weights={"w": -1},
-                            tags={"a", "b"}, flag=False, ratio=-1.5e300, item=item, maybe=0, must=-2**63,
-                            mode=cov.Mode.ON, stamp=2**63 - 1, tiny=-128, small=-2**15)
-    bag = cov.Bag(catalog={"c": [item, b.Item(name="")]}, layers=[{1: {"x"}}, {}], by_level={b.Level.LOW: item},
-                  blob=b"\x80\x82\x0f\xff", grid=[[item], []], deep={"d": {"e": item}}, items=[item],
-                  levels={b.Level.MID}, blobs=[b"", b"\x00"], measures={2**40: 0.5, -1: -0.0},
-                  bits=[True, False, True], by_mode={cov.Mode.AUTO: {"t"}}, defaults=defaults)
+    defaults = cov.Defaults(
+        number=-(2**31),
+        text="\u00e9t\u00e9",
+        numbers=[2**31 - 1, 0],
+        weights={"w": -1},
+        tags={"a", "b"},
+        flag=False,
+        ratio=-1.5e300,
+        item=item,
+        maybe=0,
+        must=-(2**63),
+        mode=cov.Mode.ON,
+        stamp=2**63 - 1,
+        tiny=-128,
+        small=-(2**15),
+    )
+    bag = cov.Bag(
+        catalog={"c": [item, b.Item(name="")]},
+        layers=[{1: {"x"}}, {}],
+        by_level={b.Level.LOW: item},
+        blob=b"\x80\x82\x0f\xff",
+        grid=[[item], []],
+        deep={"d": {"e": item}},
+        items=[item],
+        levels={b.Level.MID},
+        blobs=[b"", b"\x00"],
+        measures={2**40: 0.5, -1: -0.0},
+        bits=[True, False, True],
+        by_mode={cov.Mode.AUTO: {"t"}},
+        defaults=defaults,
+    )
     yield "echo_defaults", C.echo_defaults_args(d=defaults)
     yield "echo_defaults", C.echo_defaults_args(d=cov.Defaults(must=1))
     yield "echo_bag", C.echo_bag_args(bag=bag)
@@ -69,12 +94,24 @@ def calls():
     yield "raise_level", C.raise_level_args(level=b.Level.MID)
     yield "fresh_defaults", C.fresh_defaults_args()
     S = sc.Showcase
-    shape = sc.Shape(name="tri", points=[sc.Point(x=i, y=-i) for i in range(3)], color=sc.Color.RED,
-                     labels={"corner": [sc.Point(x=0, y=0)]}, tags={1, 2, 3}, blob=b"\x00" * 5)
+    shape = sc.Shape(
+        name="tri",
+        points=[sc.Point(x=i, y=-i) for i in range(3)],
+        color=sc.Color.RED,
+        labels={"corner": [sc.Point(x=0, y=0)]},
+        tags={1, 2, 3},
+        blob=b"\x00" * 5,
+    )
     yield "Showcase:echo_shape", S.echo_shape_args(shape=shape)
     yield "Showcase:nested", S.nested_args(value={1: {"a": [{1, 2}, set()]}})
-    yield "Showcase:echo_scalars", S.echo_scalars_args(s=sc.Scalars(
-        flag=True, tiny=-1, small=300, medium=-70000, large=2**40, real=1.5, text="x", raw=b"y", color=2))
+    yield (
+        "Showcase:echo_scalars",
+        S.echo_scalars_args(
+            s=sc.Scalars(
+                flag=True, tiny=-1, small=300, medium=-70000, large=2**40, real=1.5, text="x", raw=b"y", color=2
+            )
+        ),
+    )
     yield "Showcase:index", S.index_args(points=[sc.Point(x=1, y=2)])
     yield "Showcase:unique", S.unique_args(words=["a", "b", "a"])
     yield "Showcase:reverse", S.reverse_args(data=b"abc")
@@ -87,8 +124,14 @@ def messages():
         for name, args in calls():
             yield protocol, encode(protocol, name, args)
         yield protocol, encode(protocol, "note", cov.CoverageService.note_args(text="x"), mtype=TMessageType.ONEWAY)
-    lying_list = struct.pack("!iI", -0x7FFEFFFF, 14) + b"Showcase:index" + struct.pack("!i", 5) + \
-        b"\x0f\x00\x01\x0c" + struct.pack("!i", 30_000_000) + b"\x00"
+    lying_list = (
+        struct.pack("!iI", -0x7FFEFFFF, 14)
+        + b"Showcase:index"
+        + struct.pack("!i", 5)
+        + b"\x0f\x00\x01\x0c"
+        + struct.pack("!i", 30_000_000)
+        + b"\x00"
+    )
     yield "binary", lying_list
     yield "binary", tf.reverse_without_stop(100_000, b"abcde")
     yield "binary", struct.pack("!i", 4) + b"ping" + b"\x01" + struct.pack("!i", 1) + b"\x00"  # non-strict

@@ -11,6 +11,7 @@ Inputs start with control bytes (limits, how the bytes are split), then the wire
   check_theader(data):         CTRL frame-after-its-length...
   check_reader(data):          CTRL SPLIT stream...
 """
+
 from __future__ import annotations
 
 import os
@@ -33,8 +34,10 @@ from dracula.wire.theader_frame import MAX_PERSISTENT_BYTES
 try:
     from dracula.wire import _cscan, _ctheader
 except ImportError as e:  # the fuzzers exist to fuzz the compiled code: say so, do not fall back
-    raise SystemExit("fuzz: the compiled extensions are not built (%s): run fuzz/build_sanitized.sh "
-                     "or python setup.py build_ext --inplace" % e) from None
+    raise SystemExit(
+        "fuzz: the compiled extensions are not built (%s): run fuzz/build_sanitized.sh "
+        "or python setup.py build_ext --inplace" % e
+    ) from None
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IDL = os.path.join(ROOT, "idl")
@@ -51,11 +54,16 @@ class _AnyHandler:
     def __getattr__(self, name: str) -> Callable[..., None]:
         def handler(*args: Any) -> None:
             return None
+
         return handler
 
 
-DISPATCHER = Dispatcher([("CoverageService", coverage_thrift.CoverageService, _AnyHandler()),
-                         ("Showcase", showcase_thrift.Showcase, _AnyHandler())])
+DISPATCHER = Dispatcher(
+    [
+        ("CoverageService", coverage_thrift.CoverageService, _AnyHandler()),
+        ("Showcase", showcase_thrift.Showcase, _AnyHandler()),
+    ]
+)
 SPECS = DISPATCHER.arg_specs  # exactly what the server hands its scanners
 ARGS = {name: method.args_cls for name, method in DISPATCHER.methods.items()}
 
@@ -92,6 +100,7 @@ def pieces_of(split: int, size: int) -> list[int]:
 
 
 # -- the scanners --------------------------------------------------------------------------------
+
 
 def scan_outcome(scanner, buf, base: int, end: int, limit: int) -> tuple:
     try:
@@ -158,8 +167,7 @@ def check_scan(protocol: str, data: bytes) -> None:
     args_cls = ARGS.get(name)
     if args_cls is None or mtype not in (TMessageType.CALL, TMessageType.ONEWAY):
         return  # the server answers UNKNOWN_METHOD or drops it: nothing is decoded
-    check_decode(protocol, limits, name, mtype, seqid, args_cls, bytes(whole[0][0][body_at:verdict[1]]),
-                 len(data))
+    check_decode(protocol, limits, name, mtype, seqid, args_cls, bytes(whole[0][0][body_at : verdict[1]]), len(data))
 
 
 def check_decode(protocol, limits, name, mtype, seqid, args_cls, body: bytes, sent: int) -> None:
@@ -174,7 +182,7 @@ def check_decode(protocol, limits, name, mtype, seqid, args_cls, body: bytes, se
     assert n == len(again), ("the re-encoded message is not accepted", n, len(again))
     assert scanner.header is not None
     copy = args_cls()
-    codec.decode(again[scanner.header[3]:], copy)
+    codec.decode(again[scanner.header[3] :], copy)
     assert codec.encode(name, mtype, seqid, copy, False) == again, "round trip changes the value"
 
 
@@ -225,8 +233,10 @@ INFLATE_LIMIT = 4096
 def frame_fields(frame) -> tuple | None:
     if frame is None:
         return None
-    return tuple(list(value.items()) if isinstance(value, dict) else value
-                 for value in (getattr(frame, name) for name in FRAME_FIELDS))
+    return tuple(
+        list(value.items()) if isinstance(value, dict) else value
+        for value in (getattr(frame, name) for name in FRAME_FIELDS)
+    )
 
 
 def parse_outcome(parse, buf, start: int, end: int, persistent: dict | None) -> tuple:
@@ -273,12 +283,12 @@ def check_theader(data: bytes) -> None:
     if parsed is None:
         return
     try:
-        payload = theader.untransform(parsed, frame[parsed.payload_at:], INFLATE_LIMIT)
+        payload = theader.untransform(parsed, frame[parsed.payload_at :], INFLATE_LIMIT)
         assert len(payload) <= INFLATE_LIMIT or not parsed.transforms
     except WireError as e:
         assert not e.fatal, e.reason
         # Not zlib (or past the limit): the encoder's round trip below runs on the raw bytes.
-        payload = frame[parsed.payload_at:]
+        payload = frame[parsed.payload_at :]
     headers = dict(parsed.headers)
     reply = encode_outcome(theader.pure_encode_frame, payload, parsed, headers)
     assert encode_outcome(_ctheader.encode_frame, payload, parsed, headers) == reply
@@ -291,10 +301,14 @@ def check_theader(data: bytes) -> None:
     assert parse_outcome(_ctheader.parse_header, encoded, 4, len(encoded), None)[:2] == back[:2]
     again = back[2]
     assert again is not None, back
-    assert (again.protocol, again.seqid, again.flags, again.transforms) == \
-        (parsed.protocol, parsed.seqid, parsed.flags, parsed.transforms)
+    assert (again.protocol, again.seqid, again.flags, again.transforms) == (
+        parsed.protocol,
+        parsed.seqid,
+        parsed.flags,
+        parsed.transforms,
+    )
     assert list(again.headers.items()) == list(headers.items())
-    assert theader.untransform(again, encoded[again.payload_at:], max(INFLATE_LIMIT, len(payload))) == payload
+    assert theader.untransform(again, encoded[again.payload_at :], max(INFLATE_LIMIT, len(payload))) == payload
 
 
 # -- the Reader ----------------------------------------------------------------------------------
@@ -313,8 +327,10 @@ def reader_implementation(kind: str):
     """The Reader with the pure or the compiled scanners and THeader parser (reader.py binds
     them at import, as compiled.py chose)."""
     names = ("BinaryScanner", "CompactScanner", "parse_header")
-    chosen = {"pure": (binary_scan.BinaryScanner, compact_scan.CompactScanner, theader.pure_parse_header),
-              "compiled": (_cscan.BinaryScanner, _cscan.CompactScanner, _ctheader.parse_header)}[kind]
+    chosen = {
+        "pure": (binary_scan.BinaryScanner, compact_scan.CompactScanner, theader.pure_parse_header),
+        "compiled": (_cscan.BinaryScanner, _cscan.CompactScanner, _ctheader.parse_header),
+    }[kind]
     saved = [getattr(reader_module, name) for name in names]
     for name, value in zip(names, chosen, strict=True):
         setattr(reader_module, name, value)
@@ -337,7 +353,7 @@ def feed(stream: bytes, cuts: list[int], limits: tuple[int, int, int, int | None
         while at < stop:
             room = reader.get_buffer()
             n = min(len(room), stop - at)
-            room[:n] = stream[at:at + n]
+            room[:n] = stream[at : at + n]
             room.release()
             reader.received(n)
             at += n
@@ -357,8 +373,16 @@ def feed(stream: bytes, cuts: list[int], limits: tuple[int, int, int, int | None
                 if message is None:
                     break
                 assert len(message.body) <= max_size, (len(message.body), max_size)
-                seen.append(("message", message.name, message.mtype, message.seqid, bytes(message.body),
-                             stream_fields(message.header)))
+                seen.append(
+                    (
+                        "message",
+                        message.name,
+                        message.mtype,
+                        message.seqid,
+                        bytes(message.body),
+                        stream_fields(message.header),
+                    )
+                )
     seen.append(("waiting", reader.buffered))
     return seen
 
@@ -382,8 +406,11 @@ def check_reader(data: bytes) -> None:
         cuts = pieces_of(split, len(stream))
         if cuts:
             in_pieces = feed(stream, cuts, limits)
-            assert without_reasons(in_pieces) == without_reasons(pure), \
-                ("split changes what the Reader reads", in_pieces, pure)
+            assert without_reasons(in_pieces) == without_reasons(pure), (
+                "split changes what the Reader reads",
+                in_pieces,
+                pure,
+            )
 
 
 def without_reasons(seen: list[tuple]) -> list[tuple]:

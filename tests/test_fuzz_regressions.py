@@ -4,6 +4,7 @@ Each case is a finding's input, minimized by hand, replayed through the same ora
 (fuzz/targets.py), on both scanner implementations; and the committed corpus replays clean.
 The oracles need the compiled extensions (python setup.py build_ext --inplace).
 """
+
 from __future__ import annotations
 
 import os
@@ -66,9 +67,13 @@ def test_varint_wider_than_its_integer_is_refused(case):
     targets.check_compact_scan(WHOLE + message)  # the oracle: refused alike, nothing decoded
 
 
-@pytest.mark.parametrize("body, value", [
-    (b"\x15\xfe\xff\xff\xff\x0f\x00", 2**31 - 1), (b"\x15\xff\xff\xff\xff\x0f\x00", -2**31),
-])
+@pytest.mark.parametrize(
+    "body, value",
+    [
+        (b"\x15\xfe\xff\xff\xff\x0f\x00", 2**31 - 1),
+        (b"\x15\xff\xff\xff\xff\x0f\x00", -(2**31)),
+    ],
+)
 def test_varints_at_their_integer_limits_still_pass(body, value):
     message = compact_call(b"layers", body)
     assert refusals(message) == [None, None]
@@ -90,6 +95,7 @@ def test_sequence_id_wider_than_32_bits_is_refused():
 
 
 # -- the committed corpus ----------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("fuzzer", sorted(targets.TARGETS))
 def test_committed_corpus_passes_its_oracle(fuzzer):
