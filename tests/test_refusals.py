@@ -266,6 +266,13 @@ ROWS = [
         protocols=(COMPACT,),
     ),
     Row(
+        "compact-seqid-varint-of-33-bits",
+        "sequence id varint wider than 32 bits",
+        lambda p: b"\x82\x21" + b"\xff\xff\xff\xff\x1f" + varint(3) + b"add" + STOP,
+        CLOSE,
+        protocols=(COMPACT,),
+    ),
+    Row(
         "binary-version-word-0x8002",
         "bad binary protocol version 0x%08x",
         lambda p: struct.pack("!iI", -0x7FFE0000 | 1, 3) + b"add" + i32(SEQID) + STOP,
@@ -407,6 +414,13 @@ ROWS = [
         "varint-of-12-bytes-in-the-body",
         "varint longer than %d bytes",
         call("lookup", compact=b"\x18" + b"\xff" * 12 + b"\x01" + STOP),
+        SCAN,
+        protocols=(COMPACT,),
+    ),
+    Row(
+        "i64-varint-of-70-bits",
+        "varint wider than the %d bits of its integer",
+        call("add", compact=b"\x16" + b"\xff" * 9 + b"\x7f" + STOP),
         SCAN,
         protocols=(COMPACT,),
     ),

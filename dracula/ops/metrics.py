@@ -82,6 +82,18 @@ class Metrics:
             registry=registry,
             multiprocess_mode="livesum",
         )
+        self.budget_paused = Gauge(
+            "dracula_budget_paused_connections",
+            "Connections whose reading waits for --max-buffer-memory",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self._add_handler_metrics(registry)
+
+    def _add_handler_metrics(self, registry: CollectorRegistry | None) -> None:
+        """The blocking handlers' pool and where plain methods run (server/placement.py)."""
+        from prometheus_client import Counter, Gauge
+
         self.pool_threads = Gauge(
             "dracula_handler_threads",
             "Threads in the pool that blocking handlers run in",
@@ -113,12 +125,6 @@ class Metrics:
             "dracula_methods_moved",
             "Plain methods moved to the thread pool because their calls blocked the reactor",
             registry=registry,
-        )
-        self.budget_paused = Gauge(
-            "dracula_budget_paused_connections",
-            "Connections whose reading waits for --max-buffer-memory",
-            registry=registry,
-            multiprocess_mode="livesum",
         )
 
 

@@ -130,27 +130,8 @@ class ThreadedBackend:
                     _drain_pipe(self._wake_r)  # a signal or stop(): the handler has run by now
                 if self.stopping.is_set():
                     break
-                if not any(key.fileobj is self.sock for key, _ in ready):
-                    continue
-                try:
-                    client, peer = self.sock.accept()
-                except BlockingIOError:
-                    continue  # another worker took it
-                except OSError as e:
-                    log.warning("accept failed: %s", e)
-                    self.stopping.wait(0.05)  # e.g. out of file descriptors: back off briefly
-                    continue
-                client.setblocking(True)
-                conn = _Conn(client, peer)
-                with self.lock:  # even while stopping: its first request gets the grace
-                    admitted = self.state.add_connection(conn, conn.opened_at)
-                if not admitted:
-                    client.close()
-                    continue
-                conn.thread = threading.Thread(
-                    target=self._serve_connection, args=(conn,), name="dracula-conn", daemon=True
-                )
-                conn.thread.start()
+                if any(key.fileobj is self.sock for key, _ in ready):
+                    self._accept()
             # Stop accepting: close this process's handle on the listening socket (a shared one
             # stays open in the other workers, so their queue keeps its connections).
             poller.unregister(self.sock)
@@ -166,6 +147,26 @@ class ThreadedBackend:
                 self.coro_loop.call_soon_threadsafe(self.coro_loop.stop)
             if self.pool is not None:
                 self.pool.shutdown(wait=False, cancel_futures=True)
+
+    def _accept(self) -> None:
+        """Accept one connection and start its thread (or close it at once, logged)."""
+        try:
+            client, peer = self.sock.accept()
+        except BlockingIOError:
+            return  # another worker took it
+        except OSError as e:
+            log.warning("accept failed: %s", e)
+            self.stopping.wait(0.05)  # e.g. out of file descriptors: back off briefly
+            return
+        client.setblocking(True)
+        conn = _Conn(client, peer)
+        with self.lock:  # even while stopping: its first request gets the grace
+            admitted = self.state.add_connection(conn, conn.opened_at)
+        if not admitted:
+            client.close()
+            return
+        conn.thread = threading.Thread(target=self._serve_connection, args=(conn,), name="dracula-conn", daemon=True)
+        conn.thread.start()
 
     def stop(self) -> None:
         """Begin a graceful stop; safe from any thread and from signal handlers."""
