@@ -13,7 +13,6 @@ from dracula.client.aio_connection import AioConnection
 from dracula.client.balancer import Host
 from dracula.client.core import _UNSET, ClientCore
 from dracula.client.deadline import left
-from dracula.client.errors import is_shed
 from dracula.client.hooks import ClientCall
 from dracula.client.options import ClientOptions
 from dracula.client.pool import AioPool
@@ -90,17 +89,7 @@ class AioClient:
             if spec.oneway:
                 conn.send(data)
                 return None
-            reply = await conn.call(data, remaining)
-            if reply.drain:
-                conn.broken = True  # announced closed: used for nothing more
-            try:
-                value = conn.wire.decode(reply)
-            except Exception as e:
-                if not is_shed(e):
-                    core.succeeded(host)
-                raise
-            core.succeeded(host)
-            return value
+            return core.answer(host, conn, await conn.call(data, remaining))
         finally:
             host.outstanding -= 1
             if conn is not None:

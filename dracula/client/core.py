@@ -15,7 +15,7 @@ from dracula.client.balancer import Balancer, Host
 from dracula.client.deadline import call_deadline, timeout_header
 from dracula.client.errors import ConnectFailed, NotSent, is_shed
 from dracula.client.hooks import ClientCall, Hooks
-from dracula.client.messages import HEADER, Method, Wire, methods_of
+from dracula.client.messages import HEADER, Method, Reply, Wire, methods_of
 from dracula.client.options import ClientOptions
 from dracula.client.retry import RetryBudget, retryable
 
@@ -91,6 +91,21 @@ class ClientCore(Generic[P]):
 
     def succeeded(self, host: Host[P]) -> None:
         self.balancer.succeeded(host)
+
+    def answer(self, host: Host[P], conn: Any, reply: Reply) -> Any:
+        """The value a reply carries (or the exception it raises), with the host's health noted:
+        both clients end a call here. A reply announcing the connection's end (`:drain`)
+        retires the connection."""
+        if reply.drain:
+            conn.broken = True  # announced closed: used for nothing more
+        try:
+            value = conn.wire.decode(reply)
+        except Exception as e:
+            if not is_shed(e):
+                self.succeeded(host)  # it answered: a declared exception is a healthy host
+            raise
+        self.succeeded(host)
+        return value
 
     def lookup_due(self) -> bool:
         return time.monotonic() >= self.next_lookup

@@ -12,7 +12,6 @@ from dracula.client.addresses import Address, Endpoint, resolve
 from dracula.client.balancer import Host
 from dracula.client.core import _UNSET, ClientCore
 from dracula.client.deadline import left
-from dracula.client.errors import is_shed
 from dracula.client.hooks import ClientCall
 from dracula.client.options import ClientOptions
 from dracula.client.pool import SyncPool
@@ -90,17 +89,7 @@ class SyncClient:
             if spec.oneway:
                 conn.send(data, remaining)
                 return None
-            reply = conn.call(data, remaining)
-            if reply.drain:
-                conn.broken = True  # announced closed: used for nothing more
-            try:
-                value = conn.wire.decode(reply)
-            except Exception as e:
-                if not is_shed(e):
-                    core.succeeded(host)
-                raise
-            core.succeeded(host)
-            return value
+            return core.answer(host, conn, conn.call(data, remaining))
         finally:
             host.outstanding -= 1
             if conn is not None:
