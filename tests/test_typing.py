@@ -9,7 +9,9 @@ import pytest
 import dracula
 
 PACKAGE = os.path.dirname(os.path.abspath(dracula.__file__))
-ROOT = os.path.dirname(PACKAGE)
+# This checkout (not where dracula is imported from: CI imports the installed copy, and mypy
+# refuses site-packages on MYPYPATH).
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_package_is_marked_typed():
