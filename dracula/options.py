@@ -304,6 +304,18 @@ class Options:
             shown="0 = never",
         ),
     ] = 0.0
+    # A THeader reply carrying `:drain` tells the client (Envoy, dracula's client) to stop using
+    # the connection; closing only after it had time to do so closes no connection under a request.
+    drain_grace: Annotated[
+        float,
+        Option(
+            "when a THeader connection is to go (--max-connection-age, the drain), its replies say `:drain` "
+            "and it is closed once idle after this long, if the client has not closed it first",
+            "timeouts",
+            check=not_negative,
+            metavar="SECONDS",
+        ),
+    ] = 1.0
     # -- threads
     # Blocking handlers mostly wait (a database, another service): the cap is about concurrency,
     # as thriftpy2's thread per connection is. Threads start on demand and retire when idle.
@@ -358,6 +370,17 @@ class Options:
     metrics_port: Annotated[
         int | None,
         Option("serve Prometheus /metrics and /healthz on this port", "observability", metavar="PORT", shown="off"),
+    ] = None
+    health_method: Annotated[
+        str | None,
+        Option(
+            "answer calls of this method name on the serving port (for Envoy's Thrift health checker, "
+            "or fb303's getStatus) with ALIVE (2) while healthy, LOADSHEDDING while draining or shedding",
+            "observability",
+            check=lambda v: None if v is None or v.isidentifier() else "must be a Thrift method name",
+            metavar="NAME",
+            shown="off",
+        ),
     ] = None
     unhealthy_when_shedding: Annotated[
         bool, Option("/healthz answers 503 while over half the calls of the last second were shed", "observability")

@@ -17,10 +17,14 @@ from __future__ import annotations
 import collections
 
 from thrift.protocol import TBinaryProtocol, TCompactProtocol
+from thrift.protocol.THeaderProtocol import THeaderProtocol
 from thrift.protocol.TMultiplexedProtocol import TMultiplexedProtocol
 from thrift.Thrift import TApplicationException, TException, TMessageType, TType
 from thrift.transport import TSocket, TTransport
+from thrift.transport.THeaderTransport import THeaderClientType, THeaderTransformID
 from thrift.TRecursive import fix_spec
+
+from .theader_frames import PROTOCOL_IDS
 
 stats = collections.Counter()  # "fast_encode", "fast_decode", "slow_encode", "slow_decode"
 
@@ -559,3 +563,22 @@ class Connection:
 
     def __exit__(self, *exc):
         self.close()
+
+
+class HeaderClient:
+    """An Apache THeaderProtocol client on one socket."""
+
+    def __init__(self, port, protocol="binary", compress=False):
+        self.socket = TSocket.TSocket("127.0.0.1", port)
+        self.socket.setTimeout(10_000)
+        self.proto = THeaderProtocol(self.socket, (THeaderClientType.HEADERS,), PROTOCOL_IDS[protocol])
+        if compress:
+            self.proto.add_transform(THeaderTransformID.ZLIB)
+        self.socket.open()
+        self.client = ShowcaseClient(self.proto)
+
+    def read_headers(self):
+        return self.proto.get_headers()
+
+    def close(self):
+        self.socket.close()

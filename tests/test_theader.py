@@ -8,17 +8,15 @@ THeader frame the client can read.
 from __future__ import annotations
 
 import pytest
-from thrift.protocol.THeaderProtocol import THeaderProtocol
 from thrift.Thrift import TApplicationException
-from thrift.transport import TSocket
-from thrift.transport.THeaderTransport import THeaderClientType, THeaderTransformID
 
 import dracula
 from examples.showcase import ShowcaseHandler
 
 from . import apache_client as apache
+from .apache_client import HeaderClient
 from .helpers import running, showcase_thrift
-from .theader_frames import PROTOCOL_IDS, info, ping_frame, ping_payload, raw_frame
+from .theader_frames import info, ping_frame, ping_payload, raw_frame
 
 KINDS = {
     "binary": ("binary", False),
@@ -38,25 +36,6 @@ class HeaderHandler(ShowcaseHandler):
             raise showcase_thrift.NotFound(key=key, code=404)
         call.response_headers["seen-" + key] = value
         return value
-
-
-class HeaderClient:
-    """An Apache THeaderProtocol client on one socket."""
-
-    def __init__(self, port, protocol="binary", compress=False):
-        self.socket = TSocket.TSocket("127.0.0.1", port)
-        self.socket.setTimeout(10_000)
-        self.proto = THeaderProtocol(self.socket, (THeaderClientType.HEADERS,), PROTOCOL_IDS[protocol])
-        if compress:
-            self.proto.add_transform(THeaderTransformID.ZLIB)
-        self.socket.open()
-        self.client = apache.ShowcaseClient(self.proto)
-
-    def read_headers(self):
-        return self.proto.get_headers()
-
-    def close(self):
-        self.socket.close()
 
 
 @pytest.fixture(params=list(KINDS))

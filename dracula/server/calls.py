@@ -28,6 +28,7 @@ from dracula.server.dispatch import ASYNC, BLOCKING
 from dracula.wire.errors import AppError, WireError, app_error_name
 from dracula.wire.reader import Message
 from dracula.wire.theader import encode_frame
+from dracula.wire.theader_frame import DRAIN_HEADER
 
 if TYPE_CHECKING:
     from dracula.ops.overload import Overload
@@ -152,10 +153,14 @@ class Call:
         self.args = method.get_args(args)
         header = msg.header  # a THeader client_timeout counts from the call's arrival
         self.deadline = None if header is None or header.timeout is None else _monotonic() + header.timeout
-        if state.overload is not None and not self._enter(state.overload):
-            return None
-        if state.middleware is not None and not state.middleware.before(self):
-            return None
+        if state.overload is not None or state.middleware is not None:
+            if method.internal:  # a health check (health.py): not counted, logged or shed
+                self.started = 0.0
+                return method
+            if state.overload is not None and not self._enter(state.overload):
+                return None
+            if state.middleware is not None and not state.middleware.before(self):
+                return None
         return method
 
     def _enter(self, overload: Overload) -> bool:
@@ -196,6 +201,10 @@ class Call:
                 service, name = method.service_name, method.name
             self._context = CallContext(service, name, self.peer, headers, getattr(self, "deadline", None))
         return self._context
+
+    def say_drain(self) -> None:
+        """The reply (THeader) tells the client that this connection is going (`:drain`)."""
+        self.context.response_headers[DRAIN_HEADER] = "true"
 
     def time_limit(self, handler_timeout: float) -> float:
         """Seconds a call off the loop may run before its caller gets an error: the handler

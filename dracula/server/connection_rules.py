@@ -22,6 +22,7 @@ from dracula.server.dispatch import BLOCKING
 from dracula.server.thread_pool import HandlerPool
 
 if TYPE_CHECKING:
+    from dracula.config import Config
     from dracula.server.calls import Call
     from dracula.server.state import ServerState
     from dracula.typedefs import Peer
@@ -81,6 +82,12 @@ def charge_unsent(state: ServerState[Any], peer: Peer, size: int, waiting: str) 
         return True
     state.refusals(peer, "%d reply bytes %s and --max-buffer-memory spent: closing the connection" % (size, waiting))
     return False
+
+
+def drain_grace(config: Config) -> float:
+    """How long a draining server keeps a THeader connection whose replies say `:drain` open
+    for its client to close it: --drain-grace, within --graceful-timeout."""
+    return min(config.drain_grace, config.graceful_timeout)
 
 
 def draining(log: logging.Logger, busy: int) -> None:

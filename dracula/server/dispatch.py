@@ -72,6 +72,7 @@ class Method:
         "strikes",
         "calm",
         "skip",
+        "internal",
     )
     get_args: Callable[[Any], tuple[Any, ...]]  # the arguments struct -> the handler's positional arguments
     required: tuple[str, ...]  # the arguments declared `required`
@@ -110,6 +111,7 @@ class Method:
         self.strikes = 0  # inline calls that held the reactor past the budget
         self.calm = 0  # timed calls within the budget since the last strike
         self.skip = 0  # calls to run untimed before the next timed one
+        self.internal = False  # the server's own (health.py): no middleware, never shed
         self.oneway = bool(getattr(self.result_cls, "oneway", False))
         specs = list(self.args_cls.thrift_spec.values())
         names = [spec[1] for spec in specs]  # IDL order: handlers take positional arguments
@@ -195,3 +197,12 @@ class Dispatcher:
         self.arg_specs: dict[bytes, StructSpec] = {
             key: method.args_cls.thrift_spec for key, method in self.methods.items()
         }
+
+    def add_internal(self, method: Method) -> None:
+        """Answer `method.name` with one of the server's own methods (health.py), beside the
+        served services' methods."""
+        key = method.name.encode()
+        if key in self.methods:
+            raise ConfigError("--health-method %s: a served service has a method of that name" % method.name)
+        self.methods[key] = method
+        self.arg_specs[key] = method.args_cls.thrift_spec

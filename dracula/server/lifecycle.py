@@ -18,6 +18,7 @@ from dracula.ops.metrics import Metrics, new_registry, serve_status
 from dracula.ops.observe import ServerObserver, builtin_middleware
 from dracula.server.backends import backend_class
 from dracula.server.dispatch import Dispatcher
+from dracula.server.health import health_method
 from dracula.server.listen import address_of, listen
 from dracula.server.middleware import Chain
 from dracula.server.placement import Placement
@@ -67,6 +68,8 @@ class Server:
         dispatcher = Dispatcher(
             services, placement, chain is not None and chain.is_async, config.blocking_methods, config.inline_methods
         )
+        if config.health_method:
+            dispatcher.add_internal(health_method(config.health_method, self._health_problem))
         # The backend decides what its connection entries are (seams.ConnectionEntry).
         self.state: ServerState[Any] = ServerState(config, dispatcher, observer, chain)
         self.services: dict[str, ThriftService] = {name: service for name, service, _ in services}
@@ -159,6 +162,14 @@ class Server:
         """Ready for traffic: accepting, not draining and (--unhealthy-when-shedding) not
         shedding hard (the /healthz answer)."""
         return self.started.is_set() and not self.closing and self.state.healthy_load()
+
+    def _health_problem(self) -> str | None:
+        """Why the --health-method check fails now (None: it passes); what /healthz says."""
+        if self.closing:
+            return "draining: this server is stopping"
+        if not self.state.healthy_load():
+            return "shedding load"
+        return None
 
     @property
     def drain_timed_out(self) -> bool:

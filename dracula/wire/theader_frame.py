@@ -35,6 +35,10 @@ MAX_PERSISTENT_BYTES = 64 * 1024
 CLIENT_TIMEOUT_HEADER = "client_timeout"
 CLIENT_TIMEOUT_MAX_DIGITS = 15
 
+# A reply header saying the connection is going: the client (Envoy's thrift_proxy, dracula's
+# client) stops using it after this reply, so the server can close it with no request under way.
+DRAIN_HEADER = ":drain"
+
 # THeader's own refusals (errors.AppError holds every TApplicationException type).
 INVALID_TRANSFORM = AppError.INVALID_TRANSFORM
 INVALID_PROTOCOL = AppError.INVALID_PROTOCOL

@@ -18,7 +18,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from dracula.config import FIRST_REQUEST_GRACE
@@ -26,6 +26,7 @@ from dracula.ops.connection_age import retire_at as age_limit
 from dracula.server.calls import Call, refuse_wire
 from dracula.server.connection_rules import (
     charge_unsent,
+    drain_grace,
     drain_timed_out,
     draining,
     expired,
@@ -63,6 +64,8 @@ class _Conn:
         "thread",
         "codec",
         "framed",
+        "theader",
+        "leave_at",
     )
 
     def __init__(self, sock: socket.socket, peer: Peer) -> None:
@@ -76,6 +79,8 @@ class _Conn:
         self.thread: threading.Thread | None = None
         self.codec: Codec | None = None  # and `framed`: set once the first message shows the wire
         self.framed = False
+        self.theader = False  # THeader frames: a reply can tell the client the connection is going
+        self.leave_at: float | None = None  # THeader, going: replies say `:drain`; closed once idle after this
 
     @property
     def idle(self) -> bool:
@@ -178,21 +183,33 @@ class ThreadedBackend:
 
     def _drain(self) -> None:
         deadline = _Deadline(self.config.graceful_timeout)
-        self.state.begin_drain()  # each connection's thread sees `stopping` itself
+        all_closed = threading.Event()
+        self.state.begin_drain(all_closed.set)  # each connection's thread sees `stopping` itself
+        grace = drain_grace(self.config)
+        start = time.monotonic()
+        leave_at = start + grace
         with self.lock:
             conns = list(self.state.connections)
             for conn in conns:
-                if conn.idle and conn.used:  # never with a request partly received
+                if conn.theader:  # retires: its replies say `:drain` until leave_at (_retire)
+                    conn.leave_at = min(conn.leave_at or leave_at, leave_at)
+                elif conn.idle and conn.used:  # never with a request partly received
                     _shutdown_read(conn.sock)
         if any(conn.busy for conn in conns):
             draining(log, sum(c.busy for c in conns))
         # A connection accepted moments ago may be about to send its first request: give it
-        # FIRST_REQUEST_GRACE before closing it as idle.
+        # FIRST_REQUEST_GRACE before closing it as idle; a THeader one, its grace.
+        steps: list[tuple[float, Callable[[_Conn], bool]]] = []
         if any(not conn.used for conn in conns):
-            time.sleep(min(FIRST_REQUEST_GRACE, deadline.left()))
+            steps.append((FIRST_REQUEST_GRACE, lambda conn: not conn.used))
+        if any(conn.theader for conn in conns):
+            steps.append((grace, lambda conn: conn.theader))
+        for seconds, which in sorted(steps, key=lambda step: step[0]):
+            if all_closed.wait(max(0.0, min(start + seconds - time.monotonic(), deadline.left()))):
+                break
             with self.lock:
                 for conn in conns:
-                    if not conn.busy and not conn.used:
+                    if conn.idle and which(conn):
                         _shutdown_read(conn.sock)
         while deadline.left() > 0:  # connections registered during the drain count too
             with self.lock:
@@ -257,6 +274,14 @@ class ThreadedBackend:
             try:
                 n = sock.recv_into(reader.get_buffer())
             except TimeoutError:  # the limit _recv_timeout chose has passed: which one?
+                if (
+                    partial_since is None
+                    and retire_at is not None
+                    and time.monotonic() >= retire_at
+                    and self._retire(conn)
+                ):
+                    retire_at = conn.leave_at  # due for its age: THeader replies say `:drain` first
+                    continue
                 expired(
                     self.state,
                     log,
@@ -291,7 +316,24 @@ class ThreadedBackend:
             if not reader.buffered and (
                 self.stopping.is_set() or (retire_at is not None and time.monotonic() >= retire_at)
             ):
-                return  # between calls: a client may retry on a new connection
+                if not self._retire(conn):
+                    return  # between calls: a client may retry on a new connection
+                retire_at = conn.leave_at
+
+    def _retire(self, conn: _Conn) -> bool:
+        """A connection due to go (its age, the drain) between calls: True while it stays open
+        for a while yet. A THeader one first asks its client to let it go: its replies say
+        `:drain` until its grace is over (connection_rules.drain_grace), unless the client
+        closes it first; then it closes once idle. Framed and unframed ones go now."""
+        if not conn.theader:
+            return False
+        now = time.monotonic()
+        if conn.leave_at is None:
+            stopping = self.stopping.is_set()
+            conn.leave_at = now + (drain_grace(self.config) if stopping else self.config.drain_grace)
+            if not stopping:
+                expired(self.state, log, conn.peer, aged=True)
+        return now < conn.leave_at
 
     def _room_in_budget(self, reader: Reader, budget: Budget, peer: Peer) -> bool:
         """Wait (this connection only) until the budget lets the buffer grow for the message
@@ -326,7 +368,9 @@ class ThreadedBackend:
                     assert wire is not None  # a message was read
                     codec = conn.codec = self.state.codec_for(wire.protocol)
                     conn.framed = wire.frames_replies
-                reply = self._handle(Call(self.state, msg, codec, conn.framed, peer, self.coro_loop))
+                    conn.theader = wire.theader
+                drain = conn.theader and (conn.leave_at is not None or self.stopping.is_set())
+                reply = self._handle(Call(self.state, msg, codec, conn.framed, peer, self.coro_loop), drain)
             if reply is not None:
                 out.append(reply)
                 queued += len(reply)
@@ -376,11 +420,14 @@ class ThreadedBackend:
             return min(left, config.idle_timeout) if config.idle_timeout else left
         return config.idle_timeout or None
 
-    def _handle(self, call: Call) -> bytes | None:
-        """Run one call on this connection's thread; its reply bytes."""
+    def _handle(self, call: Call, drain: bool = False) -> bytes | None:
+        """Run one call on this connection's thread; its reply bytes (saying `:drain` if
+        `drain`: the connection is going)."""
         method = call.admit()
         if method is None:
             return call.reply
+        if drain:
+            call.say_drain()
         timeout = call.time_limit(self.config.handler_timeout)  # 0: none
         pool = self.pool
         if method.route is BLOCKING and timeout and pool is not None:

@@ -129,9 +129,13 @@ class UVBackend:
                 now = time.monotonic()
                 for conn in list(state.connections):
                     conn.check_timeouts(now)
-                    # Between calls only (close_if_idle): a client may retry on a new connection.
-                    if aged is not None and aged.due(conn, now) and conn.close_if_idle():
-                        expired(state, log, conn.peer, aged=True)
+                    if aged is not None and not conn.retiring and aged.due(conn, now):
+                        if conn.theader:  # its replies say `:drain`: the client lets it go
+                            conn.retire(config.drain_grace)
+                            expired(state, log, conn.peer, aged=True)
+                        # Between calls only (close_if_idle): a client may retry on a new connection.
+                        elif conn.close_if_idle():
+                            expired(state, log, conn.peer, aged=True)
                 if aged is not None:
                     aged.keep_only(state.connections)
 
@@ -147,7 +151,10 @@ class UVBackend:
                 all_closed.set_result(None)
 
         state.begin_drain(on_all_closed)
-        busy = sum(not conn.close_if_idle() for conn in list(state.connections))
+        conns = list(state.connections)
+        busy = sum(not conn.idle for conn in conns)
+        for conn in conns:
+            conn.drain()
         # A connection accepted moments ago may be about to send its first request: give it
         # FIRST_REQUEST_GRACE before closing it as idle.
         grace = loop.call_later(min(FIRST_REQUEST_GRACE, self.config.graceful_timeout), self._close_fresh)
@@ -168,4 +175,5 @@ class UVBackend:
         assert self.reactor is not None  # draining: it was serving
         self.reactor.fresh_grace_over = True
         for conn in list(self.state.connections):
-            conn.close_if_idle()
+            if not conn.theader:  # a THeader one closes at the end of its own grace (retire)
+                conn.close_if_idle()

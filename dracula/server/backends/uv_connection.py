@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from dracula.server.calls import Call, refuse_wire
-from dracula.server.connection_rules import ABORT, CLOSE, charge_unsent, expired, pool_job_or_shed
+from dracula.server.connection_rules import ABORT, CLOSE, charge_unsent, drain_grace, expired, pool_job_or_shed
 from dracula.server.dispatch import ASYNC, SYNC
 from dracula.wire.errors import WireError
 
@@ -36,12 +36,13 @@ class Pending:
     """A call answered off the loop (a task or a pool thread), in the connection's request
     order: replies behind it wait until it is settled."""
 
-    __slots__ = ("reply", "settled", "timer")
+    __slots__ = ("reply", "settled", "timer", "call")
 
-    def __init__(self, reply: bytes | None = None) -> None:
+    def __init__(self, reply: bytes | None = None, call: Call | None = None) -> None:
         self.reply = reply
         self.settled = reply is not None  # a reply queued behind a pending call is settled
         self.timer: asyncio.TimerHandle | None = None  # --handler-timeout / the client's deadline
+        self.call = call  # until settled: its reply may yet be told to say `:drain` (retire)
 
 
 class Reactor:
@@ -71,6 +72,9 @@ class Connection(asyncio.BufferedProtocol):
         self.peer: Peer = None
         self.codec: Codec | None = None  # set once the first message shows the protocol
         self.framed = False
+        self.theader = False  # THeader frames: a reply can tell the client the connection is going
+        self.retiring = False  # THeader: replies say `:drain` from now on (retire())
+        self.leaving = False  # closes as soon as it is idle
         self.slots: collections.deque[Pending] = collections.deque()  # calls off the loop, in request order
         self.later: list[bytes] = []  # replies released by slots, written on the next loop turn
         self.closed = False
@@ -212,14 +216,15 @@ class Connection(asyncio.BufferedProtocol):
                 self._wait_for_budget(now)
         if not keep_open:
             self.transport.close()
-        elif self.state.draining:
-            self.close_if_idle()
+        else:
+            self._between_calls()
 
     def _detected(self, reader: Reader) -> Codec:
         """The first message showed the connection's protocol: the codec for all of them."""
         wire = reader.wire
         assert wire is not None  # a message was read
         self.framed = wire.frames_replies
+        self.theader = wire.theader
         codec = self.codec = self.state.codec_for(wire.protocol)
         return codec
 
@@ -254,6 +259,8 @@ class Connection(asyncio.BufferedProtocol):
         if method is None:
             self._emit(call.reply, out)
             return
+        if self.retiring and msg.header is not None:
+            call.say_drain()
         kind = method.route
         coroutine = None
         if kind is SYNC:
@@ -277,7 +284,7 @@ class Connection(asyncio.BufferedProtocol):
                 self._emit(call.reply, out)
                 return
         loop = self.loop
-        slot = Pending()
+        slot = Pending(call=call)
         self.slots.append(slot)
         timeout = call.time_limit(self.config.handler_timeout)
         if kind is ASYNC:
@@ -394,10 +401,45 @@ class Connection(asyncio.BufferedProtocol):
     def _after_reply(self) -> None:
         if self.closed:
             return
-        if self.state.draining:
-            self.close_if_idle()
-        elif self.eof and not self.slots and not self.later:
+        if self.eof and not self.slots and not self.later:
             self.transport.close()
+        else:
+            self._between_calls()
+
+    def _between_calls(self) -> None:
+        """After a read or a reply: a connection on its way out closes once idle."""
+        if self.leaving:
+            self.close_if_idle()
+        elif self.state.draining:
+            self.drain()
+
+    # -- going away ------------------------------------------------------------------------
+    def drain(self) -> None:
+        """The server is draining. Framed and unframed connections close once idle; a THeader
+        one retires (with a draining server's grace, connection_rules.drain_grace)."""
+        if self.theader:
+            self.retire(drain_grace(self.config))
+        else:
+            self.leaving = True
+            self.close_if_idle()
+
+    def retire(self, grace: float) -> None:
+        """Ask a THeader client to stop using this connection: every reply from now on carries
+        `:drain` (those of calls in flight too), and it is closed once idle after `grace`,
+        unless the client (Envoy, dracula's client) has closed it by then. No request is
+        written into a connection as it closes, which is what closing between calls risks."""
+        if self.retiring or self.closed:
+            return
+        self.retiring = True
+        for slot in self.slots:
+            if not slot.settled and slot.call is not None:
+                slot.call.say_drain()
+        self.loop.call_later(grace, self._grace_over)
+
+    def _grace_over(self) -> None:
+        if not self.closed:
+            self.leaving = True
+            self.close_if_idle()
 
     @property
     def used(self) -> bool:
