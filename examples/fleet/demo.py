@@ -15,13 +15,13 @@ from examples.fleet.load import Load
 MAX_AGE = 2.0  # seconds: the replacements' and the new instance's --max-connection-age
 
 
-def demo(fleet, instances: int = 3) -> int:
+def demo(fleet, instances: int = 3, proxy: str = "HAProxy") -> int:
     pingpong = thriftpy2.load(os.path.join(ROOT, "idl", "pingpong.thrift"), module_name="pingpong_thrift")
     fleet.slots = instances + 1  # room for the instance added at the end
     load = None
     try:
         fleet.start(instances)
-        print("fleet up: HAProxy on 127.0.0.1:%d sees %s" % (fleet.proxy_port, fleet.server_states()))
+        print("fleet up: %s on 127.0.0.1:%d sees %s" % (proxy, fleet.proxy_port, fleet.server_states()))
         load = Load(pingpong.PingService, "127.0.0.1", fleet.proxy_port, connections=50)
         age = ("--max-connection-age", str(MAX_AGE))
         for slot in range(1, instances + 1):

@@ -58,6 +58,8 @@ class Fleet:
     """Instances (`start_instance(slot)`) and HAProxy (`start_proxy()`), their logs and pids in
     `directory`. Every wait is on a condition (a /healthz answer, HAProxy's view, an exit)."""
 
+    proxy_name = "haproxy"  # in pids.json and messages (examples/envoy's subclass: "envoy")
+
     def __init__(
         self,
         directory=DEFAULT_DIR,
@@ -205,7 +207,9 @@ class Fleet:
     def wait_states(self, expected: dict, timeout=30.0) -> None:
         """Wait until HAProxy reports each slot in `expected` in that status."""
         if not wait_for(lambda: _matches(self.server_states(), expected), timeout):
-            raise RuntimeError("HAProxy did not reach %s within %gs: %s" % (expected, timeout, self.server_states()))
+            raise RuntimeError(
+                "%s did not reach %s within %gs: %s" % (self.proxy_name, expected, timeout, self.server_states())
+            )
 
     # -- the whole fleet ----------------------------------------------------------------------
     def start(self, instances: int, extra=()) -> None:
@@ -230,7 +234,7 @@ class Fleet:
     def _save_pids(self) -> None:
         pids = {"d%d" % slot: proc.pid for slot, proc in self.instances.items()}
         if self.proxy is not None:
-            pids["haproxy"] = self.proxy.pid
+            pids[self.proxy_name] = self.proxy.pid
         with open(os.path.join(self.directory, "pids.json"), "w") as f:
             json.dump(pids, f)
 
@@ -272,7 +276,7 @@ def stop_recorded(directory: str) -> None:
     except FileNotFoundError:
         print("no fleet recorded in %s" % directory)
         return
-    for name, pid in sorted(pids.items(), key=lambda item: item[0] == "haproxy"):  # HAProxy last
+    for name, pid in sorted(pids.items(), key=lambda item: not item[0].startswith("d")):  # the proxy last
         try:
             os.kill(pid, signal.SIGTERM)
         except ProcessLookupError:
