@@ -65,6 +65,7 @@ class _Conn:
         "codec",
         "framed",
         "theader",
+        "retiring",
         "leave_at",
     )
 
@@ -80,7 +81,8 @@ class _Conn:
         self.codec: Codec | None = None  # and `framed`: set once the first message shows the wire
         self.framed = False
         self.theader = False  # THeader frames: a reply can tell the client the connection is going
-        self.leave_at: float | None = None  # THeader, going: replies say `:drain`; closed once idle after this
+        self.retiring = False  # THeader: replies say `:drain` from now on (_retire)
+        self.leave_at: float | None = None  # retiring: closed once idle after this (set once told)
 
     @property
     def idle(self) -> bool:
@@ -192,6 +194,7 @@ class ThreadedBackend:
             conns = list(self.state.connections)
             for conn in conns:
                 if conn.theader:  # retires: its replies say `:drain` until leave_at (_retire)
+                    conn.retiring = True
                     conn.leave_at = min(conn.leave_at or leave_at, leave_at)
                 elif conn.idle and conn.used:  # never with a request partly received
                     _shutdown_read(conn.sock)
@@ -261,10 +264,11 @@ class ThreadedBackend:
         observer = self.state.observer
         partial_since: float | None = None
         max_age = self.config.max_connection_age
-        retire_at = age_limit(conn.opened_at, max_age) if max_age else None
+        aged_at = age_limit(conn.opened_at, max_age) if max_age else None
         timeout: float | None = -1.0  # none set yet
         budget = reader.budget
         while True:
+            retire_at = conn.leave_at if conn.retiring else aged_at  # when it is next due to go
             if budget is not None and not self._room_in_budget(reader, budget, peer):
                 return
             wanted = self._recv_timeout(partial_since, conn, retire_at)
@@ -274,22 +278,10 @@ class ThreadedBackend:
             try:
                 n = sock.recv_into(reader.get_buffer())
             except TimeoutError:  # the limit _recv_timeout chose has passed: which one?
-                if (
-                    partial_since is None
-                    and retire_at is not None
-                    and time.monotonic() >= retire_at
-                    and self._retire(conn)
-                ):
-                    retire_at = conn.leave_at  # due for its age: THeader replies say `:drain` first
-                    continue
-                expired(
-                    self.state,
-                    log,
-                    peer,
-                    incomplete=partial_since is not None,
-                    aged=retire_at is not None and time.monotonic() >= retire_at,
-                    idle=True,
-                )
+                due = retire_at is not None and time.monotonic() >= retire_at
+                if due and partial_since is None and self._retire(conn):
+                    continue  # THeader: its replies say `:drain` first
+                expired(self.state, log, peer, incomplete=partial_since is not None, aged=due, idle=True)
                 return
             if n == 0:
                 return
@@ -313,27 +305,30 @@ class ThreadedBackend:
             # connection with half a request as idle (only `busy` going up needs the lock).
             conn.partial = bool(reader.buffered)
             conn.busy = False
-            if not reader.buffered and (
-                self.stopping.is_set() or (retire_at is not None and time.monotonic() >= retire_at)
+            if (
+                not reader.buffered
+                and (self.stopping.is_set() or (retire_at is not None and time.monotonic() >= retire_at))
+                and not self._retire(conn)
             ):
-                if not self._retire(conn):
-                    return  # between calls: a client may retry on a new connection
-                retire_at = conn.leave_at
+                return  # between calls: a client may retry on a new connection
 
     def _retire(self, conn: _Conn) -> bool:
         """A connection due to go (its age, the drain) between calls: True while it stays open
-        for a while yet. A THeader one first asks its client to let it go: its replies say
-        `:drain` until its grace is over (connection_rules.drain_grace), unless the client
-        closes it first; then it closes once idle. Framed and unframed ones go now."""
+        yet. A THeader one first asks its client to let it go: its replies say `:drain`, and
+        from the first of them it has --drain-grace before it closes once idle, unless the
+        client closes it first; one no reply has told stays open (for its age: a request may be
+        on its way into it), or for a draining server's grace (connection_rules.drain_grace).
+        Framed and unframed ones go now."""
         if not conn.theader:
             return False
-        now = time.monotonic()
-        if conn.leave_at is None:
-            stopping = self.stopping.is_set()
-            conn.leave_at = now + (drain_grace(self.config) if stopping else self.config.drain_grace)
+        stopping = self.stopping.is_set()
+        if not conn.retiring:
+            conn.retiring = True
             if not stopping:
                 expired(self.state, log, conn.peer, aged=True)
-        return now < conn.leave_at
+        if conn.leave_at is None and stopping:
+            conn.leave_at = time.monotonic() + drain_grace(self.config)
+        return conn.leave_at is None or time.monotonic() < conn.leave_at
 
     def _room_in_budget(self, reader: Reader, budget: Budget, peer: Peer) -> bool:
         """Wait (this connection only) until the budget lets the buffer grow for the message
@@ -369,8 +364,11 @@ class ThreadedBackend:
                     codec = conn.codec = self.state.codec_for(wire.protocol)
                     conn.framed = wire.frames_replies
                     conn.theader = wire.theader
-                drain = conn.theader and (conn.leave_at is not None or self.stopping.is_set())
+                drain = conn.theader and (conn.retiring or self.stopping.is_set())
                 reply = self._handle(Call(self.state, msg, codec, conn.framed, peer, self.coro_loop), drain)
+                if drain and conn.leave_at is None:  # told: the client has its grace from now
+                    grace = drain_grace(self.config) if self.stopping.is_set() else self.config.drain_grace
+                    conn.leave_at = time.monotonic() + grace
             if reply is not None:
                 out.append(reply)
                 queued += len(reply)

@@ -131,7 +131,7 @@ class UVBackend:
                     conn.check_timeouts(now)
                     if aged is not None and not conn.retiring and aged.due(conn, now):
                         if conn.theader:  # its replies say `:drain`: the client lets it go
-                            conn.retire(config.drain_grace)
+                            conn.retire()
                             expired(state, log, conn.peer, aged=True)
                         # Between calls only (close_if_idle): a client may retry on a new connection.
                         elif conn.close_if_idle():

@@ -74,6 +74,7 @@ class Connection(asyncio.BufferedProtocol):
         self.framed = False
         self.theader = False  # THeader frames: a reply can tell the client the connection is going
         self.retiring = False  # THeader: replies say `:drain` from now on (retire())
+        self.grace: asyncio.TimerHandle | None = None  # from the first reply saying `:drain`
         self.leaving = False  # closes as soon as it is idle
         self.slots: collections.deque[Pending] = collections.deque()  # calls off the loop, in request order
         self.later: list[bytes] = []  # replies released by slots, written on the next loop turn
@@ -100,6 +101,8 @@ class Connection(asyncio.BufferedProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if self.grace is not None:
+            self.grace.cancel()
         self.reader.release()
         self._uncharge_unsent()
         self.state.connection_closed(self)
@@ -261,6 +264,7 @@ class Connection(asyncio.BufferedProtocol):
             return
         if self.retiring and msg.header is not None:
             call.say_drain()
+            self._start_grace(self.config.drain_grace)
         kind = method.route
         coroutine = None
         if kind is SYNC:
@@ -416,25 +420,32 @@ class Connection(asyncio.BufferedProtocol):
     # -- going away ------------------------------------------------------------------------
     def drain(self) -> None:
         """The server is draining. Framed and unframed connections close once idle; a THeader
-        one retires (with a draining server's grace, connection_rules.drain_grace)."""
+        one retires, and closes once idle after a draining server's grace
+        (connection_rules.drain_grace) whether it was told or not: the server is going."""
         if self.theader:
-            self.retire(drain_grace(self.config))
+            self.retire()
+            self._start_grace(drain_grace(self.config))
         else:
             self.leaving = True
             self.close_if_idle()
 
-    def retire(self, grace: float) -> None:
-        """Ask a THeader client to stop using this connection: every reply from now on carries
-        `:drain` (those of calls in flight too), and it is closed once idle after `grace`,
-        unless the client (Envoy, dracula's client) has closed it by then. No request is
-        written into a connection as it closes, which is what closing between calls risks."""
+    def retire(self) -> None:
+        """Ask a THeader client to stop using this connection (--max-connection-age): every
+        reply from now on carries `:drain` (those of calls in flight too), and once one has,
+        the connection is closed when idle after --drain-grace unless the client (Envoy,
+        dracula's client) has closed it by then. A connection no reply has told stays open: a
+        request may be on its way into it, which is what closing between calls cuts off."""
         if self.retiring or self.closed:
             return
         self.retiring = True
         for slot in self.slots:
             if not slot.settled and slot.call is not None:
                 slot.call.say_drain()
-        self.loop.call_later(grace, self._grace_over)
+                self._start_grace(self.config.drain_grace)
+
+    def _start_grace(self, seconds: float) -> None:
+        if self.grace is None:
+            self.grace = self.loop.call_later(seconds, self._grace_over)
 
     def _grace_over(self) -> None:
         if not self.closed:
