@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from dracula.server.seams import OnReady
     from dracula.server.state import ServerState
     from dracula.server.thread_pool import HandlerPool
-    from dracula.typedefs import Peer
+    from dracula.typedefs import Peer, PeerCert
     from dracula.wire.codec import Codec
     from dracula.wire.reader import Reader
 
@@ -55,6 +55,7 @@ class _Conn:
     __slots__ = (
         "sock",
         "peer",
+        "peer_cert",
         "busy",
         "used",
         "partial",
@@ -71,6 +72,7 @@ class _Conn:
     def __init__(self, sock: socket.socket, peer: Peer) -> None:
         self.sock = sock  # an ssl.SSLSocket once its TLS handshake is done
         self.peer = peer
+        self.peer_cert: PeerCert | None = None  # the TLS client's certificate, after the handshake
         self.busy = False  # answering what it sent
         self.used = False  # has sent a byte
         self.partial = False  # part of a request is buffered
@@ -241,11 +243,13 @@ class ThreadedBackend:
         """Wrap the socket in TLS; False (logged) when the handshake fails."""
         try:
             conn.sock.settimeout(self.config.request_timeout or None)
-            conn.sock = ssl_context.wrap_socket(conn.sock, server_side=True)
-            return True
+            tls = ssl_context.wrap_socket(conn.sock, server_side=True)
         except (OSError, ValueError) as e:
             self.state.refusals(conn.peer, "TLS handshake failed: %s" % e)
             return False
+        conn.sock = tls
+        conn.peer_cert = tls.getpeercert()
+        return True
 
     def _read_loop(self, conn: _Conn) -> None:
         """Receive, answer every complete request, repeat until the client or a limit ends it."""
@@ -370,7 +374,8 @@ class ThreadedBackend:
                     conn.framed = wire.frames_replies
                     conn.theader = wire.theader
                 drain = conn.theader and (conn.leave_at is not None or self.stopping.is_set())
-                reply = self._handle(Call(self.state, msg, codec, conn.framed, peer, self.coro_loop), drain)
+                call = Call(self.state, msg, codec, conn.framed, peer, self.coro_loop, conn.peer_cert)
+                reply = self._handle(call, drain)
             if reply is not None:
                 out.append(reply)
                 queued += len(reply)

@@ -25,7 +25,7 @@ from dracula.wire.errors import WireError
 if TYPE_CHECKING:
     from dracula.server.state import ServerState
     from dracula.server.thread_pool import HandlerPool
-    from dracula.typedefs import Peer
+    from dracula.typedefs import Peer, PeerCert
     from dracula.wire.codec import Codec
     from dracula.wire.reader import Message, Reader
 
@@ -70,6 +70,7 @@ class Connection(asyncio.BufferedProtocol):
         self.observer = state.observer
         self.reader = state.new_reader()
         self.peer: Peer = None
+        self.peer_cert: PeerCert | None = None  # the TLS client's certificate, read once
         self.codec: Codec | None = None  # set once the first message shows the protocol
         self.framed = False
         self.theader = False  # THeader frames: a reply can tell the client the connection is going
@@ -93,6 +94,7 @@ class Connection(asyncio.BufferedProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # a stream: a Transport
         self.transport = transport
         self.peer = transport.get_extra_info("peername")
+        self.peer_cert = transport.get_extra_info("peercert")  # TLS: after the handshake (None: none)
         transport.set_write_buffer_limits(high=self.config.write_high_water, low=self.config.write_low_water)
         self.opened_at = self.time()
         if not self.state.add_connection(self, self.opened_at):
@@ -254,7 +256,7 @@ class Connection(asyncio.BufferedProtocol):
 
     # -- requests --------------------------------------------------------------------------
     def _handle(self, msg: Message, out: list[bytes], codec: Codec) -> None:
-        call = Call(self.state, msg, codec, self.framed, self.peer, self.loop)
+        call = Call(self.state, msg, codec, self.framed, self.peer, self.loop, self.peer_cert)
         method = call.admit(self.read_at)
         if method is None:
             self._emit(call.reply, out)
