@@ -34,6 +34,7 @@ from dracula.server.connection_rules import (
     pool_job_or_shed,
 )
 from dracula.server.dispatch import ASYNC, BLOCKING
+from dracula.server.on_connect import connection_admitted
 from dracula.wire.errors import WireError
 from dracula.wire.reader import MIN_FREE
 
@@ -230,7 +231,7 @@ class ThreadedBackend:
 
     def _serve_connection(self, conn: _Conn) -> None:
         try:
-            if self.ssl_context is None or self._handshake(conn, self.ssl_context):
+            if (self.ssl_context is None or self._handshake(conn, self.ssl_context)) and self._admitted(conn):
                 self._read_loop(conn)
         except OSError:
             pass  # reset by the peer, or shut down at the end of a drain or by an eviction
@@ -250,6 +251,11 @@ class ThreadedBackend:
         conn.sock = tls
         conn.peer_cert = tls.getpeercert()
         return True
+
+    def _admitted(self, conn: _Conn) -> bool:
+        """The on_connect hook's verdict, before anything is read (False: refused, logged)."""
+        hook = self.state.on_connect
+        return hook is None or connection_admitted(hook, self.state.refusals, conn.peer, conn.peer_cert)
 
     def _read_loop(self, conn: _Conn) -> None:
         """Receive, answer every complete request, repeat until the client or a limit ends it."""

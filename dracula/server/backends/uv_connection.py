@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from dracula.server.calls import Call, refuse_wire
 from dracula.server.connection_rules import ABORT, CLOSE, charge_unsent, drain_grace, expired, pool_job_or_shed
 from dracula.server.dispatch import ASYNC, SYNC
+from dracula.server.on_connect import connection_admitted
 from dracula.wire.errors import WireError
 
 if TYPE_CHECKING:
@@ -97,7 +98,10 @@ class Connection(asyncio.BufferedProtocol):
         self.peer_cert = transport.get_extra_info("peercert")  # TLS: after the handshake (None: none)
         transport.set_write_buffer_limits(high=self.config.write_high_water, low=self.config.write_low_water)
         self.opened_at = self.time()
-        if not self.state.add_connection(self, self.opened_at):
+        hook = self.state.on_connect
+        if (
+            hook is not None and not connection_admitted(hook, self.state.refusals, self.peer, self.peer_cert)
+        ) or not self.state.add_connection(self, self.opened_at):
             transport.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
