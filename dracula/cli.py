@@ -10,12 +10,13 @@ from typing import Any
 
 from dracula import __version__
 from dracula.config import Config, ConfigError
-from dracula.loader import LoadError, load_handler, load_service
+from dracula.loader import LoadError, load_handler, load_hook, load_service
 from dracula.ops.logs import configure
 from dracula.ops.supervisor import Supervisor
 from dracula.options import OPTIONS, Option
 from dracula.server.lifecycle import Server
 from dracula.server.listen import BindError
+from dracula.server.on_connect import OnConnect, checked_hook
 from dracula.thriftpy2_api import processor_services
 from dracula.tools.call_command import PROTOCOLS, TRANSPORT_NAMES, Target
 from dracula.typedefs import Handler, ThriftService
@@ -65,6 +66,14 @@ def add_serve_parser(commands: Commands[argparse.ArgumentParser]) -> None:
         metavar="MODULE:ATTR",
         help="a hook around every call (repeatable, applied in order): a class, "
         "factory or instance with before(call) and/or after(call, outcome, seconds)",
+    )
+    serve.add_argument(
+        "--on-connect",
+        default=None,
+        metavar="MODULE:ATTR",
+        help="asked about every new connection before it is read: a function "
+        "on_connect(peer, peer_cert) (or a class whose instances are called) that "
+        "returns False or raises to refuse it",
     )
     serve.add_argument(
         "--app-dir", default=".", metavar="DIR", help="put this directory first on sys.path (default: .)"
@@ -169,12 +178,13 @@ def serve(args: argparse.Namespace, argv: list[str]) -> int:
         ).validate()
         services = load_services(args)  # in a supervisor too: bad code fails before any fork
         middleware = [load_handler(spec, args.app_dir) for spec in args.middleware]
+        on_connect = load_on_connect(args.on_connect, args.app_dir) if args.on_connect else None
         if args.workers is not None:
             if args.workers < 1:
                 raise ConfigError("--workers must be at least 1")
             supervisor = Supervisor(config, worker_argv(argv), args.workers)
         else:
-            server = Server(services, config, middleware)
+            server = Server(services, config, middleware, on_connect=on_connect)
     except (LoadError, ConfigError, BindError) as e:
         print("dracula: error: %s" % e, file=sys.stderr)
         return EXIT_USAGE
@@ -186,6 +196,14 @@ def serve(args: argparse.Namespace, argv: list[str]) -> int:
         logging.shutdown()
         os._exit(0)
     return 0
+
+
+def load_on_connect(spec: str, app_dir: str) -> OnConnect | None:
+    """--on-connect's hook, checked here too: a supervisor's workers would each fail alike."""
+    try:
+        return checked_hook(load_hook(spec, app_dir, "on_connect"))
+    except TypeError as e:
+        raise LoadError("--on-connect %s: %s" % (spec, e)) from None
 
 
 def worker_argv(argv: list[str]) -> list[str]:

@@ -26,6 +26,7 @@ from thriftpy2.thrift import TMultiplexedProcessor, TProcessor
 from dracula.config import Config, ConfigError
 from dracula.server.lifecycle import Server
 from dracula.server.listen import BindError
+from dracula.server.on_connect import OnConnect
 from dracula.typedefs import Handler, Services, ThriftService
 
 log = logging.getLogger("dracula")
@@ -70,6 +71,7 @@ def make_server(
     backend: str = Config.backend,
     middleware: Sequence[object] = (),
     ssl_context: ssl.SSLContext | None = None,
+    on_connect: OnConnect | None = None,
     **options: Any,
 ) -> Server:
     """A bound Server for one thriftpy2 service and its handler, or for several services.
@@ -86,7 +88,8 @@ def make_server(
     multiplexed as `dracula serve --service` does, the first one also answering plain method names.
 
     Keyword-only: `backend` ("uv" or "thread"), `middleware` (hooks around every call, in order:
-    dracula/server/middleware.py), `ssl_context` (serve TLS with it), and any option of Config
+    dracula/server/middleware.py), `ssl_context` (serve TLS with it), `on_connect` (a function of
+    (peer, peer_cert) that may refuse each new connection: dracula/server/on_connect.py), and any option of Config
     (max_frame_size=..., graceful_timeout=...). Port 0 binds a free port; the server's `.port`
     reports it. Call `.serve()` (blocking) or `await .serve_async()` (on your loop) to run,
     `.close()` to stop.
@@ -106,6 +109,7 @@ def make_server(
         socket_family,
         backend,
         middleware,
+        on_connect,
         options,
     )
 
@@ -126,12 +130,14 @@ def make_aio_server(
     socket_family: socket.AddressFamily | None = None,
     *,
     middleware: Sequence[object] = (),
+    on_connect: OnConnect | None = None,
     **options: Any,
 ) -> AsyncServer:
     """`thriftpy2.rpc.make_aio_server`'s arguments, with make_server's meanings (`keyfile`: the
     certificate's key, if not in `certfile`; `ssl_context`: serve TLS with it); an AsyncServer
     whose `serve()` runs `loop` (given: that loop; else a new uvloop loop) until it is stopped.
-    Handlers may be coroutines (awaited on the loop) or plain methods. The uv backend only.
+    `middleware` and `on_connect` as make_server's. Handlers may be coroutines (awaited on the
+    loop) or plain methods. The uv backend only.
     """
     backend = options.pop("backend", "uv")
     if backend != "uv":
@@ -154,6 +160,7 @@ def make_aio_server(
         socket_family,
         "uv",
         middleware,
+        on_connect,
         options,
     )
     return AsyncServer(server, loop)
@@ -322,6 +329,7 @@ def _build_server(
     socket_family: socket.AddressFamily | None,
     backend: str,
     middleware: Sequence[object],
+    on_connect: OnConnect | None,
     options: dict[str, Any],
 ) -> Server:
     if "workers" in options:
@@ -358,7 +366,7 @@ def _build_server(
     if depth != THRIFTPY2_MAX_DEPTH and _kind(proto_factory, PROTOCOL_FACTORIES):
         settings.setdefault("max_depth", depth)
     config = Config(host=host, port=port, backend=backend, **settings)
-    server = Server(services_of(service, handler), config, middleware, ssl_context=ssl_context)
+    server = Server(services_of(service, handler), config, middleware, ssl_context=ssl_context, on_connect=on_connect)
     note = factory_note(proto_factory, trans_factory)
     if note is not None:
         log.log(*note)

@@ -17,6 +17,10 @@ if TYPE_CHECKING:
 # A client's address as the socket gives it: (host, port) for IPv4, (host, port, flowinfo,
 # scope id) for IPv6, a path (often "") for a Unix socket; None before it is known.
 Peer: TypeAlias = tuple[str, int] | tuple[str, int, int, int] | str | None
+# A client's TLS certificate as ssl.SSLSocket.getpeercert() returns it: "subject" and "issuer"
+# (tuples of RDNs, each a tuple of (name, value) pairs), "subjectAltName" ((kind, value) pairs),
+# "serialNumber", "notBefore", "notAfter"...; typeshed's _PeerCertRetDictType, named here.
+PeerCert: TypeAlias = dict[str, Any]
 
 # Bytes received: the receive buffer (a bytearray), a slice of it or of an inflated payload, or a
 # memoryview of either. The scanners and the THeader parser read any of them.

@@ -20,7 +20,7 @@ from thrift.protocol import TBinaryProtocol, TCompactProtocol
 from thrift.protocol.THeaderProtocol import THeaderProtocol
 from thrift.protocol.TMultiplexedProtocol import TMultiplexedProtocol
 from thrift.Thrift import TApplicationException, TException, TMessageType, TType
-from thrift.transport import TSocket, TTransport
+from thrift.transport import TSocket, TSSLSocket, TTransport
 from thrift.transport.THeaderTransport import THeaderClientType, THeaderTransformID
 from thrift.TRecursive import fix_spec
 
@@ -534,12 +534,23 @@ def make_protocol(trans, protocol: str, accelerated: bool = False):
 
 class Connection:
     """One socket, its transport and protocol; `.showcase(service)` / `.pingpong(service)` make
-    clients on it, multiplexed when a service name is given (several may share the socket)."""
+    clients on it, multiplexed when a service name is given (several may share the socket).
+    `ssl_context`: over TLS (Apache's TSSLSocket), with that client context."""
 
     def __init__(
-        self, port, protocol="binary", transport="buffered", accelerated=False, host="127.0.0.1", timeout_ms=10000
+        self,
+        port,
+        protocol="binary",
+        transport="buffered",
+        accelerated=False,
+        host="127.0.0.1",
+        timeout_ms=10000,
+        ssl_context=None,
     ):
-        self.socket = TSocket.TSocket(host, port)
+        if ssl_context is None:
+            self.socket = TSocket.TSocket(host, port)
+        else:
+            self.socket = TSSLSocket.TSSLSocket(host, port, ssl_context=ssl_context, server_hostname=host)
         self.socket.setTimeout(timeout_ms)
         wrap = TTransport.TFramedTransport if transport == "framed" else TTransport.TBufferedTransport
         self.trans = wrap(self.socket)

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from dracula.server.dispatch import Method
     from dracula.server.state import ServerState
     from dracula.server.thread_pool import HandlerPool
-    from dracula.typedefs import Peer
+    from dracula.typedefs import Peer, PeerCert
     from dracula.wire.codec import Codec
     from dracula.wire.detect import Wire
     from dracula.wire.theader_frame import HeaderFrame
@@ -80,6 +80,7 @@ class Call:
         "codec",
         "framed",
         "peer",
+        "peer_cert",
         "loop",
         "method",
         "args",
@@ -107,12 +108,14 @@ class Call:
         framed: bool,
         peer: Peer,
         loop: asyncio.AbstractEventLoop | None,
+        peer_cert: PeerCert | None = None,
     ) -> None:
         self.state = state
         self.msg = msg
         self.codec = codec
         self.framed = framed
         self.peer = peer
+        self.peer_cert = peer_cert  # the connection's TLS client certificate, for the context
         self.loop = loop  # the backend's: where an async `after` hook runs when it ends off any loop
         self.method = None
         self.reply = None
@@ -199,7 +202,9 @@ class Call:
                 service, name = None, msg.name.decode("utf-8", "replace")
             else:
                 service, name = method.service_name, method.name
-            self._context = CallContext(service, name, self.peer, headers, getattr(self, "deadline", None))
+            self._context = CallContext(
+                service, name, self.peer, headers, getattr(self, "deadline", None), self.peer_cert
+            )
         return self._context
 
     def say_drain(self) -> None:

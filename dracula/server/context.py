@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextvars
 from typing import TYPE_CHECKING, Any
 
-from dracula.typedefs import Peer
+from dracula.typedefs import Peer, PeerCert
 
 if TYPE_CHECKING:
     from dracula.server.calls import Call
@@ -20,20 +20,29 @@ current: contextvars.ContextVar[Call] = contextvars.ContextVar("dracula_call")
 
 class CallContext:
     """The current call: `.service` (None when refused before its method was known), `.method`,
-    `.peer`, `.headers` (the request's THeader headers, str -> str; empty for other transports),
+    `.peer`, `.peer_cert` (the client's TLS certificate as ssl's getpeercert() returns it: None
+    without TLS or without a client certificate; the connection's, read once),
+    `.headers` (the request's THeader headers, str -> str; empty for other transports),
     `.response_headers` (a dict the handler fills; sent on THeader replies, ignored elsewhere)
     and `.deadline` (a time.monotonic() value from the client's `client_timeout` header, or
     None). `.state` is a free-form dict
     for middleware to keep what it needs from `before` to `after` (a span, a timer)."""
 
-    __slots__ = ("service", "method", "peer", "headers", "response_headers", "deadline", "state")
+    __slots__ = ("service", "method", "peer", "peer_cert", "headers", "response_headers", "deadline", "state")
 
     def __init__(
-        self, service: str | None, method: str, peer: Peer, headers: dict[str, str], deadline: float | None
+        self,
+        service: str | None,
+        method: str,
+        peer: Peer,
+        headers: dict[str, str],
+        deadline: float | None,
+        peer_cert: PeerCert | None = None,
     ) -> None:
         self.service = service
         self.method = method
         self.peer = peer
+        self.peer_cert = peer_cert
         self.headers = headers
         self.response_headers: dict[str, str] = {}
         self.deadline = deadline

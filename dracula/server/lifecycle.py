@@ -21,6 +21,7 @@ from dracula.server.dispatch import Dispatcher
 from dracula.server.health import health_method
 from dracula.server.listen import address_of, listen
 from dracula.server.middleware import Chain
+from dracula.server.on_connect import OnConnect, checked_hook
 from dracula.server.placement import Placement
 from dracula.server.seams import Backend, LoopBackend
 from dracula.server.state import ServerState
@@ -43,7 +44,9 @@ class Server:
     once in-flight requests are answered or the graceful timeout has passed. `port` (and `host`)
     are known from construction on: the socket is bound and listening already.
 
-    `ssl_context`: serve TLS with this context instead of one built from `config.ssl_*`."""
+    `ssl_context`: serve TLS with this context instead of one built from `config.ssl_*`.
+    `on_connect(peer, peer_cert)`: asked about every new connection before it is read; False
+    (or raising) refuses it (dracula/server/on_connect.py)."""
 
     def __init__(
         self,
@@ -51,6 +54,7 @@ class Server:
         config: Config,
         middleware: Sequence[object] = (),
         ssl_context: ssl.SSLContext | None = None,
+        on_connect: OnConnect | None = None,
     ) -> None:
         self.config = config.validate()
         # Each server has its own metrics registry (workers: summed through the multiprocess
@@ -71,7 +75,7 @@ class Server:
         if config.health_method:
             dispatcher.add_internal(health_method(config.health_method, self._health_problem))
         # The backend decides what its connection entries are (seams.ConnectionEntry).
-        self.state: ServerState[Any] = ServerState(config, dispatcher, observer, chain)
+        self.state: ServerState[Any] = ServerState(config, dispatcher, observer, chain, checked_hook(on_connect))
         self.services: dict[str, ThriftService] = {name: service for name, service, _ in services}
         self.service_names = list(self.services)
         self.sock = listen(config)

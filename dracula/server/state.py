@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from dracula.ops.observe import ServerObserver
     from dracula.server.dispatch import Dispatcher
     from dracula.server.middleware import Chain
+    from dracula.server.on_connect import OnConnect
 
 
 class ServerState(Generic[Conn]):
@@ -34,12 +35,14 @@ class ServerState(Generic[Conn]):
         dispatcher: Dispatcher,
         observer: ServerObserver | None = None,
         middleware: Chain | None = None,
+        on_connect: OnConnect | None = None,
     ) -> None:
         self.config = config
         self.methods = dispatcher.methods
         self.arg_specs = dispatcher.arg_specs
         self.observer = observer  # observe.ServerObserver, or None without metrics
         self.middleware = middleware  # a middleware.Chain, or None without any
+        self.on_connect = on_connect  # asked about every new connection (on_connect.py), or None
         self.refusals = RefusalLog()
         self.overload = make_overload(config, observer)  # None unless calls may be shed
         # Calls are timed for middleware (the access log and metrics are middleware too) and

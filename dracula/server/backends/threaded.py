@@ -34,6 +34,7 @@ from dracula.server.connection_rules import (
     pool_job_or_shed,
 )
 from dracula.server.dispatch import ASYNC, BLOCKING
+from dracula.server.on_connect import connection_admitted
 from dracula.wire.errors import WireError
 from dracula.wire.reader import MIN_FREE
 
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
     from dracula.server.seams import OnReady
     from dracula.server.state import ServerState
     from dracula.server.thread_pool import HandlerPool
-    from dracula.typedefs import Peer
+    from dracula.typedefs import Peer, PeerCert
     from dracula.wire.codec import Codec
     from dracula.wire.reader import Reader
 
@@ -55,6 +56,7 @@ class _Conn:
     __slots__ = (
         "sock",
         "peer",
+        "peer_cert",
         "busy",
         "used",
         "partial",
@@ -72,6 +74,7 @@ class _Conn:
     def __init__(self, sock: socket.socket, peer: Peer) -> None:
         self.sock = sock  # an ssl.SSLSocket once its TLS handshake is done
         self.peer = peer
+        self.peer_cert: PeerCert | None = None  # the TLS client's certificate, after the handshake
         self.busy = False  # answering what it sent
         self.used = False  # has sent a byte
         self.partial = False  # part of a request is buffered
@@ -231,7 +234,7 @@ class ThreadedBackend:
 
     def _serve_connection(self, conn: _Conn) -> None:
         try:
-            if self.ssl_context is None or self._handshake(conn, self.ssl_context):
+            if (self.ssl_context is None or self._handshake(conn, self.ssl_context)) and self._admitted(conn):
                 self._read_loop(conn)
         except OSError:
             pass  # reset by the peer, or shut down at the end of a drain or by an eviction
@@ -244,11 +247,18 @@ class ThreadedBackend:
         """Wrap the socket in TLS; False (logged) when the handshake fails."""
         try:
             conn.sock.settimeout(self.config.request_timeout or None)
-            conn.sock = ssl_context.wrap_socket(conn.sock, server_side=True)
-            return True
+            tls = ssl_context.wrap_socket(conn.sock, server_side=True)
         except (OSError, ValueError) as e:
             self.state.refusals(conn.peer, "TLS handshake failed: %s" % e)
             return False
+        conn.sock = tls
+        conn.peer_cert = tls.getpeercert()
+        return True
+
+    def _admitted(self, conn: _Conn) -> bool:
+        """The on_connect hook's verdict, before anything is read (False: refused, logged)."""
+        hook = self.state.on_connect
+        return hook is None or connection_admitted(hook, self.state.refusals, conn.peer, conn.peer_cert)
 
     def _read_loop(self, conn: _Conn) -> None:
         """Receive, answer every complete request, repeat until the client or a limit ends it."""
@@ -365,7 +375,8 @@ class ThreadedBackend:
                     conn.framed = wire.frames_replies
                     conn.theader = wire.theader
                 drain = conn.theader and (conn.retiring or self.stopping.is_set())
-                reply = self._handle(Call(self.state, msg, codec, conn.framed, peer, self.coro_loop), drain)
+                call = Call(self.state, msg, codec, conn.framed, peer, self.coro_loop, conn.peer_cert)
+                reply = self._handle(call, drain)
                 if drain and conn.leave_at is None:  # told: the client has its grace from now
                     grace = drain_grace(self.config) if self.stopping.is_set() else self.config.drain_grace
                     conn.leave_at = time.monotonic() + grace

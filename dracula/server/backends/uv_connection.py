@@ -20,12 +20,13 @@ from typing import TYPE_CHECKING, Any
 from dracula.server.calls import Call, refuse_wire
 from dracula.server.connection_rules import ABORT, CLOSE, charge_unsent, drain_grace, expired, pool_job_or_shed
 from dracula.server.dispatch import ASYNC, SYNC
+from dracula.server.on_connect import connection_admitted
 from dracula.wire.errors import WireError
 
 if TYPE_CHECKING:
     from dracula.server.state import ServerState
     from dracula.server.thread_pool import HandlerPool
-    from dracula.typedefs import Peer
+    from dracula.typedefs import Peer, PeerCert
     from dracula.wire.codec import Codec
     from dracula.wire.reader import Message, Reader
 
@@ -70,6 +71,7 @@ class Connection(asyncio.BufferedProtocol):
         self.observer = state.observer
         self.reader = state.new_reader()
         self.peer: Peer = None
+        self.peer_cert: PeerCert | None = None  # the TLS client's certificate, read once
         self.codec: Codec | None = None  # set once the first message shows the protocol
         self.framed = False
         self.theader = False  # THeader frames: a reply can tell the client the connection is going
@@ -94,9 +96,13 @@ class Connection(asyncio.BufferedProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # a stream: a Transport
         self.transport = transport
         self.peer = transport.get_extra_info("peername")
+        self.peer_cert = transport.get_extra_info("peercert")  # TLS: after the handshake (None: none)
         transport.set_write_buffer_limits(high=self.config.write_high_water, low=self.config.write_low_water)
         self.opened_at = self.time()
-        if not self.state.add_connection(self, self.opened_at):
+        hook = self.state.on_connect
+        if (
+            hook is not None and not connection_admitted(hook, self.state.refusals, self.peer, self.peer_cert)
+        ) or not self.state.add_connection(self, self.opened_at):
             transport.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -257,7 +263,7 @@ class Connection(asyncio.BufferedProtocol):
 
     # -- requests --------------------------------------------------------------------------
     def _handle(self, msg: Message, out: list[bytes], codec: Codec) -> None:
-        call = Call(self.state, msg, codec, self.framed, self.peer, self.loop)
+        call = Call(self.state, msg, codec, self.framed, self.peer, self.loop, self.peer_cert)
         method = call.admit(self.read_at)
         if method is None:
             self._emit(call.reply, out)
