@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     import asyncio
 
     from dracula.http.session import HttpMessage
+    from dracula.server.context import CallContext
     from dracula.server.state import ServerState
     from dracula.typedefs import Peer
     from dracula.wire.codec import Codec
@@ -53,17 +54,27 @@ class HttpCall(Call):
         if found is None:
             request = cast("HttpMessage", self.msg).request
             body = self._thrift or b""
-            if self._shed:
-                found = response(503, body, request.content_type, request.keep_alive, RETRY_AFTER)
-            else:
-                found = response(200, body, request.content_type, request.keep_alive)
+            status = 503 if self._shed else 200
+            found = response(status, body, request.content_type, request.keep_alive, RETRY_AFTER if self._shed else ())
             self._response = found
+            observer = self.state.observer
+            if observer is not None:
+                observer.http_response(status)
         return found
 
     @reply.setter
     def reply(self, thrift: bytes | None) -> None:
         self._thrift = thrift
         self._response = None
+
+    @property
+    def context(self) -> CallContext:
+        """Call's, saying that the call came over HTTP."""
+        made = self._context is None
+        context = super().context
+        if made:
+            context.transport = "http"
+        return context
 
     def refuse(self, app_type: int, message: str) -> bool:
         if app_type == LOADSHEDDING:

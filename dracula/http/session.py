@@ -121,6 +121,8 @@ class HttpSession:
             self.closing = True
         closing = "" if keep_alive else ", closing the connection"
         self.state.refusals(self.peer, "HTTP: %s (answered %d%s)" % (refusal.reason, refusal.status, closing))
+        if self.state.observer is not None:
+            self.state.observer.http_response(refusal.status)
         return error(refusal.status, refusal.reason, keep_alive, refusal.extra)
 
     def _message(self, request: HttpRequest) -> HttpMessage | bytes:
@@ -146,17 +148,22 @@ class HttpSession:
         reader.buf, reader.start, reader.end = body, 0, len(body)
         try:
             msg = reader.next_message()
+            if msg is None:  # the scanner wants more bytes: there are none, the body is all
+                scanner = reader.scanner
+                header = scanner.header if scanner is not None else None
+                raise WireError("the body ends inside its Thrift message").at(header)
         except WireError as e:  # the scanner's state is left as the error found it: not reused
             if e.reply_to is None:
                 return self._refuse(Refusal(400, "body: %s" % e.reason, False), request)
             # Refused with a Thrift answer, as on a socket; the HTTP framing holds: not fatal.
             reply = refuse_wire(self.state, e.at(e.reply_to, fatal=False), wire, self.peer)
             return response(200, reply or b"", request.content_type, request.keep_alive)
-        left = reader.buffered
-        reader.buf, reader.start, reader.end = None, 0, 0
-        if msg is None or left:
-            why = "the body ends inside its Thrift message" if msg is None else "%d bytes follow the message" % left
-            return self._refuse(Refusal(400, why, False), request)
+        finally:
+            reader.buf = None  # the message holds its own copy of its arguments
+        left = reader.end - reader.start
+        reader.start = reader.end = 0
+        if left:
+            return self._refuse(Refusal(400, "%d bytes follow the Thrift message" % left, False), request)
         self._readers[key] = reader
         name = msg.name
         if service and b":" not in name:

@@ -20,13 +20,14 @@ current: contextvars.ContextVar[Call] = contextvars.ContextVar("dracula_call")
 
 class CallContext:
     """The current call: `.service` (None when refused before its method was known), `.method`,
-    `.peer`, `.headers` (the request's THeader headers, str -> str; empty for other transports),
+    `.peer`, `.headers` (the request's THeader headers, or its HTTP headers with lower-cased
+    names, str -> str; empty for other transports), `.transport` ("thrift", or "http"),
     `.response_headers` (a dict the handler fills; sent on THeader replies, ignored elsewhere)
     and `.deadline` (a time.monotonic() value from the client's `client_timeout` header, or
     None). `.state` is a free-form dict
     for middleware to keep what it needs from `before` to `after` (a span, a timer)."""
 
-    __slots__ = ("service", "method", "peer", "headers", "response_headers", "deadline", "state")
+    __slots__ = ("service", "method", "peer", "headers", "response_headers", "deadline", "state", "transport")
 
     def __init__(
         self, service: str | None, method: str, peer: Peer, headers: dict[str, str], deadline: float | None
@@ -38,6 +39,7 @@ class CallContext:
         self.response_headers: dict[str, str] = {}
         self.deadline = deadline
         self.state: dict[str, Any] = {}
+        self.transport = "thrift"  # "http": the call came in an HTTP request (docs/http.md)
 
     def __repr__(self) -> str:
         return "<CallContext %s.%s from %s>" % (self.service, self.method, self.peer)
