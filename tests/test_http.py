@@ -540,3 +540,16 @@ def test_many_clients_at_once_through_nginx(backend, tmp_path):
         for thread in threads:
             thread.join(TIMEOUT * 3)
         assert not errors, errors
+
+
+def test_a_body_past_the_memory_budget_gets_503_and_a_close(backend, caplog):
+    caplog.set_level(logging.WARNING, logger="dracula.refused")
+    options = {"backend": backend, "max_buffer_memory": 64 * 1024}
+    with running(showcase_thrift.Showcase, ShowcaseHandler(), **options) as server, raw(server) as (sock, r):
+        body = encoded_call(showcase_thrift.Showcase, "reverse", data=b"x" * 200_000)
+        with contextlib.suppress(ConnectionError):  # the server may close before all is sent
+            sock.sendall(post(body))
+        response = r.next()
+        assert response.status == 503 and response.getheader("Retry-After") == "1"
+        assert r.closed()
+        assert len(refusal_lines(caplog, sock)) == 1
