@@ -1,8 +1,8 @@
-"""Bytes that are not Thrift binary or compact: JSON protocol calls, HTTP requests, a TLS
+"""Bytes that are not Thrift binary or compact: JSON protocol calls, an HTTP/2 preface, a TLS
 ClientHello, an SSH banner. On both backends each must get a clean close (EOF or a reset, no
 bytes back, well before the safety timeout), exactly one line on the "dracula.refused" logger
 naming that connection's peer, and must not disturb a client already being served or the next
-one to connect.
+one to connect. HTTP/1.x requests are served (Thrift over HTTP): tests/test_http.py.
 """
 
 from __future__ import annotations
@@ -77,13 +77,6 @@ PAYLOADS = {
     "thriftpy2-json": thriftpy2_json_call,
     "apache-json": apache_json_call,
     "apache-json-framed": lambda: framed(apache_json_call()),
-    "http-get": lambda: b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: */*\r\n\r\n",
-    "http-post-thrift": lambda: (
-        b"POST /thrift HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-        b"Content-Type: application/x-thrift\r\nContent-Length: 27\r\n\r\n"
-        b"\x80\x01\x00\x01\x00\x00\x00\x03add\x00\x00\x00\x01"
-        b"\x0a\x00\x01" + b"\x00" * 8
-    ),
     "http2-preface": lambda: b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
     "tls-client-hello": tls_client_hello,
     "ssh-banner": lambda: b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n",
@@ -135,7 +128,7 @@ def thriftpy2_client(port):
 
 # Every payload in one send; one text and one binary payload also a byte per send (the
 # server then sees it over several reads, and must still log one line).
-CASES = [(name, "whole") for name in PAYLOADS] + [("http-get", "byte-by-byte"), ("tls-client-hello", "byte-by-byte")]
+CASES = [(name, "whole") for name in PAYLOADS] + [("ssh-banner", "byte-by-byte"), ("tls-client-hello", "byte-by-byte")]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -70,6 +70,12 @@ class Metrics:
         )
         self.received = Counter("dracula_received_bytes", "Bytes received from clients", registry=registry)
         self.sent = Counter("dracula_sent_bytes", "Bytes of replies written", registry=registry)
+        self.http_responses = Counter(
+            "dracula_http_responses",
+            "Responses to Thrift over HTTP requests, by status (200, 503 shed, 4xx refused)",
+            ["status"],
+            registry=registry,
+        )
         self.shed = Counter(
             "dracula_shed_calls",
             "Calls answered overloaded instead of run, by reason (max_requests, queue_timeout)",

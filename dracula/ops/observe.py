@@ -32,10 +32,16 @@ def qualname(call: CallContext) -> str:
 
 
 class AccessLog:
-    """--access-log: one line per call, `PEER Service.method OUTCOME NNNus`."""
+    """--access-log: one line per call, `PEER Service.method OUTCOME NNNus`, and ` http` after a
+    call that came over HTTP."""
 
     def after(self, call: CallContext, outcome: str, seconds: float) -> None:
-        access.info("%s %s %s %dus", format_peer(call.peer), qualname(call), outcome, seconds * 1e6)
+        if call.transport == "thrift":
+            access.info("%s %s %s %dus", format_peer(call.peer), qualname(call), outcome, seconds * 1e6)
+        else:
+            access.info(
+                "%s %s %s %dus %s", format_peer(call.peer), qualname(call), outcome, seconds * 1e6, call.transport
+            )
 
 
 class CallMetrics:
@@ -84,6 +90,10 @@ class ServerObserver:
 
     def sent(self, n: int) -> None:
         self.metrics.sent.inc(n)
+
+    def http_response(self, status: int) -> None:
+        """A response to an HTTP request (a call's, or a refusal's)."""
+        self.metrics.http_responses.labels(str(status)).inc()
 
     def call_shed(self, reason: str) -> None:
         self.metrics.shed.labels(reason).inc()

@@ -154,8 +154,8 @@ class Call:
                 AppError.PROTOCOL_ERROR, "required argument %s of %s is missing" % (method.required[0], method.qualname)
             )
         self.args = method.get_args(args)
-        header = msg.header  # a THeader client_timeout counts from the call's arrival
-        self.deadline = None if header is None or header.timeout is None else _monotonic() + header.timeout
+        meta = msg.meta  # a THeader client_timeout (or HTTP's) counts from the call's arrival
+        self.deadline = None if meta is None or meta.timeout is None else _monotonic() + meta.timeout
         if state.overload is not None or state.middleware is not None:
             if method.internal:  # a health check (health.py): not counted, logged or shed
                 self.started = 0.0
@@ -197,7 +197,7 @@ class Call:
         """What `dracula.current_call()` returns (made on first use)."""
         if self._context is None:
             method, msg = self.method, self.msg
-            headers = msg.header.headers if msg.header is not None else {}
+            headers = msg.meta.headers if msg.meta is not None else {}
             if method is None:  # refused before its method was known
                 service, name = None, msg.name.decode("utf-8", "replace")
             else:

@@ -22,13 +22,24 @@ class CallContext:
     """The current call: `.service` (None when refused before its method was known), `.method`,
     `.peer`, `.peer_cert` (the client's TLS certificate as ssl's getpeercert() returns it: None
     without TLS or without a client certificate; the connection's, read once),
-    `.headers` (the request's THeader headers, str -> str; empty for other transports),
+    `.headers` (the request's THeader headers, or its HTTP headers with lower-cased
+    names, str -> str; empty for other transports), `.transport` ("thrift", or "http"),
     `.response_headers` (a dict the handler fills; sent on THeader replies, ignored elsewhere)
     and `.deadline` (a time.monotonic() value from the client's `client_timeout` header, or
     None). `.state` is a free-form dict
     for middleware to keep what it needs from `before` to `after` (a span, a timer)."""
 
-    __slots__ = ("service", "method", "peer", "peer_cert", "headers", "response_headers", "deadline", "state")
+    __slots__ = (
+        "service",
+        "method",
+        "peer",
+        "peer_cert",
+        "headers",
+        "response_headers",
+        "deadline",
+        "state",
+        "transport",
+    )
 
     def __init__(
         self,
@@ -47,6 +58,7 @@ class CallContext:
         self.response_headers: dict[str, str] = {}
         self.deadline = deadline
         self.state: dict[str, Any] = {}
+        self.transport = "thrift"  # "http": the call came in an HTTP request (docs/http.md)
 
     def __repr__(self) -> str:
         return "<CallContext %s.%s from %s>" % (self.service, self.method, self.peer)

@@ -123,6 +123,11 @@ class ServerState(Generic[Conn]):
         victim.evict()
         return True
 
+    def replace_connection(self, old: Conn, new: Conn) -> None:
+        """`new` serves `old`'s client from now on (a connection that turned out to speak HTTP)."""
+        self.connections.discard(old)
+        self.connections.add(new)
+
     def connection_closed(self, conn: Conn) -> None:
         """Take a connection out of the table (once, whoever notices first)."""
         if conn not in self.connections:

@@ -7,7 +7,12 @@ LEN(4) 0x80|0x82|0x00 ...     framed: binary strict, compact, or non-strict bina
 LEN(4) [A-Za-z_]              unframed non-strict binary: LEN was the method name's length
 LEN(4) 0x0FFF ...             THeader (theader.py): its protocol id, the frame's 15th byte,
                               says binary (0) or compact (2)
+METHOD SP ...                 an HTTP/1.x request line (GET, POST...): raised as HttpDetected,
+                              which the backends hand to dracula/http/ (Thrift over HTTP)
 anything else                 refused
+
+An HTTP method read as a frame length is over 1 GiB, and its fifth byte (a space, '/' or a
+letter) starts no frame: no Thrift client sends those bytes, so HTTP is told apart exactly.
 """
 
 from __future__ import annotations
@@ -15,13 +20,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dracula.typedefs import Buffer
-from dracula.wire.errors import WireError
+from dracula.wire.errors import HttpDetected, WireError
 
 BINARY = "binary"
 COMPACT = "compact"
 STRICT_BINARY_BYTE = 0x80
 COMPACT_BYTE = 0x82
 
+
+# The request methods of HTTP/1.1 (RFC 9110 section 9 and PATCH), each with the space after it.
+HTTP_METHODS = (b"POST ", b"GET ", b"HEAD ", b"PUT ", b"DELETE ", b"OPTIONS ", b"PATCH ", b"TRACE ", b"CONNECT ")
 
 # The most bytes detect() looks at: a THeader frame's protocol id is its 15th byte.
 HEAD_BYTES = 15
@@ -62,6 +70,12 @@ def detect(head: Buffer) -> Wire | None:
         return UNFRAMED_BINARY
     if first == COMPACT_BYTE:
         return UNFRAMED_COMPACT
+    if 0x41 <= first <= 0x5A:  # an upper-case letter: an HTTP method?
+        http = _http_request(head)
+        if http is None:
+            return None
+        if http:
+            raise HttpDetected()
     if first & 0x80:
         raise WireError("first byte 0x%02x is neither a Thrift message nor a frame length" % first)
     if len(head) < 5:
@@ -80,6 +94,17 @@ def detect(head: Buffer) -> Wire | None:
     if fifth == 0x0F:
         return _detect_theader(head)
     raise WireError("frame payload starts with 0x%02x: not binary or compact" % fifth)
+
+
+def _http_request(head: Buffer) -> bool | None:
+    """True when `head` starts with an HTTP method and a space; None while it is still a
+    prefix of one (b"POS": wait for more bytes); False otherwise."""
+    data = bytes(head[:8])
+    if data.startswith(HTTP_METHODS):
+        return True
+    if any(method.startswith(data) for method in HTTP_METHODS):
+        return None
+    return False
 
 
 def _detect_theader(head: Buffer) -> Wire | None:

@@ -83,3 +83,12 @@ class WireError(Exception):
             reply_to,
             self.theader if theader is None else theader,
         )
+
+
+class HttpDetected(WireError):
+    """The connection's first bytes are an HTTP request line (detect.py): a backend serving
+    Thrift over HTTP hands the connection to dracula/http/; otherwise it is refused like any
+    other foreign protocol (a close and one log line)."""
+
+    def __init__(self) -> None:
+        super().__init__("an HTTP request")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from dracula.typedefs import ArgSpecs, Body
 from dracula.wire.compiled import BinaryScanner, CompactScanner, Scanner
@@ -34,19 +34,38 @@ MIN_FREE = 2 * 1024
 SHRINK_ABOVE = 64 * 1024
 
 
+class RequestMeta(Protocol):
+    """What a transport says about a call besides the message: its headers (str -> str, what
+    `current_call().headers` shows) and the client's timeout in seconds (None: no deadline).
+    A THeader frame (theader_frame.HeaderFrame) and an HTTP request (http/request.py) are both."""
+
+    headers: dict[str, str]
+    timeout: float | None
+
+
 class Message:
     """One decoded message header and the undecoded bytes of its arguments struct; `header` is
-    the theader.HeaderFrame it came in (None unless THeader), which its reply must go back in."""
+    the theader.HeaderFrame it came in (None unless THeader), which its reply must go back in;
+    `meta` is where its headers and deadline come from: that frame, or the HTTP request that
+    carried it (None: the transport carries none)."""
 
-    # started/peer/label are set only when calls are observed (observe.py).
-    __slots__ = ("name", "mtype", "seqid", "body", "header")
+    __slots__ = ("name", "mtype", "seqid", "body", "header", "meta")
 
-    def __init__(self, name: bytes, mtype: int, seqid: int, body: Body, header: HeaderFrame | None = None) -> None:
+    def __init__(
+        self,
+        name: bytes,
+        mtype: int,
+        seqid: int,
+        body: Body,
+        header: HeaderFrame | None = None,
+        meta: RequestMeta | None = None,
+    ) -> None:
         self.name = name
         self.mtype = mtype
         self.seqid = seqid
         self.body = body
         self.header = header
+        self.meta = header if meta is None else meta
 
 
 class Reader:

@@ -161,7 +161,12 @@ def request_frame(payload: Buffer, protocol: str, headers: HeaderPairs | None = 
 def client_timeout(headers: dict[str, str]) -> float | None:
     """The call's `client_timeout` header in seconds; None when absent, malformed, not positive
     (fbthrift treats those as no timeout) or longer than CLIENT_TIMEOUT_MAX_DIGITS digits."""
-    value = headers.get(CLIENT_TIMEOUT_HEADER)
+    return milliseconds(headers.get(CLIENT_TIMEOUT_HEADER))
+
+
+def milliseconds(value: str | None) -> float | None:
+    """A timeout header's value (decimal milliseconds) in seconds, by client_timeout's rules
+    (HTTP's X-Thrift-Client-Timeout follows them too)."""
     if value is None or len(value) > CLIENT_TIMEOUT_MAX_DIGITS or not value.isdigit() or not value.isascii():
         return None
     ms = int(value)

@@ -35,7 +35,7 @@ from dracula.server.connection_rules import (
 )
 from dracula.server.dispatch import ASYNC, BLOCKING
 from dracula.server.on_connect import connection_admitted
-from dracula.wire.errors import WireError
+from dracula.wire.errors import HttpDetected, WireError
 from dracula.wire.reader import MIN_FREE
 
 if TYPE_CHECKING:
@@ -362,6 +362,11 @@ class ThreadedBackend:
             try:
                 msg = reader.next_message()
             except WireError as e:
+                if e.__class__ is HttpDetected:  # Thrift over HTTP: threaded_http serves it from here
+                    from dracula.server.backends.threaded_http import serve_http  # here: it imports this module
+
+                    serve_http(self, conn, reader)
+                    return False
                 reply = refuse_wire(self.state, e, reader.wire, peer)
                 keep_open = not e.fatal
             else:

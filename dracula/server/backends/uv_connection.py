@@ -21,7 +21,7 @@ from dracula.server.calls import Call, refuse_wire
 from dracula.server.connection_rules import ABORT, CLOSE, charge_unsent, drain_grace, expired, pool_job_or_shed
 from dracula.server.dispatch import ASYNC, SYNC
 from dracula.server.on_connect import connection_admitted
-from dracula.wire.errors import WireError
+from dracula.wire.errors import HttpDetected, WireError
 
 if TYPE_CHECKING:
     from dracula.server.state import ServerState
@@ -62,6 +62,7 @@ class Reactor:
 
 class Connection(asyncio.BufferedProtocol):
     transport: asyncio.Transport  # from connection_made(), which asyncio calls before any other callback
+    call_type: type[Call] = Call  # uv_http.HttpConnection's calls answer in HTTP responses
 
     def __init__(self, state: ServerState[Connection], reactor: Reactor) -> None:
         self.state = state
@@ -193,6 +194,10 @@ class Connection(asyncio.BufferedProtocol):
             try:
                 msg = reader.next_message()
             except WireError as e:
+                if e.__class__ is HttpDetected:  # Thrift over HTTP: uv_http serves it from here
+                    from dracula.server.backends.uv_http import serve_http  # here: uv_http imports this module
+
+                    return serve_http(self)
                 self._emit(refuse_wire(self.state, e, reader.wire, self.peer), out)
                 keep_open = not e.fatal
                 if keep_open:
@@ -263,7 +268,7 @@ class Connection(asyncio.BufferedProtocol):
 
     # -- requests --------------------------------------------------------------------------
     def _handle(self, msg: Message, out: list[bytes], codec: Codec) -> None:
-        call = Call(self.state, msg, codec, self.framed, self.peer, self.loop, self.peer_cert)
+        call = self.call_type(self.state, msg, codec, self.framed, self.peer, self.loop, self.peer_cert)
         method = call.admit(self.read_at)
         if method is None:
             self._emit(call.reply, out)

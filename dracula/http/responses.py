@@ -1,0 +1,54 @@
+"""HTTP/1.1 responses: the status line and the headers dracula sends, and the body.
+
+Every response has a Content-Length (never chunked: a reply is whole before it is sent) and a
+Date; `Connection: close` when the server closes after it. Error statuses carry a one-line
+text/plain reason.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import http
+import time
+
+# A client that may resend a shed call is told when: soon (shedding lasts as long as the burst).
+RETRY_AFTER = ((b"Retry-After", b"1"),)
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+_REASONS = {status.value: status.phrase.encode() for status in http.HTTPStatus}
+_date_second = -1
+_date_header = b""
+
+
+def _date() -> bytes:
+    """The Date header's value, formatted once a second."""
+    global _date_second, _date_header
+    now = int(time.time())
+    if now != _date_second:
+        _date_header = email.utils.formatdate(now, usegmt=True).encode()
+        _date_second = now
+    return _date_header
+
+
+def response(
+    status: int, body: bytes, content_type: bytes, keep_alive: bool, extra: tuple[tuple[bytes, bytes], ...] = ()
+) -> bytes:
+    """One whole response."""
+    head = b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\nDate: %s\r\n" % (
+        status,
+        _REASONS.get(status, b""),
+        content_type,
+        len(body),
+        _date(),
+    )
+    for name, value in extra:
+        head += b"%s: %s\r\n" % (name, value)
+    if not keep_alive:
+        head += b"Connection: close\r\n"
+    return head + b"\r\n" + body
+
+
+def error(status: int, reason: str, keep_alive: bool, extra: tuple[tuple[bytes, bytes], ...] = ()) -> bytes:
+    """An error response saying why in a line of text."""
+    body = reason.encode("utf-8", "backslashreplace") + b"\n"
+    return response(status, body, b"text/plain; charset=utf-8", keep_alive, extra)
