@@ -13,6 +13,7 @@ import asyncio
 import collections
 import functools
 import logging
+import select
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -480,5 +481,17 @@ class Connection(asyncio.BufferedProtocol):
             return False
         if not self.used and not self.reactor.fresh_grace_over:
             return False  # never sent a byte: its first request may be on the way
+        if self._unread():
+            return False  # a request arrived that the loop has not read yet: answer it first
         self.transport.close()
         return True
+
+    def _unread(self) -> bool:
+        """Bytes wait in the socket (a request on its way in): closing now would cut it off,
+        and the client could not tell that it never ran. One system call, at closes only."""
+        sock = self.transport.get_extra_info("socket")
+        if sock is None:
+            return False
+        poller = select.poll()
+        poller.register(sock.fileno(), select.POLLIN)
+        return bool(poller.poll(0))
