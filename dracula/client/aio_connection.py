@@ -9,12 +9,19 @@ cancelled call (its reply may still come), a bad reply, bytes nobody asked for, 
 from __future__ import annotations
 
 import asyncio
+import select
 import time
 from typing import cast
 
 from dracula.client.addresses import Endpoint
 from dracula.client.errors import BadReply, CallTimeout, ClientError, ConnectFailed, CutOff, NotSent
 from dracula.client.messages import Reply, Wire
+
+# A connection idle this long is polled before it is handed out: the server may have closed it
+# (a draining dracula closes a connection no reply has told to go once it has been idle for
+# --drain-grace) before this loop has read the end, and a request written into it would be cut
+# off. Polling is one system call; below this, the loop has surely seen an end that came.
+POLL_AFTER_IDLE = 0.05
 
 
 class AioConnection(asyncio.Protocol):
@@ -43,7 +50,22 @@ class AioConnection(asyncio.Protocol):
 
     @property
     def usable(self) -> bool:
-        return not self.broken
+        if self.broken:
+            return False
+        if time.monotonic() - self.last_used >= POLL_AFTER_IDLE and self._ended_while_idle():
+            self.broken = True
+            return False
+        return True
+
+    def _ended_while_idle(self) -> bool:
+        """The server closed it (or sent bytes nobody asked for) and this loop has not read it
+        yet: its socket is readable, or the transport is already closing."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return True
+        poller = select.poll()
+        poller.register(transport.get_extra_info("socket").fileno(), select.POLLIN)
+        return bool(poller.poll(0))
 
     def next_seqid(self) -> int:
         self.seqid = (self.seqid + 1) & 0x7FFFFFFF
