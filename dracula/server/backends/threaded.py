@@ -143,7 +143,11 @@ class ThreadedBackend:
                 if any(key.fileobj is self.sock for key, _ in ready):
                     self._accept()
             # Stop accepting: close this process's handle on the listening socket (a shared one
-            # stays open in the other workers, so their queue keeps its connections).
+            # stays open in the other workers, so their queue keeps its connections). Take what
+            # is queued first: closing the last handle resets the connections in the queue, whose
+            # clients may have written a request already, and could not tell it never ran.
+            while any(key.fileobj is self.sock for key, _ in poller.select(0)):
+                self._accept()
             poller.unregister(self.sock)
             self.sock.close()
             self._drain()

@@ -98,10 +98,36 @@ class UVBackend:
         on_ready()
         if not self._stop_requested:
             await self._stop.wait()
+        # Take what the listening socket has queued, then stop listening at once: closing it
+        # resets the connections in its queue, whose clients may have written a request already
+        # and could not tell that it never ran.
+        queued = self._take_queued()
         server.close()
+        for client in queued:
+            await loop.connect_accepted_socket(
+                lambda: Connection(state, reactor),
+                client,
+                ssl=self.ssl_context,
+                ssl_handshake_timeout=(self.config.request_timeout or None) if self.ssl_context else None,
+            )
         await self._drain()
         if sweeper is not None:
             sweeper.cancel()
+
+    def _take_queued(self) -> list[socket.socket]:
+        """Accept every connection the listening socket has queued."""
+        taken: list[socket.socket] = []
+        self.sock.setblocking(False)  # as libuv has made it (and listen.py a worker's) already
+        while True:
+            try:
+                client, _ = self.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return taken
+            except OSError as e:  # out of descriptors: what is left is lost, as before
+                log.warning("accept failed while draining: %s", e)
+                return taken
+            client.setblocking(False)
+            taken.append(client)
 
     def _start_sweeper(self) -> asyncio.Task[None] | None:
         """A periodic check for idle, slowloris, budget-starved and (--max-connection-age) old
