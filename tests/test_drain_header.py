@@ -119,3 +119,19 @@ def test_a_connection_that_is_not_due_says_nothing(backend, age):
             assert not says_drain(client)
         finally:
             client.close()
+
+
+def test_a_connection_that_had_sent_nothing_when_the_drain_began_is_told_too(backend):
+    """Its first message shows THeader only during the drain: that reply says `:drain` too (the
+    server closes after it; unmarked, the client would write its next request into the close)."""
+    with running(showcase_thrift.Showcase, ShowcaseHandler(), backend=backend, drain_grace=30.0) as server:
+        client = HeaderClient(server.port)
+        try:
+            wait_until(lambda: len(server.state.connections) == 1)
+            server.close()
+            wait_until(lambda: server.state.draining)
+            assert client.client.add(1, 2) == 3
+            assert says_drain(client)
+        finally:
+            client.close()
+        assert server.stopped.wait(10)

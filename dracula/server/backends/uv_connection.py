@@ -240,6 +240,12 @@ class Connection(asyncio.BufferedProtocol):
         assert wire is not None  # a message was read
         self.framed = wire.frames_replies
         self.theader = wire.theader
+        if self.theader and self.leaving and self.state.draining:
+            # It sent nothing before the drain began, so it was to close after its first reply;
+            # THeader can say so: that reply carries `:drain` (closing after an unmarked one
+            # would cut off the request the client writes next on it).
+            self.leaving = False
+            self.drain()
         codec = self.codec = self.state.codec_for(wire.protocol)
         return codec
 
