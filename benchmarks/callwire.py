@@ -110,3 +110,56 @@ def probe(host: str, port: int, framed: bool, request: bytes, workload=workloads
         if value != workload.expected:
             raise ProbeError("%s returned %r, expected %r" % (workload.method, value, workload.expected))
         return got
+
+
+# What thriftpy2's and Apache's THttpClient send (http.client): the head before the body.
+HTTP_HEAD = (
+    b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept-Encoding: identity\r\nContent-Length: %d\r\n"
+    b"Content-Type: application/x-thrift\r\nUser-Agent: Python/THttpClient\r\n\r\n"
+)
+
+
+def http_request(body: bytes) -> bytes:
+    """One whole HTTP/1.1 POST carrying `body` (a Thrift message), as THttpClient sends it."""
+    return HTTP_HEAD % len(body) + body
+
+
+def probe_http(host: str, port: int, framed: bool, request: bytes, workload=workloads.PING, timeout: float = 5.0):
+    """probe() over HTTP: send one POST (http_request's) on a fresh connection; the response's
+    body, after checking the status (200) and that it decodes to the expected value. The body
+    is read by Content-Length, or to the connection's end where the response has none."""
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        sock.sendall(request)
+        got = b""
+        deadline = time.monotonic() + timeout
+        length = None
+        while True:
+            end = got.find(b"\r\n\r\n")
+            if end >= 0:
+                head = got[:end].decode("latin-1").lower().split("\r\n")
+                if head[0].split(" ")[1:2] != ["200"]:
+                    raise ProbeError("answered %r" % got[:300])
+                fields = dict(line.split(":", 1) for line in head[1:])
+                if "content-length" in fields:
+                    length = int(fields["content-length"])
+                    if len(got) - end - 4 >= length:
+                        break
+            sock.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                chunk = sock.recv(65536)
+            except TimeoutError:
+                raise ProbeError("no complete response within %.0f s (got %r)" % (timeout, got[:200])) from None
+            if not chunk:
+                if end >= 0 and length is None:
+                    break  # the body ran to the connection's end
+                raise ProbeError("connection closed after %d response bytes: %r" % (len(got), got[:200]))
+            got += chunk
+    body = got[end + 4 :]
+    if length is not None and len(body) != length:
+        raise ProbeError("%d bytes after the response" % (len(body) - length))
+    value, used = decode_reply(body, framed, workload)
+    if used != len(body):
+        raise ProbeError("%d bytes after the reply" % (len(body) - used))
+    if value != workload.expected:
+        raise ProbeError("%s returned %r, expected %r" % (workload.method, value, workload.expected))
+    return body

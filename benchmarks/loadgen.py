@@ -30,8 +30,16 @@ Latencies go into a log-scale histogram (1% wide buckets), so memory does not gr
 own client processes, and reports each group apart (a fast call's latency while other
 connections keep a slow one busy).
 
+Over HTTP/1.x (`http=True`, --http) the request is a whole POST, pre-encoded like the rest,
+and a reply is right when its status is 200 and its body equals the probe's reply body (the
+head carries a Date, so it is not compared); the body is read by its Content-Length, or to the
+connection's end where there is none. Connections are kept alive where the server keeps them;
+a server that closes after each response (HTTP/1.0's way) costs its clients a new connection
+per call, and the load generator pays that as they would: no error, the latency includes the
+connect, "reopened" counts them.
+
 Run directly against a running server:
-    python benchmarks/loadgen.py --port 9090 --connections 100 --seconds 10 [--framed]
+    python benchmarks/loadgen.py --port 9090 --connections 100 --seconds 10 [--framed] [--http]
 """
 
 from __future__ import annotations
@@ -122,7 +130,12 @@ class _Conn(asyncio.Protocol):
         if size != need or data != client.reply or not self.sent:
             self.fail("bad_reply")
             return
-        now = _monotonic()
+        self.answered(_monotonic())
+
+    def answered(self, now, again=True):
+        """The call in flight got its right reply at `now`: count it, and send the next one
+        (`again`: on this connection; else the caller sends it on a new one)."""
+        client = self.client
         if now < client.t_measure:
             client.warm_ok += 1
         elif now < client.t_end:
@@ -135,9 +148,90 @@ class _Conn(asyncio.Protocol):
             client.hist[i if i < HIST_SIZE else HIST_SIZE - 1] += 1
         if client.running and now < client.t_end:
             self.sent = now
-            self.transport.write(client.request)
+            if again:
+                self.transport.write(client.request)
         else:
             self.sent = 0.0
+
+
+class _HttpConn(_Conn):
+    """The same over HTTP/1.x: the request is a whole POST (head and body, pre-encoded), the
+    reply a response whose status must be 200 and whose body must equal the reference reply.
+    The body is read by its Content-Length, or to the connection's end where there is none
+    (an HTTP/1.0 server's way). A response that ends the connection (HTTP/1.0 without
+    keep-alive, `Connection: close`) is no error: the next call goes out on a new connection
+    at once, and its latency includes the connect, as it does for that server's clients."""
+
+    __slots__ = ("body_left", "last", "handoff")
+
+    def __init__(self, client):
+        super().__init__(client)
+        self.body_left = -1  # body bytes still to come: -1 before the head, None: to the end
+        self.last = False  # the response in hand ends the connection
+        self.handoff = False  # closing after a whole response: connection_lost opens the next
+
+    def connection_made(self, transport):
+        super().connection_made(transport)
+        self.body_left = -1
+        self.last = self.handoff = False
+
+    def data_received(self, data):
+        if self.partial:
+            data = self.partial + data
+            self.partial = b""
+        if self.body_left == -1:
+            end = data.find(b"\r\n\r\n")
+            if end < 0:
+                self.partial = data
+                return
+            head = data[:end].lower()
+            if not head.startswith((b"http/1.1 200 ", b"http/1.0 200 ")) or not self.sent:
+                self.fail("bad_reply")
+                return
+            at = head.find(b"\r\ncontent-length:")
+            if at >= 0:
+                stop = head.find(b"\r\n", at + 17)
+                self.body_left = int(head[at + 17 : stop if stop >= 0 else len(head)])
+            else:
+                self.body_left = None
+            if head.startswith(b"http/1.0"):
+                self.last = b"\r\nconnection: keep-alive" not in head
+            else:
+                self.last = b"\r\nconnection: close" in head
+            if self.body_left is None and not self.last:
+                self.fail("bad_reply")  # a kept-alive response must say where it ends
+                return
+            data = data[end + 4 :]
+        if self.body_left is None or len(data) < self.body_left:  # more to come
+            self.partial = data
+            return
+        if len(data) != self.body_left or data != self.client.reply:
+            self.fail("bad_reply")
+            return
+        self.body_left = -1
+        if not self.last:
+            self.answered(_monotonic())
+            return
+        self.handoff = True
+        self.answered(_monotonic(), again=False)
+        self.transport.close()
+
+    def connection_lost(self, exc):
+        client = self.client
+        if self.body_left is None and self.sent and not self.handoff:  # a body read to the end
+            if exc is None and self.partial == client.reply:
+                self.handoff = True
+                self.answered(_monotonic(), again=False)
+            else:
+                client.errors["bad_reply"] += 1
+                self.counted = True
+        if not self.handoff:
+            super().connection_lost(exc)
+            return
+        self.transport = None
+        self.partial = b""
+        if client.running and self.sent:
+            client.loop.create_task(client.reopen(self))
 
 
 _monotonic = time.monotonic
@@ -157,7 +251,8 @@ class _Client:
         self.connect_timeout = spec["connect_timeout"]
         self.request_timeout = spec["request_timeout"]
         self.batch = spec["connect_batch"]
-        self.conns = [_Conn(self) for _ in range(spec["connections"])]
+        conn_class = _HttpConn if spec.get("http") else _Conn
+        self.conns = [conn_class(self) for _ in range(spec["connections"])]
         self.errors = dict.fromkeys(ERROR_KINDS, 0)
         self.connect_failures = 0  # in the connect phase (also counted in errors)
         self.running = False
@@ -168,6 +263,7 @@ class _Client:
         self.latency_max = 0.0
         self.hist = [0] * HIST_SIZE
         self.reconnects = 0
+        self.reopened = 0  # HTTP: new connections after a response that closed its own
 
     async def _open(self, conn) -> bool:
         try:
@@ -203,6 +299,16 @@ class _Client:
                     conn.send(now)
                 return
             delay = min(delay * 2, 1.0)
+
+    async def reopen(self, conn) -> None:
+        """HTTP: the next call, already timed from conn.sent, on a new connection."""
+        if not await self._open(conn):
+            conn.sent = 0.0
+            self.reconnect_later(conn)
+            return
+        self.reopened += 1
+        if self.running and conn.sent and conn.transport is not None:
+            conn.transport.write(self.request)
 
     async def _sweep(self) -> None:
         """Fail calls that have waited longer than the request timeout."""
@@ -262,6 +368,7 @@ class _Client:
             "warm_ok": self.warm_ok,
             "errors": self.errors,
             "reconnects": self.reconnects,
+            "reopened": self.reopened,
             "latency_sum": self.latency_sum,
             "latency_max": self.latency_max,
             "hist": {i: n for i, n in enumerate(self.hist) if n},
@@ -377,7 +484,7 @@ def run(
     """Run the load; the merged result (see the module docstring for what counts).
 
     `options`: those of run_mix (warmup, timeouts, connect_batch, label, progress, on_phase,
-    cpus)."""
+    cpus, http)."""
     return run_mix(host, port, framed, [Load(request, reply, connections, clients)], seconds, **options)[0]
 
 
@@ -406,6 +513,7 @@ def run_mix(
     progress: bool = True,
     on_phase=None,
     cpus=None,
+    http: bool = False,
 ) -> list:
     """Run several Loads at once against one server, on one timeline (all connect, then warm up
     and measure together); one merged result per Load, in order (e.g. pings measured while
@@ -414,6 +522,9 @@ def run_mix(
     `on_phase(name)` is called in this process as the measured window opens ("measure") and
     closes ("end"), e.g. to read the server's CPU time at both moments. `cpus`: CPU numbers
     every client process is pinned to (all of them share the set), or None for no pinning.
+    `http`: each request is a whole HTTP/1.x POST and each reply the body of a 200 response
+    (callwire.http_request, callwire.probe_http); connections are kept alive where the server
+    keeps them.
     """
     if not loads or min(load.connections for load in loads) < 1 or seconds <= 0:
         raise ValueError("need connections >= 1 and seconds > 0")
@@ -437,6 +548,7 @@ def run_mix(
                 "request": loads[i].request,
                 "reply": loads[i].reply,
                 "framed": framed,
+                "http": http,
                 "connections": share,
                 "connect_timeout": connect_timeout,
                 "request_timeout": request_timeout,
@@ -582,6 +694,7 @@ def merge(results: list, connections: int, clients: int, seconds: float, warmup:
         "error_kinds": errors,
         "connect_failures": sum(r["connect_failures"] for r in results),
         "reconnects": sum(r["reconnects"] for r in results),
+        "reopened": sum(r.get("reopened", 0) for r in results),
         "error_rate": total_errors / attempts if attempts else (1.0 if total_errors else 0.0),
         "client_cpu_s": sum(r["cpu"] for r in results),
         # Calls unanswered for the whole measured window (sent before it opened, still waiting
@@ -607,6 +720,9 @@ def main(argv=None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--framed", action="store_true", help="the server speaks framed transport")
+    parser.add_argument(
+        "--http", action="store_true", help="Thrift over HTTP/1.1: each call a POST on a kept-alive connection"
+    )
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=2.0)
@@ -628,8 +744,12 @@ def main(argv=None) -> int:
     except ValueError as e:
         parser.error(str(e))
     workload = workloads.WORKLOADS[args.workload]
-    request = callwire.encode_call(workload, framed=args.framed)
-    reply = callwire.probe(args.host, args.port, args.framed, request, workload)
+    if args.http:
+        request = callwire.http_request(callwire.encode_call(workload, framed=args.framed))
+        reply = callwire.probe_http(args.host, args.port, args.framed, request, workload)
+    else:
+        request = callwire.encode_call(workload, framed=args.framed)
+        reply = callwire.probe(args.host, args.port, args.framed, request, workload)
     result = run(
         args.host,
         args.port,
@@ -644,6 +764,7 @@ def main(argv=None) -> int:
         request_timeout=args.request_timeout,
         connect_batch=args.connect_batch,
         cpus=cpus,
+        http=args.http,
     )
     print(json.dumps(result, indent=2))
     return 0

@@ -15,6 +15,7 @@ import datetime
 import json
 import os
 import platform
+import statistics
 import sys
 import time
 
@@ -375,3 +376,28 @@ def report(title: str, rows: list, meta: dict, args, show_workload: bool = False
             json.dump({"meta": meta, "results": rows}, f, indent=2)
             f.write("\n")
     return 130 if meta.get("interrupted") else 0
+
+
+def median_ratios(rows: list, labels: list, baseline: str) -> str:
+    """Per workload, connection count and row (`labels`, the rows' server names): the median
+    over --rounds of its QPS over the `baseline` row's of the same workload, count and round."""
+    lines = [
+        "| row | payload | connections | rounds | median vs %s | min | max |" % baseline,
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    qps = {(r["server"], r["workload"], r["connections"], r["round"]): r.get("qps") for r in rows}
+    for workload, count in dict.fromkeys((r["workload"], r["connections"]) for r in rows):
+        for label in labels:
+            ratios = [
+                q / base
+                for (name, w, c, rnd), q in qps.items()
+                if (name, w, c) == (label, workload, count)
+                and q
+                and (base := qps.get((baseline, workload, count, rnd)))
+            ]
+            if ratios:
+                lines.append(
+                    "| %s | %s | %d | %d | %.2fx | %.2fx | %.2fx |"
+                    % (label, workload, count, len(ratios), statistics.median(ratios), min(ratios), max(ratios))
+                )
+    return "\n".join(lines)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import socket
-import statistics
 import struct
 import sys
 import time
@@ -127,33 +126,8 @@ def main(argv=None) -> int:
     status = qps_harness.report("THeader vs framed binary QPS", rows, meta, args, show_workload=True, preamble=preamble)
     if args.rounds > 1:
         print()
-        print(median_ratios(rows, [label for _, label in variants]))
+        print(qps_harness.median_ratios(rows, [label for _, label in variants], BASELINE))
     return status
-
-
-def median_ratios(rows: list, labels: list) -> str:
-    """Per workload, connection count and row: the median over the rounds of its QPS over the
-    framed-binary row of the same round."""
-    lines = [
-        "| row | payload | connections | rounds | median vs %s | min | max |" % BASELINE,
-        "|---|---|---:|---:|---:|---:|---:|",
-    ]
-    qps = {(r["server"], r["workload"], r["connections"], r["round"]): r.get("qps") for r in rows}
-    for workload, count in dict.fromkeys((r["workload"], r["connections"]) for r in rows):
-        for label in labels:
-            ratios = [
-                q / base
-                for (name, w, c, rnd), q in qps.items()
-                if (name, w, c) == (label, workload, count)
-                and q
-                and (base := qps.get((BASELINE, workload, count, rnd)))
-            ]
-            if ratios:
-                lines.append(
-                    "| %s | %s | %d | %d | %.2fx | %.2fx | %.2fx |"
-                    % (label, workload, count, len(ratios), statistics.median(ratios), min(ratios), max(ratios))
-                )
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -95,11 +95,26 @@ def add_serve_parser(commands: Commands[argparse.ArgumentParser]) -> None:
         groups[option.group].add_argument(option.flag, **argument_for(option))
 
 
+class _AppendTuple(argparse.Action):
+    """A repeatable flag: its values, in order, as the tuple the option's field holds."""
+
+    def __call__(self, parser: Any, namespace: argparse.Namespace, values: Any, option_string: Any = None) -> None:
+        setattr(namespace, self.dest, (*getattr(namespace, self.dest, ()), values))
+
+
 def argument_for(option: Option) -> dict[str, Any]:
     """add_argument's keywords for a declared option."""
     text = "%s (default: %s)" % (option.help, option.shown_default)
     if option.value_type is bool:
         return {"action": "store_true", "help": text}
+    if option.repeat:
+        return {
+            "action": _AppendTuple,
+            "type": option.parse or str,
+            "default": option.default,
+            "metavar": option.metavar,
+            "help": text,
+        }
     return {
         "type": option.parse or option.value_type,
         "default": option.default,

@@ -40,6 +40,12 @@ def names(text: str) -> tuple[str, ...]:
     return tuple(name.strip() for name in text.split(",") if name.strip())
 
 
+def _origin(text: str) -> bool:
+    """`*`, or an origin as a browser sends it: scheme://host[:port], no path."""
+    scheme, sep, rest = text.partition("://")
+    return text == "*" or (bool(sep) and scheme in ("http", "https") and bool(rest) and "/" not in rest.rstrip("/"))
+
+
 def not_negative(value: float) -> str | None:
     return None if value >= 0 else "must not be negative"
 
@@ -60,6 +66,7 @@ class Option:
     metavar: str | None = None
     parse: Callable[[str], Any] | None = None  # CLI text -> value; None: `value_type`
     shown: str | None = None  # the default as --help and the docs write it
+    repeat: bool = False  # the flag may be given several times; the value is a tuple of them all
     name: str = ""  # the Config field; the CLI flag is --name-with-dashes
     default: Any = None
     value_type: type = object  # of the value, None aside: int for `int | None`, tuple for `tuple[str, ...]`
@@ -385,6 +392,21 @@ class Options:
     unhealthy_when_shedding: Annotated[
         bool, Option("/healthz answers 503 while over half the calls of the last second were shed", "observability")
     ] = False
+    # -- HTTP
+    cors_origin: Annotated[
+        tuple[str, ...],
+        Option(
+            "web page origin (scheme://host[:port]) allowed to call over HTTP from a browser (CORS); repeatable, "
+            "or * for any",
+            "HTTP",
+            check=lambda v: next(
+                ("%r is not an origin (scheme://host[:port]) or *" % o for o in v if not _origin(o)), None
+            ),
+            metavar="ORIGIN",
+            shown="none",
+            repeat=True,
+        ),
+    ] = ()
     metrics_host: Annotated[
         str | None, Option("address for --metrics-port", "observability", metavar="HOST", shown="--host")
     ] = None

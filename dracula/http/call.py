@@ -56,7 +56,8 @@ class HttpCall(Call):
             request = cast("HttpMessage", self.msg).request
             body = self._thrift or b""
             status = 503 if self._shed else 200
-            found = response(status, body, request.content_type, request.keep_alive, RETRY_AFTER if self._shed else ())
+            extra = request.extra + RETRY_AFTER if self._shed else request.extra
+            found = response(status, body, request.content_type, request.keep_alive, extra)
             self._response = found
             observer = self.state.observer
             if observer is not None:

@@ -61,7 +61,9 @@ class RequestParser:
         self._headers: dict[str, str] = {}
         self._count = 0
         self._header_bytes = 0
-        self._body = bytearray()
+        # The body as httptools handed it: its one bytes object when it came in one piece (a
+        # Content-Length body within one read, the usual case: kept, not copied), else joined.
+        self._body: bytes | bytearray = b""
 
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         if self.broken:
@@ -115,10 +117,13 @@ class RequestParser:
         self._header_bytes += len(name) + len(value)
         if self._header_bytes > MAX_HEADER_BYTES or self._count > MAX_HEADERS:
             self._refuse(Refusal(431, "request headers past %d bytes or %d fields" % (MAX_HEADER_BYTES, MAX_HEADERS)))
-        key = name.decode("latin-1").lower()
+        key = name.lower().decode("latin-1")
         text = value.decode("latin-1")
         headers = self._headers
-        headers[key] = headers[key] + ", " + text if key in headers else text
+        if key in headers:
+            headers[key] = headers[key] + ", " + text
+        else:
+            headers[key] = text
 
     def on_headers_complete(self) -> None:
         length = self._headers.get("content-length")
@@ -145,7 +150,14 @@ class RequestParser:
                     )
                 )
             self.charged += more
-        self._body += body
+        if not held:
+            self._body = body
+        elif isinstance(self._body, bytearray):
+            self._body += body
+        else:  # a second piece: joined from now on
+            joined = bytearray(self._body)
+            joined += body
+            self._body = joined
 
     def on_message_complete(self) -> None:
         self.in_request = False
@@ -153,4 +165,4 @@ class RequestParser:
         self.done.append(
             HttpRequest(parser.get_method(), self._target, self._headers, self._body, parser.should_keep_alive())
         )
-        self._body = bytearray()
+        self._body = b""

@@ -16,6 +16,8 @@ RETRY_AFTER = ((b"Retry-After", b"1"),)
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 _REASONS = {status.value: status.phrase.encode() for status in http.HTTPStatus}
+MAX_HEADS = 256  # distinct heads kept (extra headers vary only with CORS origins)
+_heads: dict[tuple[int, bytes, bool, tuple[tuple[bytes, bytes], ...]], bytes] = {}
 _date_second = -1
 _date_header = b""
 
@@ -33,19 +35,21 @@ def _date() -> bytes:
 def response(
     status: int, body: bytes, content_type: bytes, keep_alive: bool, extra: tuple[tuple[bytes, bytes], ...] = ()
 ) -> bytes:
-    """One whole response."""
-    head = b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\nDate: %s\r\n" % (
-        status,
-        _REASONS.get(status, b""),
-        content_type,
-        len(body),
-        _date(),
-    )
-    for name, value in extra:
-        head += b"%s: %s\r\n" % (name, value)
-    if not keep_alive:
-        head += b"Connection: close\r\n"
-    return head + b"\r\n" + body
+    """One whole response, made in one bytes operation: its head up to the Content-Length
+    value is made once per (status, content type, keep-alive, extra headers) and kept."""
+    key = (status, content_type, keep_alive, extra)
+    head = _heads.get(key)
+    if head is None:
+        head = b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\n" % (status, _REASONS.get(status, b""), content_type)
+        for name, value in extra:
+            head += b"%s: %s\r\n" % (name, value)
+        if not keep_alive:
+            head += b"Connection: close\r\n"
+        head += b"Content-Length: "
+        if len(_heads) >= MAX_HEADS:
+            _heads.clear()
+        _heads[key] = head
+    return b"%s%d\r\nDate: %s\r\n\r\n%s" % (head, len(body), _date(), body)
 
 
 def error(status: int, reason: str, keep_alive: bool, extra: tuple[tuple[bytes, bytes], ...] = ()) -> bytes:

@@ -11,22 +11,26 @@ path's first segment selects a service registered under that name (as a multiple
 from __future__ import annotations
 
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
+from dracula.http import tjson
+from dracula.http.cors import Cors
 from dracula.http.parser import Refusal, RequestParser
 from dracula.http.request import HttpRequest
-from dracula.http.responses import error, response
+from dracula.http.responses import RETRY_AFTER, error, response
 from dracula.server.calls import refuse_wire
 from dracula.wire.detect import HEAD_BYTES, Wire, detect
 from dracula.wire.errors import WireError
 from dracula.wire.reader import Message, Reader
 
 if TYPE_CHECKING:
+    from dracula.http.cors import Headers
     from dracula.server.state import ServerState
     from dracula.typedefs import ArgSpecs, Peer
     from dracula.wire.codec import Codec
 
 ALLOW_POST = ((b"Allow", b"POST"),)
+JSON_ARGS = b"{}"
 
 
 class HttpMessage(Message):
@@ -36,7 +40,9 @@ class HttpMessage(Message):
 
     __slots__ = ("request", "codec", "framed")
 
-    def __init__(self, msg: Message, request: HttpRequest, codec: Codec, name: bytes, framed: bool) -> None:
+    def __init__(
+        self, msg: Message, request: HttpRequest, codec: Codec | tjson.JsonCodec, name: bytes, framed: bool
+    ) -> None:
         super().__init__(name, msg.mtype, msg.seqid, msg.body, msg.header, msg.header or request)
         self.request = request
         self.codec = codec
@@ -57,6 +63,9 @@ class Routes:
                 own = {name[len(prefix) :]: spec for name, spec in specs.items() if name.startswith(prefix)}
                 self.specs[service] = {**specs, **own}
 
+        origins = state.config.cors_origin
+        self.cors = Cors(origins) if origins else None
+
 
 _routes: weakref.WeakKeyDictionary[ServerState[Any], Routes] = weakref.WeakKeyDictionary()
 
@@ -75,7 +84,8 @@ class HttpSession:
     def __init__(self, state: ServerState[Any], peer: Peer) -> None:
         self.state = state
         self.peer = peer
-        self.routes = routes_for(state)
+        self.routes = routes = routes_for(state)
+        self.cors = routes.cors
         self.parser = RequestParser(state.config.max_frame_size, state.budget)
         self.closing = False
         self._readers: dict[tuple[Wire, bytes], Reader] = {}
@@ -115,7 +125,8 @@ class HttpSession:
         return self._message(item)
 
     def _refuse(self, refusal: Refusal, request: HttpRequest | None = None) -> bytes:
-        """An HTTP error, with its one refusal line."""
+        """An HTTP error, with its one refusal line (and the request's CORS headers: a page may
+        read why)."""
         keep_alive = not refusal.close and request is not None and request.keep_alive
         if not keep_alive:
             self.closing = True
@@ -123,18 +134,32 @@ class HttpSession:
         self.state.refusals(self.peer, "HTTP: %s (answered %d%s)" % (refusal.reason, refusal.status, closing))
         if self.state.observer is not None:
             self.state.observer.http_response(refusal.status)
-        return error(refusal.status, refusal.reason, keep_alive, refusal.extra)
+        extra = refusal.extra if request is None else request.extra + refusal.extra
+        return error(refusal.status, refusal.reason, keep_alive, extra)
 
     def _message(self, request: HttpRequest) -> HttpMessage | bytes:
+        cors = self.cors
+        if cors is not None:
+            origin = request.headers.get("origin")
+            if origin is not None:
+                allowed = cors.allowed(origin)
+                if request.method == b"OPTIONS" and "access-control-request-method" in request.headers:
+                    return self._preflight(request, origin, allowed)
+                if allowed is not None:
+                    request.extra = allowed
         if request.method != b"POST":
             method = request.method.decode("latin-1")
             return self._refuse(Refusal(405, "%s: only POST is served" % method, False, ALLOW_POST), request)
-        if request.json:
-            return self._refuse(Refusal(415, "TJSONProtocol is not served", False), request)
-        body = request.body
         service = request.service
         if service not in self.routes.specs:
             service = b""
+        body = request.body
+        # TJSONProtocol: said by the content type, or seen in the body (Apache's THttpClients
+        # send it as application/x-thrift): no binary or compact message starts with "[", a
+        # frame or name length that did would be over 1.5 GB.
+        if request.json or body[:1] == b"[":
+            return self._json(request, service)
+        request.body = b""  # the call holds its arguments: the body is not held twice
         try:
             wire = detect(body[:HEAD_BYTES])
             if wire is None:
@@ -145,7 +170,8 @@ class HttpSession:
         reader = self._readers.pop(key, None)
         if reader is None:
             reader = Reader.for_config(self.state.config, self.routes.specs[service])
-        reader.buf, reader.start, reader.end = body, 0, len(body)
+        # Read, never received into: the body as httptools handed it (bytes) serves as it is.
+        reader.buf, reader.start, reader.end = cast("bytearray", body), 0, len(body)
         try:
             msg = reader.next_message()
             if msg is None:  # the scanner wants more bytes: there are none, the body is all
@@ -169,3 +195,41 @@ class HttpSession:
         if service and b":" not in name:
             name = service + b":" + name
         return HttpMessage(msg, request, self.state.codec_for(wire.protocol), name, wire.frames_replies)
+
+    def _preflight(self, request: HttpRequest, origin: str, allowed: Headers | None) -> bytes:
+        """A browser's CORS preflight (OPTIONS with Access-Control-Request-Method): allowed
+        for the origins --cors-origin names and for POST, else 403; the connection goes on."""
+        assert self.cors is not None  # only asked with --cors-origin
+        wanted = request.headers["access-control-request-method"]
+        if allowed is None or wanted != "POST":
+            why = "origin %s is not allowed" % origin[:200] if allowed is None else "method %s" % wanted[:20]
+            return self._refuse(Refusal(403, "CORS preflight refused: %s" % why, False), request)
+        if self.state.observer is not None:
+            self.state.observer.http_response(204)
+        return response(204, b"", b"text/plain", request.keep_alive, self.cors.preflight(allowed, request.headers))
+
+    def _json(self, request: HttpRequest, service: bytes) -> HttpMessage | bytes:
+        """A TJSONProtocol body (http/tjson.py): parsed within the memory budget, its arguments
+        read by the call's own JsonCodec."""
+        body = request.body
+        request.body = b""
+        budget = self.state.budget
+        charge = tjson.cost(body)
+        if budget is not None and not budget.try_take(charge):
+            refusal = Refusal(
+                503, "JSON body of %d bytes and --max-buffer-memory spent" % len(body), False, RETRY_AFTER
+            )
+            return self._refuse(refusal, request)
+        try:
+            name, mtype, seqid, args = tjson.parse_message(body, self.state.config.max_depth)
+        except WireError as e:
+            return self._refuse(Refusal(400, "JSON body: %s" % e.reason, False), request)
+        finally:
+            if budget is not None:
+                budget.give(charge)
+        if service and b":" not in name:
+            name = service + b":" + name
+        codec = tjson.JsonCodec(args, self.state.config.max_depth)
+        # The arguments are the codec's parsed JSON, not bytes: any body of more than one byte
+        # has Call.admit decode them (one byte is binary's empty struct).
+        return HttpMessage(Message(name, mtype, seqid, JSON_ARGS), request, codec, name, False)
