@@ -57,11 +57,19 @@ class IdleStack(Generic[C]):
 
     def pop(self) -> C | None:
         """The most recently used idle connection still fit for a call; stale ones are closed."""
-        now = time.monotonic()
         idle = self.idle
+        if not idle:
+            return None
+        now = time.monotonic()
+        max_age, idle_timeout = self.max_age, self.idle_timeout
         while idle:
             conn = idle.pop()
-            if self.fresh(conn, now):
+            # fresh(conn, now), its cheap checks first: a stale connection costs no probe
+            if (
+                (max_age is None or now - conn.opened_at <= max_age)
+                and (idle_timeout is None or now - conn.last_used <= idle_timeout)
+                and conn.usable
+            ):
                 return conn
             self.discard(conn)
         return None
@@ -69,7 +77,12 @@ class IdleStack(Generic[C]):
     def push(self, conn: C) -> bool:
         """Keep `conn` for reuse; False (and closed) when it is not fit to be."""
         now = time.monotonic()
-        if self.closed or not self.fresh(conn, now, probe=False):
+        if (
+            self.closed
+            or conn.broken
+            or (self.max_age is not None and now - conn.opened_at > self.max_age)
+            or (self.idle_timeout is not None and now - conn.last_used > self.idle_timeout)
+        ):  # not fresh(conn, now, probe=False)
             self.discard(conn)
             return False
         conn.last_used = now
