@@ -16,7 +16,7 @@ from typing import Any
 from thriftpy2.thrift import TApplicationException
 
 from dracula.client.errors import TIMEOUT, BadReply, CallTimeout
-from dracula.wire.codec import BinaryCodec, CompactCodec
+from dracula.wire.codec import VERSION_1, BinaryCodec, CompactCodec
 from dracula.wire.compiled import BinaryScanner, CompactScanner, Scanner
 from dracula.wire.detect import BINARY, COMPACT
 from dracula.wire.errors import WireError
@@ -30,6 +30,8 @@ PROTOCOLS = {"binary": BINARY, "compact": COMPACT}
 DRAIN_HEADER = ":drain"
 MAX_DEPTH = 64
 _length = struct.Struct("!I")
+_binary_head = struct.Struct("!iI")
+_i32 = struct.Struct("!i")
 _plain_head = struct.Struct("!IHHiH")  # a THeader frame's length, magic, flags, seqid, header words
 _PLAIN_SIZE = FIXED_SIZE + 4  # and its one word of header, in the frame's length
 _APP_SPEC = TApplicationException.thrift_spec
@@ -53,6 +55,7 @@ class Method:
         "nargs",
         "reply_spec",
         "has_success",
+        "binary_head",
     )
 
     def __init__(self, service: Any, name: str, service_name: str | None) -> None:
@@ -63,6 +66,8 @@ class Method:
         self.result_cls = getattr(service, name + "_result", None)
         self.oneway = self.result_cls is None or bool(getattr(self.result_cls, "oneway", False))
         self.mtype = ONEWAY if self.oneway else CALL
+        # A binary request's bytes before its seqid, as BinaryCodec.encode lays them out.
+        self.binary_head = _binary_head.pack(VERSION_1 | self.mtype, len(self.wire_name)) + self.wire_name
         self.arg_names = [spec[1] for spec in self.args_cls.thrift_spec.values()]
         self.nargs = len(self.arg_names)
         # The result's spec guards the codec where it reads by the IDL; an EXCEPTION message
@@ -137,6 +142,7 @@ class Wire:
         "_scanners",
         "_frame_size",
         "_plain_header",
+        "_binary",
     )
 
     def __init__(self, transport: str, protocol: str, max_size: int, max_container: int) -> None:
@@ -157,24 +163,50 @@ class Wire:
         self._scanner: Scanner | None = None
         self._scanners: dict[Method, Scanner] = {}  # one per method called on this connection
         self._frame_size = -1
+        self._binary = self.codec if isinstance(self.codec, BinaryCodec) else None
         self._plain_header = bytes((ID_OF_PROTOCOL[self.protocol], 0, 0, 0))  # protocol id, no transforms
 
     def request(self, method: Method, seqid: int, args: Any, headers: dict[str, str] | None) -> bytes:
         """The request's bytes, and the reader set to expect its reply."""
         transport = self.transport
-        if transport == HEADER:
+        binary = self._binary
+        if binary is not None:  # BinaryCodec.encode's bytes, the head computed once per method
+            head, body = method.binary_head, binary.encode_body(args)
+            if transport == HEADER and not headers:
+                # request_frame's bytes for a frame with no headers, laid out here: its header
+                # is the protocol id and a transform count of 0, padded to one word.
+                size = _PLAIN_SIZE + len(head) + 4 + len(body)
+                data = b"".join(
+                    (_plain_head.pack(size, MAGIC, 0, seqid, 1), self._plain_header, head, _i32.pack(seqid), body)
+                )
+            elif transport == HEADER:
+                data = request_frame(b"".join((head, _i32.pack(seqid), body)), self.protocol, headers, seqid)
+            elif transport == FRAMED:
+                data = b"".join((_length.pack(len(head) + 4 + len(body)), head, _i32.pack(seqid), body))
+            else:
+                data = b"".join((head, _i32.pack(seqid), body))
+        elif transport == HEADER:
             message = self.codec.encode(method.wire_name, method.mtype, seqid, args, False)
             if headers:
                 data = request_frame(message, self.protocol, headers, seqid)
             else:
-                # request_frame's bytes for a frame with no headers, laid out here: its header
-                # is the protocol id and a transform count of 0, padded to one word.
                 data = b"".join(
                     (_plain_head.pack(len(message) + _PLAIN_SIZE, MAGIC, 0, seqid, 1), self._plain_header, message)
                 )
         else:
             data = self.codec.encode(method.wire_name, method.mtype, seqid, args, transport == FRAMED)
-        self.expect(method, seqid)
+        # expect(method, seqid), inline: every call's path
+        self._method = method
+        self._seqid = seqid
+        if self._buf:
+            self._buf.clear()
+        self._frame_size = -1
+        scanner = self._scanners.get(method)
+        if scanner is None:
+            self.expect(method, seqid)
+        else:
+            scanner.reset()
+            self._scanner = scanner
         return data
 
     def expect(self, method: Method, seqid: int) -> None:
@@ -295,7 +327,14 @@ class Wire:
             raise error
         assert method.result_cls is not None  # oneway calls read no reply
         result = method.result_cls()
-        self._decode(reply.body, result)
+        try:
+            self.codec.decode(reply.body, result)  # _decode, inline: every call's path
+        except WireError as e:
+            raise BadReply("reply does not decode: %s" % e.reason) from None
+        if method.has_success:
+            success = result.success
+            if success is not None:
+                return success
         return method.result(result)
 
     def _decode(self, body: bytes, into: Any) -> None:
