@@ -219,8 +219,20 @@ class SyncPool(Generic[C]):
             raise
 
     def release(self, conn: C) -> None:
+        stack = self.stack
+        now = time.monotonic()
         with self._lock:
-            self.stack.push(conn)
+            # stack.push(conn), inline: every call's path
+            if (
+                stack.closed
+                or conn.broken
+                or (stack.max_age is not None and now - conn.opened_at > stack.max_age)
+                or (stack.idle_timeout is not None and now - conn.last_used > stack.idle_timeout)
+            ):
+                stack.discard(conn)
+            else:
+                conn.last_used = now
+                stack.idle.append(conn)
             if self._waiting:
                 self._freed.notify()
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Sequence
@@ -14,7 +15,7 @@ from dracula.client.core import _UNSET, ClientCore, request_headers
 from dracula.client.deadline import call_deadline, left
 from dracula.client.errors import NotSent
 from dracula.client.hooks import ClientCall
-from dracula.client.messages import HEADER, Method
+from dracula.client.messages import DRAIN_HEADER, HEADER, Method
 from dracula.client.options import ClientOptions
 from dracula.client.pool import SyncPool
 from dracula.client.sync_connection import SyncConnection
@@ -50,13 +51,9 @@ class SyncClient:
         if name.startswith("_"):
             raise AttributeError(name)
         spec = self._core.method(name)  # AttributeError for a method the service lacks
-        invoke = self._invoke
-
-        def method(*args: Any, **kwargs: Any) -> Any:
-            timeout = kwargs.pop("timeout", _UNSET) if kwargs else _UNSET
-            return invoke(spec, args, kwargs, timeout)
-
-        method.__name__ = name
+        # A partial, not a closure: no Python frame of its own between the caller and _invoke.
+        method = functools.partial(self._invoke, spec)
+        method.__name__ = name  # type: ignore[attr-defined]  # a partial has a __dict__
         self.__dict__[name] = method
         return method
 
@@ -64,9 +61,9 @@ class SyncClient:
         core = self._core
         if core.closed:
             raise NotSent("the client is closed")
-        return self._invoke(core.method(name), args, kwargs, timeout)
+        return self._invoke(core.method(name), *args, timeout=timeout, **kwargs)
 
-    def _invoke(self, spec: Method, args: tuple[Any, ...], kwargs: dict[str, Any], timeout: Any) -> Any:
+    def _invoke(self, spec: Method, /, *args: Any, timeout: Any = _UNSET, **kwargs: Any) -> Any:
         core = self._core
         if core.closed:
             raise NotSent("the client is closed")
@@ -137,14 +134,18 @@ class SyncClient:
         try:
             conn = pool.acquire(deadline)
             remaining = None if deadline is None else left(deadline)
-            if self._header:
+            if self._header and (headers or remaining is not None):
                 headers = request_headers(headers, remaining)
             conn.seqid = seqid = (conn.seqid + 1) & 0x7FFFFFFF
             data = conn.wire.request(spec, seqid, args, headers)
             if spec.oneway:
                 conn.send(data, remaining)
                 return None
-            return self._core.answer(host, conn, conn.call(data, remaining))
+            reply = conn.call(data, remaining)
+            if DRAIN_HEADER in reply.headers or host.failures:
+                return self._core.answer(host, conn, reply)  # retires the connection, resets the host
+            # core.answer's whole work for a healthy host and a connection kept: the decode
+            return conn.wire.decode(reply)
         finally:
             host.outstanding -= 1
             if conn is not None:
