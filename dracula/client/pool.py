@@ -74,6 +74,25 @@ class IdleStack(Generic[C]):
             self.discard(conn)
         return None
 
+    def take(self) -> C | None:
+        """pop() without the probe: the newest idle connection not too old nor idle too long
+        (stale ones are closed), for the caller to probe after letting go of its lock."""
+        idle = self.idle
+        if not idle:
+            return None
+        now = time.monotonic()
+        max_age, idle_timeout = self.max_age, self.idle_timeout
+        while idle:
+            conn = idle.pop()
+            if (
+                not conn.broken
+                and (max_age is None or now - conn.opened_at <= max_age)
+                and (idle_timeout is None or now - conn.last_used <= idle_timeout)
+            ):
+                return conn
+            self.discard(conn)
+        return None
+
     def push(self, conn: C) -> bool:
         """Keep `conn` for reuse; False (and closed) when it is not fit to be."""
         now = time.monotonic()
@@ -193,6 +212,19 @@ class SyncPool(Generic[C]):
 
     def acquire(self, deadline: float | None) -> C:
         stack = self.stack
+        while True:
+            with self._lock:
+                if stack.closed:
+                    raise NotSent("the client is closed")
+                conn = stack.take()
+            if conn is None:
+                break
+            # The probe (a system call, the GIL let go) outside the lock: other threads take
+            # and return connections meanwhile instead of queueing on the lock behind it.
+            if conn.usable:
+                return conn
+            with self._lock:
+                stack.discard(conn)  # its slot is this thread's to reuse below
         with self._lock:
             while True:
                 if stack.closed:
