@@ -18,19 +18,16 @@ P = TypeVar("P")  # the per-host pool
 
 
 class Host(Generic[P]):
-    __slots__ = ("endpoint", "pool", "outstanding", "ejected_until", "failures", "calls")
+    __slots__ = ("endpoint", "label", "pool", "outstanding", "ejected_until", "failures", "calls")
 
     def __init__(self, endpoint: Endpoint, pool: P) -> None:
         self.endpoint = endpoint
+        self.label = "%s:%d" % endpoint  # "ip:port", as hooks and metrics see it
         self.pool = pool
         self.outstanding = 0  # calls in flight on this host
         self.ejected_until = 0.0
         self.failures = 0  # ejecting failures in a row
         self.calls = 0  # attempts sent here, ever
-
-    @property
-    def label(self) -> str:
-        return "%s:%d" % self.endpoint
 
     def __repr__(self) -> str:
         return "<Host %s outstanding=%d>" % (self.label, self.outstanding)
@@ -67,8 +64,10 @@ class Balancer(Generic[P]):
     def pick(self, avoid: Collection[Host[P]] = ()) -> Host[P]:
         """A host for the next attempt: P2C among the healthy hosts not in `avoid` (those already
         tried by this call), else among all healthy ones, else the ejected host due back first."""
-        now = time.monotonic()
         hosts = self.hosts
+        if len(hosts) == 1:
+            return hosts[0]  # what the rest would choose, healthy or ejected
+        now = time.monotonic()
         healthy = [h for h in hosts if h.ejected_until <= now]
         fresh = [h for h in healthy if h not in avoid] if avoid else healthy
         candidates = fresh or healthy

@@ -15,12 +15,20 @@ from dracula.client.balancer import Balancer, Host
 from dracula.client.deadline import call_deadline, timeout_header
 from dracula.client.errors import ConnectFailed, NotSent, is_shed
 from dracula.client.hooks import ClientCall, Hooks
-from dracula.client.messages import HEADER, Method, Reply, Wire, methods_of
+from dracula.client.messages import DRAIN_HEADER, HEADER, Method, Reply, Wire, methods_of
 from dracula.client.options import ClientOptions
 from dracula.client.retry import RetryBudget, retryable
 
 P = TypeVar("P")
 _UNSET: Any = object()
+
+
+def request_headers(headers: dict[str, str] | None, remaining: float | None) -> dict[str, str] | None:
+    """A THeader request's headers: the call's (set by hooks), and the time it has left."""
+    timeout = timeout_header(remaining)
+    if not headers:
+        return timeout
+    return {**headers, **timeout} if timeout else dict(headers)
 
 
 class ClientCore(Generic[P]):
@@ -71,10 +79,7 @@ class ClientCore(Generic[P]):
     def request_headers(self, call: ClientCall, remaining: float | None) -> dict[str, str] | None:
         if self.options.transport != HEADER:
             return None
-        timeout = timeout_header(remaining)
-        if not call.headers:
-            return timeout
-        return {**call.headers, **timeout} if timeout else dict(call.headers)
+        return request_headers(call.headers, remaining)
 
     def retry(self, call: ClientCall, host: Host[P], error: BaseException) -> bool:
         """After a failed attempt: True to try again (another host where there is one)."""
@@ -96,7 +101,7 @@ class ClientCore(Generic[P]):
         """The value a reply carries (or the exception it raises), with the host's health noted:
         both clients end a call here. A reply announcing the connection's end (`:drain`)
         retires the connection."""
-        if reply.drain:
+        if DRAIN_HEADER in reply.headers:  # reply.drain
             conn.broken = True  # announced closed: used for nothing more
         try:
             value = conn.wire.decode(reply)
@@ -104,7 +109,8 @@ class ClientCore(Generic[P]):
             if not is_shed(e):
                 self.succeeded(host)  # it answered: a declared exception is a healthy host
             raise
-        self.succeeded(host)
+        if host.failures:  # succeeded(host), for the usual healthy host without the call
+            self.balancer.succeeded(host)
         return value
 
     def lookup_due(self) -> bool:

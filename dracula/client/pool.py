@@ -57,11 +57,38 @@ class IdleStack(Generic[C]):
 
     def pop(self) -> C | None:
         """The most recently used idle connection still fit for a call; stale ones are closed."""
-        now = time.monotonic()
         idle = self.idle
+        if not idle:
+            return None
+        now = time.monotonic()
+        max_age, idle_timeout = self.max_age, self.idle_timeout
         while idle:
             conn = idle.pop()
-            if self.fresh(conn, now):
+            # fresh(conn, now), its cheap checks first: a stale connection costs no probe
+            if (
+                (max_age is None or now - conn.opened_at <= max_age)
+                and (idle_timeout is None or now - conn.last_used <= idle_timeout)
+                and conn.usable
+            ):
+                return conn
+            self.discard(conn)
+        return None
+
+    def take(self) -> C | None:
+        """pop() without the probe: the newest idle connection not too old nor idle too long
+        (stale ones are closed), for the caller to probe after letting go of its lock."""
+        idle = self.idle
+        if not idle:
+            return None
+        now = time.monotonic()
+        max_age, idle_timeout = self.max_age, self.idle_timeout
+        while idle:
+            conn = idle.pop()
+            if (
+                not conn.broken
+                and (max_age is None or now - conn.opened_at <= max_age)
+                and (idle_timeout is None or now - conn.last_used <= idle_timeout)
+            ):
                 return conn
             self.discard(conn)
         return None
@@ -69,7 +96,12 @@ class IdleStack(Generic[C]):
     def push(self, conn: C) -> bool:
         """Keep `conn` for reuse; False (and closed) when it is not fit to be."""
         now = time.monotonic()
-        if self.closed or not self.fresh(conn, now, probe=False):
+        if (
+            self.closed
+            or conn.broken
+            or (self.max_age is not None and now - conn.opened_at > self.max_age)
+            or (self.idle_timeout is not None and now - conn.last_used > self.idle_timeout)
+        ):  # not fresh(conn, now, probe=False)
             self.discard(conn)
             return False
         conn.last_used = now
@@ -180,6 +212,19 @@ class SyncPool(Generic[C]):
 
     def acquire(self, deadline: float | None) -> C:
         stack = self.stack
+        while True:
+            with self._lock:
+                if stack.closed:
+                    raise NotSent("the client is closed")
+                conn = stack.take()
+            if conn is None:
+                break
+            # The probe (a system call, the GIL let go) outside the lock: other threads take
+            # and return connections meanwhile instead of queueing on the lock behind it.
+            if conn.usable:
+                return conn
+            with self._lock:
+                stack.discard(conn)  # its slot is this thread's to reuse below
         with self._lock:
             while True:
                 if stack.closed:
@@ -206,8 +251,20 @@ class SyncPool(Generic[C]):
             raise
 
     def release(self, conn: C) -> None:
+        stack = self.stack
+        now = time.monotonic()
         with self._lock:
-            self.stack.push(conn)
+            # stack.push(conn), inline: every call's path
+            if (
+                stack.closed
+                or conn.broken
+                or (stack.max_age is not None and now - conn.opened_at > stack.max_age)
+                or (stack.idle_timeout is not None and now - conn.last_used > stack.idle_timeout)
+            ):
+                stack.discard(conn)
+            else:
+                conn.last_used = now
+                stack.idle.append(conn)
             if self._waiting:
                 self._freed.notify()
 

@@ -49,6 +49,8 @@ class SyncConnection:
         """Not broken, and not closed by the server while idle (a non-blocking peek)."""
         if self.broken:
             return False
+        if not self._poll.poll(0):
+            return True  # open, and nothing unasked-for to read: one system call, the usual case
         try:
             self._check_open()
         except (NotSent, BadReply):
@@ -93,20 +95,30 @@ class SyncConnection:
             raise CutOff("writing the request to %s:%d failed: %s" % (*self.endpoint, e)) from None
 
     def call(self, data: bytes, timeout: float | None) -> Reply:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        self.send(data, timeout)
         sock, buf, wire = self.sock, self._buf, self.wire
-        view = memoryview(buf)
-        first = True
+        if timeout is None:
+            deadline = None
+            if self.broken or self._timeout is not None:
+                self.send(data, timeout)
+            else:  # send() for the usual case: a socket already blocking, no deadline
+                try:
+                    sock.sendall(data)
+                except OSError as e:
+                    self.close()
+                    raise CutOff("writing the request to %s:%d failed: %s" % (*self.endpoint, e)) from None
+        else:
+            deadline = time.monotonic() + timeout
+            self.send(data, timeout)
+        view: memoryview | None = None
         try:
+            n = sock.recv_into(buf)  # the first read waits the timeout send() set
+            if n:
+                # The usual case: the whole reply in this one read, vetted where it lies.
+                reply = wire.whole(buf, n)
+                if reply is not None:
+                    return reply
+            view = memoryview(buf)
             while True:
-                if deadline is not None and not first:  # the first read waits the timeout send() set
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        raise TimeoutError
-                    self._set_timeout(remaining)
-                first = False
-                n = sock.recv_into(buf)
                 if not n:
                     if wire.received:
                         raise BadReply("%s:%d closed the connection in the middle of a reply" % self.endpoint)
@@ -116,6 +128,12 @@ class SyncConnection:
                 reply = wire.feed(view[:n])
                 if reply is not None:
                     return reply
+                if deadline is not None:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise TimeoutError
+                    self._set_timeout(remaining)
+                n = sock.recv_into(buf)
         except TimeoutError:
             self.close()
             raise CallTimeout("no reply from %s:%d within %.3fs" % (*self.endpoint, timeout or 0)) from None
@@ -128,7 +146,8 @@ class SyncConnection:
             self.close()
             raise
         finally:
-            view.release()
+            if view is not None:
+                view.release()
 
     def _set_timeout(self, timeout: float | None) -> None:
         """Set the socket's timeout unless it is that already (each setting is a system call)."""

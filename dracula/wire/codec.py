@@ -91,6 +91,17 @@ class BinaryCodec:
             if len(body) > KEEP_BUFFER_BELOW:
                 self._new_buffers()
 
+    def encode_body(self, payload: ThriftStruct) -> bytes:
+        """The struct `payload` alone, encoded: what follows a message's header (the client
+        lays out the rest itself, its heads computed once per method)."""
+        out = self._out
+        self._oprot.write_struct(payload)
+        body: bytes = out.getvalue()
+        out.clean()
+        if len(body) > KEEP_BUFFER_BELOW:
+            self._new_buffers()
+        return body
+
     def encode(self, name: bytes, mtype: int, seqid: int, payload: ThriftStruct, framed: bool) -> bytes:
         """The whole reply message, framed if the request was. Raises what the codec raises
         for a payload that does not match its spec."""
