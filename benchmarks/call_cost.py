@@ -18,7 +18,10 @@ options: no access log, no metrics), and every reply is checked against the firs
 broken path fails instead of counting nonsense. Per call = (instructions for 2N calls -
 instructions for N calls) / N: start-up, imports and the first call's caches cancel out.
 Kernel work (the send and receive system calls) and the GIL's hand-offs between threads are
-not in these numbers; the QPS benchmarks have them.
+not in these numbers; the QPS benchmarks have them. Ping and small counts repeat to within a
+few hundred instructions; medium ones move by up to a third between runs of the same code
+(where glibc's malloc places the 26 KB buffers and the decoded objects): compare medium only
+within one run of both trees, e.g. `valgrind` on `--run uv-medium` for each, side by side.
 """
 
 from __future__ import annotations
