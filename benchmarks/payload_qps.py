@@ -24,7 +24,15 @@ import sys
 import qps_harness
 import workloads
 
-DEFAULT_SERVERS = ("dracula-uv", "dracula-thread", "floor", "thriftpy2-threaded", "thriftpy2-aio", "apache-nonblocking")
+DEFAULT_SERVERS = (
+    "dracula-uv",
+    "dracula-uv-observed",
+    "dracula-thread",
+    "floor",
+    "thriftpy2-threaded",
+    "thriftpy2-aio",
+    "apache-nonblocking",
+)
 SIZES = ("small", "medium", "large")
 BASELINES = ("floor", "thriftpy2-threaded")
 

@@ -86,6 +86,12 @@ SERVERS = {
         ServerSpec("dracula-uv", False, "dracula, uvloop reactor (`dracula serve --backend uv`)", _dracula("uv")),
         ServerSpec("dracula-thread", False, "dracula, thread per connection (`--backend thread`)", _dracula("thread")),
         ServerSpec(
+            "dracula-uv-observed",
+            False,
+            "dracula uv with the access log (a line per call, to the harness's log) and Prometheus metrics on",
+            (*_dracula("uv"), "--access-log", "--metrics-port", "0", "--log-level", "info"),
+        ),
+        ServerSpec(
             "thriftpy2-threaded", False, "thriftpy2.rpc.make_server (TThreadedServer)", _peer("thriftpy2_threaded.py")
         ),
         ServerSpec("thriftpy2-aio", False, "thriftpy2.rpc.make_aio_server on uvloop", _peer("thriftpy2_aio.py")),

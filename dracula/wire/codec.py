@@ -62,8 +62,8 @@ class BinaryCodec:
 
     def __init__(self, max_depth: int) -> None:
         self.max_depth = max_depth
-        # (method name, message type) -> encoded header up to the seqid
-        self._heads: dict[tuple[bytes, int], bytes] = {}
+        # message type -> method name -> encoded header up to the seqid (no tuple key per call)
+        self._heads: dict[int, dict[bytes, bytes]] = {}
         self._new_buffers()
 
     def _new_buffers(self) -> None:
@@ -109,11 +109,14 @@ class BinaryCodec:
         self._oprot.write_struct(payload)
         body: bytes = out.getvalue()
         out.clean()
-        head = self._heads.get((name, mtype))
+        heads = self._heads.get(mtype)
+        if heads is None:
+            heads = self._heads[mtype] = {}
+        head = heads.get(name)
         if head is None:
             head = _head.pack(VERSION_1 | mtype, len(name)) + name
-            if len(self._heads) < MAX_CACHED_HEADS:  # names from clients must not grow it
-                self._heads[(name, mtype)] = head
+            if len(heads) < MAX_CACHED_HEADS:  # names from clients must not grow it
+                heads[name] = head
         if len(body) > KEEP_BUFFER_BELOW:
             self._new_buffers()
         if framed:

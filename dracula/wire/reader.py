@@ -214,7 +214,7 @@ class Reader:
             raise e.at(scanner.header) from None
         if n < 0:
             return None
-        # _take() inlined: this is the per-request path of thriftpy2's default transport.
+        # Taken here, not in a helper: this is the per-request path of thriftpy2's default transport.
         header = scanner.header
         assert header is not None  # a complete message has a header
         name, mtype, seqid, body_at = header
@@ -222,10 +222,12 @@ class Reader:
         scanner.pos = scanner.need = 0
         body = buf[start + body_at : start + n]
         start += n
-        if start == end:
-            self._rewind()
-        else:
+        if start != end:
             self.start = start
+        elif len(buf) > SHRINK_ABOVE:
+            self._rewind()
+        else:  # _rewind()'s common case, without the call
+            self.start = self.end = 0
         return Message(name, mtype, seqid, body)
 
     def _detect(self) -> bool:
@@ -239,27 +241,22 @@ class Reader:
         self.scanner = scanner(self.max_depth, self.max_container, self.max_string, self.specs)
         return True
 
-    def _whole_frame(self) -> int:
-        """The size of the frame at `start` once all of it has arrived, else 0; a size past
-        the limit is refused on the 4-byte header, before any of the body is buffered."""
-        start, buf = self.start, self.buf
-        assert buf is not None  # bytes arrived
-        if self.end - start < 4:
-            return 0
+    def _next_frame(self) -> Message | None:
+        # Split here, not in helpers: the per-request path of framed clients. A size past the
+        # limit is refused on the 4-byte header, before any of the body is buffered.
+        start, end, buf, scanner = self.start, self.end, self.buf, self.scanner
+        assert buf is not None and scanner is not None  # bytes arrived, _detect() ran
+        if end - start < 4:
+            return None
         size = _i32(buf, start)[0]
         if size <= 0 or size > self.max_size:
             raise WireError("frame of %d bytes (limit %d)" % (size, self.max_size))
-        return size if self.end - start >= 4 + size else 0
-
-    def _next_frame(self) -> Message | None:
-        size = self._whole_frame()
-        if not size:
+        stop = start + 4 + size
+        if end < stop:
             return None
-        start, buf, scanner = self.start, self.buf, self.scanner
-        assert buf is not None and scanner is not None  # bytes arrived, _detect() ran
         scanner.reset()
         try:
-            n = scanner.scan(buf, start + 4, start + 4 + size, start + 4 + size)
+            n = scanner.scan(buf, start + 4, stop, stop)
             if n < 0:
                 raise WireError("message overruns its %d-byte frame" % size)
         except WireError as e:
@@ -270,26 +267,47 @@ class Reader:
             header = scanner.header
             self._consume(4 + size)
             raise e.at(header, fatal=header is None) from None
-        return self._take(start + 4, n, 4 + size)
+        header = scanner.header
+        assert header is not None  # a complete message has a header
+        name, mtype, seqid, body_at = header
+        scanner.header = None
+        scanner.pos = scanner.need = 0
+        body = buf[start + 4 + body_at : start + 4 + n]
+        if stop != end:
+            self.start = stop
+        elif len(buf) > SHRINK_ABOVE:
+            self._rewind()
+        else:  # _rewind()'s common case, without the call
+            self.start = self.end = 0
+        return Message(name, mtype, seqid, body)
 
     def _next_theader(self) -> Message | None:
-        size = self._whole_frame()
-        if not size:
-            return None
+        # The frame's size checked as in _next_frame().
         start, buf, scanner, wire = self.start, self.buf, self.scanner, self.wire
         assert buf is not None and scanner is not None and wire is not None  # bytes arrived, _detect() ran
+        if self.end - start < 4:
+            return None
+        size = _i32(buf, start)[0]
+        if size <= 0 or size > self.max_size:
+            raise WireError("frame of %d bytes (limit %d)" % (size, self.max_size))
         frame_end = start + 4 + size
+        if self.end < frame_end:
+            return None
         try:
             header = parse_header(buf, start + 4, frame_end, self.persistent)
         except WireError as e:
             self._consume(4 + size)
             raise self._answer_in(e) from None
-        try:
-            # The payload lies in the receive buffer, unless a transform must be undone first.
-            data, base, stop = self._payload(header, frame_end)
-        except WireError:
-            self._consume(4 + size)
-            raise
+        # The payload lies in the receive buffer, unless a transform must be undone first.
+        if not header.transforms and header.protocol is wire.protocol:
+            data: Body = buf
+            base, stop = header.payload_at, frame_end
+        else:
+            try:
+                data, base, stop = self._payload(header, frame_end)
+            except WireError:
+                self._consume(4 + size)
+                raise
         scanner.reset()
         try:
             n = scanner.scan(data, base, stop, stop)
@@ -304,7 +322,12 @@ class Reader:
         scanner.header = None
         scanner.pos = scanner.need = 0
         body = data[base + body_at : base + n]
-        self._consume(4 + size)
+        if frame_end != self.end:
+            self.start = frame_end
+        elif len(buf) > SHRINK_ABOVE:
+            self._rewind()
+        else:  # _rewind()'s common case, without the call
+            self.start = self.end = 0
         return Message(name, mtype, seqid, body, header)
 
     def _answer_in(self, e: WireError) -> WireError:
@@ -334,16 +357,6 @@ class Reader:
         except WireError as e:
             raise e.at((b"", CALL, header.seqid, 0), theader=header) from None
         return data, 0, len(data)
-
-    def _take(self, base: int, length: int, consumed: int) -> Message:
-        scanner, buf = self.scanner, self.buf
-        assert scanner is not None and scanner.header is not None and buf is not None  # a message was scanned
-        name, mtype, seqid, body_at = scanner.header
-        scanner.header = None
-        scanner.pos = scanner.need = 0
-        body = buf[base + body_at : base + length]
-        self._consume(consumed)
-        return Message(name, mtype, seqid, body)
 
     def _consume(self, n: int) -> None:
         self.start += n

@@ -281,16 +281,30 @@ class ThreadedBackend:
         aged_at = age_limit(conn.opened_at, max_age) if max_age else None
         timeout: float | None = -1.0  # none set yet
         budget = reader.budget
+        idle_timeout = self.config.idle_timeout or None
+        stopping = self.stopping
+        lock = self.lock
+        monotonic = time.monotonic
         while True:
             retire_at = conn.leave_at if conn.retiring else aged_at  # when it is next due to go
-            if budget is not None and not self._room_in_budget(reader, budget, peer):
+            buf = reader.buf
+            if (
+                budget is not None
+                and buf is not None
+                and len(buf) - reader.end < MIN_FREE  # _room_in_budget()'s common case, without the call
+                and not self._room_in_budget(reader, budget, peer)
+            ):
                 return
-            wanted = self._recv_timeout(partial_since, conn, retire_at)
+            if partial_since is None and retire_at is None and conn.used:
+                wanted = idle_timeout  # between calls: what _recv_timeout() says, without the call
+            else:
+                wanted = self._recv_timeout(partial_since, conn, retire_at)
             if wanted != timeout:  # settimeout is a system call (FIONBIO): only on a change
                 sock.settimeout(wanted)
                 timeout = wanted
             try:
-                n = sock.recv_into(reader.get_buffer())
+                # Into the buffer itself while it is empty: no memoryview for the common read.
+                n = sock.recv_into(buf if reader.end == 0 and buf is not None else reader.get_buffer())
             except TimeoutError:  # the limit _recv_timeout chose has passed: which one?
                 due = retire_at is not None and time.monotonic() >= retire_at
                 if due and partial_since is None and self._retire(conn):
@@ -299,29 +313,30 @@ class ThreadedBackend:
                 return
             if n == 0:
                 return
-            with self.lock:
+            with lock:
                 if conn.evicted:  # closed for room while these bytes were on their way: unread
                     return
                 conn.busy = conn.used = True
                 # Stamped on arrival, not after the reply: the client may send on another
                 # connection the moment it has the reply, before this thread is back here.
-                conn.active_at = time.monotonic()
-            reader.received(n)
+                conn.active_at = monotonic()
+            reader.end += n  # reader.received(n)
             if observer is not None:
                 observer.received(n)
             if not self._answer(conn, reader, peer):
                 return
-            if not reader.buffered:
+            buffered = reader.end - reader.start
+            if not buffered:
                 partial_since = None
             elif partial_since is None:
-                partial_since = time.monotonic()
+                partial_since = monotonic()
             # No lock: `partial` is set before `busy` clears, so an eviction never sees a
             # connection with half a request as idle (only `busy` going up needs the lock).
-            conn.partial = bool(reader.buffered)
+            conn.partial = buffered != 0
             conn.busy = False
             if (
-                not reader.buffered
-                and (self.stopping.is_set() or (retire_at is not None and time.monotonic() >= retire_at))
+                not buffered
+                and (stopping.is_set() or (retire_at is not None and monotonic() >= retire_at))
                 and not self._retire(conn)
             ):
                 return  # between calls: a client may retry on a new connection
@@ -362,7 +377,7 @@ class ThreadedBackend:
         out: list[bytes] = []
         queued = 0
         keep_open = True
-        while True:
+        while reader.start != reader.end:  # else next_message() has nothing to look at
             try:
                 msg = reader.next_message()
             except WireError as e:
@@ -406,7 +421,7 @@ class ThreadedBackend:
 
     def _send(self, sock: socket.socket, out: list[bytes], peer: Peer) -> bool:
         """Send replies; False (logged) when they may not be held: the memory budget."""
-        data = b"".join(out)
+        data = out[0] if len(out) == 1 else b"".join(out)
         if self.state.observer is not None:  # counted first: the client may look once it has the reply
             self.state.observer.sent(len(data))
         budget = self.state.budget
@@ -446,9 +461,18 @@ class ThreadedBackend:
             return call.reply
         if drain:
             call.say_drain()
-        timeout = call.time_limit(self.config.handler_timeout)  # 0: none
+        route = method.route
         pool = self.pool
-        if method.route is BLOCKING and timeout and pool is not None:
+        if route is not BLOCKING or pool is None:
+            # A plain handler (the common case) runs here, before the time limit is worked out.
+            if route is not ASYNC:
+                coroutine = call.run_inline()
+                if coroutine is None:
+                    return call.reply
+                return self._awaited(call, coroutine, pool)
+            return self._awaited(call, None, pool)
+        timeout = call.time_limit(self.config.handler_timeout)  # 0: none
+        if timeout:
             job = pool_job_or_shed(call, self.state)
             if job is None:
                 return call.reply
@@ -459,11 +483,17 @@ class ThreadedBackend:
             except (Exception, SystemExit) as e:
                 return call.finish(error=e)
             return call.finish(value)
-        coroutine = None
-        if method.route is not ASYNC:
-            coroutine = call.run_inline()
-            if coroutine is None:
-                return call.reply
+        coroutine = call.run_inline()
+        if coroutine is None:
+            return call.reply
+        return self._awaited(call, coroutine, pool)
+
+    def _awaited(
+        self, call: Call, coroutine: Coroutine[Any, Any, Any] | None, pool: HandlerPool | None
+    ) -> bytes | None:
+        """Await a coroutine handler (or the coroutine a plain one returned) on the coroutine
+        loop, within the call's time limit; its reply bytes."""
+        timeout = call.time_limit(self.config.handler_timeout)  # 0: none
         future = self._await(call.awaited(coroutine, pool))
         try:
             return future.result(timeout or None)  # the reply: awaited() encodes it

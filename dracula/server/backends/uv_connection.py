@@ -182,7 +182,7 @@ class Connection(asyncio.BufferedProtocol):
         pass the write high-water mark, so one read full of small calls with large replies
         cannot pile up memory before the first write."""
         reader = self.reader
-        reader.received(nbytes)
+        reader.end += nbytes  # reader.received(nbytes)
         if self.observer is not None:
             self.observer.received(nbytes)
         if self.state.overload is not None:  # a busy reactor's delay counts as queueing
@@ -217,7 +217,10 @@ class Connection(asyncio.BufferedProtocol):
                     self.transport.pause_reading()
                     break
         if out:
-            self._write(out[0] if len(out) == 1 else b"".join(out))
+            data = out[0] if len(out) == 1 else b"".join(out)
+            if self.observer is not None:  # counted first: the client may look once it has the reply
+                self.observer.sent(len(data))
+            self.transport.write(data)
         if self.backlogged and not self.writing_paused:
             # The write went out at once: carry on (on the next turn, so others are served).
             self.loop.call_soon(self._resume_backlog)
@@ -231,7 +234,7 @@ class Connection(asyncio.BufferedProtocol):
                 self._wait_for_budget(now)
         if not keep_open:
             self.transport.close()
-        else:
+        elif self.leaving or self.state.draining:  # _between_calls(), only when it has work
             self._between_calls()
 
     def _detected(self, reader: Reader) -> Codec:
