@@ -112,7 +112,11 @@ class RequestParser:
     def on_message_begin(self) -> None:
         self.in_request = True
         self._head_fed = 0
-        self._start()
+        # _start(), inlined: once per request
+        self._target = b""
+        self._fields = []
+        self._found = {}
+        self._body = b""
 
     def on_url(self, url: bytes) -> None:
         target = self._target = self._target + url
