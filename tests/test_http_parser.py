@@ -55,3 +55,14 @@ def test_a_head_past_the_limit_is_refused_even_while_it_arrives():
     for _ in range(40):  # one field that never ends: httptools holds it, the parser bounds it
         endless.feed(b"a" * 8192)
     assert endless.broken and endless.done[-1].status == 431
+
+
+def test_content_length_and_expect_are_acted_on_before_any_of_the_body():
+    parser = RequestParser(100)
+    parser.feed(b"POST / HTTP/1.1\r\ncontent-LENGTH: 101\r\nHost: h\r\n\r\n")
+    assert parser.broken and parser.done[-1].status == 413
+    parser = RequestParser(100)
+    parser.feed(b"POST / HTTP/1.1\r\nContent-Length: 3\r\nEXPECT: 100-Continue\r\n\r\n")
+    assert list(parser.done) == [b"HTTP/1.1 100 Continue\r\n\r\n"] and parser.in_request
+    parser.feed(b"abc")
+    assert bytes(parser.done[-1].body) == b"abc"

@@ -131,34 +131,27 @@ class RequestParser:
         fields.append(value)
         if len(fields) > MAX_FIELDS:
             self._refuse(_too_large())
-        key = _KEYS.get(name)
-        if key is None:
+        try:
+            key = _KEYS[name]
+        except KeyError:
             key = _learn(name)
         if key:
             found = self._found
             if key in found:  # repeated: joined, as the request's `headers` join it
-                found[key] = found[key] + b", " + value
+                value = found[key] = found[key] + b", " + value
             else:
                 found[key] = value
-
-    def on_headers_complete(self) -> None:
-        # Request line and headers within MAX_HEADER_BYTES: summed once, at C speed (a field
-        # httptools is still joining across reads is bounded by `feed`).
-        if len(self._target) + sum(map(len, self._fields)) > MAX_HEADER_BYTES:
-            self._refuse(_too_large())
-        self._head_fed = -1
-        found = self._found
-        if not found:
-            return
-        length = found.get("content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_body:
-            # Refused on the headers, before any of the body is read (llhttp checked the value).
-            self._refuse(Refusal(413, "body of %s bytes (limit %d)" % (length.decode(), self.max_body)))
-        expect = found.get("expect")
-        if expect is not None and expect.lower() == b"100-continue" and self._parser.get_method() == b"POST":
-            self.done.append(CONTINUE)
+            # Checked as the field arrives (httptools hands it over before the next field or
+            # the end of the head, so before any of the body): no on_headers_complete callback.
+            if key == "content-length":
+                if value.isdigit() and int(value) > self.max_body:
+                    # Refused on the headers, before any of the body is read (llhttp checked the value).
+                    self._refuse(Refusal(413, "body of %s bytes (limit %d)" % (value.decode(), self.max_body)))
+            elif key == "expect" and value.lower() == b"100-continue" and self._parser.get_method() == b"POST":
+                self.done.append(CONTINUE)
 
     def on_body(self, body: bytes) -> None:
+        self._head_fed = -1  # the head is complete
         held = len(self._body)
         size = held + len(body)
         if size > self.max_body:
@@ -185,6 +178,11 @@ class RequestParser:
             self._body = joined
 
     def on_message_complete(self) -> None:
+        # Request line and headers within MAX_HEADER_BYTES, summed once at C speed (a head
+        # still arriving is bounded by `feed`, a field count in on_header).
+        if len(self._target) + sum(map(len, self._fields)) > MAX_HEADER_BYTES:
+            self._refuse(_too_large())
+        self._head_fed = -1
         self.in_request = False
         parser = self._parser
         self.done.append(
