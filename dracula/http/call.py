@@ -47,7 +47,8 @@ class HttpCall(Call):
         """Called as a Call is: the codec and framing are the request body's (the message's),
         whatever the connection passes."""
         self._shed = False
-        super().__init__(state, msg, msg.codec, msg.framed, peer, loop, peer_cert)
+        # Call's own, named: super() would make a proxy object on every call.
+        Call.__init__(self, state, msg, msg.codec, msg.framed, peer, loop, peer_cert)
 
     @property
     def reply(self) -> bytes | None:
