@@ -9,12 +9,14 @@ request, free of the noise a shared machine puts in wall-clock QPS:
             --backend uv --workload ping --wire http -n $n
     done   # then (total(12000) - total(2000)) / 10000: callgrind_annotate prints each total
 
-Without valgrind it prints µs per request (wall clock: noisy on a shared machine).
+Run with PYTHONHASHSEED=0 so that both runs hash alike. Without valgrind it prints µs per request
+(wall clock: noisy on a shared machine).
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 import time
@@ -146,6 +148,9 @@ def main() -> int:
     body = callwire.encode_call(workload)
     request = callwire.http_request(body) if args.wire == "http" else callwire.encode_call(workload, framed=True)
     server = build(args.backend, workload)
+    # The startup heap (modules, IDLs) out of the collector's way: a full collection over it
+    # lands in one run's request range and not another's, which swamps differences per request.
+    gc.freeze()
     try:
         started = time.perf_counter()
         if args.backend == "uv":
