@@ -9,7 +9,7 @@ ignores the status still reads why. A oneway call gets an empty 200: HTTP answer
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from thriftpy2.thrift import TApplicationException
 
@@ -47,13 +47,14 @@ class HttpCall(Call):
         """Called as a Call is: the codec and framing are the request body's (the message's),
         whatever the connection passes."""
         self._shed = False
-        super().__init__(state, msg, msg.codec, msg.framed, peer, loop, peer_cert)
+        # Call's own, named: super() would make a proxy object on every call.
+        Call.__init__(self, state, msg, msg.codec, msg.framed, peer, loop, peer_cert)
 
     @property
     def reply(self) -> bytes | None:
         found: bytes | None = self._response
         if found is None:
-            request = cast("HttpMessage", self.msg).request
+            request = self.msg.request  # type: ignore[attr-defined]  # an HttpMessage
             body = self._thrift or b""
             status = 503 if self._shed else 200
             extra = request.extra + RETRY_AFTER if self._shed else request.extra

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import httptools
 
-from dracula.http.request import HttpRequest
+from dracula.http.request import CLIENT_TIMEOUT_HEADER, HttpRequest
 from dracula.http.responses import CONTINUE, RETRY_AFTER
 
 if TYPE_CHECKING:
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 # Request line and headers together, as bytes received (nginx's default buffers hold 32 KiB).
 MAX_HEADER_BYTES = 64 * 1024
 MAX_HEADERS = 100
+MAX_FIELDS = 2 * MAX_HEADERS  # names and values, in RequestParser._fields
 # A body's first bytes are not charged to --max-buffer-memory (as a Reader's first buffer is not).
 FREE_BODY_BYTES = 8 * 1024
 
@@ -54,13 +55,15 @@ class RequestParser:
         self.broken = False
         self.charged = 0  # body bytes charged to the budget (given back when the request is taken)
         self._refusal: Refusal | None = None
+        self._head_fed = -1  # bytes fed while a request's head is incomplete (-1: none is)
         self._start()
 
     def _start(self) -> None:
         self._target = b""
-        self._headers: dict[str, str] = {}
-        self._count = 0
-        self._header_bytes = 0
+        # The header fields as httptools hands them, names and values in turn (bytes, undecoded):
+        # the request's `headers` dict is made from them only when something asks for it.
+        self._fields: list[bytes] = []
+        self._found: dict[str, bytes] = {}  # the fields the server itself reads (WANTED), by lower-cased name
         # The body as httptools handed it: its one bytes object when it came in one piece (a
         # Content-Length body within one read, the usual case: kept, not copied), else joined.
         self._body: bytes | bytearray = b""
@@ -70,6 +73,10 @@ class RequestParser:
             return
         try:
             self._parser.feed_data(data)
+            if self._head_fed >= 0:  # a head still arriving: httptools holds its bytes, bounded here
+                self._head_fed += len(data)
+                if self._head_fed > 2 * MAX_HEADER_BYTES:
+                    self._stop(_too_large())
         except httptools.HttpParserUpgrade:
             # Upgrade (WebSocket, h2c) or CONNECT: not served. A request already complete is
             # answered, then the connection closes; one cut short is refused.
@@ -104,36 +111,47 @@ class RequestParser:
     # -- httptools' callbacks ------------------------------------------------------------
     def on_message_begin(self) -> None:
         self.in_request = True
-        self._start()
+        self._head_fed = 0
+        # _start(), inlined: once per request
+        self._target = b""
+        self._fields = []
+        self._found = {}
+        self._body = b""
 
     def on_url(self, url: bytes) -> None:
-        self._target += url
-        self._header_bytes += len(url)
-        if self._header_bytes > MAX_HEADER_BYTES:
+        target = self._target = self._target + url
+        if len(target) > MAX_HEADER_BYTES:
             self._refuse(Refusal(414, "request target longer than %d bytes" % MAX_HEADER_BYTES))
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._count += 1
-        self._header_bytes += len(name) + len(value)
-        if self._header_bytes > MAX_HEADER_BYTES or self._count > MAX_HEADERS:
-            self._refuse(Refusal(431, "request headers past %d bytes or %d fields" % (MAX_HEADER_BYTES, MAX_HEADERS)))
-        key = name.lower().decode("latin-1")
-        text = value.decode("latin-1")
-        headers = self._headers
-        if key in headers:
-            headers[key] = headers[key] + ", " + text
-        else:
-            headers[key] = text
-
-    def on_headers_complete(self) -> None:
-        length = self._headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_body:
-            # Refused on the headers, before any of the body is read (llhttp checked the value).
-            self._refuse(Refusal(413, "body of %s bytes (limit %d)" % (length, self.max_body)))
-        if self._headers.get("expect", "").lower() == "100-continue" and self._parser.get_method() == b"POST":
-            self.done.append(CONTINUE)
+        """Kept as it came (the request's `headers` are made from these only when asked for);
+        the few the server reads are picked out by their name's spelling, learned once."""
+        fields = self._fields
+        fields.append(name)
+        fields.append(value)
+        if len(fields) > MAX_FIELDS:
+            self._refuse(_too_large())
+        try:
+            key = _KEYS[name]
+        except KeyError:
+            key = _learn(name)
+        if key:
+            found = self._found
+            if key in found:  # repeated: joined, as the request's `headers` join it
+                value = found[key] = found[key] + b", " + value
+            else:
+                found[key] = value
+            # Checked as the field arrives (httptools hands it over before the next field or
+            # the end of the head, so before any of the body): no on_headers_complete callback.
+            if key == "content-length":
+                if value.isdigit() and int(value) > self.max_body:
+                    # Refused on the headers, before any of the body is read (llhttp checked the value).
+                    self._refuse(Refusal(413, "body of %s bytes (limit %d)" % (value.decode(), self.max_body)))
+            elif key == "expect" and value.lower() == b"100-continue" and self._parser.get_method() == b"POST":
+                self.done.append(CONTINUE)
 
     def on_body(self, body: bytes) -> None:
+        self._head_fed = -1  # the head is complete
         held = len(self._body)
         size = held + len(body)
         if size > self.max_body:
@@ -160,9 +178,42 @@ class RequestParser:
             self._body = joined
 
     def on_message_complete(self) -> None:
+        # Request line and headers within MAX_HEADER_BYTES, summed once at C speed (a head
+        # still arriving is bounded by `feed`, a field count in on_header).
+        if len(self._target) + sum(map(len, self._fields)) > MAX_HEADER_BYTES:
+            self._refuse(_too_large())
+        self._head_fed = -1
         self.in_request = False
         parser = self._parser
         self.done.append(
-            HttpRequest(parser.get_method(), self._target, self._headers, self._body, parser.should_keep_alive())
+            HttpRequest(
+                parser.get_method(),
+                self._target,
+                self._fields,
+                self._found,
+                self._body,
+                parser.should_keep_alive(),
+            )
         )
         self._body = b""
+
+
+# The header names the server reads itself; every other field is only kept for `headers`.
+WANTED = frozenset(("content-length", "content-type", "expect", "origin", CLIENT_TIMEOUT_HEADER))
+# Each spelling of a header name seen (b"Content-Length") -> its lower-cased name if WANTED, else
+# "": a client sends the same spellings every request, so a field costs one dict lookup.
+_KEYS: dict[bytes, str] = {}
+MAX_KEYS = 4096
+
+
+def _too_large() -> Refusal:
+    return Refusal(431, "request headers past %d bytes or %d fields" % (MAX_HEADER_BYTES, MAX_HEADERS))
+
+
+def _learn(name: bytes) -> str:
+    key = name.lower().decode("latin-1")
+    if key not in WANTED:
+        key = ""
+    if len(_KEYS) < MAX_KEYS:  # hostile spellings are not all kept: past it they are lower-cased each time
+        _KEYS[name] = key
+    return key

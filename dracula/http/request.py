@@ -23,39 +23,91 @@ THRIFT_CONTENT_TYPES = frozenset(
         JSON_CONTENT_TYPE,
     )
 )
-_CONTENT_TYPES = {t.decode(): t for t in THRIFT_CONTENT_TYPES}  # as sent, most often: no lookup work
 
 
 class HttpRequest:
     """method and target as sent (bytes); headers: lower-cased names -> values (repeated ones
-    joined with ", ", as RFC 9110 allows); body (emptied once the session has read it: a call
-    holds its arguments, not the body too); keep_alive: the connection may carry another
-    request after this one's response; timeout: X-Thrift-Client-Timeout in seconds (None:
-    absent or not a positive number of milliseconds); content_type: what the response says it
-    is; json: the body is TJSONProtocol; extra: headers its response adds (CORS's, for an
-    allowed origin). `headers` and `timeout` make it a reader.RequestMeta."""
+    joined with ", ", as RFC 9110 allows), made from the fields as received the first time
+    something asks (a handler's `current_call().headers`, CORS): a call nobody asks about
+    never decodes them; body (emptied once the session has read it: a call holds its
+    arguments, not the body too); keep_alive: the connection may carry another request after
+    this one's response; timeout: X-Thrift-Client-Timeout in seconds (None: absent or not a
+    positive number of milliseconds); content_type: what the response says it is; json: the
+    body is TJSONProtocol; origin: the Origin header (None: none); extra: headers its response
+    adds (CORS's, for an allowed origin). `headers` and `timeout` make it a reader.RequestMeta.
+    `found`: the fields the parser picked out (parser.WANTED), lower-cased names -> raw values."""
 
-    __slots__ = ("method", "target", "headers", "body", "keep_alive", "timeout", "content_type", "json", "extra")
+    __slots__ = (
+        "method",
+        "target",
+        "_fields",
+        "_headers",
+        "body",
+        "keep_alive",
+        "timeout",
+        "content_type",
+        "json",
+        "origin",
+        "extra",
+    )
     extra: tuple[tuple[bytes, bytes], ...]
+    _headers: dict[str, str] | None
 
     def __init__(
-        self, method: bytes, target: bytes, headers: dict[str, str], body: bytes | bytearray, keep_alive: bool
+        self,
+        method: bytes,
+        target: bytes,
+        fields: list[bytes],
+        found: dict[str, bytes],
+        body: bytes | bytearray,
+        keep_alive: bool,
     ) -> None:
         self.method = method
         self.target = target
-        self.headers = headers
+        self._fields = fields
+        self._headers = None
         self.body = body
         self.keep_alive = keep_alive
-        timeout = headers.get(CLIENT_TIMEOUT_HEADER)
-        self.timeout = None if timeout is None else milliseconds(timeout)
-        sent = headers.get("content-type", "")
-        content_type = _CONTENT_TYPES.get(sent)
-        if content_type is None:
-            found = sent.partition(";")[0].strip().lower().encode("latin-1")
-            content_type = found if found in THRIFT_CONTENT_TYPES else DEFAULT_CONTENT_TYPE
+        self.extra = ()
+        if not found:
+            self.timeout = self.origin = None
+            self.content_type = DEFAULT_CONTENT_TYPE
+            self.json = False
+            return
+        timeout = found.get(CLIENT_TIMEOUT_HEADER)
+        self.timeout = None if timeout is None else milliseconds(timeout.decode("latin-1"))
+        origin = found.get("origin")
+        self.origin = None if origin is None else origin.decode("latin-1")
+        sent = found.get("content-type")
+        content_type = DEFAULT_CONTENT_TYPE
+        if sent is not None and sent not in THRIFT_CONTENT_TYPES:
+            found_type = sent.partition(b";")[0].strip().lower()
+            if found_type in THRIFT_CONTENT_TYPES:
+                content_type = found_type
+        elif sent is not None:
+            content_type = sent
         self.content_type = content_type
         self.json = content_type == JSON_CONTENT_TYPE
-        self.extra = ()
+
+    @property
+    def headers(self) -> dict[str, str]:
+        headers = self._headers
+        if headers is None:
+            headers = self._headers = {}
+            fields = self._fields
+            for i in range(0, len(fields), 2):
+                key = fields[i].lower().decode("latin-1")
+                text = fields[i + 1].decode("latin-1")
+                if key in headers:
+                    headers[key] = headers[key] + ", " + text
+                else:
+                    headers[key] = text
+            self._fields = []
+        return headers
+
+    @headers.setter
+    def headers(self, headers: dict[str, str]) -> None:
+        self._headers = headers
 
     @property
     def service(self) -> bytes:

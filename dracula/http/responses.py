@@ -17,39 +17,37 @@ CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 _REASONS = {status.value: status.phrase.encode() for status in http.HTTPStatus}
 MAX_HEADS = 256  # distinct heads kept (extra headers vary only with CORS origins)
-_heads: dict[tuple[int, bytes, bool, tuple[tuple[bytes, bytes], ...]], bytes] = {}
-_date_second = -1
-_date_header = b""
+Head = tuple[int, bytes, bool, tuple[tuple[bytes, bytes], ...]]
+# Each head up to the Content-Length value, with this second's Date: (the second, the bytes).
+_heads: dict[Head, tuple[int, bytes]] = {}
+_time = time.time
 
 
-def _date() -> bytes:
-    """The Date header's value, formatted once a second."""
-    global _date_second, _date_header
-    now = int(time.time())
-    if now != _date_second:
-        _date_header = email.utils.formatdate(now, usegmt=True).encode()
-        _date_second = now
-    return _date_header
+def _head(key: Head, now: int) -> bytes:
+    status, content_type, keep_alive, extra = key
+    head = b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\n" % (status, _REASONS.get(status, b""), content_type)
+    for name, value in extra:
+        head += b"%s: %s\r\n" % (name, value)
+    if not keep_alive:
+        head += b"Connection: close\r\n"
+    head += b"Date: %s\r\nContent-Length: " % email.utils.formatdate(now, usegmt=True).encode()
+    if len(_heads) >= MAX_HEADS:
+        _heads.clear()
+    _heads[key] = (now, head)
+    return head
 
 
 def response(
     status: int, body: bytes, content_type: bytes, keep_alive: bool, extra: tuple[tuple[bytes, bytes], ...] = ()
 ) -> bytes:
     """One whole response, made in one bytes operation: its head up to the Content-Length
-    value is made once per (status, content type, keep-alive, extra headers) and kept."""
+    value (Date included) is made once per second per (status, content type, keep-alive,
+    extra headers) and kept."""
     key = (status, content_type, keep_alive, extra)
-    head = _heads.get(key)
-    if head is None:
-        head = b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\n" % (status, _REASONS.get(status, b""), content_type)
-        for name, value in extra:
-            head += b"%s: %s\r\n" % (name, value)
-        if not keep_alive:
-            head += b"Connection: close\r\n"
-        head += b"Content-Length: "
-        if len(_heads) >= MAX_HEADS:
-            _heads.clear()
-        _heads[key] = head
-    return b"%s%d\r\nDate: %s\r\n\r\n%s" % (head, len(body), _date(), body)
+    now = int(_time())
+    found = _heads.get(key)
+    head = found[1] if found is not None and found[0] == now else _head(key, now)
+    return b"%s%d\r\n\r\n%s" % (head, len(body), body)
 
 
 def error(status: int, reason: str, keep_alive: bool, extra: tuple[tuple[bytes, bytes], ...] = ()) -> bytes:

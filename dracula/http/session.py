@@ -11,7 +11,8 @@ path's first segment selects a service registered under that name (as a multiple
 from __future__ import annotations
 
 import weakref
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from dracula.http import tjson
 from dracula.http.cors import Cors
@@ -19,7 +20,7 @@ from dracula.http.parser import Refusal, RequestParser
 from dracula.http.request import HttpRequest
 from dracula.http.responses import RETRY_AFTER, error, response
 from dracula.server.calls import refuse_wire
-from dracula.wire.detect import HEAD_BYTES, Wire, detect
+from dracula.wire.detect import UNFRAMED_BINARY, Wire, detect
 from dracula.wire.errors import WireError
 from dracula.wire.reader import Message, Reader
 
@@ -43,7 +44,13 @@ class HttpMessage(Message):
     def __init__(
         self, msg: Message, request: HttpRequest, codec: Codec | tjson.JsonCodec, name: bytes, framed: bool
     ) -> None:
-        super().__init__(name, msg.mtype, msg.seqid, msg.body, msg.header, msg.header or request)
+        # Message's fields set here, not by its __init__: one call less per request.
+        self.name = name
+        self.mtype = msg.mtype
+        self.seqid = msg.seqid
+        self.body = msg.body
+        header = self.header = msg.header
+        self.meta = header or request
         self.request = request
         self.codec = codec
         self.framed = framed  # a framed body gets a framed reply, as on a socket
@@ -67,6 +74,10 @@ class Routes:
         self.cors = Cors(origins) if origins else None
 
 
+def _ignore(data: bytes | bytearray | memoryview) -> None:
+    pass
+
+
 _routes: weakref.WeakKeyDictionary[ServerState[Any], Routes] = weakref.WeakKeyDictionary()
 
 
@@ -88,6 +99,8 @@ class HttpSession:
         self.cors = routes.cors
         self.parser = RequestParser(state.config.max_frame_size, state.budget)
         self.closing = False
+        # Bytes received: straight to the parser (one call less per read), until closing.
+        self.feed: Callable[[bytes | bytearray | memoryview], None] = self.parser.feed
         self._readers: dict[tuple[Wire, bytes], Reader] = {}
 
     @property
@@ -99,9 +112,10 @@ class HttpSession:
         """Requests received and not taken yet."""
         return bool(self.parser.done) and not self.closing
 
-    def feed(self, data: bytes | bytearray | memoryview) -> None:
-        if not self.closing:
-            self.parser.feed(data)
+    def _close(self) -> None:
+        """Nothing more is answered: what arrives from now on is not parsed."""
+        self.closing = True
+        self.feed = _ignore
 
     def close(self) -> None:
         """The connection closed: give back what the budget lent."""
@@ -110,18 +124,21 @@ class HttpSession:
     def take(self) -> HttpMessage | bytes | None:
         """The next thing to answer, in request order: a call to run, or response bytes to send;
         None when nothing (more) is to be answered yet."""
-        done = self.parser.done
+        parser = self.parser
+        done = parser.done
         if self.closing or not done:
             return None
         item = done.popleft()
-        if isinstance(item, bytes):
-            return item
-        if isinstance(item, Refusal):
+        if item.__class__ is not HttpRequest:
+            if isinstance(item, bytes):
+                return item
+            assert isinstance(item, Refusal)  # what else the parser leaves
             return self._refuse(item)
-        self.parser.give_back()
+        if parser.charged:
+            parser.give_back()
         if not item.keep_alive or self.state.draining:  # a drain says so before it closes
             item.keep_alive = False
-            self.closing = True
+            self._close()
         return self._message(item)
 
     def _refuse(self, refusal: Refusal, request: HttpRequest | None = None) -> bytes:
@@ -129,7 +146,7 @@ class HttpSession:
         read why)."""
         keep_alive = not refusal.close and request is not None and request.keep_alive
         if not keep_alive:
-            self.closing = True
+            self._close()
         closing = "" if keep_alive else ", closing the connection"
         self.state.refusals(self.peer, "HTTP: %s (answered %d%s)" % (refusal.reason, refusal.status, closing))
         if self.state.observer is not None:
@@ -140,7 +157,7 @@ class HttpSession:
     def _message(self, request: HttpRequest) -> HttpMessage | bytes:
         cors = self.cors
         if cors is not None:
-            origin = request.headers.get("origin")
+            origin = request.origin
             if origin is not None:
                 allowed = cors.allowed(origin)
                 if request.method == b"OPTIONS" and "access-control-request-method" in request.headers:
@@ -150,9 +167,12 @@ class HttpSession:
         if request.method != b"POST":
             method = request.method.decode("latin-1")
             return self._refuse(Refusal(405, "%s: only POST is served" % method, False, ALLOW_POST), request)
-        service = request.service
-        if service not in self.routes.specs:
+        if request.target == b"/":  # the usual path: no parsing
             service = b""
+        else:
+            service = request.service
+            if service not in self.routes.specs:
+                service = b""
         body = request.body
         # TJSONProtocol: said by the content type, or seen in the body (Apache's THttpClients
         # send it as application/x-thrift): no binary or compact message starts with "[", a
@@ -160,18 +180,23 @@ class HttpSession:
         if request.json or body[:1] == b"[":
             return self._json(request, service)
         request.body = b""  # the call holds its arguments: the body is not held twice
-        try:
-            wire = detect(body[:HEAD_BYTES])
-            if wire is None:
-                raise WireError("a body of %d bytes holds no Thrift message" % len(body))
-        except WireError as e:
-            return self._refuse(Refusal(400, "body: %s" % e.reason, False), request)
+        if body[:1] == b"\x80":  # strict binary, as detect() says at once: without a call
+            wire = UNFRAMED_BINARY
+        else:
+            try:
+                detected = detect(body)  # looks at HEAD_BYTES at most
+                if detected is None:
+                    raise WireError("a body of %d bytes holds no Thrift message" % len(body))
+            except WireError as e:
+                return self._refuse(Refusal(400, "body: %s" % e.reason, False), request)
+            wire = detected
         key = (wire, service)
-        reader = self._readers.pop(key, None)
+        readers = self._readers
+        reader = readers.get(key)
         if reader is None:
-            reader = Reader.for_config(self.state.config, self.routes.specs[service])
+            reader = readers[key] = Reader.for_config(self.state.config, self.routes.specs[service])
         # Read, never received into: the body as httptools handed it (bytes) serves as it is.
-        reader.buf, reader.start, reader.end = cast("bytearray", body), 0, len(body)
+        reader.buf, reader.start, reader.end = body, 0, len(body)  # type: ignore[assignment]  # only read
         try:
             msg = reader.next_message()
             if msg is None:  # the scanner wants more bytes: there are none, the body is all
@@ -179,6 +204,7 @@ class HttpSession:
                 header = scanner.header if scanner is not None else None
                 raise WireError("the body ends inside its Thrift message").at(header)
         except WireError as e:  # the scanner's state is left as the error found it: not reused
+            del readers[key]
             if e.reply_to is None:
                 return self._refuse(Refusal(400, "body: %s" % e.reason, False), request)
             # Refused with a Thrift answer, as on a socket; the HTTP framing holds: not fatal.
@@ -189,8 +215,8 @@ class HttpSession:
         left = reader.end - reader.start
         reader.start = reader.end = 0
         if left:
+            del readers[key]
             return self._refuse(Refusal(400, "%d bytes follow the Thrift message" % left, False), request)
-        self._readers[key] = reader
         name = msg.name
         if service and b":" not in name:
             name = service + b":" + name
