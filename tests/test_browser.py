@@ -98,7 +98,7 @@ def page_origin(tmp_path_factory):
     client, from a directory made for this module."""
     thrift = _tool("thrift")
     site = tmp_path_factory.mktemp("site")
-    for name in ("showcase.html", "showcase_page.js", "thrift.js"):
+    for name in ("showcase.html", "showcase_page.js", "thrift.js", "forge.html"):
         shutil.copy(os.path.join(PAGE_DIR, name), site)
     (site / "gen").mkdir()
     done = subprocess.run(
@@ -194,9 +194,9 @@ class Results(HTMLParser):
             self.calls[self._call] += data
 
 
-def load_page(chromium, page_origin, server, profile) -> Results:
+def load_page(chromium, page_origin, server, profile, page="showcase.html") -> Results:
     """Chromium loads the page against `server`; what the page recorded."""
-    url = "%s/showcase.html?server=127.0.0.1:%d" % (page_origin, server.port)
+    url = "%s/%s?server=127.0.0.1:%d" % (page_origin, page, server.port)
     done = subprocess.run(
         [chromium, *CHROMIUM_FLAGS, "--user-data-dir=%s" % profile, "--dump-dom", url],
         capture_output=True,
@@ -238,6 +238,21 @@ def test_page_of_another_origin_is_refused(chromium, page_origin, backend, allow
     if allowed == "another origin":
         refusals = [r.getMessage() for r in refused_log.records if "CORS preflight refused" in r.getMessage()]
         assert refusals and all("origin %s is not allowed" % page_origin in line for line in refusals)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("allowed", ["another origin", "none"])
+def test_a_forged_simple_post_never_runs_the_handler(chromium, page_origin, backend, allowed, tmp_path, refused_log):
+    # fetch() with mode "no-cors" and a text/plain body needs no preflight: the browser sends
+    # it and only hides the answer. dracula refuses it (403) before the handler could run.
+    handler = SeenHandler()
+    cors = ("http://127.0.0.1:1",) if allowed == "another origin" else ()
+    with running(showcase_thrift.Showcase, handler, backend=backend, cors_origin=cors) as server:
+        results = load_page(chromium, page_origin, server, tmp_path / "profile", page="forge.html")
+    assert results.done
+    assert handler.seen == []
+    refusals = [r.getMessage() for r in refused_log.records if "may not call this server" in r.getMessage()]
+    assert len(refusals) == 1 and page_origin in refusals[0]
 
 
 def test_thrift_js_is_apache_thrift_0_17_0():

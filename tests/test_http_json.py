@@ -113,6 +113,54 @@ def test_cors_preflight_and_responses(backend):
         assert other.status == 200 and other.getheader("Access-Control-Allow-Origin") is None
 
 
+class CountingHandler(ShowcaseHandler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.adds = 0
+
+    def add(self, a, b):
+        self.adds += 1
+        return super().add(a, b)
+
+
+ADD = b'[1,"add",1,1,{"1":{"i64":2},"2":{"i64":3}}]'
+
+
+def simple_post(server, origin: str | None, content_type: str | None):
+    """What a page's fetch() may send to any origin without a preflight."""
+    head = "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n" % len(ADD)
+    if content_type is not None:
+        head += "Content-Type: %s\r\n" % content_type
+    if origin is not None:
+        head += "Origin: %s\r\n" % origin
+    with raw(server) as (sock, responses):
+        sock.sendall(head.encode() + b"\r\n" + ADD)
+        return responses.next()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("cors_origin", [(), (PAGE,)])
+def test_a_simple_cross_origin_post_never_runs_the_handler(backend, cors_origin):
+    """CORS hides a response from a page, but a "simple" POST (no preflight) would still run the
+    handler: from an origin not allowed it is refused with 403 and the handler never runs."""
+    handler = CountingHandler()
+    with running(showcase_thrift.Showcase, handler, backend=backend, cors_origin=cors_origin) as server:
+        for content_type in ("text/plain;charset=UTF-8", None, "application/x-www-form-urlencoded"):
+            refused = simple_post(server, "http://evil.example", content_type)
+            assert refused.status == 403 and b"evil.example" in refused.body
+            assert refused.getheader("Access-Control-Allow-Origin") is None
+        assert simple_post(server, "null", "text/plain").status == 403  # a sandboxed frame's origin
+        assert handler.adds == 0
+        # Not a browser's cross-origin request: served as before.
+        assert simple_post(server, None, "text/plain").status == 200
+        assert handler.adds == 1
+        if cors_origin:  # an allowed page's simple POST runs, and the page may read the answer
+            allowed = simple_post(server, PAGE, "text/plain")
+            assert allowed.status == 200 and allowed.getheader("Access-Control-Allow-Origin") == PAGE
+            assert json.loads(allowed.body)[4] == {"0": {"i64": 5}}
+            assert handler.adds == 2
+
+
 def test_cors_any_origin():
     with running(showcase_thrift.Showcase, ShowcaseHandler(), cors_origin=("*",)) as server:
         ok = preflight(server, "http://anywhere.example")

@@ -7,6 +7,12 @@ which is answered 204 with Access-Control-Allow-Origin/Methods/Headers/Max-Age f
 origin and POST, else 403. Each response to an allowed origin's request carries
 Access-Control-Allow-Origin (and `Vary: Origin` unless every origin is allowed), so the page
 may read it; a response to any other origin carries none, and the browser hides it from the page.
+
+Hiding the response is not enough: a page may POST a "simple" request (no Content-Type, or
+text/plain, a form's types) to any origin without a preflight, and the handler would run
+(cross-site request forgery on a service reachable from the browser). Such a request from an
+origin not allowed, or from any origin without --cors-origin, is refused with 403 before its
+body is read as a call. Thrift clients outside browsers send no Origin and are not affected.
 """
 
 from __future__ import annotations
@@ -18,6 +24,19 @@ Headers = tuple[tuple[bytes, bytes], ...]
 # How long a browser may cache a preflight's answer (Chromium caps it at 2 hours).
 MAX_AGE = b"600"
 _VARY = (b"Vary", b"Origin")
+
+
+# The content types a browser sends cross-origin without a preflight (the Fetch standard's
+# CORS-safelisted Content-Type values).
+_SIMPLE_TYPES = frozenset(("text/plain", "application/x-www-form-urlencoded", "multipart/form-data"))
+
+
+def sent_without_preflight(method: bytes, content_type: str | None) -> bool:
+    """Whether a browser sends a request with this method and Content-Type to another origin
+    without asking first: a POST with none, or with a safelisted type."""
+    if method != b"POST":
+        return False
+    return content_type is None or content_type.partition(";")[0].strip().lower() in _SIMPLE_TYPES
 
 
 class Cors:

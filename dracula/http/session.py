@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from dracula.http import tjson
-from dracula.http.cors import Cors
+from dracula.http.cors import Cors, sent_without_preflight
 from dracula.http.parser import Refusal, RequestParser
 from dracula.http.request import HttpRequest
 from dracula.http.responses import RETRY_AFTER, error, response
@@ -155,15 +155,17 @@ class HttpSession:
         return error(refusal.status, refusal.reason, keep_alive, extra)
 
     def _message(self, request: HttpRequest) -> HttpMessage | bytes:
-        cors = self.cors
-        if cors is not None:
-            origin = request.origin
-            if origin is not None:
-                allowed = cors.allowed(origin)
-                if request.method == b"OPTIONS" and "access-control-request-method" in request.headers:
-                    return self._preflight(request, origin, allowed)
-                if allowed is not None:
-                    request.extra = allowed
+        origin = request.origin
+        if origin is not None:  # a browser's request
+            cors = self.cors
+            allowed = None if cors is None else cors.allowed(origin)
+            if allowed is not None:
+                request.extra = allowed
+            if cors is not None and request.method == b"OPTIONS" and "access-control-request-method" in request.headers:
+                return self._preflight(request, origin, allowed)
+            if allowed is None and sent_without_preflight(request.method, request.headers.get("content-type")):
+                why = "a page of origin %s may not call this server (--cors-origin)" % origin[:200]
+                return self._refuse(Refusal(403, why, False), request)
         if request.method != b"POST":
             method = request.method.decode("latin-1")
             return self._refuse(Refusal(405, "%s: only POST is served" % method, False, ALLOW_POST), request)
