@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
+from dracula.client import compiled
 from dracula.client.addresses import Address, Endpoint, needs_lookup, parse_all
 from dracula.client.balancer import Balancer, Host
 from dracula.client.deadline import call_deadline, timeout_header
@@ -54,7 +55,7 @@ class ClientCore(Generic[P]):
 
     def new_wire(self) -> Wire:
         o = self.options
-        return Wire(o.transport, o.protocol, o.max_frame_size, o.max_container_size)
+        return compiled.Wire(o.transport, o.protocol, o.max_frame_size, o.max_container_size)
 
     def method(self, name: str) -> Method:
         try:

@@ -1,0 +1,391 @@
+# cython: language_level=3, boundscheck=False, wraparound=False
+"""The client's per-call code, compiled: a twin of messages.Wire (request bytes, the reply split,
+vetted by the compiled scanner and decoded), of SyncConnection.call, and of the blocking client's
+short way through a call (SyncClient._invoke and _attempt with SyncPool's acquire and release
+inline), for one host and no hooks. dracula/client/compiled.py chooses it unless
+DRACULA_PURE_PYTHON=1 or it was not built; the pure-Python code stays the reference and the
+fallback, and tests/test_client_compiled.py holds the two to the same bytes, values and errors.
+
+Every step the pure code takes is taken here, in the same order, with the same messages; what
+changes is that no Python frame runs between them. Anything off the usual way (a second host,
+hooks, DNS, a connection to open, a reply in several reads, a timeout, an error) is handed to the
+same Python code the pure path runs.
+
+Replies decode with thriftpy2's Cython binary protocol, as everywhere in dracula, but through
+BodyReader: a transport over the vetted body that refuses to read past its end (the codec reads by
+the IDL's types, so not always the bytes the scanner vetted) and copies each value once, where
+thriftpy2's buffered transport copies the body into a buffer of its own first.
+"""
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
+from libc.string cimport memcpy
+from libc.stdint cimport uint32_t, int32_t
+from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
+
+from thriftpy2.transport.cybase cimport CyTransportBase
+
+import struct
+
+from thriftpy2.protocol.cybin import TCyBinaryProtocol
+from thriftpy2.thrift import TApplicationException
+from thriftpy2.transport import TTransportException
+from thriftpy2.transport.memory import TCyMemoryBuffer
+
+from dracula.client.errors import TIMEOUT, BadReply, CallTimeout, CutOff, NotSent
+from dracula.client.messages import (
+    BUFFERED,
+    DRAIN_HEADER,
+    FRAMED,
+    HEADER,
+    MAX_DEPTH,
+    PROTOCOLS,
+    TRANSPORTS,
+    Method,
+    Reply,
+)
+from dracula.wire.codec import KEEP_BUFFER_BELOW, BinaryCodec, CompactCodec
+from dracula.wire.compiled import BinaryScanner, CompactScanner
+from dracula.wire.detect import BINARY
+from dracula.wire.errors import WireError
+from dracula.wire.theader import parse_header, request_frame, untransform
+from dracula.wire.theader_frame import ID_OF_PROTOCOL
+
+cdef int CALL = 1, REPLY = 2, EXCEPTION = 3
+cdef int MAGIC = 0x0FFF
+cdef Py_ssize_t FIXED_SIZE = 10  # a THeader frame after its length: magic, flags, seqid, header words
+cdef Py_ssize_t PLAIN_SIZE = FIXED_SIZE + 4
+_length = struct.Struct("!I")
+
+
+cdef inline double monotonic():
+    """time.monotonic(): the same clock (CLOCK_MONOTONIC), without a call into Python."""
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return ts.tv_sec + ts.tv_nsec * 1e-9
+
+
+cdef inline void put_u32(char *p, uint32_t v):
+    p[0] = <char>((v >> 24) & 0xFF)
+    p[1] = <char>((v >> 16) & 0xFF)
+    p[2] = <char>((v >> 8) & 0xFF)
+    p[3] = <char>(v & 0xFF)
+
+
+cdef class BodyReader(CyTransportBase):
+    """A read-only transport over bytes already vetted: reads past their end raise, as
+    thriftpy2's buffered transport over codec.py's _BodySource does, without its copy."""
+
+    cdef const char *data
+    cdef Py_ssize_t pos, end
+    cdef object owner  # keeps data alive
+
+    def __init__(self):
+        self.trans = None
+        self.owner = b""
+        self.data = PyBytes_AS_STRING(self.owner)
+        self.pos = self.end = 0
+
+    cdef void set(self, bytes body):
+        self.owner = body
+        self.data = PyBytes_AS_STRING(body)
+        self.pos = 0
+        self.end = len(body)
+
+    cdef c_read(self, int sz, char *out):
+        if sz <= 0:
+            return 0
+        if sz > self.end - self.pos:
+            self.pos = self.end
+            raise TTransportException(TTransportException.END_OF_FILE, "End of file reading from transport")
+        memcpy(out, self.data + self.pos, sz)
+        self.pos += sz
+        return sz
+
+    cdef c_write(self, const char *data, int sz):
+        raise TTransportException(TTransportException.UNKNOWN, "a reply body is read, not written")
+
+    cdef c_flush(self):
+        pass
+
+    def clean(self):
+        self.owner = b""
+        self.data = PyBytes_AS_STRING(self.owner)
+        self.pos = self.end = 0
+
+    def read(self, int sz):
+        return self.get_string(sz)
+
+
+cdef inline object new_reply(int mtype, bytes body, dict headers):
+    reply = Reply.__new__(Reply)
+    reply.mtype = mtype
+    reply.body = body
+    reply.headers = headers
+    return reply
+
+
+cdef class Wire:
+    """messages.Wire, compiled: the same API (request, expect, whole, feed, decode, received),
+    the same bytes out, the same replies and the same errors."""
+
+    cdef readonly str transport
+    cdef readonly str protocol
+    cdef readonly Py_ssize_t max_size
+    cdef readonly Py_ssize_t max_container
+    cdef readonly object codec
+    cdef bytearray _buf
+    cdef object _method
+    cdef object _seqid
+    cdef object _scanner
+    cdef dict _scanners
+    cdef Py_ssize_t _frame_size
+    cdef bint _is_binary
+    cdef bint _header, _framed, _buffered
+    cdef bytes _plain_header
+    # binary: the request's encoder and the reply's decoder
+    cdef object _out, _oprot
+    cdef BodyReader _reader
+    cdef object _iprot
+
+    def __init__(self, str transport, str protocol, Py_ssize_t max_size, Py_ssize_t max_container):
+        if transport not in TRANSPORTS:
+            raise ValueError("transport %r: one of %s" % (transport, ", ".join(TRANSPORTS)))
+        if protocol not in PROTOCOLS:
+            raise ValueError("protocol %r: binary or compact" % (protocol,))
+        self.transport = transport
+        self._header = transport == HEADER
+        self._framed = transport == FRAMED
+        self._buffered = transport == BUFFERED
+        self.protocol = PROTOCOLS[protocol]
+        self.max_size = max_size
+        self.max_container = max_container
+        self._is_binary = self.protocol == BINARY
+        self.codec = BinaryCodec(MAX_DEPTH) if self._is_binary else CompactCodec(MAX_DEPTH)
+        self._buf = bytearray()
+        self._method = None
+        self._seqid = 0
+        self._scanner = None
+        self._scanners = {}
+        self._frame_size = -1
+        self._plain_header = bytes((ID_OF_PROTOCOL[self.protocol], 0, 0, 0))
+        self._reader = BodyReader()
+        self._iprot = TCyBinaryProtocol(self._reader, max_depth=MAX_DEPTH)
+        self._new_out()
+
+    cdef _new_out(self):
+        self._out = TCyMemoryBuffer()
+        self._oprot = TCyBinaryProtocol(self._out, max_depth=MAX_DEPTH)
+
+    cdef bytes _body(self, args):
+        """BinaryCodec.encode_body: the arguments struct alone."""
+        out = self._out
+        self._oprot.write_struct(args)
+        cdef bytes body = out.getvalue()
+        out.clean()
+        if len(body) > KEEP_BUFFER_BELOW:
+            self._new_out()
+        return body
+
+    def request(self, method, seqid, args, headers):
+        """The request's bytes, and the reader set to expect its reply."""
+        cdef bytes head, body, data
+        cdef Py_ssize_t hl, bl, size, at
+        cdef char *p
+        cdef int32_t sid
+        if self._is_binary:  # BinaryCodec.encode's bytes, the head computed once per method
+            head = method.binary_head
+            body = self._body(args)
+            hl = len(head)
+            bl = len(body)
+            sid = seqid
+            if self._header and headers:
+                data = request_frame(b"".join((head, struct.pack("!i", seqid), body)), self.protocol, headers, seqid)
+            else:
+                # one allocation: [frame length | THeader's fixed part and plain header] head seqid body
+                if self._header:
+                    at = 4 + PLAIN_SIZE
+                elif self._framed:
+                    at = 4
+                else:
+                    at = 0
+                data = PyBytes_FromStringAndSize(NULL, at + hl + 4 + bl)
+                p = PyBytes_AS_STRING(data)
+                if self._header:
+                    size = PLAIN_SIZE + hl + 4 + bl
+                    put_u32(p, <uint32_t>size)
+                    put_u32(p + 4, <uint32_t>(MAGIC << 16))  # magic, flags 0
+                    put_u32(p + 8, <uint32_t>sid)
+                    p[12] = 0
+                    p[13] = 1  # one word of header
+                    memcpy(p + 14, PyBytes_AS_STRING(self._plain_header), 4)
+                elif self._framed:
+                    put_u32(p, <uint32_t>(hl + 4 + bl))
+                memcpy(p + at, PyBytes_AS_STRING(head), hl)
+                put_u32(p + at + hl, <uint32_t>sid)
+                memcpy(p + at + hl + 4, PyBytes_AS_STRING(body), bl)
+        elif self._header:
+            message = self.codec.encode(method.wire_name, method.mtype, seqid, args, False)
+            if headers:
+                data = request_frame(message, self.protocol, headers, seqid)
+            else:
+                data = b"".join(
+                    (struct.pack("!IHHiH", len(message) + PLAIN_SIZE, MAGIC, 0, seqid, 1), self._plain_header, message)
+                )
+        else:
+            data = self.codec.encode(method.wire_name, method.mtype, seqid, args, self._framed)
+        self._expect(method, seqid)
+        return data
+
+    cdef _expect(self, method, seqid):
+        self._method = method
+        self._seqid = seqid
+        if self._buf:
+            self._buf.clear()
+        self._frame_size = -1
+        scanner = self._scanners.get(method)
+        if scanner is None:
+            scanner_cls = BinaryScanner if self._is_binary else CompactScanner
+            scanner = self._scanners[method] = scanner_cls(
+                MAX_DEPTH, self.max_container, self.max_size, {method.wire_name: method.reply_spec}
+            )
+        else:
+            scanner.reset()
+        self._scanner = scanner
+
+    def expect(self, method, seqid):
+        self._expect(method, seqid)
+
+    @property
+    def received(self):
+        return len(self._buf)
+
+    def whole(self, buf, Py_ssize_t end):
+        """messages.Wire.whole: the reply when buf[:end] is exactly one whole frame, else None."""
+        return self._whole(buf, end)
+
+    cdef _whole(self, buf, Py_ssize_t end):
+        if self._buf or self._buffered or end < 4:
+            return None
+        cdef Py_ssize_t size = _length.unpack_from(buf)[0]
+        if size + 4 != end or size == 0 or size > self.max_size:
+            return None
+        return self._frame(buf, end)
+
+    def feed(self, data):
+        cdef bytearray buf = self._buf
+        cdef Py_ssize_t size, n
+        if not buf and not self._buffered and len(data) >= 4:
+            size = _length.unpack_from(data)[0]
+            if size + 4 == len(data) and 0 < size <= self.max_size:
+                return self._frame(data, len(data))
+        buf += data
+        if self._buffered:
+            return self._scan(buf, 0, len(buf), {})
+        if self._frame_size < 0:
+            if len(buf) < 4:
+                return None
+            size = _length.unpack_from(buf)[0]
+            if size == 0 or size > self.max_size:
+                raise BadReply("reply frame of %d bytes (limit %d): not this call's reply" % (size, self.max_size))
+            self._frame_size = size
+        size = self._frame_size
+        n = len(buf)
+        if n < size + 4:
+            return None
+        if n > size + 4:
+            raise BadReply("%d bytes after the reply frame: the server sent more than one reply" % (n - size - 4))
+        return self._frame(buf, size + 4)
+
+    cdef _frame(self, buf, Py_ssize_t end):
+        if self._framed:
+            return self._scan(buf, 4, end, {})
+        try:
+            frame = parse_header(buf, 4, end, None)
+            if frame.transforms:
+                payload = untransform(frame, bytes(buf[frame.payload_at : end]), self.max_size)
+                base, stop = 0, len(payload)
+            else:
+                payload, base, stop = buf, frame.payload_at, end
+        except WireError as e:
+            raise BadReply("reply is not a THeader frame: %s" % e) from None
+        if frame.protocol != self.protocol:
+            raise BadReply("THeader reply in %s, the call was %s" % (frame.protocol, self.protocol))
+        if frame.seqid != self._seqid:
+            raise BadReply("THeader reply has sequence id %d, the call had %d" % (frame.seqid, self._seqid))
+        return self._scan(payload, base, stop, frame.headers)
+
+    cdef _scan(self, buf, Py_ssize_t base, Py_ssize_t end, dict headers):
+        scanner = self._scanner
+        method = self._method
+        assert scanner is not None and method is not None  # expect() was called
+        cdef Py_ssize_t n
+        try:
+            n = scanner.scan(buf, base, end, base + self.max_size)
+        except WireError as e:
+            raise BadReply("reply to %s does not scan: %s" % (method.name, e.reason)) from None
+        if n < 0:
+            if not self._buffered:
+                raise BadReply("reply frame to %s holds a truncated message (a lying length)" % method.name)
+            if end >= self.max_size:
+                raise BadReply("reply to %s passes %d bytes (limit)" % (method.name, self.max_size))
+            return None
+        if base + n != end:
+            raise BadReply("%d bytes after the reply to %s" % (end - base - n, method.name))
+        header = scanner.header
+        assert header is not None
+        name, mtype, seqid, body_at = header
+        if seqid != self._seqid:
+            raise BadReply("reply has sequence id %d, the call had %d" % (seqid, self._seqid))
+        if name != method.wire_name and name != method.plain_name:
+            raise BadReply("reply is for method %r, the call was %r" % (name.decode("utf-8", "replace"), method.name))
+        if mtype != REPLY and mtype != EXCEPTION:
+            raise BadReply("reply has message type %d, not REPLY or EXCEPTION" % mtype)
+        return new_reply(mtype, body_of(buf, base + body_at, base + n), headers)
+
+    cdef _read(self, bytes body, into):
+        """codec.decode(body, into), its WireError a BadReply, as messages.Wire._decode."""
+        if not self._is_binary:
+            try:
+                self.codec.decode(body, into)
+            except WireError as e:
+                raise BadReply("reply does not decode: %s" % e.reason) from None
+            return
+        self._reader.set(body)
+        try:
+            self._iprot.read_struct(into)
+        except Exception as e:
+            raise BadReply("reply does not decode: arguments do not decode: %s" % (e,)) from None
+        finally:
+            self._reader.clean()
+
+    def decode(self, reply):
+        """The call's value (or its raised exception) from a vetted reply."""
+        method = self._method
+        assert method is not None
+        if reply.mtype == EXCEPTION:
+            error = TApplicationException()
+            self._read(reply.body, error)
+            if error.type == TIMEOUT:  # the server's deadline check: one exception for both
+                raise CallTimeout(error.message or "the server says the deadline passed")
+            raise error
+        assert method.result_cls is not None  # oneway calls read no reply
+        result = method.result_cls()
+        self._read(reply.body, result)
+        if method.has_success:
+            success = result.success
+            if success is not None:
+                return success
+        return method.result(result)
+
+
+cdef bytes body_of(buf, Py_ssize_t start, Py_ssize_t stop):
+    """bytes(buf[start:stop]) with one copy, not two."""
+    cdef Py_buffer view
+    if type(buf) is bytes:
+        return PyBytes_FromStringAndSize(PyBytes_AS_STRING(buf) + start, stop - start)
+    PyObject_GetBuffer(buf, &view, PyBUF_SIMPLE)
+    try:
+        return PyBytes_FromStringAndSize(<char *>view.buf + start, stop - start)
+    finally:
+        PyBuffer_Release(&view)
