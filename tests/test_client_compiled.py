@@ -46,7 +46,7 @@ def outcome(f, *args):
     """What f(*args) gives, comparable across the two: a value's repr or the error's type and text."""
     try:
         value = f(*args)
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         return ("raised", type(e), repr(e), getattr(e, "type", None))
     if value is not None and hasattr(value, "mtype"):  # a Reply
         return ("reply", value.mtype, value.body, value.headers)
@@ -93,7 +93,11 @@ def good_replies(transport, protocol):
     m = METHODS
     out = [
         (m["add"], 5, reply_bytes(transport, protocol, m["add"], 5, m["add"].result_cls(success=3))),
-        (m["shapes"], 6, reply_bytes(transport, protocol, m["shapes"], 6, m["shapes"].result_cls(success=h.shapes(20)))),
+        (
+            m["shapes"],
+            6,
+            reply_bytes(transport, protocol, m["shapes"], 6, m["shapes"].result_cls(success=h.shapes(20))),
+        ),
         (m["shapes"], 6, reply_bytes(transport, protocol, m["shapes"], 6, m["shapes"].result_cls(success=[]))),
         (m["ping"], 7, reply_bytes(transport, protocol, m["ping"], 7, m["ping"].result_cls())),
         (

@@ -32,7 +32,9 @@ from thriftpy2.thrift import TApplicationException
 from thriftpy2.transport import TTransportException
 from thriftpy2.transport.memory import TCyMemoryBuffer
 
+from dracula.client.deadline import _UNSET, call_deadline, left, request_headers
 from dracula.client.errors import TIMEOUT, BadReply, CallTimeout, CutOff, NotSent
+from dracula.client.hooks import ClientCall
 from dracula.client.messages import (
     BUFFERED,
     DRAIN_HEADER,
@@ -50,6 +52,7 @@ from dracula.wire.detect import BINARY
 from dracula.wire.errors import WireError
 from dracula.wire.theader import parse_header, request_frame, untransform
 from dracula.wire.theader_frame import ID_OF_PROTOCOL
+from dracula.server.context import current
 
 cdef int CALL = 1, REPLY = 2, EXCEPTION = 3
 cdef int MAGIC = 0x0FFF
@@ -93,14 +96,36 @@ cdef class BodyReader(CyTransportBase):
         self.end = len(body)
 
     cdef c_read(self, int sz, char *out):
+        # cybin reads 1, 2, 4 or 8 bytes at a time but for strings, and uses no c_read's result
+        # (get_string, the one caller that does, is overridden below): None, no int made per read.
+        cdef const char *p
         if sz <= 0:
-            return 0
+            return None
         if sz > self.end - self.pos:
             self.pos = self.end
             raise TTransportException(TTransportException.END_OF_FILE, "End of file reading from transport")
-        memcpy(out, self.data + self.pos, sz)
+        p = self.data + self.pos
         self.pos += sz
-        return sz
+        if sz == 1:
+            out[0] = p[0]
+        elif sz == 4:
+            memcpy(out, p, 4)
+        elif sz == 8:
+            memcpy(out, p, 8)
+        elif sz == 2:
+            memcpy(out, p, 2)
+        else:
+            memcpy(out, p, sz)
+        return None
+
+    cdef get_string(self, int sz):
+        if sz <= 0:
+            return b""
+        if sz > self.end - self.pos:
+            self.pos = self.end
+            raise TTransportException(TTransportException.END_OF_FILE, "End of file reading from transport")
+        self.pos += sz
+        return PyBytes_FromStringAndSize(self.data + self.pos - sz, sz)
 
     cdef c_write(self, const char *data, int sz):
         raise TTransportException(TTransportException.UNKNOWN, "a reply body is read, not written")
@@ -187,7 +212,7 @@ cdef class Wire:
             self._new_out()
         return body
 
-    def request(self, method, seqid, args, headers):
+    cpdef request(self, method, seqid, args, headers):
         """The request's bytes, and the reader set to expect its reply."""
         cdef bytes head, body, data
         cdef Py_ssize_t hl, bl, size, at
@@ -359,7 +384,7 @@ cdef class Wire:
         finally:
             self._reader.clean()
 
-    def decode(self, reply):
+    cpdef decode(self, reply):
         """The call's value (or its raised exception) from a vetted reply."""
         method = self._method
         assert method is not None
@@ -389,3 +414,222 @@ cdef bytes body_of(buf, Py_ssize_t start, Py_ssize_t stop):
         return PyBytes_FromStringAndSize(<char *>view.buf + start, stop - start)
     finally:
         PyBuffer_Release(&view)
+
+
+# -- the blocking client's short way through a call ------------------------------------------------
+
+
+cdef class SyncMethod:
+    """`client.method`, compiled: SyncClient._invoke's partial, for a client whose calls may
+    take the short way (one host, no hooks: its `_only`) or not (then every step in full)."""
+
+    cdef object client, spec, host
+    cdef readonly str __name__
+
+    def __init__(self, client, spec, str name):
+        self.client = client
+        self.spec = spec
+        self.host = client._only
+        self.__name__ = name
+
+    def __call__(self, *args, timeout=_UNSET, **kwargs):
+        return _invoke(self.client, self.host, self.spec, args, kwargs, timeout)
+
+    def __repr__(self):
+        return "<dracula client method %s>" % self.__name__
+
+
+def invoke(client, spec, tuple args, dict kwargs, timeout):
+    """SyncClient._invoke(spec, *args, timeout=timeout, **kwargs), compiled."""
+    return _invoke(client, client._only, spec, args, kwargs, timeout)
+
+
+cdef object _invoke(client, host, spec, tuple args, dict kwargs, timeout):
+    core = client._core
+    if core.closed:
+        raise NotSent("the client is closed")
+    if not kwargs and len(args) == spec.nargs:
+        call_args = spec.args_cls(*args)
+    else:
+        call_args = spec.make_args(args, kwargs)
+    if timeout is _UNSET:
+        timeout = core.options.timeout
+    deadline = None if timeout is None and current.get(None) is None else call_deadline(timeout)
+    _deposit(core.budget)
+    if host is None:  # hooks, names to look up or several hosts: every step in full
+        return client._call(ClientCall(spec, call_args, deadline))
+    # The usual client: one host, no hooks. A ClientCall is made only when the first attempt
+    # fails, for the retry decision and any further attempt (the pure path's _call).
+    host.calls += 1
+    try:
+        return _attempt(client, host, spec, call_args, deadline)
+    except Exception as e:
+        call = ClientCall(spec, call_args, deadline)
+        call.attempts = 1
+        call.host = host.label
+        if not core.retry(call, host, e):
+            raise
+    return client._call(call)
+
+
+cdef inline _deposit(budget):
+    """RetryBudget.deposit."""
+    cdef long now = <long>(monotonic() / budget._width)
+    if now != budget._epoch:
+        with budget._lock:
+            budget._advance()
+    calls = budget._calls
+    i = now % budget.BUCKETS
+    calls[i] += 1
+
+
+cdef object _attempt(client, host, spec, args, deadline):
+    """SyncClient._attempt for a call's first attempt on the short way (no hook headers)."""
+    host.outstanding += 1
+    pool = host.pool
+    conn = None
+    try:
+        conn = _acquire(pool, deadline)
+        remaining = None if deadline is None else left(deadline)
+        headers = None
+        if remaining is not None and client._header:
+            headers = request_headers(None, remaining)
+        seqid = (conn.seqid + 1) & 0x7FFFFFFF
+        conn.seqid = seqid
+        wire = conn.wire
+        if type(wire) is Wire:
+            data = (<Wire>wire).request(spec, seqid, args, headers)
+        else:
+            data = wire.request(spec, seqid, args, headers)
+        if spec.oneway:
+            conn.send(data, remaining)
+            return None
+        reply = connection_call(conn, data, remaining)
+        if DRAIN_HEADER in reply.headers or host.failures:
+            return client._core.answer(host, conn, reply)  # retires the connection, resets the host
+        if type(wire) is Wire:
+            return (<Wire>wire).decode(reply)
+        return wire.decode(reply)
+    finally:
+        host.outstanding -= 1
+        if conn is not None:
+            _release(pool, conn)
+
+
+cdef object _acquire(pool, deadline):
+    """SyncPool.acquire's usual way: the newest idle connection, fresh and still open. Anything
+    else (none idle, a stale or closed one) goes on through SyncPool.acquire, which takes the
+    same steps from there."""
+    stack = pool.stack
+    lock = pool._lock
+    conn = None
+    lock.acquire()
+    try:
+        if stack.closed:
+            raise NotSent("the client is closed")
+        idle = stack.idle
+        if idle:
+            conn = idle.pop()  # IdleStack.take's first step
+            max_age = stack.max_age
+            idle_timeout = stack.idle_timeout
+            now = monotonic()
+            if (
+                conn.broken
+                or (max_age is not None and now - conn.opened_at > max_age)
+                or (idle_timeout is not None and now - conn.last_used > idle_timeout)
+            ):
+                stack.discard(conn)
+                conn = None
+    finally:
+        lock.release()
+    if conn is None:
+        return pool.acquire(deadline)
+    # conn.usable, outside the lock, as SyncPool.acquire probes it
+    if not conn.broken and not conn._poll.poll(0):
+        return conn
+    if conn.usable:
+        return conn
+    with lock:
+        stack.discard(conn)
+    return pool.acquire(deadline)
+
+
+cdef object _release(pool, conn):
+    """SyncPool.release."""
+    stack = pool.stack
+    cdef double now = monotonic()
+    with pool._lock:
+        max_age = stack.max_age
+        idle_timeout = stack.idle_timeout
+        if (
+            stack.closed
+            or conn.broken
+            or (max_age is not None and now - conn.opened_at > max_age)
+            or (idle_timeout is not None and now - conn.last_used > idle_timeout)
+        ):
+            stack.discard(conn)
+        else:
+            conn.last_used = now
+            stack.idle.append(conn)
+        if pool._waiting:
+            pool._freed.notify()
+
+
+def connection_call(conn, data, timeout):
+    """SyncConnection.call(data, timeout), compiled: write the request, read its reply."""
+    sock = conn.sock
+    buf = conn._buf
+    wire = conn.wire
+    cdef bint fast = type(wire) is Wire
+    if timeout is None:
+        deadline = None
+        if conn.broken or conn._timeout is not None:
+            conn.send(data, timeout)
+        else:  # send() for the usual case: a socket already blocking, no deadline
+            try:
+                sock.sendall(data)
+            except OSError as e:
+                conn.close()
+                raise CutOff("writing the request to %s:%d failed: %s" % (*conn.endpoint, e)) from None
+    else:
+        deadline = monotonic() + timeout
+        conn.send(data, timeout)
+    view = None
+    try:
+        n = sock.recv_into(buf)  # the first read waits the timeout send() set
+        if n:
+            # The usual case: the whole reply in this one read, vetted where it lies.
+            reply = (<Wire>wire)._whole(buf, n) if fast else wire.whole(buf, n)
+            if reply is not None:
+                return reply
+        view = memoryview(buf)
+        while True:
+            if not n:
+                if wire.received:
+                    raise BadReply("%s:%d closed the connection in the middle of a reply" % conn.endpoint)
+                raise CutOff(
+                    "%s:%d closed the connection after the request was written, before any reply" % conn.endpoint
+                )
+            reply = wire.feed(view[:n])
+            if reply is not None:
+                return reply
+            if deadline is not None:
+                remaining = deadline - monotonic()
+                if remaining <= 0:
+                    raise TimeoutError
+                conn._set_timeout(remaining)
+            n = sock.recv_into(buf)
+    except TimeoutError:
+        conn.close()
+        raise CallTimeout("no reply from %s:%d within %.3fs" % (*conn.endpoint, timeout or 0)) from None
+    except OSError as e:
+        conn.close()
+        if wire.received:
+            raise BadReply("reading the reply from %s:%d failed: %s" % (*conn.endpoint, e)) from None
+        raise CutOff("reading the reply from %s:%d failed: %s" % (*conn.endpoint, e)) from None
+    except BaseException:
+        conn.close()
+        raise
+    finally:
+        if view is not None:
+            view.release()
