@@ -4,12 +4,15 @@ replies, values and errors, for good replies and for every mutation of them trie
 
 from __future__ import annotations
 
+import functools
 import random
+import re
 
 import pytest
 from thriftpy2.thrift import TApplicationException
 
-from dracula.client import BadReply, compiled
+import dracula
+from dracula.client import BadReply, CallTimeout, compiled
 from dracula.client.messages import EXCEPTION, FRAMED, HEADER, REPLY, Wire, methods_of
 from dracula.wire.codec import make_codec
 from dracula.wire.detect import BINARY, COMPACT
@@ -42,10 +45,10 @@ def wires(transport, protocol, max_size=1 << 20):
     return pure, fast
 
 
-def outcome(f, *args):
+def outcome(f, *args, **kwargs):
     """What f(*args) gives, comparable across the two: a value's repr or the error's type and text."""
     try:
-        value = f(*args)
+        value = f(*args, **kwargs)
     except Exception as e:
         return ("raised", type(e), repr(e), getattr(e, "type", None))
     if value is not None and hasattr(value, "mtype"):  # a Reply
@@ -262,3 +265,125 @@ def test_body_reader_refuses_to_read_past_the_end():
         seen.append(outcome(wire.decode, _Reply(REPLY, lying, {})))
     assert seen[0][:2] == seen[1][:2] == ("raised", BadReply)
     assert "reply does not decode" in seen[0][2] and "End of file" in seen[1][2]
+
+
+# -- whole calls: the compiled client against the pure one -------------------------------------
+
+
+@pytest.fixture
+def pure_path(monkeypatch):
+    """Within the test, clients made by `make(pure=True)` run the pure-Python code."""
+    from dracula.client import sync_client
+
+    def make(*args, pure, **kwargs):
+        if pure:
+            monkeypatch.setattr(sync_client, "_compiled", None)
+            monkeypatch.setattr(compiled, "Wire", Wire)
+        else:
+            monkeypatch.setattr(sync_client, "_compiled", compiled.compiled_module)
+            monkeypatch.setattr(compiled, "Wire", compiled.compiled_module.Wire)
+        client = dracula.make_client(*args, **kwargs)
+        assert isinstance(client.add, functools.partial) == pure
+        return client
+
+    return make
+
+
+def _calls(client, script, port):
+    """Each step's outcome: a value, or the error's type and text (the server's port as PORT)."""
+    out = []
+    for name, args, kwargs in script:
+        got = outcome(getattr(client, name), *args, **kwargs)
+        if got[0] == "raised":  # the port, and times measured, differ from run to run
+            got = (got[0], got[1], re.sub(r"\d+\.\d+s", "N s", got[2].replace(":%d" % port, ":PORT")))
+        out.append(got)
+    return out
+
+
+def _result(spec, **fields):
+    return getattr(Showcase, spec + "_result")(**fields)
+
+
+SCRIPTED = {
+    # name: (respond(request, number) -> bytes | None, transport, client options)
+    "good": (lambda r: r.reply(_result("add", success=7)), "framed", {}),
+    "missing result": (lambda r: r.reply(_result("add", success=None)), "framed", {}),
+    "application exception": (
+        lambda r: r.reply(TApplicationException(6, "boom"), mtype=3),
+        "framed",
+        {},
+    ),
+    "server timeout": (lambda r: r.reply(TApplicationException(12, "late"), mtype=3), "framed", {}),
+    "wrong seqid": (lambda r: r.reply(_result("add", success=1), seqid=r.seqid + 1), "framed", {}),
+    "wrong method": (lambda r: r.reply(_result("add", success=1), name=b"recorded"), "framed", {}),
+    "a call, not a reply": (lambda r: r.reply(_result("add", success=1), mtype=1), "framed", {}),
+    "garbage": (lambda r: b"\x00\x00\x00\x10" + b"\xde\xad\xbe\xef" * 4, "framed", {}),
+    "lying frame length": (lambda r: b"\x7f\xff\xff\xff" + b"\x80\x01", "framed", {}),
+    "two replies": (lambda r: r.reply(_result("add", success=1)) * 2, "framed", {}),
+    "no reply, closed": (lambda r: None, "framed", {}),
+    "drain": (lambda r: r.reply(_result("add", success=5), headers={":drain": "1"}), "header", {}),
+    "header good": (lambda r: r.reply(_result("add", success=5)), "header", {}),
+    "header wrong seqid": (lambda r: r.reply(_result("add", success=5), seqid=r.seqid + 3), "header", {}),
+    "idempotent cut off": (lambda r: None, "framed", {"idempotent": ["add"]}),
+    "one attempt": (lambda r: None, "framed", {"max_attempts": 1}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SCRIPTED))
+def test_scripted_replies_give_the_same_outcomes(pure_path, case):
+    from .client_fakes import FakeServer
+
+    respond, transport, options = SCRIPTED[case]
+    seen = []
+    for pure in (True, False):
+        with FakeServer(lambda r: respond(r) if r.number % 2 == 0 else r.reply(_result("add", success=9))) as fake:
+            client = pure_path(Showcase, ("127.0.0.1", fake.port), transport=transport, pure=pure, **options)
+            with client:
+                script = [("add", (1, 2), {}), ("add", (1, 2), {}), ("add", (3,), {"b": 4}), ("add", (1, 2), {})]
+                got = _calls(client, script, fake.port)
+                host = client._only
+                seen.append(
+                    (
+                        got,
+                        fake.connections,
+                        client._core.budget.retried,
+                        host.calls,
+                        host.failures,
+                        host.pool.stack.size,
+                    )
+                )
+    assert seen[0] == seen[1]
+
+
+def test_argument_errors_deadlines_and_a_closed_client_alike(pure_path):
+    from examples.showcase import ShowcaseHandler as Handler
+
+    from .helpers import running
+
+    seen = []
+    with running(Showcase, Handler()) as server:
+        for pure in (True, False):
+            client = pure_path(Showcase, ("127.0.0.1", server.port), pure=pure)
+            script = [
+                ("add", (1, 2, 3), {}),
+                ("add", (1,), {"c": 2}),
+                ("add", (1,), {"a": 2}),
+                ("add", (), {"a": 2, "b": 3}),
+                ("add", (1, 2), {"timeout": 5.0}),
+                ("sleep_async", (300,), {"timeout": 0.05}),
+                ("add", (1, 2), {}),
+                ("shapes", (3,), {}),
+                ("lookup", ("missing",), {}),
+                ("fail", ("boom",), {}),
+                ("record", ("x",), {}),
+                ("ping", (), {}),
+            ]
+            got = _calls(client, script, server.port)
+            got.append(outcome(client.call, "add", 1, b=2, timeout=None))
+            client.close()
+            got.append(outcome(client.add, 1, 2)[:3])
+            got.append(outcome(client.call, "add", 1, 2)[:3])
+            seen.append(got)
+    assert seen[0] == seen[1]
+    assert seen[0][0][:2] == ("raised", TypeError)
+    assert seen[0][5][:2] == ("raised", CallTimeout)

@@ -102,8 +102,7 @@ cdef class BodyReader(CyTransportBase):
         if sz <= 0:
             return None
         if sz > self.end - self.pos:
-            self.pos = self.end
-            raise TTransportException(TTransportException.END_OF_FILE, "End of file reading from transport")
+            return self._past_end()  # apart: this function stays small (no registers to save)
         p = self.data + self.pos
         self.pos += sz
         if sz == 1:
@@ -118,12 +117,15 @@ cdef class BodyReader(CyTransportBase):
             memcpy(out, p, sz)
         return None
 
+    cdef object _past_end(self):
+        self.pos = self.end
+        raise TTransportException(TTransportException.END_OF_FILE, "End of file reading from transport")
+
     cdef get_string(self, int sz):
         if sz <= 0:
             return b""
         if sz > self.end - self.pos:
-            self.pos = self.end
-            raise TTransportException(TTransportException.END_OF_FILE, "End of file reading from transport")
+            return self._past_end()
         self.pos += sz
         return PyBytes_FromStringAndSize(self.data + self.pos - sz, sz)
 
@@ -133,10 +135,13 @@ cdef class BodyReader(CyTransportBase):
     cdef c_flush(self):
         pass
 
-    def clean(self):
+    cdef void reset(self):
         self.owner = b""
         self.data = PyBytes_AS_STRING(self.owner)
         self.pos = self.end = 0
+
+    def clean(self):
+        self.reset()
 
     def read(self, int sz):
         return self.get_string(sz)
@@ -382,7 +387,7 @@ cdef class Wire:
         except Exception as e:
             raise BadReply("reply does not decode: arguments do not decode: %s" % (e,)) from None
         finally:
-            self._reader.clean()
+            self._reader.reset()
 
     cpdef decode(self, reply):
         """The call's value (or its raised exception) from a vetted reply."""
