@@ -17,6 +17,7 @@ the IDL's types, so not always the bytes the scanner vetted) and copies each val
 thriftpy2's buffered transport copies the body into a buffer of its own first.
 """
 
+from cpython.bytearray cimport PyByteArray_AS_STRING
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 from libc.string cimport memcpy
@@ -51,7 +52,7 @@ from dracula.wire.compiled import BinaryScanner, CompactScanner
 from dracula.wire.detect import BINARY
 from dracula.wire.errors import WireError
 from dracula.wire.theader import parse_header, request_frame, untransform
-from dracula.wire.theader_frame import ID_OF_PROTOCOL
+from dracula.wire.theader_frame import ID_OF_PROTOCOL, PROTOCOL_IDS
 from dracula.server.context import current
 
 cdef int CALL = 1, REPLY = 2, EXCEPTION = 3
@@ -328,8 +329,23 @@ cdef class Wire:
         return self._frame(buf, size + 4)
 
     cdef _frame(self, buf, Py_ssize_t end):
+        cdef const unsigned char *p
+        cdef int32_t seqid
         if self._framed:
             return self._scan(buf, 4, end, {})
+        if type(buf) is bytearray and end >= 4 + PLAIN_SIZE:
+            # parse_header's own shortcut, for the commonest frame in the connection's buffer:
+            # magic, one word of header (a known protocol id, no transforms, no info headers).
+            p = <const unsigned char *>PyByteArray_AS_STRING(buf)
+            if p[4] == 0x0F and p[5] == 0xFF and p[12] == 0 and p[13] == 1 and p[15] == 0 and p[16] == 0:
+                protocol = PROTOCOL_IDS.get(p[14])
+                if protocol is not None:
+                    if protocol != self.protocol:
+                        raise BadReply("THeader reply in %s, the call was %s" % (protocol, self.protocol))
+                    seqid = <int32_t>((<uint32_t>p[8] << 24) | (<uint32_t>p[9] << 16) | (<uint32_t>p[10] << 8) | p[11])
+                    if seqid != self._seqid:
+                        raise BadReply("THeader reply has sequence id %d, the call had %d" % (seqid, self._seqid))
+                    return self._scan(buf, 4 + PLAIN_SIZE, end, {})
         try:
             frame = parse_header(buf, 4, end, None)
             if frame.transforms:
@@ -425,20 +441,33 @@ cdef bytes body_of(buf, Py_ssize_t start, Py_ssize_t stop):
 
 
 cdef class SyncMethod:
-    """`client.method`, compiled: SyncClient._invoke's partial, for a client whose calls may
-    take the short way (one host, no hooks: its `_only`) or not (then every step in full)."""
+    """`client.method`, compiled: SyncClient._invoke's partial, with what stays the same from call
+    to call looked up once: the method's spec, and for a client whose calls may take the short way
+    (one host, no hooks: its `_only`) that host's pool, its idle stack and its lock."""
 
-    cdef object client, spec, host
+    cdef object client, core, budget, spec, args_cls, host, pool, stack, lock
+    cdef Py_ssize_t nargs
+    cdef bint oneway, header
     cdef readonly str __name__
 
     def __init__(self, client, spec, str name):
         self.client = client
+        self.core = client._core
+        self.budget = self.core.budget
         self.spec = spec
+        self.args_cls = spec.args_cls
+        self.nargs = spec.nargs
+        self.oneway = spec.oneway
+        self.header = client._header
         self.host = client._only
+        if self.host is not None:
+            self.pool = self.host.pool
+            self.stack = self.pool.stack
+            self.lock = self.pool._lock
         self.__name__ = name
 
     def __call__(self, *args, timeout=_UNSET, **kwargs):
-        return _invoke(self.client, self.host, self.spec, args, kwargs, timeout)
+        return _invoke(self, args, kwargs, timeout)
 
     def __repr__(self):
         return "<dracula client method %s>" % self.__name__
@@ -446,35 +475,37 @@ cdef class SyncMethod:
 
 def invoke(client, spec, tuple args, dict kwargs, timeout):
     """SyncClient._invoke(spec, *args, timeout=timeout, **kwargs), compiled."""
-    return _invoke(client, client._only, spec, args, kwargs, timeout)
+    return _invoke(SyncMethod(client, spec, spec.name), args, kwargs, timeout)
 
 
-cdef object _invoke(client, host, spec, tuple args, dict kwargs, timeout):
-    core = client._core
+cdef object _invoke(SyncMethod m, tuple args, dict kwargs, timeout):
+    core = m.core
     if core.closed:
         raise NotSent("the client is closed")
-    if not kwargs and len(args) == spec.nargs:
-        call_args = spec.args_cls(*args)
+    spec = m.spec
+    if not kwargs and len(args) == m.nargs:
+        call_args = m.args_cls(*args)
     else:
         call_args = spec.make_args(args, kwargs)
     if timeout is _UNSET:
         timeout = core.options.timeout
     deadline = None if timeout is None and current.get(None) is None else call_deadline(timeout)
-    _deposit(core.budget)
+    _deposit(m.budget)
+    host = m.host
     if host is None:  # hooks, names to look up or several hosts: every step in full
-        return client._call(ClientCall(spec, call_args, deadline))
+        return m.client._call(ClientCall(spec, call_args, deadline))
     # The usual client: one host, no hooks. A ClientCall is made only when the first attempt
     # fails, for the retry decision and any further attempt (the pure path's _call).
     host.calls += 1
     try:
-        return _attempt(client, host, spec, call_args, deadline)
+        return _attempt(m, call_args, deadline)
     except Exception as e:
         call = ClientCall(spec, call_args, deadline)
         call.attempts = 1
         call.host = host.label
         if not core.retry(call, host, e):
             raise
-    return client._call(call)
+    return m.client._call(call)
 
 
 cdef inline _deposit(budget):
@@ -488,45 +519,45 @@ cdef inline _deposit(budget):
     calls[i] += 1
 
 
-cdef object _attempt(client, host, spec, args, deadline):
+cdef object _attempt(SyncMethod m, args, deadline):
     """SyncClient._attempt for a call's first attempt on the short way (no hook headers)."""
+    host = m.host
     host.outstanding += 1
-    pool = host.pool
     conn = None
     try:
-        conn = _acquire(pool, deadline)
+        conn = _acquire(m, deadline)
         remaining = None if deadline is None else left(deadline)
         headers = None
-        if remaining is not None and client._header:
+        if remaining is not None and m.header:
             headers = request_headers(None, remaining)
         seqid = (conn.seqid + 1) & 0x7FFFFFFF
         conn.seqid = seqid
         wire = conn.wire
         if type(wire) is Wire:
-            data = (<Wire>wire).request(spec, seqid, args, headers)
+            data = (<Wire>wire).request(m.spec, seqid, args, headers)
         else:
-            data = wire.request(spec, seqid, args, headers)
-        if spec.oneway:
+            data = wire.request(m.spec, seqid, args, headers)
+        if m.oneway:
             conn.send(data, remaining)
             return None
         reply = connection_call(conn, data, remaining)
         if DRAIN_HEADER in reply.headers or host.failures:
-            return client._core.answer(host, conn, reply)  # retires the connection, resets the host
+            return m.core.answer(host, conn, reply)  # retires the connection, resets the host
         if type(wire) is Wire:
             return (<Wire>wire).decode(reply)
         return wire.decode(reply)
     finally:
         host.outstanding -= 1
         if conn is not None:
-            _release(pool, conn)
+            _release(m, conn)
 
 
-cdef object _acquire(pool, deadline):
+cdef object _acquire(SyncMethod m, deadline):
     """SyncPool.acquire's usual way: the newest idle connection, fresh and still open. Anything
     else (none idle, a stale or closed one) goes on through SyncPool.acquire, which takes the
     same steps from there."""
-    stack = pool.stack
-    lock = pool._lock
+    stack = m.stack
+    lock = m.lock
     conn = None
     lock.acquire()
     try:
@@ -548,7 +579,7 @@ cdef object _acquire(pool, deadline):
     finally:
         lock.release()
     if conn is None:
-        return pool.acquire(deadline)
+        return m.pool.acquire(deadline)
     # conn.usable, outside the lock, as SyncPool.acquire probes it
     if not conn.broken and not conn._poll.poll(0):
         return conn
@@ -556,14 +587,15 @@ cdef object _acquire(pool, deadline):
         return conn
     with lock:
         stack.discard(conn)
-    return pool.acquire(deadline)
+    return m.pool.acquire(deadline)
 
 
-cdef object _release(pool, conn):
+cdef object _release(SyncMethod m, conn):
     """SyncPool.release."""
-    stack = pool.stack
+    stack = m.stack
+    pool = m.pool
     cdef double now = monotonic()
-    with pool._lock:
+    with m.lock:
         max_age = stack.max_age
         idle_timeout = stack.idle_timeout
         if (
