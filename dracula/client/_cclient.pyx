@@ -179,7 +179,7 @@ cdef class Wire:
     cdef BodyReader _reader
     cdef object _iprot
 
-    def __init__(self, str transport, str protocol, Py_ssize_t max_size, Py_ssize_t max_container):
+    def __init__(self, transport, protocol, Py_ssize_t max_size, Py_ssize_t max_container):
         if transport not in TRANSPORTS:
             raise ValueError("transport %r: one of %s" % (transport, ", ".join(TRANSPORTS)))
         if protocol not in PROTOCOLS:
