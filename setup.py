@@ -1,5 +1,6 @@
-"""Builds dracula's optional C extensions: the compiled message scanners (dracula/wire/_cscan.pyx)
-and the compiled THeader parser and encoder (dracula/wire/_ctheader.pyx).
+"""Builds dracula's optional C extensions: the compiled message scanners (dracula/wire/_cscan.pyx),
+the compiled THeader parser and encoder (dracula/wire/_ctheader.pyx) and the client's compiled
+per-call code (dracula/client/_cclient.pyx, built against thriftpy2's Cython transport).
 
 Everything else lives in pyproject.toml. The extension is optional: without a C compiler (or
 without Cython) the install still succeeds and dracula runs its pure-Python scanners, saying so
@@ -11,7 +12,9 @@ import sys
 from setuptools import setup
 from setuptools.command.build_ext import build_ext
 
-SOURCES = [os.path.join("dracula", "wire", name) for name in ("_cscan.pyx", "_ctheader.pyx")]
+SOURCES = [os.path.join("dracula", "wire", name) for name in ("_cscan.pyx", "_ctheader.pyx")] + [
+    os.path.join("dracula", "client", "_cclient.pyx")
+]
 
 
 class OptionalBuildExt(build_ext):
@@ -41,7 +44,13 @@ def extensions():
     except ImportError:
         print("dracula: Cython is not installed; the pure-Python scanner will be used", file=sys.stderr)
         return []
-    return cythonize(SOURCES, compiler_directives={"language_level": "3"}, quiet=True)
+    built = []
+    for source in SOURCES:  # one at a time: the client's needs thriftpy2's .pxd, the scanners nothing
+        try:
+            built += cythonize([source], compiler_directives={"language_level": "3"}, quiet=True)
+        except Exception as e:
+            print("dracula: not compiling %s (%s); its pure-Python twin will be used" % (source, e), file=sys.stderr)
+    return built
 
 
 setup(ext_modules=extensions(), cmdclass={"build_ext": OptionalBuildExt})

@@ -10,6 +10,7 @@ import sys
 from typing import Any
 
 from dracula import __version__
+from dracula.client import compiled as client_impl
 from dracula.config import Config, ConfigError
 from dracula.loader import LoadError, load_handler, load_hook, load_service
 from dracula.ops.logs import configure
@@ -31,7 +32,10 @@ Commands = argparse._SubParsersAction  # what add_subparsers() returns (argparse
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dracula", description="Thrift RPC server for thriftpy2 services.")
     parser.add_argument(
-        "--version", action="version", version="dracula %s (%s scanner)" % (__version__, scanner_impl.IMPLEMENTATION)
+        "--version",
+        action="version",
+        version="dracula %s (%s scanner, %s client)"
+        % (__version__, scanner_impl.IMPLEMENTATION, client_impl.IMPLEMENTATION),
     )
     commands = parser.add_subparsers(dest="command", required=True)
     add_serve_parser(commands)

@@ -181,6 +181,20 @@ def test_short_path_and_full_path_agree(server, transport, protocol):
     assert [s[1] for s in hook.seen] == ["ok"] * 7 + ["exception", "exception", "ok"]
 
 
+class _FailingSend:
+    """A connection's socket whose next sendall raises `error` (then it is the real one again)."""
+
+    def __init__(self, conn, error):
+        self.conn, self.real, self.error = conn, conn.sock, error
+
+    def sendall(self, data):
+        self.conn.sock = self.real
+        raise self.error
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+
 def test_short_path_failure_goes_on_through_the_retry_loop(server):
     """The first attempt's failure leads into the full loop: a request that could not be
     written (NotSent) is sent again, as before, within the budget."""
@@ -188,16 +202,12 @@ def test_short_path_failure_goes_on_through_the_retry_loop(server):
     with client:
         assert client.add(1, 2) == 3
         conn = client._only.pool.stack.idle[-1]
-
-        def not_sent(data, timeout):
-            del conn.call  # once: the class's own call from now on
-            raise NotSent("the connection had ended")
-
-        conn.call = not_sent
+        conn.sock = _FailingSend(conn, NotSent("the connection had ended"))
         assert client.add(3, 4) == 7
         assert client._core.budget.retried == 1
         assert client._only.calls == 3  # the warm-up, the failed attempt, the retry
-        client._only.pool.stack.idle[-1].call = lambda data, timeout: (_ for _ in ()).throw(CutOff("cut"))
+        conn = client._only.pool.stack.idle[-1]
+        conn.sock = _FailingSend(conn, CutOff("cut"))
         with pytest.raises(CutOff):  # add is not declared idempotent: not retried
             client.add(5, 6)
         assert client._core.budget.retried == 1

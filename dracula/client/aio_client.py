@@ -11,8 +11,8 @@ from typing import Any
 from dracula.client.addresses import Address, Endpoint, resolve
 from dracula.client.aio_connection import AioConnection
 from dracula.client.balancer import Host
-from dracula.client.core import _UNSET, ClientCore
-from dracula.client.deadline import left
+from dracula.client.core import ClientCore
+from dracula.client.deadline import _UNSET, left
 from dracula.client.hooks import ClientCall
 from dracula.client.options import ClientOptions
 from dracula.client.pool import AioPool

@@ -10,9 +10,10 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
+from dracula.client import compiled
 from dracula.client.addresses import Address, Endpoint, needs_lookup, parse_all
 from dracula.client.balancer import Balancer, Host
-from dracula.client.deadline import call_deadline, timeout_header
+from dracula.client.deadline import _UNSET, call_deadline, request_headers
 from dracula.client.errors import ConnectFailed, NotSent, is_shed
 from dracula.client.hooks import ClientCall, Hooks
 from dracula.client.messages import DRAIN_HEADER, HEADER, Method, Reply, Wire, methods_of
@@ -20,15 +21,6 @@ from dracula.client.options import ClientOptions
 from dracula.client.retry import RetryBudget, retryable
 
 P = TypeVar("P")
-_UNSET: Any = object()
-
-
-def request_headers(headers: dict[str, str] | None, remaining: float | None) -> dict[str, str] | None:
-    """A THeader request's headers: the call's (set by hooks), and the time it has left."""
-    timeout = timeout_header(remaining)
-    if not headers:
-        return timeout
-    return {**headers, **timeout} if timeout else dict(headers)
 
 
 class ClientCore(Generic[P]):
@@ -54,7 +46,7 @@ class ClientCore(Generic[P]):
 
     def new_wire(self) -> Wire:
         o = self.options
-        return Wire(o.transport, o.protocol, o.max_frame_size, o.max_container_size)
+        return compiled.Wire(o.transport, o.protocol, o.max_frame_size, o.max_container_size)
 
     def method(self, name: str) -> Method:
         try:

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import math
 import time
+from typing import Any
 
 from dracula.client.errors import CallTimeout
 from dracula.server.context import current
+
+_UNSET: Any = object()  # a call's `timeout` not given: the client's applies
 
 
 def call_deadline(timeout: float | None) -> float | None:
@@ -42,3 +45,11 @@ def timeout_header(remaining: float | None) -> dict[str, str] | None:
     if remaining is None:
         return None
     return {"client_timeout": str(max(1, math.ceil(remaining * 1000)))}
+
+
+def request_headers(headers: dict[str, str] | None, remaining: float | None) -> dict[str, str] | None:
+    """A THeader request's headers: the call's (set by hooks), and the time it has left."""
+    timeout = timeout_header(remaining)
+    if not headers:
+        return timeout
+    return {**headers, **timeout} if timeout else dict(headers)

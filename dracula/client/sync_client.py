@@ -9,10 +9,11 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from dracula.client import compiled
 from dracula.client.addresses import Address, Endpoint, resolve
 from dracula.client.balancer import Host
-from dracula.client.core import _UNSET, ClientCore, request_headers
-from dracula.client.deadline import call_deadline, left
+from dracula.client.core import ClientCore
+from dracula.client.deadline import _UNSET, call_deadline, left, request_headers
 from dracula.client.errors import NotSent
 from dracula.client.hooks import ClientCall
 from dracula.client.messages import DRAIN_HEADER, HEADER, Method
@@ -20,6 +21,9 @@ from dracula.client.options import ClientOptions
 from dracula.client.pool import SyncPool
 from dracula.client.sync_connection import SyncConnection
 from dracula.server.context import current
+
+# The compiled _invoke (client/_cclient.pyx), unless compiled.py chose the pure-Python code.
+_compiled: Any = compiled.compiled_module if compiled.IMPLEMENTATION == "compiled" else None
 
 
 class SyncClient:
@@ -51,9 +55,13 @@ class SyncClient:
         if name.startswith("_"):
             raise AttributeError(name)
         spec = self._core.method(name)  # AttributeError for a method the service lacks
-        # A partial, not a closure: no Python frame of its own between the caller and _invoke.
-        method = functools.partial(self._invoke, spec)
-        method.__name__ = name  # type: ignore[attr-defined]  # a partial has a __dict__
+        method: Any
+        if _compiled is not None:  # _invoke, compiled (client/_cclient.pyx)
+            method = _compiled.SyncMethod(self, spec, name)
+        else:
+            # A partial, not a closure: no Python frame of its own between the caller and _invoke.
+            method = functools.partial(self._invoke, spec)
+            method.__name__ = name
         self.__dict__[name] = method
         return method
 
@@ -61,6 +69,8 @@ class SyncClient:
         core = self._core
         if core.closed:
             raise NotSent("the client is closed")
+        if _compiled is not None:
+            return _compiled.invoke(self, core.method(name), args, kwargs, timeout)
         return self._invoke(core.method(name), *args, timeout=timeout, **kwargs)
 
     def _invoke(self, spec: Method, /, *args: Any, timeout: Any = _UNSET, **kwargs: Any) -> Any:
