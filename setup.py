@@ -1,5 +1,6 @@
-"""Builds dracula's optional C extensions: the compiled message scanners (dracula/wire/_cscan.pyx)
-and the compiled THeader parser and encoder (dracula/wire/_ctheader.pyx).
+"""Builds dracula's optional C extensions: the compiled message scanners (dracula/wire/_cscan.pyx),
+the compiled THeader parser and encoder (dracula/wire/_ctheader.pyx) and the compiled fast path
+of a plain call (dracula/server/_cfast.pyx).
 
 Everything else lives in pyproject.toml. The extension is optional: without a C compiler (or
 without Cython) the install still succeeds and dracula runs its pure-Python scanners, saying so
@@ -11,7 +12,9 @@ import sys
 from setuptools import setup
 from setuptools.command.build_ext import build_ext
 
-SOURCES = [os.path.join("dracula", "wire", name) for name in ("_cscan.pyx", "_ctheader.pyx")]
+SOURCES = [os.path.join("dracula", "wire", name) for name in ("_cscan.pyx", "_ctheader.pyx")] + [
+    os.path.join("dracula", "server", "_cfast.pyx")
+]
 
 
 class OptionalBuildExt(build_ext):
