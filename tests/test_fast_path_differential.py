@@ -28,7 +28,9 @@ from dracula.server.backends.uv_connection import Connection, Reactor
 from dracula.server.state import FAST_PATH
 from dracula.server.thread_pool import HandlerPool
 from dracula.wire.theader import request_frame
+from dracula.wire.theader_frame import INFO_PKEYVALUE
 from examples.showcase import ShowcaseHandler
+from tests import theader_frames
 from tests.helpers import showcase_thrift
 
 pytestmark = pytest.mark.skipif(not FAST_PATH, reason="the compiled fast path is not built (or DRACULA_PURE_PYTHON=1)")
@@ -305,6 +307,31 @@ def test_refusals_alike(backend):
             general = serve(_server(backend, False), pieces)
             compiled = serve(_server(backend, True), pieces)
             assert compiled[:2] == general[:2], data
+
+
+@pytest.mark.parametrize("backend", ["uv", "thread"])
+def test_theader_refusals_alike(backend):
+    """THeader frames after the first: a zlib payload (inflated by the Reader), a compact
+    payload on a binary connection, a header that cannot be read, an unknown transform,
+    persistent headers, a frame whose message overruns its payload, and garbage."""
+    serve = _serve_uv if backend == "uv" else _serve_thread
+    first = theader_frames.ping_frame(seqid=1)
+    persistent = theader_frames.info(INFO_PKEYVALUE, {b"p": b"1"})
+    cases = [
+        theader_frames.ping_frame(transforms=(1,), seqid=2),
+        theader_frames.ping_frame("compact", seqid=3),
+        theader_frames.ping_frame(transforms=(3,), seqid=4),
+        theader_frames.ping_frame(extra=persistent, seqid=5) + _frame(_call("lookup", key="ctx"), "theader", 6, None),
+        theader_frames.raw_frame(b"\x00\x00", theader_frames.ping_payload()[:-3], seqid=7),
+        theader_frames.raw_frame(b"\x00\x00", b"\x80\x01\x00\x01\xff\xff", seqid=8),
+        b"\x00\x00\x00\x10\x0f\x00" + bytes(14),
+        theader_frames.raw_frame(b"\x00\x00", theader_frames.ping_payload(), words=200),
+    ]
+    for case in cases:
+        data = first + case + first
+        general = serve(_server(backend, False), [data])
+        compiled = serve(_server(backend, True), [data])
+        assert compiled[:2] == general[:2], case
 
 
 def test_off_where_it_must_be():

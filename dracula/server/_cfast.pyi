@@ -2,7 +2,7 @@
 # module: what the backends and ServerState use of it.
 from asyncio import AbstractEventLoop
 from collections.abc import Coroutine
-from typing import Any, final
+from typing import Any, TypeAlias, final
 
 from dracula.server.calls import Call
 from dracula.server.context import CallContext
@@ -12,6 +12,10 @@ from dracula.typedefs import Peer, PeerCert
 from dracula.wire.codec import Codec
 from dracula.wire.reader import Message, Reader
 from dracula.wire.theader_frame import HeaderFrame
+
+# What PlainPath.answer() returns: the reply; the Message for the general path; (call,
+# coroutine) for a plain handler that returned one; None until more bytes arrive.
+Answer: TypeAlias = bytes | Message | tuple[Call, Coroutine[Any, Any, Any]] | None
 
 @final
 class FastCall:
@@ -40,4 +44,4 @@ class PlainPath:
         peer_cert: PeerCert | None,
         loop: AbstractEventLoop | None,
     ) -> None: ...
-    def answer(self) -> bytes | Message | tuple[Call, Coroutine[Any, Any, Any]] | None: ...
+    def answer(self) -> Answer: ...

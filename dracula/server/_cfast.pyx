@@ -20,6 +20,8 @@ Safety is not traded: every byte is vetted by the same compiled scanner before t
 codec decodes it, through a transport that fails at the body's end, as codec.BinaryCodec does.
 """
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.ref cimport Py_INCREF
+from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
 from libc.stdint cimport int32_t, uint32_t, uint8_t
 from libc.string cimport memcpy
 
@@ -27,6 +29,7 @@ import time
 import types
 
 from thriftpy2.protocol.cybin import TCyBinaryProtocol
+from thriftpy2.thrift import init_func_generator
 from thriftpy2.transport.buffered import TCyBufferedTransport
 from thriftpy2.transport.memory import TCyMemoryBuffer
 
@@ -36,7 +39,7 @@ from dracula.server.dispatch import SYNC
 from dracula.wire.codec import KEEP_BUFFER_BELOW
 from dracula.wire.errors import WireError
 from dracula.wire.reader import SHRINK_ABOVE, Message
-from dracula.wire.theader import encode_frame
+from dracula.wire.theader import encode_frame, parse_header as _parse_header
 
 cdef object _monotonic = time.monotonic
 cdef object _CoroutineType = types.CoroutineType
@@ -98,18 +101,99 @@ cdef class BodySource:
         return self.data[pos:end]
 
 
+cdef object _EMPTY_INIT = init_func_generator(object, []).__code__
+
+
+cdef tuple _fields_of(cls):
+    """(names, defaults) that thriftpy2's generated __init__ of `cls` sets, and nothing else;
+    None when `cls` has an __init__ of its own (then a fresh object is made per call)."""
+    init = getattr(cls, "__init__", None)
+    code = getattr(init, "__code__", None)
+    if code is None:
+        return None
+    if code is _EMPTY_INIT:
+        return ((), ())
+    if not code.co_filename.startswith("<generated "):
+        return None
+    names = code.co_varnames[1 : code.co_argcount]
+    defaults = init.__defaults__ or ()
+    if len(defaults) != len(names):
+        return None
+    return (tuple(names), tuple(defaults))
+
+
+cdef class Shapes:
+    """One method's thriftpy2 structs for the fast path of one thread, made once and reset to
+    what their __init__ sets after every call (they never leave the fast path: a handler gets
+    the argument values, the reply the encoded result); None where the class's __init__ is not
+    thriftpy2's generated one."""
+
+    cdef object args, result
+    cdef tuple arg_names, arg_defaults, result_names, result_defaults
+
+    def __init__(self, method):
+        args_cls, result_cls = method.args_cls, method.result_cls
+        # The handler's positional arguments, in IDL order (dispatch.Method.get_args).
+        self.arg_names = tuple(spec[1] for spec in args_cls.thrift_spec.values())
+        self.arg_defaults = ()
+        fields = _fields_of(args_cls)
+        if fields is not None and sorted(fields[0]) == sorted(self.arg_names):
+            defaults = dict(zip(fields[0], fields[1]))
+            self.arg_defaults = tuple(defaults[name] for name in self.arg_names)
+            self.args = args_cls()
+        fields = _fields_of(result_cls)
+        if fields is not None:
+            self.result_names, self.result_defaults = fields
+            self.result = result_cls()
+
+    cdef object new_args(self, method):
+        if self.args is None:
+            return method.args_cls()
+        return self.args
+
+    cdef void reset_args(self, args):
+        cdef Py_ssize_t i
+        if args is self.args:
+            for i in range(len(self.arg_names)):
+                setattr(args, self.arg_names[i], self.arg_defaults[i])
+
+    cdef object new_result(self, method):
+        if self.result is None:
+            return method.result_cls()
+        return self.result
+
+    cdef void reset_result(self, result):
+        cdef Py_ssize_t i
+        if result is self.result:
+            result.success = None  # a void method's result has no such field: it is set all the same
+            for i in range(len(self.result_names)):
+                setattr(result, self.result_names[i], self.result_defaults[i])
+
+    cdef tuple values(self, args):
+        """The handler's positional arguments."""
+        cdef Py_ssize_t i, n = len(self.arg_names)
+        cdef tuple out = PyTuple_New(n)
+        for i in range(n):
+            value = getattr(args, self.arg_names[i])
+            Py_INCREF(value)
+            PyTuple_SET_ITEM(out, i, value)
+        return out
+
+
 cdef class PlainCodec:
     """The binary codec's buffers for the fast path of one thread (the reactor: one for all its
     connections; the thread backend: one per connection thread)."""
 
     cdef int max_depth
     cdef BodySource source
+    cdef dict shapes
     cdef object trans, iprot, out, oprot
     cdef object trans_clean, read_struct, write_struct, getvalue, out_clean
 
     def __init__(self, int max_depth):
         self.max_depth = max_depth
         self.source = BodySource()
+        self.shapes = {}
         self._new_buffers()
 
     cdef _new_buffers(self):
@@ -122,6 +206,12 @@ cdef class PlainCodec:
         self.write_struct = self.oprot.write_struct
         self.getvalue = self.out.getvalue
         self.out_clean = self.out.clean
+
+    cdef Shapes shapes_of(self, method):
+        cdef Shapes shapes = self.shapes.get(method)
+        if shapes is None:
+            shapes = self.shapes[method] = Shapes(method)
+        return shapes
 
     cdef bint decode(self, data, Py_ssize_t start, Py_ssize_t stop, args) except -1:
         """Fill `args` from data[start:stop]; False when the bytes do not decode (the general
@@ -205,16 +295,11 @@ cdef class PlainPath:
         cdef Py_ssize_t end = reader.end
         if start == end:
             return None
-        if self.theader:
-            msg = reader._next_theader()
-            if msg is None:
-                return None
-            return self._call(msg.name, msg.mtype, msg.seqid, msg.body, 0, len(msg.body), msg.header, msg)
         buf = reader.buf
         scanner = self.scanner
         cdef Py_ssize_t n, size, stop, at
         cdef const uint8_t[:] view
-        if self.frames:  # Reader._next_frame's twin
+        if self.frames:  # Reader._next_frame's twin (and _next_theader's)
             if end - start < 4:
                 return None
             view = buf
@@ -225,6 +310,8 @@ cdef class PlainPath:
             stop = start + 4 + size
             if end < stop:
                 return None
+            if self.theader:
+                return self._theader(reader, buf, scanner, start, end, size, stop)
             scanner.reset()
             try:
                 n = scanner.scan(buf, start + 4, stop, stop)
@@ -261,22 +348,67 @@ cdef class PlainPath:
             reader.end = 0
         return self._call(name, mtype, seqid, buf, at + body_at, at + n, None, None)
 
+    cdef object _theader(self, reader, buf, scanner, Py_ssize_t start, Py_ssize_t end, Py_ssize_t size,
+                         Py_ssize_t frame_end):
+        """Reader._next_theader's twin, from a whole frame on."""
+        try:
+            header = _parse_header(buf, start + 4, frame_end, reader.persistent)
+        except WireError as e:
+            reader._consume(4 + size)
+            raise reader._answer_in(e) from None
+        cdef Py_ssize_t base, stop, n
+        if not header.transforms and header.protocol is reader.wire.protocol:
+            data = buf
+            base = header.payload_at
+            stop = frame_end
+        else:
+            try:
+                data, base, stop = reader._payload(header, frame_end)
+            except WireError:
+                reader._consume(4 + size)
+                raise
+        scanner.reset()
+        try:
+            n = scanner.scan(data, base, stop, stop)
+            if n < 0:
+                raise WireError("message overruns its %d-byte THeader payload" % (stop - base))
+        except WireError as e:
+            reader._consume(4 + size)
+            raise e.at(scanner.header or (b"", CALL, header.seqid, 0), fatal=False, theader=header) from None
+        name, mtype, seqid, body_at = scanner.header
+        scanner.header = None
+        scanner.pos = 0
+        scanner.need = 0
+        if frame_end != end:
+            reader.start = frame_end
+        elif len(buf) > _SHRINK_ABOVE:
+            reader._rewind()  # the bytes stay readable here: `buf` holds the old buffer
+        else:
+            reader.start = 0
+            reader.end = 0
+        return self._call(name, mtype, seqid, data, base + body_at, base + n, header, None)
+
     cdef object _call(self, bytes name, int mtype, int32_t seqid, data, Py_ssize_t start, Py_ssize_t stop,
                       header, msg):
         """Call.admit and Call.run_inline's twin for a plain call; what answer() returns."""
         method = self.methods.get(name)
         if method is None or mtype != CALL or method.route is not _SYNC or method.oneway:
             return self._message(msg, name, mtype, seqid, data, start, stop, header)
-        args = method.args_cls()
-        if stop - start > 1:  # a lone STOP byte leaves every argument unset: nothing to decode
-            if not self.plain.decode(data, start, stop, args):
-                return self._message(msg, name, mtype, seqid, data, start, stop, header)
-            for required in method.required:
-                if getattr(args, required) is None:
+        cdef PlainCodec plain = self.plain
+        cdef Shapes shapes = plain.shapes_of(method)
+        args = shapes.new_args(method)
+        try:
+            if stop - start > 1:  # a lone STOP byte leaves every argument unset: nothing to decode
+                if not plain.decode(data, start, stop, args):
                     return self._message(msg, name, mtype, seqid, data, start, stop, header)
-        elif method.required:
-            return self._message(msg, name, mtype, seqid, data, start, stop, header)
-        call_args = method.get_args(args)
+                for required in method.required:
+                    if getattr(args, required) is None:
+                        return self._message(msg, name, mtype, seqid, data, start, stop, header)
+            elif method.required:
+                return self._message(msg, name, mtype, seqid, data, start, stop, header)
+            call_args = shapes.values(args)
+        finally:
+            shapes.reset_args(args)
         deadline = None
         if header is not None and header.timeout is not None:
             deadline = _monotonic() + header.timeout
@@ -304,16 +436,18 @@ cdef class PlainPath:
         if value.__class__ is _CoroutineType:
             return (self._promote(msg, name, mtype, seqid, data, start, stop, header, method, call_args, fast),
                     value)
-        result = method.result_cls()
+        result = shapes.new_result(method)
         result.success = value
         try:
-            body = self.plain.encode(result)
+            body = plain.encode(result)
         except Exception as e:
+            shapes.reset_result(result)
             call = self._promote(msg, name, mtype, seqid, data, start, stop, header, method, call_args, fast)
             reply = call.value_failed(value, e)
             if header is not None:
                 reply = call._in_header_frame(reply, header)
             return reply
+        shapes.reset_result(result)
         reply = _reply(method.reply_name, seqid, body, self.framed)
         if header is not None:
             if fast._context is None:  # no response headers: a frame that cannot be too large

@@ -24,8 +24,8 @@ from dracula.wire.reader import Reader
 if TYPE_CHECKING:
     import asyncio
 
-    from dracula.server._cfast import PlainCodec, PlainPath
     from dracula.ops.observe import ServerObserver
+    from dracula.server._cfast import PlainCodec, PlainPath
     from dracula.server.dispatch import Dispatcher
     from dracula.server.middleware import Chain
     from dracula.server.on_connect import OnConnect

@@ -40,7 +40,7 @@ from dracula.wire.reader import MIN_FREE
 
 if TYPE_CHECKING:
     from dracula.ops.budget import Budget
-    from dracula.server._cfast import PlainPath
+    from dracula.server._cfast import Answer, PlainPath
     from dracula.server.seams import OnReady
     from dracula.server.state import ServerState
     from dracula.server.thread_pool import HandlerPool
@@ -381,6 +381,7 @@ class ThreadedBackend:
         queued = 0
         keep_open = True
         fast = conn.fast
+        msg: Answer
         while reader.start != reader.end:  # else next_message() has nothing to look at
             try:
                 if fast is None or (conn.theader and (conn.retiring or self.stopping.is_set())):

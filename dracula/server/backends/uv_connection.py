@@ -25,7 +25,7 @@ from dracula.server.on_connect import connection_admitted
 from dracula.wire.errors import HttpDetected, WireError
 
 if TYPE_CHECKING:
-    from dracula.server._cfast import PlainPath
+    from dracula.server._cfast import Answer, PlainPath
     from dracula.server.state import ServerState
     from dracula.server.thread_pool import HandlerPool
     from dracula.typedefs import Peer, PeerCert
@@ -191,11 +191,13 @@ class Connection(asyncio.BufferedProtocol):
             self.read_at = time.perf_counter()
         out: list[bytes] = []
         keep_open = True
-        room = self.config.write_high_water - self.transport.get_write_buffer_size()
+        room = None  # what the write buffer can take before the high-water mark: asked when a second request waits
+        replied = 0  # bytes of the replies in `out`
         codec = self.codec
         fast = self.fast
         while reader.start != reader.end:
             queued = len(out)
+            msg: Answer
             try:
                 if fast is None or self.slots or self.later or self.retiring:
                     msg = reader.next_message()
@@ -223,11 +225,14 @@ class Connection(asyncio.BufferedProtocol):
                     fast = self.fast
                 self._handle(msg, out, codec)
             if len(out) != queued:  # at most one reply per request
-                room -= len(out[-1])
-                if room <= 0 and reader.start != reader.end:
-                    self.backlogged = True
-                    self.transport.pause_reading()
-                    break
+                replied += len(out[-1])
+                if reader.start != reader.end:
+                    if room is None:
+                        room = self.config.write_high_water - self.transport.get_write_buffer_size()
+                    if replied >= room:
+                        self.backlogged = True
+                        self.transport.pause_reading()
+                        break
         if out:
             data = out[0] if len(out) == 1 else b"".join(out)
             if self.observer is not None:  # counted first: the client may look once it has the reply
@@ -318,7 +323,9 @@ class Connection(asyncio.BufferedProtocol):
             kind = ASYNC
         self._off_loop(call, kind, coroutine, out)
 
-    def _off_loop(self, call: Call, kind: CallKind, coroutine: Coroutine[Any, Any, Any] | None, out: list[bytes]) -> None:
+    def _off_loop(
+        self, call: Call, kind: CallKind, coroutine: Coroutine[Any, Any, Any] | None, out: list[bytes]
+    ) -> None:
         """Answer `call` off the loop: awaited as a task (ASYNC: `coroutine`, when a plain
         handler returned one) or run in the pool; its reply waits in `slots`."""
         job = None
