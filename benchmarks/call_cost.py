@@ -258,7 +258,9 @@ def run_thriftpy2_threaded(workload, request: bytes, calls: int) -> list[bytes]:
     from thriftpy2.transport.socket import TSocket
 
     handler = import_handler(workload.handler)
-    server = thriftpy2.rpc.make_server(workload.thrift_service(), handler, host="127.0.0.1", port=1, client_timeout=None)
+    server = thriftpy2.rpc.make_server(
+        workload.thrift_service(), handler, host="127.0.0.1", port=1, client_timeout=None
+    )
     sock = RecvSocket(request, calls)
     if len(request) > 4096:  # thriftpy2's buffered transport reads 4 KB at a time: hand it pieces
         sock = ChunkedRecvSocket(request, calls)
