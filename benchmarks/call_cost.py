@@ -10,6 +10,8 @@ a fake (no system calls, so the count is the Python and C the server runs per ca
 
 - `uv-*`: dracula.server.backends.uv_connection.Connection, its buffer filled as libuv fills it
   (get_buffer(), then buffer_updated(n)) and its replies written to a transport that keeps them;
+  a request that fits the connection's first buffer is copied in with one slice assignment (the
+  read libuv does in C), a larger one in as many reads as the buffer takes;
 - `thread-*`: the thread backend's per-connection loop (ThreadedBackend._read_loop) over a
   socket whose recv_into hands over the next request and whose sendall keeps the reply;
 - `floor-*`: the reference floor's protocol (benchmarks/peers/floor.py's CallProtocol), each
@@ -171,6 +173,11 @@ def run_uv(server, request: bytes, calls: int) -> list[bytes]:
     transport = FakeTransport()
     conn.connection_made(transport)
     n = len(request)
+    if n <= 4096:  # fits the connection's first buffer: one read per request, as libuv reads it
+        for _ in range(calls):
+            conn.get_buffer(65536)[:n] = request
+            conn.buffer_updated(n)
+        calls = 0
     for _ in range(calls):
         left = n
         while left:  # a large request arrives in as many reads as the buffer takes
