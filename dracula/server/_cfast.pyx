@@ -19,6 +19,7 @@ as before (tests/test_fast_path_differential.py holds the two to the same replie
 Safety is not traded: every byte is vetted by the same compiled scanner before thriftpy2's
 codec decodes it, through a transport that fails at the body's end, as codec.BinaryCodec does.
 """
+cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.ref cimport Py_INCREF
 from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
@@ -52,6 +53,14 @@ cdef Py_ssize_t _KEEP_BUFFER_BELOW = KEEP_BUFFER_BELOW
 cdef int CALL = 1
 cdef int REPLY = 2
 cdef uint32_t VERSION_1 = 0x80010000u
+
+
+@cython.boundscheck(True)
+cdef inline Py_ssize_t _frame_size(const uint8_t[:] view, Py_ssize_t at) except? -1:
+    """The signed 4-byte frame length at view[at] (bounds-checked: a frame read never leaves
+    the receive buffer, whatever the Reader's offsets say)."""
+    return <int32_t>((<uint32_t>view[at] << 24) | (<uint32_t>view[at + 1] << 16)
+                     | (<uint32_t>view[at + 2] << 8) | <uint32_t>view[at + 3])
 
 
 cdef inline void _put_i32(char *p, uint32_t v):
@@ -298,13 +307,10 @@ cdef class PlainPath:
         buf = reader.buf
         scanner = self.scanner
         cdef Py_ssize_t n, size, stop, at
-        cdef const uint8_t[:] view
         if self.frames:  # Reader._next_frame's twin (and _next_theader's)
             if end - start < 4:
                 return None
-            view = buf
-            size = <int32_t>((<uint32_t>view[start] << 24) | (<uint32_t>view[start + 1] << 16)
-                             | (<uint32_t>view[start + 2] << 8) | <uint32_t>view[start + 3])
+            size = _frame_size(buf, start)
             if size <= 0 or size > self.max_size:
                 raise WireError("frame of %d bytes (limit %d)" % (size, self.max_size))
             stop = start + 4 + size
