@@ -1,6 +1,7 @@
 """Builds dracula's optional C extensions: the compiled message scanners (dracula/wire/_cscan.pyx),
-the compiled THeader parser and encoder (dracula/wire/_ctheader.pyx) and the client's compiled
-per-call code (dracula/client/_cclient.pyx, built against thriftpy2's Cython transport).
+the compiled THeader parser and encoder (dracula/wire/_ctheader.pyx), the client's compiled
+per-call code (dracula/client/_cclient.pyx, built against thriftpy2's Cython transport) and the
+compiled fast path of a plain call (dracula/server/_cfast.pyx).
 
 Everything else lives in pyproject.toml. The extension is optional: without a C compiler (or
 without Cython) the install still succeeds and dracula runs its pure-Python scanners, saying so
@@ -13,7 +14,8 @@ from setuptools import setup
 from setuptools.command.build_ext import build_ext
 
 SOURCES = [os.path.join("dracula", "wire", name) for name in ("_cscan.pyx", "_ctheader.pyx")] + [
-    os.path.join("dracula", "client", "_cclient.pyx")
+    os.path.join("dracula", "client", "_cclient.pyx"),
+    os.path.join("dracula", "server", "_cfast.pyx"),
 ]
 
 

@@ -10,8 +10,17 @@ a fake (no system calls, so the count is the Python and C the server runs per ca
 
 - `uv-*`: dracula.server.backends.uv_connection.Connection, its buffer filled as libuv fills it
   (get_buffer(), then buffer_updated(n)) and its replies written to a transport that keeps them;
+  a request that fits the connection's first buffer is copied in with one slice assignment (the
+  read libuv does in C), a larger one in as many reads as the buffer takes;
 - `thread-*`: the thread backend's per-connection loop (ThreadedBackend._read_loop) over a
-  socket whose recv_into hands over the next request and whose sendall keeps the reply.
+  socket whose recv_into hands over the next request and whose sendall keeps the reply;
+- `floor-*`: the reference floor's protocol (benchmarks/peers/floor.py's CallProtocol), each
+  request handed to data_received() in one piece as uvloop would, replies to the same fake
+  transport;
+- `thriftpy2-threaded-*`: thriftpy2's threaded server's per-connection loop
+  (TThreadedServer.handle: TProcessor over TCyBinaryProtocol and TCyBufferedTransport, as
+  `thriftpy2.rpc.make_server` builds it) over a TSocket whose socket's recv() hands over the
+  next request and whose sendall() keeps the reply.
 
 The server is built as `dracula serve` builds it (dracula.server.lifecycle.Server, default
 options: no access log, no metrics; but --inline-budget 0, so that the counts do not depend on
@@ -49,6 +58,13 @@ PATHS = {
     "thread-ping": ("thread", "ping", "buffered"),
     "thread-small": ("thread", "small", "buffered"),
     "thread-medium": ("thread", "medium", "buffered"),
+    # The peers the issue's targets name, over the same kind of fake socket:
+    "floor-ping": ("floor", "ping", "buffered"),
+    "floor-small": ("floor", "small", "buffered"),
+    "floor-medium": ("floor", "medium", "buffered"),
+    "thriftpy2-threaded-ping": ("thriftpy2-threaded", "ping", "buffered"),
+    "thriftpy2-threaded-small": ("thriftpy2-threaded", "small", "buffered"),
+    "thriftpy2-threaded-medium": ("thriftpy2-threaded", "medium", "buffered"),
 }
 
 
@@ -157,6 +173,11 @@ def run_uv(server, request: bytes, calls: int) -> list[bytes]:
     transport = FakeTransport()
     conn.connection_made(transport)
     n = len(request)
+    if n <= 4096:  # fits the connection's first buffer: one read per request, as libuv reads it
+        for _ in range(calls):
+            conn.get_buffer(65536)[:n] = request
+            conn.buffer_updated(n)
+        calls = 0
     for _ in range(calls):
         left = n
         while left:  # a large request arrives in as many reads as the buffer takes
@@ -198,6 +219,85 @@ class ChunkedSocket(FakeSocket):
         return step
 
 
+def run_floor(workload, request: bytes, calls: int) -> list[bytes]:
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks", "peers"))
+    import floor
+
+    handler = import_handler(workload.handler)
+    methods = floor.method_table(workload.thrift_service(), handler)
+    protocol = floor.CallProtocol(methods, floor.Codec())
+    transport = FakeTransport()
+    protocol.connection_made(transport)
+    for _ in range(calls):
+        protocol.data_received(request)
+    protocol.connection_lost(None)
+    return transport.replies
+
+
+class RecvSocket:
+    """What thriftpy2's TSocket uses of a socket: each recv() gets one request."""
+
+    def __init__(self, request: bytes, calls: int) -> None:
+        self.request = request
+        self.left = calls
+        self.replies: list[bytes] = []
+
+    def recv(self, size: int) -> bytes:
+        if not self.left:
+            return b""
+        self.left -= 1
+        return self.request
+
+    def sendall(self, data) -> None:
+        self.replies.append(data)
+        if len(self.replies) > 2:
+            del self.replies[1:-1]
+
+    def shutdown(self, how) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def run_thriftpy2_threaded(workload, request: bytes, calls: int) -> list[bytes]:
+    import thriftpy2.rpc
+    from thriftpy2.transport.socket import TSocket
+
+    handler = import_handler(workload.handler)
+    server = thriftpy2.rpc.make_server(
+        workload.thrift_service(), handler, host="127.0.0.1", port=1, client_timeout=None
+    )
+    sock = RecvSocket(request, calls)
+    if len(request) > 4096:  # thriftpy2's buffered transport reads 4 KB at a time: hand it pieces
+        sock = ChunkedRecvSocket(request, calls)
+    server.handle(TSocket(sock=sock))
+    return sock.replies
+
+
+class ChunkedRecvSocket(RecvSocket):
+    def __init__(self, request: bytes, calls: int) -> None:
+        super().__init__(request, calls)
+        self.pos = 0
+
+    def recv(self, size: int) -> bytes:
+        if self.pos == 0:
+            if not self.left:
+                return b""
+            self.left -= 1
+        step = min(size, len(self.request) - self.pos)
+        data = self.request[self.pos : self.pos + step]
+        self.pos = (self.pos + step) % len(self.request)
+        return data
+
+
+def import_handler(spec: str):
+    import importlib
+
+    module, _, name = spec.partition(":")
+    return getattr(importlib.import_module(module), name)()
+
+
 def run_path(path: str, calls: int) -> None:
     import gc
 
@@ -206,14 +306,21 @@ def run_path(path: str, calls: int) -> None:
     backend, name, transport = PATHS[path]
     workload = workloads.WORKLOADS[name]
     request = request_bytes(workload, transport)
-    server = build_server(backend, workload)
-    gc.freeze()  # as `dracula serve` does once started
-    run = run_uv if backend == "uv" else run_thread
-    replies = run(server, request, calls)
+    if backend in ("floor", "thriftpy2-threaded"):
+        gc.freeze()
+        run_peer = run_floor if backend == "floor" else run_thriftpy2_threaded
+        replies = run_peer(workload, request, calls)
+        server = None
+    else:
+        server = build_server(backend, workload)
+        gc.freeze()  # as `dracula serve` does once started
+        run = run_uv if backend == "uv" else run_thread
+        replies = run(server, request, calls)
     if not replies or any(reply != replies[0] for reply in replies):
         raise SystemExit("%s: the replies differ" % path)
     check_reply(workload, transport, replies[0])
-    server.sock.close()
+    if server is not None:
+        server.sock.close()
 
 
 def check_reply(workload, transport: str, reply: bytes) -> None:

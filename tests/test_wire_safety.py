@@ -567,7 +567,10 @@ def hostile_bytes(draw):
 def parse_replies(data: bytes):
     """Every reply the server sent must be a well-formed Thrift message, in the protocol and
     framing of the request. (The method name is echoed as sent, so a binary name is not
-    decoded: a fuzzed one need not be UTF-8.)"""
+    decoded: a fuzzed one need not be UTF-8.) Bytes that began with an HTTP request line are
+    answered in HTTP (docs/http.md): nothing Thrift to check."""
+    if data.startswith(b"HTTP/1."):
+        return []
     framed = bool(data) and data[0] not in (0x80, 0x82)
     trans = BytesReader(data)
     kinds = []

@@ -73,6 +73,30 @@ def refuse_wire(state: ServerState[Any], error: WireError, wire: Wire | None, pe
     return reply
 
 
+def promoted(
+    state: ServerState[Any],
+    msg: Message,
+    codec: Codec,
+    framed: bool,
+    peer: Peer,
+    loop: asyncio.AbstractEventLoop | None,
+    peer_cert: PeerCert | None,
+    method: Method,
+    args: tuple[Any, ...],
+    deadline: float | None,
+    context: CallContext | None,
+) -> Call:
+    """The Call that admit() would have left for `msg`, for the compiled fast path (_cfast.pyx)
+    to hand a call it cannot finish itself (a handler that raised, returned a coroutine, ...):
+    from here the general path's code answers it."""
+    call = Call(state, msg, codec, framed, peer, loop, peer_cert)
+    call.method = method
+    call.args = args
+    call.deadline = deadline
+    call._context = context
+    return call
+
+
 class Call:
     __slots__ = (
         "state",
@@ -394,10 +418,16 @@ class Call:
         try:
             reply = self.codec.encode(method.reply_name, REPLY, self.msg.seqid, result, self.framed)
         except Exception as e:
-            log.error("%s returned a value that does not fit its IDL type: %r (%s)", method.qualname, value, e)
-            return self._failure(AppError.INTERNAL_ERROR, "%s returned a value of the wrong type" % method.qualname)
+            return self.value_failed(value, e)
         self.outcome = OK
         return reply
+
+    def value_failed(self, value: Any, error: Exception) -> bytes:
+        """The reply for a handler's value that its IDL type cannot encode (`error`: why)."""
+        method = self.method
+        assert method is not None  # admitted
+        log.error("%s returned a value that does not fit its IDL type: %r (%s)", method.qualname, value, error)
+        return self._failure(AppError.INTERNAL_ERROR, "%s returned a value of the wrong type" % method.qualname)
 
     def _error_reply(self, exc: BaseException) -> bytes:
         method = self.method

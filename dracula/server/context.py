@@ -8,14 +8,20 @@ get the variable set for them). The CallContext view is made only when a handler
 from __future__ import annotations
 
 import contextvars
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from dracula.typedefs import Peer, PeerCert
 
-if TYPE_CHECKING:
-    from dracula.server.calls import Call
 
-current: contextvars.ContextVar[Call] = contextvars.ContextVar("dracula_call")
+class Served(Protocol):
+    """What the context variable holds while a handler runs: the calls.Call being served, or
+    for a plain call on the compiled fast path its _cfast.FastCall."""
+
+    @property
+    def context(self) -> CallContext: ...
+
+
+current: contextvars.ContextVar[Served] = contextvars.ContextVar("dracula_call")
 
 
 class CallContext:

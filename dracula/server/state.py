@@ -15,15 +15,32 @@ from dracula.ops.budget import make_budget
 from dracula.ops.logs import RefusalLog, format_peer
 from dracula.ops.overload import make_overload
 from dracula.server.seams import Conn
-from dracula.typedefs import Peer
+from dracula.typedefs import Peer, PeerCert
 from dracula.wire.codec import Codec, make_codec
+from dracula.wire.compiled import IMPLEMENTATION, PURE_ASKED
+from dracula.wire.detect import BINARY
 from dracula.wire.reader import Reader
 
 if TYPE_CHECKING:
+    import asyncio
+
     from dracula.ops.observe import ServerObserver
+    from dracula.server._cfast import PlainCodec, PlainPath
     from dracula.server.dispatch import Dispatcher
     from dracula.server.middleware import Chain
     from dracula.server.on_connect import OnConnect
+
+
+def _fast_path_built() -> bool:
+    try:
+        import dracula.server._cfast  # noqa: F401  # built by setup.py, with the scanners
+    except ImportError:
+        return False
+    return True
+
+
+# The compiled fast path goes with the compiled scanner: DRACULA_PURE_PYTHON=1 turns both off.
+FAST_PATH = IMPLEMENTATION == "compiled" and not PURE_ASKED and _fast_path_built()
 
 
 class ServerState(Generic[Conn]):
@@ -57,6 +74,10 @@ class ServerState(Generic[Conn]):
         self._on_all_closed: Callable[[], None] | None = None  # the reactor's drain waits for this
         # Codecs reuse their buffers, so each thread has its own (the reactor: one for all).
         self._codecs = threading.local()
+        # Plain calls take the compiled fast path (_cfast.pyx) where nothing else is to happen
+        # around them: no middleware (the access log and metrics are middleware) and no overload
+        # policy. Tests turn it off to compare it with the general path.
+        self.fast_path = FAST_PATH and not self.observed
 
     def new_reader(self) -> Reader:
         return Reader.for_config(self.config, self.arg_specs, self.budget)
@@ -78,6 +99,26 @@ class ServerState(Generic[Conn]):
         if codec is None:
             codec = codecs[protocol] = make_codec(protocol, self.config.max_depth)
         return codec
+
+    def plain_path(
+        self,
+        reader: Reader,
+        codec: Codec,
+        peer: Peer,
+        peer_cert: PeerCert | None,
+        loop: asyncio.AbstractEventLoop | None,
+    ) -> PlainPath | None:
+        """A connection's compiled fast path for plain calls, once its first message showed the
+        wire (None: every call takes the general path: not binary, or the fast path is off)."""
+        if not self.fast_path or codec.protocol != BINARY:
+            return None
+        from dracula.server._cfast import PlainCodec, PlainPath  # here: _cfast imports calls, which the backends import
+
+        codecs: dict[str, PlainCodec] = self._codecs.__dict__
+        plain = codecs.get("plain")
+        if plain is None:
+            plain = codecs["plain"] = PlainCodec(self.config.max_depth)
+        return PlainPath(self, reader, codec, plain, peer, peer_cert, loop)
 
     def add_connection(self, conn: Conn, now: float) -> bool:
         """Enter a new connection in the table; False (logged) when it must be closed at once.

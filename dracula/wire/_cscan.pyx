@@ -417,8 +417,24 @@ cdef class BinaryScanner(_Scanner):
                 pos = q
             elif t == B_STRUCT:
                 self._nesting()
-                pos = p
-                self._push_struct(parent, second, sub)
+                # A struct of fixed-size fields only (a point, a pair of ids) whose bytes have all
+                # arrived is walked here, without a frame: the walk below would read the same
+                # bytes the same way. Anything else (a string, a container, a nested struct, an
+                # unknown code, the end of the bytes) is left to it.
+                q = p
+                while q < end:
+                    size = b[q]
+                    if size == B_STOP:
+                        break
+                    size = B_FIXED[size]
+                    if not size:
+                        break
+                    q += 3 + size
+                if q < end and b[q] == B_STOP:
+                    pos = q + 1
+                else:
+                    pos = p
+                    self._push_struct(parent, second, sub)
             elif t == B_LIST or t == B_SET:
                 if p + 5 > end:
                     break

@@ -40,6 +40,7 @@ from dracula.wire.reader import MIN_FREE
 
 if TYPE_CHECKING:
     from dracula.ops.budget import Budget
+    from dracula.server._cfast import Answer, PlainPath
     from dracula.server.seams import OnReady
     from dracula.server.state import ServerState
     from dracula.server.thread_pool import HandlerPool
@@ -69,6 +70,7 @@ class _Conn:
         "theader",
         "retiring",
         "leave_at",
+        "fast",
     )
 
     def __init__(self, sock: socket.socket, peer: Peer) -> None:
@@ -86,6 +88,7 @@ class _Conn:
         self.theader = False  # THeader frames: a reply can tell the client the connection is going
         self.retiring = False  # THeader: replies say `:drain` from now on (_retire)
         self.leave_at: float | None = None  # retiring: closed once idle after this (set once told)
+        self.fast: PlainPath | None = None  # plain calls' compiled fast path, from the first message on
 
     @property
     def idle(self) -> bool:
@@ -377,9 +380,14 @@ class ThreadedBackend:
         out: list[bytes] = []
         queued = 0
         keep_open = True
+        fast = conn.fast
+        msg: Answer
         while reader.start != reader.end:  # else next_message() has nothing to look at
             try:
-                msg = reader.next_message()
+                if fast is None or (conn.theader and (conn.retiring or self.stopping.is_set())):
+                    msg = reader.next_message()
+                else:  # a plain call is answered in there: its reply, else what it could not answer
+                    msg = fast.answer()
             except WireError as e:
                 if e.__class__ is HttpDetected:  # Thrift over HTTP: threaded_http serves it from here
                     from dracula.server.backends.threaded_http import serve_http  # here: it imports this module
@@ -391,19 +399,25 @@ class ThreadedBackend:
             else:
                 if msg is None:
                     break
-                codec = conn.codec
-                if codec is None:
-                    wire = reader.wire
-                    assert wire is not None  # a message was read
-                    codec = conn.codec = self.state.codec_for(wire.protocol)
-                    conn.framed = wire.frames_replies
-                    conn.theader = wire.theader
-                drain = conn.theader and (conn.retiring or self.stopping.is_set())
-                call = Call(self.state, msg, codec, conn.framed, peer, self.coro_loop, conn.peer_cert)
-                reply = self._handle(call, drain)
-                if drain and conn.leave_at is None:  # told: the client has its grace from now
-                    grace = drain_grace(self.config) if self.stopping.is_set() else self.config.drain_grace
-                    conn.leave_at = time.monotonic() + grace
+                if isinstance(msg, bytes):  # answered on the fast path
+                    reply = msg
+                elif isinstance(msg, tuple):  # the fast path's plain handler returned a coroutine
+                    reply = self._awaited(msg[0], msg[1], self.pool)
+                else:
+                    codec = conn.codec
+                    if codec is None:
+                        wire = reader.wire
+                        assert wire is not None  # a message was read
+                        codec = conn.codec = self.state.codec_for(wire.protocol)
+                        conn.framed = wire.frames_replies
+                        conn.theader = wire.theader
+                        fast = conn.fast = self.state.plain_path(reader, codec, peer, conn.peer_cert, self.coro_loop)
+                    drain = conn.theader and (conn.retiring or self.stopping.is_set())
+                    call = Call(self.state, msg, codec, conn.framed, peer, self.coro_loop, conn.peer_cert)
+                    reply = self._handle(call, drain)
+                    if drain and conn.leave_at is None:  # told: the client has its grace from now
+                        grace = drain_grace(self.config) if self.stopping.is_set() else self.config.drain_grace
+                        conn.leave_at = time.monotonic() + grace
             if reply is not None:
                 out.append(reply)
                 queued += len(reply)

@@ -15,16 +15,17 @@ import functools
 import logging
 import select
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from dracula.server.calls import Call, refuse_wire
 from dracula.server.connection_rules import ABORT, CLOSE, charge_unsent, drain_grace, expired, pool_job_or_shed
-from dracula.server.dispatch import ASYNC, SYNC
+from dracula.server.dispatch import ASYNC, SYNC, CallKind
 from dracula.server.on_connect import connection_admitted
 from dracula.wire.errors import HttpDetected, WireError
 
 if TYPE_CHECKING:
+    from dracula.server._cfast import Answer, PlainPath
     from dracula.server.state import ServerState
     from dracula.server.thread_pool import HandlerPool
     from dracula.typedefs import Peer, PeerCert
@@ -75,6 +76,7 @@ class Connection(asyncio.BufferedProtocol):
         self.peer: Peer = None
         self.peer_cert: PeerCert | None = None  # the TLS client's certificate, read once
         self.codec: Codec | None = None  # set once the first message shows the protocol
+        self.fast: PlainPath | None = None  # plain calls' compiled fast path, from the first message on
         self.framed = False
         self.theader = False  # THeader frames: a reply can tell the client the connection is going
         self.retiring = False  # THeader: replies say `:drain` from now on (retire())
@@ -189,11 +191,18 @@ class Connection(asyncio.BufferedProtocol):
             self.read_at = time.perf_counter()
         out: list[bytes] = []
         keep_open = True
-        room = self.config.write_high_water - self.transport.get_write_buffer_size()
+        room = None  # what the write buffer can take before the high-water mark: asked when a second request waits
+        replied = 0  # bytes of the replies in `out`
         codec = self.codec
+        fast = self.fast
         while reader.start != reader.end:
+            queued = len(out)
+            msg: Answer
             try:
-                msg = reader.next_message()
+                if fast is None or self.slots or self.later or self.retiring:
+                    msg = reader.next_message()
+                else:  # a plain call is answered in there: its reply, else what it could not answer
+                    msg = fast.answer()
             except WireError as e:
                 if e.__class__ is HttpDetected:  # Thrift over HTTP: uv_http serves it from here
                     from dracula.server.backends.uv_http import serve_http  # here: uv_http imports this module
@@ -206,16 +215,24 @@ class Connection(asyncio.BufferedProtocol):
                 break
             if msg is None:
                 break
-            if codec is None:
-                codec = self._detected(reader)
-            queued = len(out)
-            self._handle(msg, out, codec)
+            if isinstance(msg, bytes):  # answered on the fast path
+                out.append(msg)
+            elif isinstance(msg, tuple):  # the fast path's plain handler returned a coroutine
+                self._off_loop(msg[0], ASYNC, msg[1], out)
+            else:
+                if codec is None:
+                    codec = self._detected(reader)
+                    fast = self.fast
+                self._handle(msg, out, codec)
             if len(out) != queued:  # at most one reply per request
-                room -= len(out[-1])
-                if room <= 0 and reader.start != reader.end:
-                    self.backlogged = True
-                    self.transport.pause_reading()
-                    break
+                replied += len(out[-1])
+                if reader.start != reader.end:
+                    if room is None:
+                        room = self.config.write_high_water - self.transport.get_write_buffer_size()
+                    if replied >= room:
+                        self.backlogged = True
+                        self.transport.pause_reading()
+                        break
         if out:
             data = out[0] if len(out) == 1 else b"".join(out)
             if self.observer is not None:  # counted first: the client may look once it has the reply
@@ -250,6 +267,8 @@ class Connection(asyncio.BufferedProtocol):
             self.leaving = False
             self.drain()
         codec = self.codec = self.state.codec_for(wire.protocol)
+        if self.call_type is Call:  # uv_http's connections answer in HTTP responses
+            self.fast = self.state.plain_path(reader, codec, self.peer, self.peer_cert, self.loop)
         return codec
 
     # -- the memory budget (--max-buffer-memory) ------------------------------------------
@@ -302,6 +321,13 @@ class Connection(asyncio.BufferedProtocol):
                         out.append(reply)
                 return
             kind = ASYNC
+        self._off_loop(call, kind, coroutine, out)
+
+    def _off_loop(
+        self, call: Call, kind: CallKind, coroutine: Coroutine[Any, Any, Any] | None, out: list[bytes]
+    ) -> None:
+        """Answer `call` off the loop: awaited as a task (ASYNC: `coroutine`, when a plain
+        handler returned one) or run in the pool; its reply waits in `slots`."""
         job = None
         if kind is not ASYNC:
             job = pool_job_or_shed(call, self.state)
