@@ -39,14 +39,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
-import subprocess
 import sys
-import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import callgrind  # noqa: E402
+from fake_io import ChunkedRecvSocket, ChunkedSocket, FakeSocket, FakeTransport, RecvSocket  # noqa: E402
 
 # path -> (backend, workload, transport)
 PATHS = {
@@ -103,66 +103,6 @@ def build_server(backend: str, workload):
     return Server([(workload.service, workload.thrift_service(), handler)], config)
 
 
-class FakeTransport(asyncio.Transport):
-    def __init__(self) -> None:
-        super().__init__()
-        self.replies: list[bytes] = []
-
-    def get_extra_info(self, name, default=None):
-        return ("127.0.0.1", 40000) if name == "peername" else default
-
-    def set_write_buffer_limits(self, high=None, low=None) -> None:
-        pass
-
-    def get_write_buffer_size(self) -> int:
-        return 0
-
-    def write(self, data) -> None:
-        self.replies.append(data)
-        if len(self.replies) > 2:
-            del self.replies[1:-1]
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-    def abort(self) -> None:
-        pass
-
-
-class FakeSocket:
-    """What the thread backend's loop uses of a socket: each recv_into gets one request."""
-
-    def __init__(self, request: bytes, calls: int) -> None:
-        self.request = request
-        self.left = calls
-        self.replies: list[bytes] = []
-
-    def settimeout(self, seconds) -> None:
-        pass
-
-    def recv_into(self, view) -> int:
-        if not self.left:
-            return 0
-        self.left -= 1
-        n = len(self.request)
-        view[:n] = self.request
-        return n
-
-    def sendall(self, data) -> None:
-        self.replies.append(data)
-        if len(self.replies) > 2:
-            del self.replies[1:-1]
-
-    def close(self) -> None:
-        pass
-
-
 def run_uv(server, request: bytes, calls: int) -> list[bytes]:
     from dracula.server.backends.uv_connection import Connection, Reactor
     from dracula.server.thread_pool import HandlerPool
@@ -203,22 +143,6 @@ def run_thread(server, request: bytes, calls: int) -> list[bytes]:
     return sock.replies
 
 
-class ChunkedSocket(FakeSocket):
-    def __init__(self, request: bytes, calls: int) -> None:
-        super().__init__(request, calls)
-        self.pos = 0
-
-    def recv_into(self, view) -> int:
-        if self.pos == 0:
-            if not self.left:
-                return 0
-            self.left -= 1
-        step = min(len(view), len(self.request) - self.pos)
-        view[:step] = self.request[self.pos : self.pos + step]
-        self.pos = (self.pos + step) % len(self.request)
-        return step
-
-
 def run_floor(workload, request: bytes, calls: int) -> list[bytes]:
     sys.path.insert(0, os.path.join(ROOT, "benchmarks", "peers"))
     import floor
@@ -234,32 +158,6 @@ def run_floor(workload, request: bytes, calls: int) -> list[bytes]:
     return transport.replies
 
 
-class RecvSocket:
-    """What thriftpy2's TSocket uses of a socket: each recv() gets one request."""
-
-    def __init__(self, request: bytes, calls: int) -> None:
-        self.request = request
-        self.left = calls
-        self.replies: list[bytes] = []
-
-    def recv(self, size: int) -> bytes:
-        if not self.left:
-            return b""
-        self.left -= 1
-        return self.request
-
-    def sendall(self, data) -> None:
-        self.replies.append(data)
-        if len(self.replies) > 2:
-            del self.replies[1:-1]
-
-    def shutdown(self, how) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
 def run_thriftpy2_threaded(workload, request: bytes, calls: int) -> list[bytes]:
     import thriftpy2.rpc
     from thriftpy2.transport.socket import TSocket
@@ -273,22 +171,6 @@ def run_thriftpy2_threaded(workload, request: bytes, calls: int) -> list[bytes]:
         sock = ChunkedRecvSocket(request, calls)
     server.handle(TSocket(sock=sock))
     return sock.replies
-
-
-class ChunkedRecvSocket(RecvSocket):
-    def __init__(self, request: bytes, calls: int) -> None:
-        super().__init__(request, calls)
-        self.pos = 0
-
-    def recv(self, size: int) -> bytes:
-        if self.pos == 0:
-            if not self.left:
-                return b""
-            self.left -= 1
-        step = min(size, len(self.request) - self.pos)
-        data = self.request[self.pos : self.pos + step]
-        self.pos = (self.pos + step) % len(self.request)
-        return data
 
 
 def import_handler(spec: str):
@@ -343,27 +225,7 @@ def check_reply(workload, transport: str, reply: bytes) -> None:
 
 
 def instructions(path: str, calls: int) -> int:
-    with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(tmp, "callgrind.out")
-        cmd = [
-            "valgrind",
-            "--tool=callgrind",
-            "--callgrind-out-file=" + out,
-            sys.executable,
-            os.path.abspath(__file__),
-            "--run",
-            path,
-            "--calls",
-            str(calls),
-        ]
-        env = dict(os.environ, PYTHONPATH=ROOT, PYTHONHASHSEED="0")
-        done = subprocess.run(cmd, env=env, capture_output=True, text=True)
-        if done.returncode:
-            raise SystemExit("%s failed:\n%s" % (" ".join(cmd), done.stderr[-3000:]))
-        match = re.search(r"Collected\s*:\s*(\d+)", done.stderr)
-        if match is None:
-            raise SystemExit("no instruction count in valgrind's output:\n%s" % done.stderr[-3000:])
-        return int(match.group(1))
+    return callgrind.instructions([os.path.abspath(__file__), "--run", path, "--calls", str(calls)])
 
 
 def main(argv=None) -> int:

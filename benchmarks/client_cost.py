@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
-import subprocess
 import sys
-import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import callgrind  # noqa: E402
 
 CLIENTS = [
     "dracula-header",
@@ -111,31 +111,9 @@ def check(workload: str, value, expected) -> None:
 
 
 def instructions(client: str, workload: str, calls: int, port: int, keep: str | None) -> int:
-    with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(keep or tmp, "%s-%s-%d.out" % (client, workload, calls))
-        cmd = [
-            "valgrind",
-            "--tool=callgrind",
-            "--callgrind-out-file=" + out,
-            sys.executable,
-            os.path.abspath(__file__),
-            "--run",
-            client,
-            "--workload",
-            workload,
-            "--calls",
-            str(calls),
-            "--port",
-            str(port),
-        ]
-        env = dict(os.environ, PYTHONPATH=ROOT, PYTHONHASHSEED="0")
-        done = subprocess.run(cmd, env=env, capture_output=True, text=True)
-        if done.returncode:
-            raise SystemExit("%s failed:\n%s" % (" ".join(cmd), done.stderr[-3000:]))
-        match = re.search(r"Collected\s*:\s*(\d+)", done.stderr)
-        if match is None:
-            raise SystemExit("no instruction count in valgrind's output:\n%s" % done.stderr[-3000:])
-        return int(match.group(1))
+    argv = [os.path.abspath(__file__), "--run", client, "--workload", workload, "--calls", str(calls)]
+    out = None if keep is None else os.path.join(keep, "%s-%s-%d.out" % (client, workload, calls))
+    return callgrind.instructions([*argv, "--port", str(port)], out)
 
 
 def main(argv=None) -> int:

@@ -29,59 +29,7 @@ import workloads  # noqa: E402
 from dracula.config import Config  # noqa: E402
 from dracula.loader import load_handler  # noqa: E402
 from dracula.server.lifecycle import Server  # noqa: E402
-
-
-class FakeTransport:
-    """What uv_connection.Connection asks of an asyncio transport; keeps the bytes written."""
-
-    def __init__(self) -> None:
-        self.protocol = None
-        self.written = 0
-        self.writes = 0
-        self.last = b""
-
-    def get_extra_info(self, name, default=None):
-        return ("127.0.0.1", 40000) if name == "peername" else default
-
-    def set_write_buffer_limits(self, high=None, low=None) -> None:
-        pass
-
-    def get_write_buffer_size(self) -> int:
-        return 0
-
-    def set_protocol(self, protocol) -> None:
-        self.protocol = protocol
-
-    def write(self, data) -> None:
-        self.written += len(data)
-        self.writes += 1
-        self.last = data
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-    def abort(self) -> None:
-        pass
-
-
-class FakeSocket:
-    """What threaded_http asks of a socket while answering (sendall)."""
-
-    def __init__(self) -> None:
-        self.written = 0
-        self.writes = 0
-        self.last = b""
-
-    def sendall(self, data) -> None:
-        self.written += len(data)
-        self.writes += 1
-        self.last = data
+from fake_io import FakeSocket, FakeTransport  # noqa: E402
 
 
 def build(backend: str, workload):
@@ -164,8 +112,8 @@ def main() -> int:
         server.sock.close()
     assert out.writes == args.n, (out.writes, args.n)
     print(
-        "%s %s %s: %d requests, %.2f us each, %d bytes written, last: %r"
-        % (args.backend, args.workload, args.wire, args.n, elapsed / args.n * 1e6, out.written, out.last[:120])
+        "%s %s %s: %d requests, %.2f us each, last: %r"
+        % (args.backend, args.workload, args.wire, args.n, elapsed / args.n * 1e6, out.replies[-1][:120])
     )
     return 0
 
