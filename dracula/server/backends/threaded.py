@@ -477,26 +477,22 @@ class ThreadedBackend:
             call.say_drain()
         route = method.route
         pool = self.pool
-        if route is not BLOCKING or pool is None:
-            # A plain handler (the common case) runs here, before the time limit is worked out.
-            if route is not ASYNC:
-                coroutine = call.run_inline()
-                if coroutine is None:
+        if route is BLOCKING and pool is not None:
+            timeout = call.time_limit(self.config.handler_timeout)  # 0: none
+            if timeout:
+                job = pool_job_or_shed(call, self.state)
+                if job is None:
                     return call.reply
-                return self._awaited(call, coroutine, pool)
+                try:
+                    value = pool.submit(job).result(timeout)
+                except concurrent.futures.TimeoutError:
+                    return call.timed_out(timeout)
+                except (Exception, SystemExit) as e:
+                    return call.finish(error=e)
+                return call.finish(value)
+        elif route is ASYNC:
             return self._awaited(call, None, pool)
-        timeout = call.time_limit(self.config.handler_timeout)  # 0: none
-        if timeout:
-            job = pool_job_or_shed(call, self.state)
-            if job is None:
-                return call.reply
-            try:
-                value = pool.submit(job).result(timeout)
-            except concurrent.futures.TimeoutError:
-                return call.timed_out(timeout)
-            except (Exception, SystemExit) as e:
-                return call.finish(error=e)
-            return call.finish(value)
+        # A plain handler (the common case) runs here, before any time limit is worked out.
         coroutine = call.run_inline()
         if coroutine is None:
             return call.reply
