@@ -269,6 +269,23 @@ cdef bytes _reply(bytes name, int32_t seqid, bytes body, bint framed):
     return reply
 
 
+cdef inline tuple _taken(reader, scanner, buf, Py_ssize_t stop, Py_ssize_t end):
+    """The scanned message's header, its bytes (up to `stop`) consumed from the reader: Reader's
+    own bookkeeping after a message, without its method calls."""
+    header = scanner.header
+    scanner.header = None
+    scanner.pos = 0
+    scanner.need = 0
+    if stop != end:
+        reader.start = stop
+    elif len(buf) > _SHRINK_ABOVE:
+        reader._rewind()  # the bytes stay readable here: `buf` holds the old buffer
+    else:
+        reader.start = 0
+        reader.end = 0
+    return header
+
+
 cdef class PlainPath:
     """One connection's fast path, built once its first message showed a binary wire (framed,
     unframed or THeader) on a server with no middleware and no overload policy."""
@@ -341,17 +358,7 @@ cdef class PlainPath:
                 return None
             at = start
             stop = start + n
-        name, mtype, seqid, body_at = scanner.header
-        scanner.header = None
-        scanner.pos = 0
-        scanner.need = 0
-        if stop != end:
-            reader.start = stop
-        elif len(buf) > _SHRINK_ABOVE:
-            reader._rewind()  # the bytes stay readable here: `buf` holds the old buffer
-        else:
-            reader.start = 0
-            reader.end = 0
+        name, mtype, seqid, body_at = _taken(reader, scanner, buf, stop, end)
         return self._call(name, mtype, seqid, buf, at + body_at, at + n, None, None)
 
     cdef object _theader(self, reader, buf, scanner, Py_ssize_t start, Py_ssize_t end, Py_ssize_t size,
@@ -381,17 +388,7 @@ cdef class PlainPath:
         except WireError as e:
             reader._consume(4 + size)
             raise e.at(scanner.header or (b"", CALL, header.seqid, 0), fatal=False, theader=header) from None
-        name, mtype, seqid, body_at = scanner.header
-        scanner.header = None
-        scanner.pos = 0
-        scanner.need = 0
-        if frame_end != end:
-            reader.start = frame_end
-        elif len(buf) > _SHRINK_ABOVE:
-            reader._rewind()  # the bytes stay readable here: `buf` holds the old buffer
-        else:
-            reader.start = 0
-            reader.end = 0
+        name, mtype, seqid, body_at = _taken(reader, scanner, buf, frame_end, end)
         return self._call(name, mtype, seqid, data, base + body_at, base + n, header, None)
 
     cdef object _call(self, bytes name, int mtype, int32_t seqid, data, Py_ssize_t start, Py_ssize_t stop,
